@@ -1,0 +1,52 @@
+# meshwork front door. `make demo` and `make test` work on a fresh Debian machine: they install
+# whatever is missing with apt-get first (a no-op when everything is there).
+
+PACKAGES := g++ libasio-dev libsodium-dev libleveldb-dev libsnappy-dev libcpp-httplib-dev \
+            libspdlog-dev doctest-dev nlohmann-json3-dev libcli11-dev cmake ninja-build pkg-config \
+            python3 curl procps iproute2
+BENCH_PACKAGES := wrk serf nats-server libnats-dev gcc bc
+JOBS ?= 2
+
+.PHONY: all deps deps-bench build build-asan test test-unit test-asan demo bench clean
+
+all: build
+
+deps:
+	@missing=$$(for p in $(PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:" $$missing; \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+deps-bench: deps
+	@missing=$$(for p in $(BENCH_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "ok installed" || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$([ "$$(id -u)" -eq 0 ] || echo sudo); \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+build: deps
+	cmake --preset release >/dev/null
+	cmake --build --preset release -j $(JOBS)
+
+build-asan: deps
+	cmake --preset asan >/dev/null
+	cmake --build --preset asan -j $(JOBS)
+
+# Every test: unit + integration on the release build, then the whole suite again under ASan+UBSan.
+test: build build-asan
+	ctest --preset release -j $(JOBS)
+	ctest --preset asan -j 1
+
+test-unit: build
+	ctest --preset release -L unit -j $(JOBS)
+
+demo: build
+	simulations/demo.sh
+
+bench: build deps-bench
+	simulations/bench/submit.sh
+
+clean:
+	rm -rf build build-debug build-asan run
