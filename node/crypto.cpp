@@ -1,0 +1,168 @@
+// Crypto primitives over libsodium; see crypto.h.
+#include "node/crypto.h"
+
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <iterator>
+#include <stdexcept>
+
+namespace meshwork {
+
+void init_crypto() {
+  static const bool ready = [] {
+    if (sodium_init() < 0) throw std::runtime_error("libsodium failed to initialise");
+    return true;
+  }();
+  (void)ready;
+}
+
+std::string to_hex(std::string_view bytes) {
+  std::string out(bytes.size() * 2 + 1, '\0');
+  sodium_bin2hex(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                 bytes.size());
+  out.pop_back();
+  return out;
+}
+
+std::optional<std::string> from_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return std::nullopt;
+  std::string out(hex.size() / 2, '\0');
+  size_t len = 0;
+  const char* end = nullptr;
+  if (sodium_hex2bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), hex.data(),
+                     hex.size(), nullptr, &len, &end) != 0 ||
+      len != out.size() || end != hex.data() + hex.size())
+    return std::nullopt;
+  return out;
+}
+
+std::string to_base64(std::string_view bytes) {
+  const int variant = sodium_base64_VARIANT_ORIGINAL;
+  std::string out(sodium_base64_encoded_len(bytes.size(), variant), '\0');
+  sodium_bin2base64(out.data(), out.size(), reinterpret_cast<const unsigned char*>(bytes.data()),
+                    bytes.size(), variant);
+  out.resize(std::strlen(out.c_str()));
+  return out;
+}
+
+std::optional<std::string> from_base64(std::string_view b64) {
+  std::string out(b64.size() / 4 * 3 + 3, '\0');
+  size_t len = 0;
+  const char* end = nullptr;
+  if (sodium_base642bin(reinterpret_cast<unsigned char*>(out.data()), out.size(), b64.data(),
+                        b64.size(), nullptr, &len, &end, sodium_base64_VARIANT_ORIGINAL) != 0 ||
+      end != b64.data() + b64.size())
+    return std::nullopt;
+  out.resize(len);
+  return out;
+}
+
+std::string blake2b(std::string_view a, std::string_view b) {
+  crypto_generichash_state st;
+  crypto_generichash_init(&st, nullptr, 0, kHashBytes);
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(a.data()), a.size());
+  crypto_generichash_update(&st, reinterpret_cast<const unsigned char*>(b.data()), b.size());
+  std::string out(kHashBytes, '\0');
+  crypto_generichash_final(&st, reinterpret_cast<unsigned char*>(out.data()), kHashBytes);
+  return out;
+}
+
+std::string blake2b_hex(std::string_view a, std::string_view b) { return to_hex(blake2b(a, b)); }
+
+bool verify_signature(std::string_view message, std::string_view signature,
+                      std::string_view public_key) {
+  init_crypto();
+  if (signature.size() != kSignatureBytes || public_key.size() != kPublicKeyBytes) return false;
+  return crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(signature.data()),
+                                     reinterpret_cast<const unsigned char*>(message.data()),
+                                     message.size(),
+                                     reinterpret_cast<const unsigned char*>(public_key.data())) == 0;
+}
+
+std::string random_bytes(size_t n) {
+  init_crypto();
+  std::string out(n, '\0');
+  randombytes_buf(out.data(), n);
+  return out;
+}
+
+Identity Identity::generate() {
+  init_crypto();
+  Identity id;
+  unsigned char pk[kPublicKeyBytes];
+  crypto_sign_keypair(pk, id.secret_.data());
+  return id;
+}
+
+Result<Identity> Identity::load(const std::string& path) {
+  init_crypto();
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Result<Identity>(Code::io_error, "cannot read key file " + path);
+  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (bytes.size() != kSecretKeyBytes)
+    return Result<Identity>(Code::corruption, "key file " + path + " is not a 64-byte Ed25519 key");
+  Identity id;
+  std::memcpy(id.secret_.data(), bytes.data(), kSecretKeyBytes);
+  // The last 32 bytes must be the public key derived from the seed in the first 32.
+  unsigned char pk[kPublicKeyBytes];
+  crypto_sign_ed25519_sk_to_pk(pk, id.secret_.data());
+  unsigned char seed_pk[kPublicKeyBytes], seed_sk[kSecretKeyBytes];
+  crypto_sign_seed_keypair(seed_pk, seed_sk, id.secret_.data());
+  if (std::memcmp(pk, seed_pk, kPublicKeyBytes) != 0)
+    return Result<Identity>(Code::corruption, "key file " + path + " is inconsistent");
+  return id;
+}
+
+Result<Identity> Identity::load_or_create(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) == 0) return load(path);
+  Identity id = generate();
+  if (auto s = id.save(path); !s.is_ok()) return s;
+  return id;
+}
+
+Status Identity::save(const std::string& path) const {
+  return write_secret_file(
+      path, std::string_view(reinterpret_cast<const char*>(secret_.data()), secret_.size()));
+}
+
+std::string Identity::sign(std::string_view message) const {
+  std::string sig(kSignatureBytes, '\0');
+  crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
+                       reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+                       secret_.data());
+  return sig;
+}
+
+std::string Identity::public_key() const {
+  std::string pk(kPublicKeyBytes, '\0');
+  crypto_sign_ed25519_sk_to_pk(reinterpret_cast<unsigned char*>(pk.data()), secret_.data());
+  return pk;
+}
+
+Status write_secret_file(const std::string& path, std::string_view bytes) {
+  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd < 0) return {Code::io_error, "cannot create " + path + ": " + std::strerror(errno)};
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      ::close(fd);
+      return {Code::io_error, "cannot write " + path + ": " + std::strerror(errno)};
+    }
+    done += static_cast<size_t>(n);
+  }
+  bool synced = ::fsync(fd) == 0;
+  ::close(fd);
+  if (!synced) return {Code::io_error, "cannot fsync " + path};
+  return Status::ok();
+}
+
+}  // namespace meshwork

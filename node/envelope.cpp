@@ -1,0 +1,129 @@
+// Signed job envelopes and job specs; see envelope.h.
+#include "node/envelope.h"
+
+#include "node/handlers.h"
+#include "node/json_bounded.h"
+
+namespace meshwork {
+namespace {
+
+Result<uint64_t> bounded_uint(const nlohmann::json& spec, const char* field, uint64_t lo,
+                              uint64_t hi, uint64_t fallback) {
+  auto it = spec.find(field);
+  if (it == spec.end()) return fallback;
+  if (!it->is_number_unsigned() && !(it->is_number_integer() && it->get<int64_t>() >= 0))
+    return Result<uint64_t>(Code::invalid, std::string(field) + " must be a non-negative integer");
+  uint64_t v = it->get<uint64_t>();
+  if (v < lo || v > hi)
+    return Result<uint64_t>(Code::invalid, std::string(field) + " must be between " +
+                                               std::to_string(lo) + " and " + std::to_string(hi));
+  return v;
+}
+
+}  // namespace
+
+nlohmann::json Envelope::to_json() const {
+  return {{"job", job}, {"public_key", to_base64(public_key)}, {"signature", to_base64(signature)}};
+}
+
+Result<Envelope> parse_envelope(const nlohmann::json& body) {
+  if (!body.is_object()) return Result<Envelope>(Code::malformed, "the envelope must be an object");
+  for (const char* f : {"job", "public_key", "signature"}) {
+    auto it = body.find(f);
+    if (it == body.end() || !it->is_string())
+      return Result<Envelope>(Code::invalid, std::string("envelope field '") + f +
+                                                 "' must be present and a string");
+  }
+  Envelope env;
+  env.job = body["job"].get<std::string>();
+  if (env.job.size() > kJobTextBytesMax)
+    return Result<Envelope>(Code::too_large, "the signed job text exceeds " +
+                                                 std::to_string(kJobTextBytesMax) + " bytes");
+  auto pk = from_base64(body["public_key"].get<std::string>());
+  if (!pk || pk->size() != kPublicKeyBytes)
+    return Result<Envelope>(Code::unauthorized, "public_key must be 32 bytes of base64");
+  auto sig = from_base64(body["signature"].get<std::string>());
+  if (!sig || sig->size() != kSignatureBytes)
+    return Result<Envelope>(Code::unauthorized, "signature must be 64 bytes of base64");
+  env.public_key = std::move(*pk);
+  env.signature = std::move(*sig);
+  return env;
+}
+
+Result<JobSpec> open_envelope(const Envelope& env, const Limits& limits) {
+  if (!verify_signature(env.job, env.signature, env.public_key))
+    return Result<JobSpec>(Code::unauthorized, "the signature does not match the job and key");
+  auto spec = parse_json_bounded(env.job);
+  if (!spec.is_ok())
+    return Result<JobSpec>(Code::malformed, "the signed job text: " + spec.status().message());
+  auto parsed = parse_spec(spec.value(), limits);
+  if (!parsed.is_ok()) return parsed;
+  if (parsed.value().nonce.empty() || parsed.value().created_at_ms == 0)
+    return Result<JobSpec>(Code::invalid, "a signed job must carry 'nonce' and 'created_at'");
+  return parsed;
+}
+
+Result<JobSpec> parse_spec(const nlohmann::json& spec, const Limits& limits) {
+  if (!spec.is_object()) return Result<JobSpec>(Code::malformed, "the job must be a JSON object");
+  JobSpec out;
+  auto type = spec.find("type");
+  if (type == spec.end() || !type->is_string())
+    return Result<JobSpec>(Code::invalid, "'type' must be present and a string");
+  out.type = type->get<std::string>();
+  const Handler* handler = find_handler(out.type);
+  if (handler == nullptr) return Result<JobSpec>(Code::invalid, "unknown job type '" + out.type + "'");
+  auto payload = spec.find("payload");
+  out.payload = payload == spec.end() ? nlohmann::json::object() : *payload;
+  if (out.payload.dump().size() > limits.payload_bytes_max)
+    return Result<JobSpec>(Code::too_large, "payload exceeds " +
+                                                std::to_string(limits.payload_bytes_max) + " bytes");
+  if (std::string why = handler->validate(out.payload); !why.empty())
+    return Result<JobSpec>(Code::invalid, why);
+  if (auto n = spec.find("nonce"); n != spec.end()) {
+    if (!n->is_string() || n->get_ref<const std::string&>().size() > kNonceBytesMax)
+      return Result<JobSpec>(Code::invalid, "'nonce' must be a string of at most " +
+                                                std::to_string(kNonceBytesMax) + " bytes");
+    out.nonce = n->get<std::string>();
+  }
+  auto created = bounded_uint(spec, "created_at", 1, UINT64_MAX / 2, 0);
+  auto attempts = bounded_uint(spec, "max_attempts", 1, kMaxAttemptsMax, kMaxAttemptsDefault);
+  auto timeout = bounded_uint(spec, "timeout_ms", 1, kTimeoutMsMax, kTimeoutMsDefault);
+  for (const auto* r : {&created, &attempts, &timeout})
+    if (!r->is_ok()) return r->status();
+  out.created_at_ms = created.value();
+  out.max_attempts = static_cast<uint32_t>(attempts.value());
+  out.timeout_ms = timeout.value();
+  static constexpr std::array kKnown = {"type", "payload", "nonce", "created_at", "max_attempts",
+                                        "timeout_ms"};
+  for (const auto& [key, _] : spec.items())
+    if (std::find(kKnown.begin(), kKnown.end(), key) == kKnown.end())
+      return Result<JobSpec>(Code::invalid, "unknown job field '" + key + "'");
+  return out;
+}
+
+Result<Envelope> sign_plain_job(const nlohmann::json& body, const Identity& key, uint64_t now_ms,
+                                const Limits& limits) {
+  auto checked = parse_spec(body, limits);
+  if (!checked.is_ok()) return checked.status();
+  nlohmann::json spec = body;
+  if (!spec.contains("nonce")) spec["nonce"] = to_hex(random_bytes(16));
+  if (!spec.contains("created_at")) spec["created_at"] = now_ms;
+  if (!spec.contains("payload")) spec["payload"] = nlohmann::json::object();
+  Envelope env;
+  env.job = spec.dump();
+  if (env.job.size() > kJobTextBytesMax)
+    return Result<Envelope>(Code::too_large, "the job exceeds " + std::to_string(kJobTextBytesMax) +
+                                                 " bytes");
+  env.public_key = key.public_key();
+  env.signature = key.sign(env.job);
+  return env;
+}
+
+bool is_job_id(std::string_view s) {
+  if (s.size() != 2 * kHashBytes) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
+}  // namespace meshwork
