@@ -1,0 +1,138 @@
+// The job record and its merge; see job_record.h for the order each part is merged by.
+#include "node/job_record.h"
+
+#include <algorithm>
+#include <cassert>
+#include <tuple>
+
+namespace meshwork {
+namespace {
+
+constexpr std::array<std::string_view, 6> kStateNames = {"queued",    "running", "retry_wait",
+                                                         "cancelled", "failed",  "succeeded"};
+
+// Terminal: (1, state, attempt); non-terminal: (0, attempt, state); then the tie-breakers.
+auto status_key(const JobStatus& s) {
+  const bool terminal = is_terminal(s.state);
+  const uint32_t first = terminal ? static_cast<uint32_t>(s.state) : s.attempt;
+  const uint32_t second = terminal ? s.attempt : static_cast<uint32_t>(s.state);
+  return std::make_tuple(terminal, first, second, std::cref(s.node), s.at_ms, std::cref(s.error),
+                         s.retry_at_ms);
+}
+
+auto claim_key(const Claim& c) { return std::tie(c.attempt, c.node, c.lease_until_ms); }
+
+auto result_key(const NodeResult& r) {
+  return std::tie(r.attempt, r.outcome, r.at_ms, r.result, r.error, r.receipt.signature);
+}
+
+auto history_key(const HistoryEntry& h) {
+  return std::tie(h.at_ms, h.attempt, h.state, h.node, h.reason);
+}
+
+bool history_less(const HistoryEntry& a, const HistoryEntry& b) {
+  return history_key(a) < history_key(b);
+}
+bool history_equal(const HistoryEntry& a, const HistoryEntry& b) {
+  return history_key(a) == history_key(b);
+}
+
+std::map<std::string, NodeResult> merge_results(const std::map<std::string, NodeResult>& a,
+                                                const std::map<std::string, NodeResult>& b) {
+  std::map<std::string, NodeResult> out = a;
+  for (const auto& [node, r] : b) {
+    auto [it, inserted] = out.try_emplace(node, r);
+    if (!inserted && result_key(it->second) < result_key(r)) it->second = r;
+  }
+  while (out.size() > kResultsMax) {  // drop the least by (attempt, node)
+    auto least = out.begin();
+    for (auto it = out.begin(); it != out.end(); ++it)
+      if (std::tie(it->second.attempt, it->first) < std::tie(least->second.attempt, least->first))
+        least = it;
+    out.erase(least);
+  }
+  return out;
+}
+
+std::vector<HistoryEntry> merge_history(const std::vector<HistoryEntry>& a,
+                                        const std::vector<HistoryEntry>& b) {
+  std::vector<HistoryEntry> out;
+  out.reserve(a.size() + b.size());
+  std::merge(a.begin(), a.end(), b.begin(), b.end(), std::back_inserter(out), history_less);
+  out.erase(std::unique(out.begin(), out.end(), history_equal), out.end());
+  if (out.size() > kHistoryMax) out.erase(out.begin(), out.end() - kHistoryMax);
+  return out;
+}
+
+}  // namespace
+
+std::string_view state_name(JobState s) { return kStateNames[static_cast<size_t>(s)]; }
+
+std::string_view public_state_name(JobState s) {
+  return s == JobState::retry_wait ? "queued" : state_name(s);
+}
+
+std::optional<JobState> parse_state(std::string_view name) {
+  for (size_t i = 0; i < kStateNames.size(); ++i)
+    if (kStateNames[i] == name) return static_cast<JobState>(i);
+  return std::nullopt;
+}
+
+std::string Receipt::message() const {
+  return "meshwork-receipt-v1|" + job_id + "|" + node + "|" + std::to_string(attempt) + "|" +
+         result_hash;
+}
+
+const NodeResult* JobRecord::final_result() const {
+  if (!is_terminal(status.state)) return nullptr;
+  auto it = results.find(status.node);
+  return it == results.end() ? nullptr : &it->second;
+}
+
+void JobRecord::add_history(JobState state, std::string node, uint32_t attempt, uint64_t at_ms,
+                            std::string reason) {
+  if (reason.size() > kReasonBytesMax) reason.resize(kReasonBytesMax);
+  HistoryEntry e{state, std::move(node), attempt, at_ms, std::move(reason)};
+  history = merge_history(history, {e});
+}
+
+JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node, uint64_t now_ms) {
+  JobRecord r;
+  r.id = env.id();
+  r.envelope = std::move(env);
+  r.type = spec.type;
+  r.max_attempts = spec.max_attempts;
+  r.timeout_ms = spec.timeout_ms;
+  r.created_at_ms = spec.created_at_ms;
+  r.status = JobStatus{JobState::queued, 0, entry_node, now_ms, {}, 0};
+  r.add_history(JobState::queued, std::move(entry_node), 0, now_ms, "submitted");
+  r.updated_at_ms = now_ms;
+  return r;
+}
+
+JobRecord merge(const JobRecord& a, const JobRecord& b) {
+  assert(a.id == b.id);
+  JobRecord out = a;
+  if (status_key(a.status) < status_key(b.status)) out.status = b.status;
+  if (claim_key(a.claim) < claim_key(b.claim)) out.claim = b.claim;
+  out.cancel_requested = a.cancel_requested || b.cancel_requested;
+  out.results = merge_results(a.results, b.results);
+  out.history = merge_history(a.history, b.history);
+  out.updated_at_ms = std::max(a.updated_at_ms, b.updated_at_ms);
+  return out;
+}
+
+bool same_state(const JobRecord& a, const JobRecord& b) {
+  if (a.id != b.id || status_key(a.status) != status_key(b.status) ||
+      claim_key(a.claim) != claim_key(b.claim) || a.cancel_requested != b.cancel_requested ||
+      a.updated_at_ms != b.updated_at_ms || a.results.size() != b.results.size() ||
+      a.history.size() != b.history.size())
+    return false;
+  for (auto ia = a.results.begin(), ib = b.results.begin(); ia != a.results.end(); ++ia, ++ib)
+    if (ia->first != ib->first || result_key(ia->second) != result_key(ib->second)) return false;
+  for (size_t i = 0; i < a.history.size(); ++i)
+    if (!history_equal(a.history[i], b.history[i])) return false;
+  return true;
+}
+
+}  // namespace meshwork

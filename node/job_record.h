@@ -1,0 +1,133 @@
+// The job record and its merge: the one data structure every node stores and ships.
+//
+// Replication, hinted handoff, read repair, anti-entropy and local state changes all reduce to
+// "merge this record into what you have". `merge` is a join of a semilattice, so it is commutative,
+// associative and idempotent, and copies converge whatever the order or repetition of delivery.
+//
+// The record is a product of independently merged parts:
+//   envelope            immutable: equal in every copy (same id ⇒ same signed bytes)
+//   status              a register ordered by status_key(): terminal beats non-terminal; among
+//                       terminal states succeeded > failed > cancelled, then higher attempt; among
+//                       non-terminal states higher attempt, then phase queued < running < retry_wait;
+//                       remaining ties break on node id, time and error text (a total order)
+//   claim               (attempt, node, lease) ordered lexicographically; a renewal raises the lease
+//   cancel_requested    boolean OR
+//   results             per producing node, the greatest (attempt, outcome, ...) — kept per node so
+//                       a later quorum-of-receipts check can compare what different nodes produced;
+//                       at most kResultsMax entries, the greatest by (attempt, node)
+//   history             set union, keeping the kHistoryMax greatest entries by (at, attempt, ...)
+//   updated_at_ms       max
+// Bounded top-K of a union and lexicographic max are both semilattice joins, so the product is one.
+//
+// Thread-safety: a value type.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "node/envelope.h"
+#include "node/result.h"
+
+namespace meshwork {
+
+inline constexpr size_t kHistoryMax = 32;
+inline constexpr size_t kResultsMax = 8;
+inline constexpr size_t kReasonBytesMax = 512;
+
+// Internal phase; retry_wait is shown to clients as "queued" with a `retry_at`.
+enum class JobState : uint8_t { queued, running, retry_wait, cancelled, failed, succeeded };
+
+[[nodiscard]] std::string_view public_state_name(JobState s);  // queued|running|succeeded|...
+[[nodiscard]] std::string_view state_name(JobState s);         // internal name, retry_wait included
+[[nodiscard]] std::optional<JobState> parse_state(std::string_view name);
+[[nodiscard]] inline bool is_terminal(JobState s) { return s >= JobState::cancelled; }
+
+struct JobStatus {
+  JobState state = JobState::queued;
+  uint32_t attempt = 0;      // attempts started so far (0 while first queued)
+  std::string node;          // who wrote this status
+  uint64_t at_ms = 0;        // wall clock when written
+  std::string error;         // last error (failed, retry_wait, cancelled)
+  uint64_t retry_at_ms = 0;  // retry_wait: when the next attempt may start
+};
+
+struct Claim {
+  uint32_t attempt = 0;
+  std::string node;
+  uint64_t lease_until_ms = 0;  // wall clock; the claimant renews it while it runs
+};
+
+struct Receipt {
+  std::string job_id;
+  std::string node;
+  uint32_t attempt = 0;
+  std::string result_hash;  // hex BLAKE2b-256 of the result text (or of the error text)
+  std::string public_key;   // the node's key, base64
+  std::string signature;    // base64 Ed25519 over receipt_message()
+
+  [[nodiscard]] std::string message() const;
+};
+
+struct NodeResult {
+  uint32_t attempt = 0;
+  JobState outcome = JobState::failed;  // succeeded | failed | cancelled
+  std::string result;                   // JSON text when succeeded
+  std::string error;
+  uint64_t at_ms = 0;
+  Receipt receipt;
+};
+
+struct HistoryEntry {
+  JobState state = JobState::queued;
+  std::string node;
+  uint32_t attempt = 0;
+  uint64_t at_ms = 0;
+  std::string reason;
+};
+
+struct JobRecord {
+  std::string id;
+  Envelope envelope;
+  // Derived from the envelope when the record is built or decoded; not merged.
+  std::string type;
+  uint32_t max_attempts = kMaxAttemptsDefault;
+  uint64_t timeout_ms = kTimeoutMsDefault;
+  uint64_t created_at_ms = 0;
+
+  JobStatus status;
+  Claim claim;
+  bool cancel_requested = false;
+  std::map<std::string, NodeResult> results;  // by producing node
+  std::vector<HistoryEntry> history;          // sorted ascending, at most kHistoryMax
+  uint64_t updated_at_ms = 0;
+
+  // The result of the node whose status is the winning terminal state, if any.
+  [[nodiscard]] const NodeResult* final_result() const;
+  void add_history(JobState state, std::string node, uint32_t attempt, uint64_t at_ms,
+                   std::string reason);
+};
+
+// A fresh queued record for a verified envelope and its parsed spec.
+[[nodiscard]] JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node,
+                                    uint64_t now_ms);
+
+// The join. Precondition: a.id == b.id (asserted).
+[[nodiscard]] JobRecord merge(const JobRecord& a, const JobRecord& b);
+
+// True when `a` and `b` carry the same state (all merged parts equal).
+[[nodiscard]] bool same_state(const JobRecord& a, const JobRecord& b);
+
+// Storage and wire form: JSON. decode_record checks every field and the envelope's signature-free
+// invariants (id matches envelope); it never throws.
+[[nodiscard]] std::string encode_record(const JobRecord& r);
+[[nodiscard]] Result<JobRecord> decode_record(std::string_view bytes);
+[[nodiscard]] nlohmann::json record_to_json(const JobRecord& r);
+[[nodiscard]] Result<JobRecord> record_from_json(const nlohmann::json& j);
+
+}  // namespace meshwork
