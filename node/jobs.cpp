@@ -1,0 +1,160 @@
+// The job service; see jobs.h for the life of a job.
+#include "node/jobs.h"
+
+#include <asio/post.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "node/clock.h"
+#include "node/log.h"
+
+namespace meshwork {
+namespace {
+
+using spdlog::level::debug;
+using spdlog::level::info;
+using spdlog::level::warn;
+
+bool is_envelope(const nlohmann::json& body) {
+  return body.is_object() && body.contains("job") && body.contains("signature");
+}
+
+}  // namespace
+
+Jobs::Jobs(asio::io_context& io, Store& store, const Identity& key, std::string node_name,
+           JobsOptions options)
+    : io_(io),
+      store_(store),
+      key_(key),
+      node_(std::move(node_name)),
+      options_(std::move(options)),
+      executor_(options_.workers, [this](const std::string& id) { run(id); }),
+      rng_(std::random_device{}()) {}
+
+Jobs::~Jobs() { stop(); }
+
+Status Jobs::start() {
+  if (Status s = recover(); !s.is_ok()) return s;
+  executor_.start();
+  return Status::ok();
+}
+
+void Jobs::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+    for (auto& [id, r] : running_) r->token.cancel();
+  }
+  executor_.stop();
+}
+
+Result<Envelope> Jobs::envelope_for(const nlohmann::json& body) const {
+  if (!is_envelope(body)) {
+    if (options_.require_signed || options_.allowed_keys)
+      return Result<Envelope>(Code::unauthorized,
+                              "this node accepts only signed jobs: send a signed envelope");
+    return sign_plain_job(body, key_, wall_ms(), options_.limits);
+  }
+  auto env = parse_envelope(body);
+  if (!env.is_ok()) return env;
+  auto spec = open_envelope(env.value(), options_.limits);
+  if (!spec.is_ok()) return spec.status();
+  if (options_.allowed_keys && !options_.allowed_keys->contains(env.value().public_key))
+    return Result<Envelope>(Code::forbidden, "the signing key is not allowed to submit jobs here");
+  return env;
+}
+
+Result<Jobs::Submitted> Jobs::submit(const nlohmann::json& body) {
+  auto env = envelope_for(body);
+  auto count_reject = [&] {
+    std::lock_guard lock(mu_);
+    stats_.rejected++;
+  };
+  if (!env.is_ok()) {
+    count_reject();
+    return env.status();
+  }
+  if (executor_.backlog() >= options_.backlog_max) {
+    count_reject();
+    return Result<Submitted>(Code::overloaded, "the node's backlog is full; retry later");
+  }
+  auto spec = parse_spec(nlohmann::json::parse(env.value().job), options_.limits);
+  if (!spec.is_ok()) return spec.status();
+  JobRecord rec = make_record(std::move(env).value(), spec.value(), node_, wall_ms());
+  const std::string id = rec.id;
+  auto applied = store_.update_sync(id, [rec = std::move(rec)](const JobRecord* cur) {
+    return cur ? std::nullopt : std::optional<JobRecord>(rec);
+  });
+  if (!applied.is_ok()) return applied.status();
+  Applied& a = applied.value();
+  {
+    std::lock_guard lock(mu_);
+    (a.changed ? stats_.submitted : stats_.duplicates)++;
+  }
+  if (a.changed) {
+    log_event(debug, "job_accepted", id, a.after->type);
+    executor_.enqueue(id);
+  }
+  return Submitted{std::move(*a.after), a.changed};
+}
+
+Result<JobRecord> Jobs::get(const std::string& id) const {
+  auto rec = store_.get(id);
+  if (!rec.is_ok()) return rec.status();
+  if (!rec.value()) return Result<JobRecord>(Code::not_found, "no job with id " + id);
+  return std::move(*rec.value());
+}
+
+Result<Store::Page> Jobs::list(const ListQuery& q) const {
+  Store::Filter filter = [&q](const JobRecord& r) {
+    if (!q.type.empty() && r.type != q.type) return false;
+    if (q.state && public_state_name(r.status.state) != public_state_name(*q.state)) return false;
+    return true;
+  };
+  return store_.list(filter, q.limit, q.cursor);
+}
+
+Result<JobRecord> Jobs::cancel(const std::string& id) {
+  const uint64_t now = wall_ms();
+  Status refusal = Status::ok();
+  auto applied = store_.update_sync(id, [&](const JobRecord* cur) -> std::optional<JobRecord> {
+    if (cur == nullptr) {
+      refusal = Status(Code::not_found, "no job with id " + id);
+      return std::nullopt;
+    }
+    if (is_terminal(cur->status.state)) {
+      refusal = Status(Code::conflict, "the job already " +
+                                           std::string(state_name(cur->status.state)));
+      return std::nullopt;
+    }
+    if (cur->cancel_requested) return std::nullopt;
+    JobRecord next = *cur;
+    next.cancel_requested = true;
+    next.updated_at_ms = now;
+    if (cur->status.state == JobState::running) {
+      next.add_history(JobState::running, node_, cur->status.attempt, now, "cancel requested");
+    } else {
+      next.status = JobStatus{JobState::cancelled, cur->status.attempt, node_, now,
+                           "cancelled by request", 0};
+      next.add_history(JobState::cancelled, node_, cur->status.attempt, now,
+                       "cancelled by request before it ran");
+    }
+    return next;
+  });
+  if (!applied.is_ok()) return applied.status();
+  if (!refusal.is_ok()) return refusal;
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = running_.find(id); it != running_.end()) it->second->token.cancel();
+    if (applied.value().changed && applied.value().after->status.state == JobState::cancelled)
+      stats_.cancelled++;
+  }
+  log_event(info, "job_cancel", id);
+  return std::move(*applied.value().after);
+}
+
+JobsStats Jobs::stats() const {
+  std::lock_guard lock(mu_);
+  return stats_;
+}
+
+}  // namespace meshwork

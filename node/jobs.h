@@ -1,0 +1,134 @@
+// The job service: accepts signed jobs, stores them durably, runs them, answers for them.
+//
+// Life of a job on this node:
+//   submit  → verify or sign → admission check → store (fsync'd) → 202 → executor backlog
+//   run     → claim (running, attempt+1, lease; durable before the handler starts) → handler with
+//             a per-job timeout → result + signed receipt merged into the record (durable)
+//   failure → retry_wait with exponential backoff and jitter until max_attempts, then failed
+//   cancel  → queued: cancelled at once; running: cancel requested, the handler stops cooperatively
+//   restart → recover(): a record left running by a crash becomes retry_wait and runs again with
+//             attempt+1; finished records stay as they are
+// Every state change goes through Store::update, so it is atomic per record and durable before it
+// is acted on or acknowledged.
+//
+// Threads: public methods are called from HTTP worker threads and block until the store has the
+// change on disk; handlers run on the executor's workers; timers (retries, timeouts) run on the
+// io_context passed in, which the caller runs on its own thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <set>
+#include <string>
+
+#include <asio/io_context.hpp>
+#include <nlohmann/json.hpp>
+
+#include "node/crypto.h"
+#include "node/envelope.h"
+#include "node/executor.h"
+#include "node/handlers.h"
+#include "node/job_record.h"
+#include "node/store.h"
+
+namespace meshwork {
+
+// A crash or a lost owner interrupts an attempt through no fault of the job; such attempts may run
+// past max_attempts by at most this many, so that a job that kills its node cannot loop forever.
+inline constexpr uint32_t kInterruptedAttemptsExtraMax = 3;
+
+struct JobsOptions {
+  size_t workers = 2;
+  size_t backlog_max = 10'000;  // queued jobs accepted before submissions get 429
+  Limits limits;
+  bool require_signed = false;
+  std::optional<std::set<std::string>> allowed_keys;  // raw 32-byte public keys
+  uint64_t backoff_base_ms = 500;
+  uint64_t backoff_max_ms = 30'000;
+  uint64_t lease_grace_ms = 10'000;  // a claim's lease: the job's timeout plus this
+};
+
+struct JobsStats {
+  uint64_t submitted = 0;   // accepted and new
+  uint64_t duplicates = 0;  // the same envelope again
+  uint64_t rejected = 0;
+  uint64_t attempts_started = 0;
+  uint64_t succeeded = 0;
+  uint64_t failed = 0;
+  uint64_t retried = 0;
+  uint64_t cancelled = 0;
+};
+
+class Jobs {
+ public:
+  Jobs(asio::io_context& io, Store& store, const Identity& key, std::string node_name,
+       JobsOptions options);
+  ~Jobs();
+  Jobs(const Jobs&) = delete;
+  Jobs& operator=(const Jobs&) = delete;
+
+  // Recovers unfinished jobs from the store and starts the workers.
+  [[nodiscard]] Status start();
+  // Stops the workers; running handlers are cancelled and their jobs stay unfinished on disk.
+  void stop();
+
+  struct Submitted {
+    JobRecord record;
+    bool created = false;  // false: the same signed job was already here
+  };
+  // body: a signed envelope or a plain job spec. Blocks until the record is durable.
+  [[nodiscard]] Result<Submitted> submit(const nlohmann::json& body);
+  [[nodiscard]] Result<JobRecord> get(const std::string& id) const;
+  [[nodiscard]] Result<JobRecord> cancel(const std::string& id);
+
+  struct ListQuery {
+    std::optional<JobState> state;  // matched on the public state: queued also matches retry_wait
+    std::string type;
+    size_t limit = 100;
+    std::string cursor;
+  };
+  [[nodiscard]] Result<Store::Page> list(const ListQuery& q) const;
+
+  [[nodiscard]] JobsStats stats() const;
+  [[nodiscard]] size_t backlog() const { return executor_.backlog(); }
+  [[nodiscard]] size_t running() const { return executor_.busy(); }
+  [[nodiscard]] const std::string& node_name() const { return node_; }
+  [[nodiscard]] const Identity& identity() const { return key_; }
+  [[nodiscard]] const JobsOptions& options() const { return options_; }
+
+ private:
+  struct Running {
+    CancelToken token;
+    std::atomic<bool> timed_out{false};
+  };
+
+  Result<Envelope> envelope_for(const nlohmann::json& body) const;
+  void run(const std::string& id);
+  std::optional<JobRecord> claim(const std::string& id);
+  HandlerOutcome execute(const JobRecord& rec, const std::shared_ptr<Running>& running);
+  void finish(const JobRecord& claimed, const HandlerOutcome& outcome);
+  NodeResult sign_result(const JobRecord& rec, const HandlerOutcome& outcome) const;
+  void schedule(const std::string& id, uint64_t at_wall_ms);
+  uint64_t backoff_ms(uint32_t attempt);
+  Status recover();
+
+  asio::io_context& io_;
+  Store& store_;
+  const Identity& key_;
+  const std::string node_;
+  const JobsOptions options_;
+  Executor executor_;
+
+  mutable std::mutex mu_;  // guards running_, stats_, rng_, stopping_
+  bool stopping_ = false;
+  std::map<std::string, std::shared_ptr<Running>> running_;
+  JobsStats stats_;
+  std::mt19937_64 rng_;
+};
+
+}  // namespace meshwork
