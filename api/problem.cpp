@@ -1,0 +1,58 @@
+// RFC 9457 problem details; see problem.h.
+#include "api/problem.h"
+
+#include <nlohmann/json.hpp>
+
+namespace meshwork::api {
+namespace {
+
+std::string_view title_of(int status) {
+  switch (status) {
+    case 400: return "Malformed request";
+    case 401: return "Bad or missing signature";
+    case 403: return "Key not allowed";
+    case 404: return "Not found";
+    case 405: return "Method not allowed";
+    case 409: return "Conflict";
+    case 413: return "Request too large";
+    case 422: return "Invalid field";
+    case 429: return "Overloaded";
+    case 503: return "Service unavailable";
+    default: return status >= 500 ? "Internal error" : "Request failed";
+  }
+}
+
+}  // namespace
+
+int http_status(Code code) {
+  switch (code) {
+    case Code::ok: return 200;
+    case Code::malformed: return 400;
+    case Code::unauthorized: return 401;
+    case Code::forbidden: return 403;
+    case Code::not_found: return 404;
+    case Code::conflict: return 409;
+    case Code::too_large: return 413;
+    case Code::invalid: return 422;
+    case Code::overloaded: return 429;
+    case Code::unavailable: return 503;
+    case Code::io_error:
+    case Code::corruption: break;
+  }
+  return 500;
+}
+
+void problem(httplib::Response& res, int status, std::string_view detail) {
+  nlohmann::json body{{"type", "about:blank"},
+                      {"title", title_of(status)},
+                      {"status", status},
+                      {"detail", detail}};
+  res.status = status;
+  if (status == 429 || status == 503) res.set_header("Retry-After", "1");
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/problem+json");
+}
+
+void problem(httplib::Response& res, const Status& s) { problem(res, http_status(s.code()), s.message()); }
+
+}  // namespace meshwork::api

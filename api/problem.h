@@ -1,0 +1,19 @@
+// RFC 9457 problem details: every error the API returns is application/problem+json with a
+// human-readable `detail`. Thread-safety: pure functions.
+#pragma once
+
+#include <string_view>
+
+#include <httplib.h>
+
+#include "node/result.h"
+
+namespace meshwork::api {
+
+[[nodiscard]] int http_status(Code code);
+
+// Fills `res` with a problem document for `status`.
+void problem(httplib::Response& res, int status, std::string_view detail);
+void problem(httplib::Response& res, const Status& s);
+
+}  // namespace meshwork::api

@@ -1,0 +1,64 @@
+// The REST API (v1): thin routes over the node's services.
+//
+//   POST /v1/jobs               submit a signed envelope or a plain job → 202 (new) or 200 (known)
+//   GET  /v1/jobs/{id}          one job
+//   GET  /v1/jobs               ?state=&type=&limit=&cursor=, newest first
+//   POST /v1/jobs/{id}/cancel   cancel a queued job now, or a running one cooperatively
+//   GET  /v1/node               this node: identity, counters, limits, job types
+//   GET  /healthz, /readyz      liveness, readiness
+// Errors are application/problem+json (api/problem.h). Every server socket has TCP_NODELAY.
+//
+// Thread-safety: routes run on cpp-httplib's bounded pool; they call the thread-safe Jobs service,
+// which blocks each request only until its change is durable.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "node/jobs.h"
+
+namespace meshwork::api {
+
+struct ApiOptions {
+  size_t threads = 64;                   // HTTP worker threads (each serves one connection)
+  size_t body_bytes_max = 1024 * 1024;   // larger bodies get 413
+  size_t inflight_submits_max = 4'096;   // concurrent submissions before 429
+};
+
+class ApiServer {
+ public:
+  using InfoFn = std::function<nlohmann::json()>;
+  using ReadyFn = std::function<bool()>;
+
+  ApiServer(Jobs& jobs, ApiOptions options, InfoFn node_info, ReadyFn ready);
+  ~ApiServer();
+  ApiServer(const ApiServer&) = delete;
+  ApiServer& operator=(const ApiServer&) = delete;
+
+  // Binds host:port (port 0 picks one); returns the bound port or -1.
+  [[nodiscard]] int bind(const std::string& host, int port);
+  // Serves until stop(); call on a thread of its own.
+  void serve();
+  void stop();
+
+ private:
+  void routes();
+  void post_job(const httplib::Request& req, httplib::Response& res);
+  void get_job(const httplib::Request& req, httplib::Response& res);
+  void list_jobs(const httplib::Request& req, httplib::Response& res);
+  void cancel_job(const httplib::Request& req, httplib::Response& res);
+
+  Jobs& jobs_;
+  ApiOptions options_;
+  InfoFn info_;
+  ReadyFn ready_;
+  httplib::Server server_;
+  std::atomic<size_t> inflight_submits_{0};
+};
+
+}  // namespace meshwork::api

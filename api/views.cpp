@@ -1,0 +1,63 @@
+// What clients see of a job; see views.h.
+#include "api/views.h"
+
+#include "node/crypto.h"
+
+namespace meshwork::api {
+namespace {
+
+using nlohmann::json;
+
+json receipt_json(const Receipt& r) {
+  return {{"job_id", r.job_id},           {"node", r.node},
+          {"attempt", r.attempt},         {"result_hash", r.result_hash},
+          {"public_key", r.public_key},   {"signature", r.signature}};
+}
+
+json result_json(const NodeResult& r) {
+  json j{{"attempt", r.attempt}, {"outcome", state_name(r.outcome)}, {"at", r.at_ms},
+         {"receipt", receipt_json(r.receipt)}};
+  if (!r.result.empty()) j["result"] = json::parse(r.result, nullptr, false);
+  if (!r.error.empty()) j["error"] = r.error;
+  return j;
+}
+
+}  // namespace
+
+json job_summary(const JobRecord& r) {
+  json j{{"id", r.id},
+         {"type", r.type},
+         {"state", public_state_name(r.status.state)},
+         {"attempts", r.status.attempt},
+         {"max_attempts", r.max_attempts},
+         {"created_at", r.created_at_ms},
+         {"updated_at", r.updated_at_ms},
+         {"submitted_by", to_base64(r.envelope.public_key)},
+         {"error", r.status.error.empty() ? json(nullptr) : json(r.status.error)}};
+  if (r.status.state == JobState::retry_wait) j["retry_at"] = r.status.retry_at_ms;
+  if (r.cancel_requested) j["cancel_requested"] = true;
+  return j;
+}
+
+json job_view(const JobRecord& r) {
+  json j = job_summary(r);
+  auto spec = json::parse(r.envelope.job, nullptr, false);
+  j["payload"] = spec.is_object() ? spec.value("payload", json()) : json();
+  j["timeout_ms"] = r.timeout_ms;
+  j["claim"] = {{"attempt", r.claim.attempt}, {"node", r.claim.node},
+                {"lease_until", r.claim.lease_until_ms}};
+  const NodeResult* fin = r.final_result();
+  j["result"] = fin && !fin->result.empty() ? json::parse(fin->result, nullptr, false) : json();
+  j["receipt"] = fin ? receipt_json(fin->receipt) : json();
+  json results = json::object();
+  for (const auto& [node, res] : r.results) results[node] = result_json(res);
+  j["results"] = std::move(results);
+  json history = json::array();
+  for (const auto& h : r.history)
+    history.push_back({{"state", public_state_name(h.state)}, {"node", h.node},
+                       {"attempt", h.attempt}, {"at", h.at_ms}, {"reason", h.reason}});
+  j["history"] = std::move(history);
+  return j;
+}
+
+}  // namespace meshwork::api

@@ -1,0 +1,15 @@
+// What clients see of a job: the record rendered as the API's JSON. Thread-safety: pure functions.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "node/job_record.h"
+
+namespace meshwork::api {
+
+// The full view: id, type, state, attempts, result, receipt, error, submitted_by, history, ...
+[[nodiscard]] nlohmann::json job_view(const JobRecord& r);
+// The list view: the same without payload, history and per-node results.
+[[nodiscard]] nlohmann::json job_summary(const JobRecord& r);
+
+}  // namespace meshwork::api

@@ -1,0 +1,127 @@
+// meshwork: the node and its command-line client.
+//
+//   meshwork node [flags]                 run a node (meshwork node --help lists every flag)
+//   meshwork keygen --out FILE            an Ed25519 identity;  --cluster: a 32-byte cluster key
+//   meshwork sign --key FILE --type T --payload JSON      print a signed envelope (no network)
+//   meshwork submit --to URL (--type T --payload JSON [--key FILE] | --envelope FILE) [--wait]
+//   meshwork status --to URL ID
+// Exit codes: 0 ok; 1 the job failed or was cancelled (--wait); 2 usage or local error;
+// 3 the node refused the request (4xx); 4 the node was unreachable or failed (5xx).
+#include <CLI/CLI.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <iostream>
+#include <thread>
+
+#include "node/cli_client.h"
+#include "node/clock.h"
+#include "node/crypto.h"
+#include "node/envelope.h"
+#include "node/node.h"
+
+namespace {
+
+using meshwork::NodeConfig;
+
+int run_node(NodeConfig cfg, const std::string& level, const std::string& format) {
+  auto lvl = spdlog::level::from_str(level);
+  meshwork::setup_logging(cfg.name, lvl,
+                          format == "json" ? meshwork::LogFormat::json : meshwork::LogFormat::text);
+  cfg.log_level = lvl;
+  auto node = meshwork::Node::start(std::move(cfg));
+  if (!node.is_ok()) {
+    meshwork::log_event(spdlog::level::critical, "node_failed", "", node.status().message());
+    return 2;
+  }
+  node.value()->wait_for_signal();
+  node.value()->stop();
+  return 0;
+}
+
+int keygen(const std::string& out, bool cluster) {
+  meshwork::init_crypto();
+  meshwork::Status s = cluster ? meshwork::write_secret_file(out, meshwork::random_bytes(
+                                                                      meshwork::kClusterKeyBytes))
+                               : meshwork::Identity::generate().save(out);
+  if (!s.is_ok()) {
+    std::cerr << "meshwork keygen: " << s.message() << "\n";
+    return 2;
+  }
+  if (!cluster) std::cout << meshwork::Identity::load(out).value().public_key_b64() << "\n";
+  return 0;
+}
+
+void add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, std::string& format,
+                      std::string& api) {
+  auto* node = app.add_subcommand("node", "run a meshwork node");
+  node->add_option("--name", cfg.name, "node name, unique in the mesh")->capture_default_str();
+  node->add_option("--api", api, "HTTP API address HOST:PORT")->capture_default_str();
+  node->add_option("--data", cfg.data_dir, "data directory (default: data/<name>)");
+  node->add_option("--workers", cfg.workers, "job worker threads (0: one per core)")
+      ->capture_default_str();
+  node->add_option("--log-level", level, "trace|debug|info|warn|error|critical")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));
+  node->add_option("--log-format", format, "text|json")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"text", "json"}));
+  node->add_flag("--require-signed", cfg.require_signed,
+                 "refuse plain jobs: clients must send signed envelopes");
+  node->add_option("--allowed-keys", cfg.allowed_keys_file,
+                   "file of base64 public keys allowed to submit (implies --require-signed)")
+      ->check(CLI::ExistingFile);
+  node->add_option("--body-max", cfg.body_bytes_max, "largest request body in bytes (413 above)")
+      ->capture_default_str();
+  node->add_option("--payload-max", cfg.payload_bytes_max, "largest job payload in bytes")
+      ->capture_default_str();
+  node->add_option("--backlog-max", cfg.backlog_max, "queued jobs before submissions get 429")
+      ->capture_default_str();
+  node->add_option("--http-threads", cfg.http_threads, "HTTP worker threads (one per connection)")
+      ->capture_default_str();
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::signal(SIGPIPE, SIG_IGN);
+  meshwork::init_crypto();
+  CLI::App app{"meshwork: a leaderless job-processing mesh"};
+  app.require_subcommand(1);
+
+  NodeConfig cfg;
+  std::string level = "info", format = "text", api = "127.0.0.1:8001";
+  add_node_command(app, cfg, level, format, api);
+
+  std::string out;
+  bool cluster = false;
+  auto* kg = app.add_subcommand("keygen", "create an Ed25519 identity (or a cluster key)");
+  kg->add_option("--out", out, "file to create (mode 0600; never overwritten)")->required();
+  kg->add_flag("--cluster", cluster, "create a 32-byte cluster key for sealing gossip");
+
+  meshwork::cli::ClientArgs client;
+  meshwork::cli::add_client_commands(app, client);
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+  if (app.got_subcommand("node")) {
+    auto colon = api.rfind(':');
+    if (colon == std::string::npos) {
+      std::cerr << "meshwork node: --api must be HOST:PORT\n";
+      return 2;
+    }
+    cfg.api_host = api.substr(0, colon);
+    try {
+      cfg.api_port = std::stoi(api.substr(colon + 1));
+    } catch (const std::exception&) {
+      std::cerr << "meshwork node: --api must be HOST:PORT\n";
+      return 2;
+    }
+    return run_node(std::move(cfg), level, format);
+  }
+  if (app.got_subcommand("keygen")) return keygen(out, cluster);
+  return meshwork::cli::run_client_command(app, client);
+}

@@ -1,0 +1,77 @@
+// A running meshwork node: identity, store, job service, HTTP API and the io thread, wired together.
+//
+// Node::start() opens everything in order (data dir, identity key, store with recovery, workers,
+// io thread, API socket) and returns only when the API is bound, or an error. stop() tears down in
+// reverse: API, workers, io thread, store. Thread-safety: start/stop/wait from one thread.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <set>
+#include <string>
+#include <thread>
+
+#include <asio/executor_work_guard.hpp>
+#include <asio/io_context.hpp>
+
+#include "api/server.h"
+#include "node/crypto.h"
+#include "node/jobs.h"
+#include "node/log.h"
+#include "node/store.h"
+
+namespace meshwork {
+
+struct NodeConfig {
+  std::string name = "n1";
+  std::string api_host = "127.0.0.1";
+  int api_port = 8001;
+  std::string data_dir;  // default: ./data/<name>
+  size_t workers = 0;    // 0: one per core
+  spdlog::level::level_enum log_level = spdlog::level::info;
+  LogFormat log_format = LogFormat::text;
+  bool require_signed = false;
+  std::string allowed_keys_file;  // one base64 public key per line; '#' starts a comment
+  size_t body_bytes_max = 1024 * 1024;
+  size_t payload_bytes_max = 256 * 1024;
+  size_t backlog_max = 10'000;
+  size_t http_threads = 64;
+  bool fsync = true;
+};
+
+// Reads an allowed-keys file; Code::invalid names the first bad line.
+[[nodiscard]] Result<std::set<std::string>> load_allowed_keys(const std::string& path);
+
+class Node {
+ public:
+  static Result<std::unique_ptr<Node>> start(NodeConfig config);
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Blocks until SIGINT or SIGTERM, or until stop() from another thread.
+  void wait_for_signal();
+  void stop();
+
+  [[nodiscard]] int api_port() const { return api_port_; }
+  [[nodiscard]] nlohmann::json info() const;
+
+ private:
+  explicit Node(NodeConfig config);
+  Status open();
+
+  NodeConfig config_;
+  std::optional<Identity> identity_;
+  std::unique_ptr<Store> store_;
+  asio::io_context io_;
+  std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
+  std::thread io_thread_;
+  std::unique_ptr<Jobs> jobs_;
+  std::unique_ptr<api::ApiServer> api_;
+  std::thread api_thread_;
+  int api_port_ = -1;
+  uint64_t started_ms_ = 0;
+  bool stopped_ = false;
+};
+
+}  // namespace meshwork
