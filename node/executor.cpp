@@ -1,9 +1,9 @@
-// A bounded worker pool that runs jobs by id; see executor.h.
+// A fixed pool of worker threads that run job handlers; see executor.h.
 #include "node/executor.h"
 
 namespace meshwork {
 
-Executor::Executor(size_t workers, RunFn run) : workers_n_(workers), run_(std::move(run)) {}
+Executor::Executor(size_t workers) : workers_n_(workers) {}
 
 Executor::~Executor() { stop(); }
 
@@ -17,6 +17,7 @@ void Executor::stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
+    queue_.clear();
   }
   cv_.notify_all();
   for (auto& t : threads_)
@@ -24,19 +25,14 @@ void Executor::stop() {
   threads_.clear();
 }
 
-bool Executor::enqueue(std::string job_id) {
+bool Executor::post(std::function<void()> task) {
   {
     std::lock_guard lock(mu_);
-    if (stopping_ || !queued_.insert(job_id).second) return false;
-    queue_.push_back(std::move(job_id));
+    if (stopping_) return false;
+    queue_.push_back(std::move(task));
   }
   cv_.notify_one();
   return true;
-}
-
-size_t Executor::backlog() const {
-  std::lock_guard lock(mu_);
-  return queue_.size();
 }
 
 size_t Executor::busy() const {
@@ -49,12 +45,11 @@ void Executor::worker_loop() {
   for (;;) {
     cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
     if (stopping_) return;
-    std::string id = std::move(queue_.front());
+    std::function<void()> task = std::move(queue_.front());
     queue_.pop_front();
-    queued_.erase(id);
     ++busy_;
     lock.unlock();
-    run_(id);
+    task();
     lock.lock();
     --busy_;
   }

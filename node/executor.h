@@ -1,9 +1,8 @@
-// A bounded worker pool that runs jobs by id.
+// A fixed pool of worker threads that run job handlers.
 //
-// The backlog holds job ids (not records: the store is the source of truth and a worker reads the
-// record when it starts). An id is never queued twice at once. Admission control happens before a
-// job is stored: callers check backlog() against their limit, so the pool itself never refuses an
-// id that is already durable (recovery after a restart may queue more than the limit).
+// Tasks are closures; the pool runs at most `workers` of them at once, in FIFO order. The pool does
+// not bound its queue: the job service admits work (its backlog limit and claim window, jobs.h),
+// and only ever posts a task for a job it has already claimed, so at most window-many tasks wait.
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
@@ -11,29 +10,24 @@
 #include <deque>
 #include <functional>
 #include <mutex>
-#include <string>
 #include <thread>
-#include <unordered_set>
 #include <vector>
 
 namespace meshwork {
 
 class Executor {
  public:
-  using RunFn = std::function<void(const std::string& job_id)>;
-
-  Executor(size_t workers, RunFn run);
+  explicit Executor(size_t workers);
   ~Executor();
   Executor(const Executor&) = delete;
   Executor& operator=(const Executor&) = delete;
 
   void start();
-  // Stops taking work and joins the workers once the jobs they are running return.
+  // Stops taking tasks; waits for the running ones to return; queued ones are dropped.
   void stop();
-  // Queues `job_id` unless it is already queued; returns false when it was.
-  bool enqueue(std::string job_id);
+  // Queues a task; returns false when the pool is stopping.
+  bool post(std::function<void()> task);
 
-  [[nodiscard]] size_t backlog() const;
   [[nodiscard]] size_t busy() const;
   [[nodiscard]] size_t workers() const { return workers_n_; }
 
@@ -41,11 +35,9 @@ class Executor {
   void worker_loop();
 
   const size_t workers_n_;
-  RunFn run_;
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::string> queue_;
-  std::unordered_set<std::string> queued_;
+  std::deque<std::function<void()>> queue_;
   size_t busy_ = 0;
   bool stopping_ = false;
   std::vector<std::thread> threads_;

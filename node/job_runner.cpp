@@ -30,47 +30,98 @@ JobState outcome_state(HandlerOutcome::Kind k) {
 
 }  // namespace
 
-void Jobs::run(const std::string& id) {
-  std::optional<JobRecord> claimed = claim(id);
-  if (!claimed) return;
+void Jobs::enqueue(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || !active_.insert(id).second) return;
+    backlog_.push_back(id);
+  }
+  pump();
+}
+
+// Gives runnable jobs to free workers: at most one job per worker is past the backlog.
+void Jobs::pump() {
+  std::vector<std::string> to_run;
+  {
+    std::lock_guard lock(mu_);
+    while (!stopping_ && in_pipeline_ < executor_.workers() && !backlog_.empty()) {
+      to_run.push_back(std::move(backlog_.front()));
+      backlog_.pop_front();
+      ++in_pipeline_;
+    }
+  }
+  for (std::string& id : to_run)
+    if (!executor_.post([this, id] { run_slot(id); })) done_with(id);
+}
+
+// Frees the job's worker slot and fills it from the backlog.
+void Jobs::done_with(const std::string& id) {
+  {
+    std::lock_guard lock(mu_);
+    active_.erase(id);
+    --in_pipeline_;
+  }
+  pump();
+}
+
+// Whether `r` may start attempt r.status.attempt + 1 at `now`.
+bool Jobs::claimable(const JobRecord& r, uint64_t now) {
+  switch (r.status.state) {
+    case JobState::queued: return true;
+    case JobState::retry_wait: return r.status.retry_at_ms <= now;
+    default: return false;
+  }
+}
+
+// On a worker. The claim (running, attempt+1) is written while the handler already runs: handlers
+// are pure, so nothing of the attempt is visible until its outcome is written, and the store applies
+// the outcome after the claim (FIFO). If the claim does not apply — the job was cancelled or
+// changed meanwhile — the handler is stopped and its outcome discarded.
+void Jobs::run_slot(const std::string& id) {
+  const uint64_t now = wall_ms();
+  auto read = store_.get(id);
+  if (!read.is_ok() || !read.value() || !claimable(*read.value(), now)) return done_with(id);
+  JobRecord rec = std::move(*read.value());
+  const uint32_t attempt = rec.status.attempt + 1;
   auto running = std::make_shared<Running>();
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
     running_[id] = running;
     stats_.attempts_started++;
-    if (claimed->cancel_requested) running->token.cancel();
   }
-  HandlerOutcome outcome = execute(*claimed, running);
+  if (rec.cancel_requested) running->token.cancel();
+  claim(rec, attempt, now, running);
+  rec.status.attempt = attempt;
+  HandlerOutcome outcome = execute(rec, running);
   {
     std::lock_guard lock(mu_);
     running_.erase(id);
-    if (stopping_) return;  // shutting down: the record stays running and recovery re-runs it
+    if (stopping_) return;  // the claim may be on disk: recovery runs the job again
   }
-  finish(*claimed, outcome);
+  if (!running->claim_lost) finish(rec, outcome);
+  done_with(id);
 }
 
-// Marks the job running with attempt+1 on disk; nullopt when it is not ours to run now.
-std::optional<JobRecord> Jobs::claim(const std::string& id) {
-  const uint64_t now = wall_ms();
-  auto applied = store_.update_sync(id, [&](const JobRecord* cur) -> std::optional<JobRecord> {
-    if (cur == nullptr || is_terminal(cur->status.state)) return std::nullopt;
-    if (cur->status.state == JobState::running) return std::nullopt;
-    if (cur->status.state == JobState::retry_wait && cur->status.retry_at_ms > now) return std::nullopt;
+void Jobs::claim(const JobRecord& rec, uint32_t attempt, uint64_t now,
+                 const std::shared_ptr<Running>& running) {
+  const uint64_t lease = now + rec.timeout_ms + options_.lease_grace_ms;
+  auto fn = [this, attempt, now, lease](const JobRecord* cur) -> std::optional<JobRecord> {
+    if (cur == nullptr || !claimable(*cur, now) || cur->status.attempt + 1 != attempt)
+      return std::nullopt;
     JobRecord next = *cur;
-    const uint32_t attempt = cur->status.attempt + 1;
     next.status = JobStatus{JobState::running, attempt, node_, now, cur->status.error, 0};
-    next.claim = Claim{attempt, node_, now + cur->timeout_ms + options_.lease_grace_ms};
+    next.claim = Claim{attempt, node_, lease};
     next.add_history(JobState::running, node_, attempt, now, "attempt " + std::to_string(attempt));
     next.updated_at_ms = now;
     return next;
+  };
+  store_.update(rec.id, fn, [running, id = rec.id](Status s, Applied a) {
+    if (s.is_ok() && a.changed) return;
+    if (!s.is_ok()) log_event(warn, "claim_failed", id, s.message());
+    running->claim_lost = true;
+    running->token.cancel();
   });
-  if (!applied.is_ok()) {
-    log_event(warn, "claim_failed", id, applied.status().message());
-    return std::nullopt;
-  }
-  if (!applied.value().changed) return std::nullopt;
-  return std::move(applied.value().after);
 }
 
 HandlerOutcome Jobs::execute(const JobRecord& rec, const std::shared_ptr<Running>& running) {
@@ -79,16 +130,8 @@ HandlerOutcome Jobs::execute(const JobRecord& rec, const std::shared_ptr<Running
   auto spec = nlohmann::json::parse(rec.envelope.job, nullptr, false);
   if (spec.is_discarded() || !spec.is_object())
     return HandlerOutcome::failure("the signed job text is not a JSON object");
-  // Timers belong to the io thread; the handler below may outlive or be outlived by the timer.
-  auto timer = std::make_shared<asio::steady_timer>(io_);
-  asio::post(io_, [timer, running, ms = rec.timeout_ms] {
-    timer->expires_after(std::chrono::milliseconds(ms));
-    timer->async_wait([running](std::error_code ec) {
-      if (ec) return;
-      running->timed_out = true;
-      running->token.cancel();
-    });
-  });
+  // The watchdog (Jobs::watch) cancels the token once the deadline passes.
+  running->deadline_mono_ms = mono_ms() + rec.timeout_ms;
   log_event(debug, "job_started", rec.id, "attempt " + std::to_string(rec.status.attempt));
   const nlohmann::json payload = spec.value("payload", nlohmann::json::object());
   HandlerOutcome out;
@@ -97,7 +140,6 @@ HandlerOutcome Jobs::execute(const JobRecord& rec, const std::shared_ptr<Running
   } catch (const std::exception& e) {
     out = HandlerOutcome::failure(std::string("handler threw: ") + e.what());
   }
-  asio::post(io_, [timer] { timer->cancel(); });
   if (running->timed_out && out.kind != HandlerOutcome::Kind::succeeded)
     out = HandlerOutcome::failure("timed out after " + std::to_string(rec.timeout_ms) + " ms");
   return out;
@@ -136,33 +178,60 @@ void Jobs::finish(const JobRecord& claimed, const HandlerOutcome& outcome) {
                                  std::to_string(next_status.retry_at_ms - now) + " ms: " +
                                  outcome.error
                            : outcome.error;
-  auto applied = store_.update_sync(id, [&](const JobRecord* cur) -> std::optional<JobRecord> {
-    if (cur == nullptr) return std::nullopt;
+  auto fn = [this, next_status, result, reason, attempt, now](const JobRecord* cur)
+      -> std::optional<JobRecord> {
+    // Only the attempt that holds the claim may record an outcome.
+    if (cur == nullptr || cur->status.state != JobState::running ||
+        cur->status.attempt != attempt || cur->status.node != node_)
+      return std::nullopt;
     JobRecord delta = *cur;
     delta.status = next_status;
     delta.results = {{node_, result}};
     delta.add_history(next_status.state, node_, attempt, now, reason);
     delta.updated_at_ms = now;
     return merge(*cur, delta);
-  });
-  if (!applied.is_ok()) {
-    log_event(warn, "finish_failed", id, applied.status().message());
-    return;
-  }
-  const JobState state = applied.value().after->status.state;
-  {
-    std::lock_guard lock(mu_);
-    switch (next_status.state) {
-      case JobState::succeeded: stats_.succeeded++; break;
-      case JobState::failed: stats_.failed++; break;
-      case JobState::cancelled: stats_.cancelled++; break;
-      default: stats_.retried++; break;
+  };
+  store_.update(id, fn, [this, id, attempt, next_status, error = outcome.error](Status s, Applied a) {
+    // Runs on the store's writer thread, after the slot was released.
+    if (!s.is_ok() || !a.changed) {
+      if (!s.is_ok()) log_event(warn, "finish_failed", id, s.message());
+    } else {
+      {
+        std::lock_guard lock(mu_);
+        switch (next_status.state) {
+          case JobState::succeeded: stats_.succeeded++; break;
+          case JobState::failed: stats_.failed++; break;
+          case JobState::cancelled: stats_.cancelled++; break;
+          default: stats_.retried++; break;
+        }
+      }
+      log_event(next_status.state == JobState::succeeded ? debug : warn,
+                "job_" + std::string(state_name(next_status.state)), id,
+                "attempt " + std::to_string(attempt) + (error.empty() ? "" : ": " + error));
+      if (a.after && a.after->status.state == JobState::retry_wait)
+        schedule(id, a.after->status.retry_at_ms);
     }
-  }
-  log_event(next_status.state == JobState::succeeded ? info : warn,
-            std::string("job_") + std::string(state_name(next_status.state)), id,
-            "attempt " + std::to_string(attempt) + (outcome.error.empty() ? "" : ": " + outcome.error));
-  if (state == JobState::retry_wait) schedule(id, applied.value().after->status.retry_at_ms);
+  });
+}
+
+// Every kWatchdogPeriodMs on the io thread: cancels attempts that ran past their timeout. One
+// periodic timer instead of one timer per job keeps the io thread out of every job's path.
+void Jobs::watch() {
+  watchdog_.expires_after(std::chrono::milliseconds(kWatchdogPeriodMs));
+  watchdog_.async_wait([this](std::error_code ec) {
+    if (ec) return;
+    const uint64_t now = mono_ms();
+    {
+      std::lock_guard lock(mu_);
+      for (auto& [id, r] : running_) {
+        if (r->deadline_mono_ms != 0 && now >= r->deadline_mono_ms && !r->timed_out) {
+          r->timed_out = true;
+          r->token.cancel();
+        }
+      }
+    }
+    watch();
+  });
 }
 
 void Jobs::schedule(const std::string& id, uint64_t at_wall_ms) {
@@ -171,7 +240,7 @@ void Jobs::schedule(const std::string& id, uint64_t at_wall_ms) {
   asio::post(io_, [this, id, delay] {
     auto timer = std::make_shared<asio::steady_timer>(io_, delay);
     timer->async_wait([this, id, timer](std::error_code ec) {
-      if (!ec) executor_.enqueue(id);
+      if (!ec) enqueue(id);
     });
   });
 }
@@ -214,7 +283,7 @@ Status Jobs::recover() {
     if (applied.value().changed && applied.value().after->status.state == JobState::retry_wait)
       queued.push_back(id);
   }
-  for (const std::string& id : queued) executor_.enqueue(id);
+  for (const std::string& id : queued) enqueue(id);
   for (const auto& [id, at] : waiting) schedule(id, at);
   log_event(info, "recovered", "",
             std::to_string(interrupted.size()) + " interrupted, " + std::to_string(queued.size()) +

@@ -27,24 +27,33 @@ Jobs::Jobs(asio::io_context& io, Store& store, const Identity& key, std::string 
       key_(key),
       node_(std::move(node_name)),
       options_(std::move(options)),
-      executor_(options_.workers, [this](const std::string& id) { run(id); }),
+      executor_(options_.workers),
+      watchdog_(io),
       rng_(std::random_device{}()) {}
 
 Jobs::~Jobs() { stop(); }
 
 Status Jobs::start() {
-  if (Status s = recover(); !s.is_ok()) return s;
   executor_.start();
-  return Status::ok();
+  asio::post(io_, [this] { watch(); });
+  return recover();
 }
 
 void Jobs::stop() {
   {
     std::lock_guard lock(mu_);
+    if (stopping_) return;
     stopping_ = true;
     for (auto& [id, r] : running_) r->token.cancel();
   }
   executor_.stop();
+  store_.flush();  // no store callback into this object is left pending
+  std::promise<void> stopped;  // the watchdog belongs to the io thread: cancel it there
+  asio::post(io_, [this, &stopped] {
+    watchdog_.cancel();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
 }
 
 Result<Envelope> Jobs::envelope_for(const nlohmann::json& body) const {
@@ -73,7 +82,7 @@ Result<Jobs::Submitted> Jobs::submit(const nlohmann::json& body) {
     count_reject();
     return env.status();
   }
-  if (executor_.backlog() >= options_.backlog_max) {
+  if (backlog() >= options_.backlog_max) {
     count_reject();
     return Result<Submitted>(Code::overloaded, "the node's backlog is full; retry later");
   }
@@ -92,7 +101,7 @@ Result<Jobs::Submitted> Jobs::submit(const nlohmann::json& body) {
   }
   if (a.changed) {
     log_event(debug, "job_accepted", id, a.after->type);
-    executor_.enqueue(id);
+    enqueue(id);
   }
   return Submitted{std::move(*a.after), a.changed};
 }
@@ -150,6 +159,11 @@ Result<JobRecord> Jobs::cancel(const std::string& id) {
   }
   log_event(info, "job_cancel", id);
   return std::move(*applied.value().after);
+}
+
+size_t Jobs::backlog() const {
+  std::lock_guard lock(mu_);
+  return backlog_.size();
 }
 
 JobsStats Jobs::stats() const {

@@ -12,8 +12,13 @@
 // is acted on or acknowledged.
 //
 // Threads: public methods are called from HTTP worker threads and block until the store has the
-// change on disk; handlers run on the executor's workers; timers (retries, timeouts) run on the
-// io_context passed in, which the caller runs on its own thread.
+// change on disk. Running never blocks a worker on the disk: runnable ids wait in the backlog; a
+// free worker takes one, writes its claim and runs its handler at the same time (speculatively; see
+// run_slot), then queues its outcome write and takes the next. The store applies claim and outcome
+// in order, often in the same fsync'd batch. At most one job per worker is past the backlog, so
+// `running` means a worker really has the job, and a queued job can always be cancelled at once.
+// Timers (retries, and one watchdog for the timeouts of every running attempt) run on the
+// io_context passed in, which the caller runs on its own thread until after stop().
 #pragma once
 
 #include <atomic>
@@ -24,9 +29,12 @@
 #include <optional>
 #include <random>
 #include <set>
+#include <deque>
+#include <unordered_set>
 #include <string>
 
 #include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
 #include "node/crypto.h"
@@ -41,6 +49,8 @@ namespace meshwork {
 // A crash or a lost owner interrupts an attempt through no fault of the job; such attempts may run
 // past max_attempts by at most this many, so that a job that kills its node cannot loop forever.
 inline constexpr uint32_t kInterruptedAttemptsExtraMax = 3;
+// How often running attempts are checked against their timeout: a timeout fires within this much.
+inline constexpr uint64_t kWatchdogPeriodMs = 20;
 
 struct JobsOptions {
   size_t workers = 2;
@@ -75,6 +85,7 @@ class Jobs {
   // Recovers unfinished jobs from the store and starts the workers.
   [[nodiscard]] Status start();
   // Stops the workers; running handlers are cancelled and their jobs stay unfinished on disk.
+  // Idempotent; the io_context must still be running on its thread the first time.
   void stop();
 
   struct Submitted {
@@ -95,7 +106,7 @@ class Jobs {
   [[nodiscard]] Result<Store::Page> list(const ListQuery& q) const;
 
   [[nodiscard]] JobsStats stats() const;
-  [[nodiscard]] size_t backlog() const { return executor_.backlog(); }
+  [[nodiscard]] size_t backlog() const;
   [[nodiscard]] size_t running() const { return executor_.busy(); }
   [[nodiscard]] const std::string& node_name() const { return node_; }
   [[nodiscard]] const Identity& identity() const { return key_; }
@@ -105,15 +116,23 @@ class Jobs {
   struct Running {
     CancelToken token;
     std::atomic<bool> timed_out{false};
+    std::atomic<bool> claim_lost{false};
+    std::atomic<uint64_t> deadline_mono_ms{0};  // set when the handler starts
   };
 
   Result<Envelope> envelope_for(const nlohmann::json& body) const;
-  void run(const std::string& id);
-  std::optional<JobRecord> claim(const std::string& id);
-  HandlerOutcome execute(const JobRecord& rec, const std::shared_ptr<Running>& running);
+  void enqueue(const std::string& id);
+  void pump();
+  static bool claimable(const JobRecord& r, uint64_t now);
+  void run_slot(const std::string& id);
+  void claim(const JobRecord& rec, uint32_t attempt, uint64_t now,
+             const std::shared_ptr<Running>& running);
   void finish(const JobRecord& claimed, const HandlerOutcome& outcome);
+  void done_with(const std::string& id);
+  HandlerOutcome execute(const JobRecord& rec, const std::shared_ptr<Running>& running);
   NodeResult sign_result(const JobRecord& rec, const HandlerOutcome& outcome) const;
   void schedule(const std::string& id, uint64_t at_wall_ms);
+  void watch();
   uint64_t backoff_ms(uint32_t attempt);
   Status recover();
 
@@ -123,9 +142,13 @@ class Jobs {
   const std::string node_;
   const JobsOptions options_;
   Executor executor_;
+  asio::steady_timer watchdog_;  // io thread only
 
-  mutable std::mutex mu_;  // guards running_, stats_, rng_, stopping_
+  mutable std::mutex mu_;  // guards everything below
   bool stopping_ = false;
+  std::deque<std::string> backlog_;            // runnable, not yet claimed
+  std::unordered_set<std::string> active_;     // in the backlog or in the pipeline
+  size_t in_pipeline_ = 0;
   std::map<std::string, std::shared_ptr<Running>> running_;
   JobsStats stats_;
   std::mt19937_64 rng_;

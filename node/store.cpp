@@ -16,6 +16,7 @@ namespace {
 constexpr std::string_view kRecordPrefix = "j/";
 constexpr std::string_view kCreatedPrefix = "c/";
 constexpr size_t kCacheBytes = 32 << 20;
+constexpr size_t kHotRecordsMax = 8'192;
 
 std::string record_key(std::string_view id) { return std::string(kRecordPrefix) + std::string(id); }
 
@@ -83,6 +84,11 @@ Result<Applied> Store::update_sync(std::string id, UpdateFn fn) {
   return f.get();
 }
 
+void Store::flush() {
+  // Updates apply in FIFO order, so a no-op queued now completes after everything before it.
+  (void)update_sync("", [](const JobRecord*) { return std::optional<JobRecord>(); });
+}
+
 void Store::merge(JobRecord rec, DoneFn done) {
   std::string id = rec.id;
   update(
@@ -122,7 +128,7 @@ void Store::apply_batch(std::vector<Op>& ops) {
   for (Op& op : ops) {
     auto it = staged.find(op.id);
     if (it == staged.end()) {
-      auto read = get(op.id);
+      auto read = read_for_update(op.id);
       if (!read.is_ok()) {
         outcomes.emplace_back(read.status(), Applied{});
         continue;
@@ -136,6 +142,7 @@ void Store::apply_batch(std::vector<Op>& ops) {
       batch.Put(record_key(op.id), encode_record(*next));
       if (!it->second) batch.Put(std::string(kCreatedPrefix) + created_suffix(*next), "");
       count(it->second, *next);
+      remember(*next);
       it->second = next;
       applied.after = std::move(next);
       applied.changed = true;
@@ -154,6 +161,21 @@ void Store::apply_batch(std::vector<Op>& ops) {
   for (size_t i = 0; i < ops.size(); ++i) {
     Status s = written.is_ok() ? outcomes[i].first : written;
     ops[i].done(std::move(s), std::move(outcomes[i].second));
+  }
+}
+
+Result<std::optional<JobRecord>> Store::read_for_update(const std::string& id) {
+  if (auto it = hot_.find(id); it != hot_.end()) return std::optional<JobRecord>(it->second);
+  return get(id);
+}
+
+void Store::remember(const JobRecord& r) {
+  auto [it, inserted] = hot_.insert_or_assign(r.id, r);
+  if (!inserted) return;
+  hot_order_.push_back(r.id);
+  if (hot_order_.size() > kHotRecordsMax) {
+    hot_.erase(hot_order_.front());
+    hot_order_.pop_front();
   }
 }
 

@@ -26,6 +26,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "node/job_record.h"
@@ -73,6 +74,8 @@ class Store {
   void update(std::string id, UpdateFn fn, DoneFn done);
   // Blocking form of update.
   [[nodiscard]] Result<Applied> update_sync(std::string id, UpdateFn fn);
+  // Returns once every update queued before the call has been applied and its callback has run.
+  void flush();
   // Merges `rec` into the stored copy (inserting it when absent).
   void merge(JobRecord rec, DoneFn done);
 
@@ -100,6 +103,8 @@ class Store {
   void writer_loop();
   void apply_batch(std::vector<Op>& ops);
   void count(const std::optional<JobRecord>& before, const JobRecord& after);
+  Result<std::optional<JobRecord>> read_for_update(const std::string& id);
+  void remember(const JobRecord& r);
 
   std::unique_ptr<leveldb::DB> db_;
   std::unique_ptr<leveldb::Cache> cache_;
@@ -111,6 +116,10 @@ class Store {
   std::deque<Op> queue_;
   bool stopping_ = false;
   std::thread writer_;
+  // Writer thread only: the records it wrote last, so that the claim and outcome updates that follow
+  // a submission do not decode the record from LevelDB again. FIFO-evicted at kHotRecordsMax.
+  std::unordered_map<std::string, JobRecord> hot_;
+  std::deque<std::string> hot_order_;
 
   mutable std::mutex counts_mu_;
   StateCounts counts_{};
