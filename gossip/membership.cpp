@@ -180,10 +180,7 @@ void Membership::on_alive(uint64_t now_ms, Address from, const Alive& a, Output&
 }
 
 void Membership::on_suspect(uint64_t now_ms, Address from, const Suspect& s, Output& out) {
-  if (s.name == name()) {
-    if (!leaving_ && s.incarnation >= incarnation()) refute(now_ms, s.incarnation, from, out);
-    return;
-  }
+  if (s.name == name()) return accused(now_ms, s.incarnation, from, out);
   Member* m = find(s.name);
   if (m == nullptr || s.incarnation < m->incarnation) return;
   if (m->state == MemberState::suspect) {
@@ -204,10 +201,7 @@ void Membership::on_suspect(uint64_t now_ms, Address from, const Suspect& s, Out
 void Membership::on_dead(uint64_t now_ms, Address from, const std::string& who,
                          uint64_t incarnation, MemberState state, const std::string& accuser,
                          Output& out) {
-  if (who == name()) {
-    if (!leaving_ && incarnation >= self().incarnation) refute(now_ms, incarnation, from, out);
-    return;
-  }
+  if (who == name()) return accused(now_ms, incarnation, from, out);
   Member* m = find(who);
   if (m == nullptr || incarnation < m->incarnation) return;
   const bool upgrade_to_left = m->state == MemberState::dead && state == MemberState::left;
@@ -218,6 +212,7 @@ void Membership::on_dead(uint64_t now_ms, Address from, const std::string& who,
   reap_timers_.push({now_ms + cfg_.reap_timeout_ms, m->name});
   if (state == MemberState::dead) {
     if (recently_dead_.size() >= cfg_.members_max) recently_dead_.clear();
+    if (recently_dead_.empty()) next_dead_probe_ms_ = now_ms + cfg_.dead_probe_interval_ms;
     recently_dead_.push_back(m->name);
     emit(MemberEvent::Kind::dead, *m, out);
     broadcast(who, Dead{who, incarnation, accuser});
@@ -237,6 +232,14 @@ void Membership::on_push_pull(uint64_t now_ms, Address from, const PushPull& m, 
   if (push_pull_replies_ >= push_pull_replies_per_interval_max) return;
   ++push_pull_replies_;
   send_state(from, false, out);
+}
+
+void Membership::accused(uint64_t now_ms, uint64_t incarnation, Address from, Output& out) {
+  if (leaving_) return;
+  if (incarnation >= self().incarnation) return refute(now_ms, incarnation, from, out);
+  // A stale accusation: its sender missed our refutation, so tell it directly (no bump needed).
+  const Message alive = alive_of(self());
+  send(from, {&alive, 1}, out);
 }
 
 void Membership::refute(uint64_t now_ms, uint64_t accused_incarnation, Address accuser,

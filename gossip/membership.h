@@ -169,6 +169,8 @@ class Membership {
   void on_dead(uint64_t now_ms, Address from, const std::string& who, uint64_t incarnation,
                MemberState state, const std::string& accuser, Output& out);
   void on_push_pull(uint64_t now_ms, Address from, const PushPull& m, Output& out);
+  // A suspect/dead/left message about self: refute it, or answer a stale one directly.
+  void accused(uint64_t now_ms, uint64_t incarnation, Address from, Output& out);
   void refute(uint64_t now_ms, uint64_t accused_incarnation, Address accuser, Output& out);
 
   // periodic work and sending (membership_tick.cpp)

@@ -26,7 +26,6 @@ void Membership::join(uint64_t now_ms, std::vector<Address> seeds, Output& out) 
 }
 
 void Membership::tick(uint64_t now_ms, Output& out) {
-  tick_timers(now_ms, out);
   tick_indirect(now_ms, out);
   if (!leaving_) {
     tick_probe(now_ms, out);
@@ -34,7 +33,9 @@ void Membership::tick(uint64_t now_ms, Output& out) {
     tick_push_pull(now_ms, out);
     tick_dead_probe(now_ms, out);
   }
-  tick_gossip(now_ms, out);
+  // After probing: a failed probe that confirms a suspicion may make it due right now.
+  tick_timers(now_ms, out);
+  tick_gossip(now_ms, out);  // last, so news from this tick goes out at once
 }
 
 uint64_t Membership::next_deadline_ms() const {
