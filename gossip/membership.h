@@ -42,6 +42,7 @@ namespace meshwork::gossip {
 
 inline constexpr std::size_t indirect_pending_max = 64;  // ping-reqs we serve at once
 inline constexpr std::size_t dead_probe_attempts_max = 8;
+inline constexpr std::size_t suspect_checks_window = 16;           // suspects considered per round
 inline constexpr uint32_t push_pull_replies_per_interval_max = 8;  // per probe interval
 
 struct MemberInfo {
@@ -176,6 +177,7 @@ class Membership {
   // periodic work and sending (membership_tick.cpp)
   void tick_probe(uint64_t now_ms, Output& out);
   void start_probe(uint64_t now_ms, Output& out);
+  void tick_suspect_check(uint64_t now_ms, Output& out);
   void send_indirect(uint64_t now_ms, Output& out);
   void finish_probe(uint64_t now_ms, bool acked, Output& out);
   void tick_indirect(uint64_t now_ms, Output& out);
@@ -234,6 +236,7 @@ class Membership {
   uint64_t next_push_pull_ms_ = 0;
   uint64_t next_join_ms_ = 0;
   uint64_t next_dead_probe_ms_ = 0;
+  uint64_t next_suspect_check_ms_ = 0;
   std::vector<Message> scratch_messages_;
 };
 

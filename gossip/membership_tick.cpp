@@ -32,6 +32,7 @@ void Membership::tick(uint64_t now_ms, Output& out) {
     tick_join(now_ms, out);
     tick_push_pull(now_ms, out);
     tick_dead_probe(now_ms, out);
+    tick_suspect_check(now_ms, out);
   }
   // After probing: a failed probe that confirms a suspicion may make it due right now.
   tick_timers(now_ms, out);
@@ -47,6 +48,7 @@ uint64_t Membership::next_deadline_ms() const {
     if (joined_) at = std::min(at, next_push_pull_ms_);
     if (!joined_ && !seeds_.empty()) at = std::min(at, next_join_ms_);
     if (!recently_dead_.empty()) at = std::min(at, next_dead_probe_ms_);
+    if (!suspicions_.empty()) at = std::min(at, next_suspect_check_ms_);
   }
   for (const Indirect& i : indirect_) at = std::min(at, i.nack_at_ms);
   if (!broadcasts_.empty()) at = std::min(at, next_gossip_ms_);
@@ -66,6 +68,24 @@ void Membership::tick_probe(uint64_t now_ms, Output& out) {
     next_probe_ms_ = now_ms + awareness_.scale_ms(cfg_.probe_interval_ms);
     start_probe(now_ms, out);
   }
+}
+
+// Besides the round-robin probe, every probe_interval_ms (not scaled by awareness) we ping one
+// member we suspect, with the suspicion attached (Lifeguard's buddy system, applied on its own
+// cadence instead of only when the suspect's turn comes): if it is alive it refutes, or, if it
+// already has, answers with its newer alive directly. Under heavy loss this is what keeps a node
+// that missed a refutation from declaring a false death.
+void Membership::tick_suspect_check(uint64_t now_ms, Output& out) {
+  if (suspicions_.empty() || now_ms < next_suspect_check_ms_) return;
+  next_suspect_check_ms_ = now_ms + cfg_.probe_interval_ms;
+  auto it = suspicions_.begin();
+  std::advance(it, static_cast<std::ptrdiff_t>(rng_.below(
+                       std::min<std::size_t>(suspicions_.size(), suspect_checks_window))));
+  if (probe_.active && it->first == probe_.target) return;
+  const Member* m = find(it->first);
+  if (m == nullptr || m->state != MemberState::suspect) return;
+  const Message msgs[2] = {Ping{next_seq(), m->name}, Suspect{m->name, m->incarnation, name()}};
+  send(m->addr, msgs, out);
 }
 
 void Membership::start_probe(uint64_t now_ms, Output& out) {
