@@ -63,43 +63,61 @@ enum class MessageType : uint8_t {
 struct Ping {
   uint32_t seq = 0;
   std::string target;  // the name the prober expects; a node with another name stays silent
+
+  friend bool operator==(const Ping&, const Ping&) = default;
 };
 struct Ack {
   uint32_t seq = 0;
+
+  friend bool operator==(const Ack&, const Ack&) = default;
 };
 struct Nack {
   uint32_t seq = 0;
+
+  friend bool operator==(const Nack&, const Nack&) = default;
 };
 struct PingReq {
   uint32_t seq = 0;
   std::string target;
   Address target_addr;
+
+  friend bool operator==(const PingReq&, const PingReq&) = default;
 };
 struct Alive {
   std::string name;
   uint64_t incarnation = 0;
   Address addr;
   NodeMeta meta;
+
+  friend bool operator==(const Alive&, const Alive&) = default;
 };
 struct Suspect {
   std::string name;
   uint64_t incarnation = 0;
   std::string from;  // who suspects: confirmations count distinct `from`s
+
+  friend bool operator==(const Suspect&, const Suspect&) = default;
 };
 struct Dead {
   std::string name;
   uint64_t incarnation = 0;
   std::string from;
+
+  friend bool operator==(const Dead&, const Dead&) = default;
 };
 struct Left {
   std::string name;
   uint64_t incarnation = 0;
+
+  friend bool operator==(const Left&, const Left&) = default;
 };
 // Opens every packet of a push-pull exchange; the member records follow as alive/suspect/dead/left.
 struct PushPull {
   bool request = false;  // true: "here is my state, send me yours"
   uint32_t seq = 0;
   uint16_t chunk = 0;  // index of this packet within the exchange; replies are sent for chunk 0
+
+  friend bool operator==(const PushPull&, const PushPull&) = default;
 };
 
 using Message = std::variant<Ping, Ack, Nack, PingReq, Alive, Suspect, Dead, Left, PushPull>;
