@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <random>
 
 #include "tests/gossip/sim_net.h"
 
@@ -230,6 +231,29 @@ TEST_CASE("20% loss for 60 s: no false deaths") {
     MESSAGE("N=", n, ", 20% loss, 60 s: ", net.count_events(Kind::suspect), " suspicions, ",
             net.count_events(Kind::dead), " deaths");
     net.set_loss(0.0);
+    net.run_for(3'000);
+    CHECK(net.converged());
+  }
+}
+
+TEST_CASE("CPU saturation: nodes stalling for up to 250 ms, 30% of the time, for 60 s: no deaths") {
+  // A model of both cores saturated: every node is descheduled at random moments for 0-250 ms
+  // (packets wait in its socket buffer), about 30% of the time. Nobody may be declared dead.
+  for (const int n : {5, 20}) {
+    SimNet net(lan(300 + n));
+    stabilize(net, n);
+    std::mt19937_64 rng(n);
+    for (uint64_t t = 0; t < 60'000; t += 10) {
+      for (int id = 1; id <= n; ++id) {
+        if (!net.stalled(id) && std::uniform_real_distribution<>(0, 1)(rng) < 0.024) {
+          net.stall(id, std::uniform_int_distribution<uint64_t>(0, 250)(rng));
+        }
+      }
+      net.run_for(10);
+    }
+    CHECK_MESSAGE(net.count_events(Kind::dead) == 0, "N=", n);
+    MESSAGE("N=", n, ", stalls for 60 s: ", net.count_events(Kind::suspect), " suspicions, ",
+            net.count_events(Kind::dead), " deaths");
     net.run_for(3'000);
     CHECK(net.converged());
   }

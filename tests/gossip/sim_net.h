@@ -68,6 +68,10 @@ class SimNet {
   }
   void crash(int id) { nodes_[id].m.reset(); }
   void pause(int id) { nodes_[id].paused = true; }
+  // Like a descheduled process: for `ms` the node neither ticks nor receives, but what is sent to
+  // it waits in its "socket buffer" and is handed over, in order, when it wakes up.
+  void stall(int id, uint64_t ms) { nodes_[id].frozen_until = std::max(nodes_[id].frozen_until, now_ + ms); }
+  bool stalled(int id) const { return running(id) && nodes_[id].frozen_until > now_; }
   void resume(int id) { nodes_[id].paused = false; }
   void leave(int id) {
     Output out;
@@ -149,6 +153,7 @@ class SimNet {
   struct Node {
     std::unique_ptr<Membership> m;
     bool paused = false;
+    uint64_t frozen_until = 0;
   };
   struct InFlight {
     uint64_t at_ms;
@@ -161,7 +166,9 @@ class SimNet {
     }
   };
 
-  bool active(int id) const { return running(id) && !nodes_[id].paused; }
+  bool active(int id) const {
+    return running(id) && !nodes_[id].paused && nodes_[id].frozen_until <= now_;
+  }
 
   void dispatch(int from, Output& out) {
     for (Packet& p : out.packets) {
@@ -185,7 +192,8 @@ class SimNet {
       REQUIRE(spins < 10'000'000);
       uint64_t next = inflight_.empty() ? end + 1 : inflight_.top().at_ms;
       for (std::size_t id = 1; id < nodes_.size(); ++id) {
-        if (active(static_cast<int>(id))) next = std::min(next, nodes_[id].m->next_deadline_ms());
+        if (!running(static_cast<int>(id)) || nodes_[id].paused) continue;
+        next = std::min(next, std::max(nodes_[id].frozen_until, nodes_[id].m->next_deadline_ms()));
       }
       if (next > end) break;
       now_ = std::max(now_, next);
@@ -199,6 +207,12 @@ class SimNet {
     while (!inflight_.empty() && inflight_.top().at_ms <= now_) {
       InFlight p = inflight_.top();
       inflight_.pop();
+      if (stalled(p.to) && !nodes_[p.to].paused) {  // buffered until it wakes up
+        p.at_ms = nodes_[p.to].frozen_until;
+        p.seq = next_seq_++;
+        inflight_.push(std::move(p));
+        continue;
+      }
       if (!active(p.to) || cut_.count({p.from, p.to})) continue;
       ++delivered_;
       Output out;
