@@ -3,9 +3,9 @@
 // docs/protocol.md ("Timing").
 //
 // Thread-safety: plain value.
-// Invariants (checked by config_error): probe_timeout_ms * 2 <= probe_interval_ms, so a ping-req's
-// nack can arrive before the probe round ends; every interval is a positive multiple of nothing
-// smaller than tick_ms; reap_timeout_ms >= reconnect_timeout_ms; members_max <= members_max_limit.
+// Invariants (checked by config_error): probe_timeout_ms * 2 <= probe_interval_ms, so a
+// ping-req's nack can arrive before the probe round ends; probe and gossip intervals are at least
+// tick_ms; reap_timeout_ms >= reconnect_timeout_ms; 1 <= members_max <= members_max_limit.
 #pragma once
 
 #include <cstdint>
@@ -15,7 +15,8 @@
 
 namespace meshwork::gossip {
 
-inline constexpr uint32_t members_max_limit = 1u << 20;
+// A push-pull chunk index is a u16 and every chunk carries at least one member record.
+inline constexpr uint32_t members_max_limit = 0xffff;
 inline constexpr uint32_t indirect_checks_max = 16;
 inline constexpr uint32_t gossip_nodes_max = 16;
 inline constexpr uint32_t awareness_max_limit = 64;

@@ -44,6 +44,12 @@ inline constexpr std::size_t indirect_pending_max = 64;  // ping-reqs we serve a
 inline constexpr std::size_t dead_probe_attempts_max = 8;
 inline constexpr std::size_t suspect_checks_window = 16;           // suspects considered per round
 inline constexpr uint32_t push_pull_replies_per_interval_max = 8;  // per probe interval
+static_assert(indirect_checks_max <= indirect_pending_max,
+              "a node can serve at least one prober's full set of ping-reqs");
+static_assert(members_max_limit <= broadcast_queue_items_max * 16,
+              "the broadcast queue holds a useful share of a full member list");
+static_assert(name_bytes_max + alive_bytes_max < sealed_plaintext_bytes_max,
+              "a ping with a buddy suspect, or an alive refutation, always fits one packet");
 
 struct MemberInfo {
   std::string name;

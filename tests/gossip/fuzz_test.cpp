@@ -12,6 +12,13 @@ using namespace meshwork::gossip;
 
 namespace {
 
+// "prefix" + std::to_string(n) without GCC 12's false -Wrestrict on operator+ at -O3.
+std::string with_number(std::string_view prefix, uint64_t n) {
+  std::string s(prefix);
+  s += std::to_string(n);
+  return s;
+}
+
 std::size_t scaled(std::size_t n) {
   const char* s = std::getenv("MESHWORK_FUZZ_SCALE");
   const double f = s ? std::atof(s) : 1.0;
@@ -23,12 +30,12 @@ struct Gen {
   explicit Gen(uint64_t seed) : rng(seed) {}
 
   uint64_t below(uint64_t n) { return std::uniform_int_distribution<uint64_t>(0, n - 1)(rng); }
-  std::string name() { return "n" + std::to_string(below(12)); }
+  std::string name() { return with_number("n", below(12)); }
   Address addr() { return {0x7f000001, static_cast<uint16_t>(7000 + below(12))}; }
   NodeMeta meta() {
-    NodeMeta m{"127.0.0.1:" + std::to_string(8000 + below(12)), std::string(below(45), 'k'), {}};
+    NodeMeta m{with_number("127.0.0.1:", 8000 + below(12)), std::string(below(45), 'k'), {}};
     for (uint64_t i = below(4); i > 0; --i)
-      m.tags["t" + std::to_string(i)] = std::string(below(20), 'v');
+      m.tags[with_number("t", i)] = std::string(below(20), 'v');
     return m;
   }
   Message message() {

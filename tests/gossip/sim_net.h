@@ -23,11 +23,18 @@
 
 namespace meshwork::gossip::test {
 
+// "prefix" + std::to_string(n) without GCC 12's false -Wrestrict on operator+ at -O3.
+inline std::string with_number(std::string_view prefix, uint64_t n) {
+  std::string s(prefix);
+  s += std::to_string(n);
+  return s;
+}
+
 inline Address sim_address(int id) {
   return Address{0x7f000001, static_cast<uint16_t>(7000 + id)};
 }
 inline std::string sim_name(int id) {
-  return "n" + std::to_string(id);
+  return with_number("n", id);
 }
 
 class SimNet {
@@ -52,7 +59,7 @@ class SimNet {
   void start(int id, uint64_t incarnation = 0, Keyring keyring = {}, int seed_id = 1) {
     if (nodes_.size() <= static_cast<std::size_t>(id)) nodes_.resize(id + 1);
     Node& n = nodes_[id];
-    NodeMeta meta{"127.0.0.1:" + std::to_string(8000 + id), "pk" + std::to_string(id), {}};
+    NodeMeta meta{with_number("127.0.0.1:", 8000 + id), with_number("pk", id), {}};
     n.m =
         std::make_unique<Membership>(opt_.cfg, sim_name(id), sim_address(id), meta, incarnation,
                                      opt_.seed * 1000 + id + 7919 * ++starts_, std::move(keyring));
@@ -70,7 +77,9 @@ class SimNet {
   void pause(int id) { nodes_[id].paused = true; }
   // Like a descheduled process: for `ms` the node neither ticks nor receives, but what is sent to
   // it waits in its "socket buffer" and is handed over, in order, when it wakes up.
-  void stall(int id, uint64_t ms) { nodes_[id].frozen_until = std::max(nodes_[id].frozen_until, now_ + ms); }
+  void stall(int id, uint64_t ms) {
+    nodes_[id].frozen_until = std::max(nodes_[id].frozen_until, now_ + ms);
+  }
   bool stalled(int id) const { return running(id) && nodes_[id].frozen_until > now_; }
   void resume(int id) { nodes_[id].paused = false; }
   void leave(int id) {
