@@ -223,9 +223,8 @@ void Membership::on_dead(uint64_t now_ms, Address from, const std::string& who,
 }
 
 void Membership::on_push_pull(uint64_t now_ms, Address from, const PushPull& m, Output& out) {
-  // A push-pull, request or reply, carries the sender's whole state: that completes a join. (A
-  // ping does not: we would
-  // know only the members whose news still happens to be in flight.)
+  // A push-pull, request or reply, carries the sender's whole state: that completes a join.
+  // (A ping does not: we would know only the members whose news happens to be in flight.)
   joined_ = true;
   if (!m.request || m.chunk != 0 || leaving_) return;
   if (now_ms >= push_pull_window_ms_ + cfg_.probe_interval_ms) {
