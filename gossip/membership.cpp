@@ -287,6 +287,13 @@ std::vector<MemberInfo> Membership::members() const {
   return all;
 }
 
+std::optional<MemberInfo> Membership::member(const std::string& who) const {
+  const auto it = index_.find(who);
+  if (it == index_.end()) return std::nullopt;
+  const Member& m = members_[it->second];
+  return MemberInfo{m.name, m.addr, m.state, m.incarnation, *m.meta, m.state_since_ms};
+}
+
 // ---- helpers ------------------------------------------------------------------------------------
 
 Membership::Member* Membership::find(const std::string& who) {

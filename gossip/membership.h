@@ -125,7 +125,8 @@ class Membership {
 
   // Earliest time at which tick() has work to do.
   uint64_t next_deadline_ms() const;
-  std::vector<MemberInfo> members() const;  // self first
+  std::vector<MemberInfo> members() const;                          // self first
+  std::optional<MemberInfo> member(const std::string& name) const;  // nullopt if unknown
   std::size_t member_count() const { return members_.size(); }
   std::size_t live_count() const { return live_; }  // alive + suspect, self included
   const Stats& stats() const { return stats_; }

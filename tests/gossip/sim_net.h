@@ -122,10 +122,7 @@ class SimNet {
   }
   Membership& node(int id) { return *nodes_[id].m; }
   std::optional<MemberInfo> view(int viewer, int subject) const {
-    for (auto& m : nodes_[viewer].m->members()) {
-      if (m.name == sim_name(subject)) return m;
-    }
-    return std::nullopt;
+    return nodes_[viewer].m->member(sim_name(subject));
   }
   std::optional<MemberState> state(int viewer, int subject) const {
     auto v = view(viewer, subject);
