@@ -1,0 +1,372 @@
+// Membership: construction, receiving, and the member state transitions (alive, suspect, dead,
+// left, refutation). Periodic work lives in membership_tick.cpp.
+#include "gossip/membership.h"
+
+#include <algorithm>
+#include <cassert>
+
+namespace meshwork::gossip {
+
+namespace {
+
+bool is_live(MemberState s) {
+  return s == MemberState::alive || s == MemberState::suspect;
+}
+
+}  // namespace
+
+std::string_view to_string(MemberEvent::Kind kind) {
+  switch (kind) {
+    case MemberEvent::Kind::joined:
+      return "joined";
+    case MemberEvent::Kind::updated:
+      return "updated";
+    case MemberEvent::Kind::suspect:
+      return "suspect";
+    case MemberEvent::Kind::alive:
+      return "alive";
+    case MemberEvent::Kind::dead:
+      return "dead";
+    case MemberEvent::Kind::left:
+      return "left";
+  }
+  return "unknown";
+}
+
+std::optional<std::string> Membership::identity_error(std::string_view name, const NodeMeta& meta) {
+  if (name.empty() || name.size() > name_bytes_max) return "name must be 1..64 bytes";
+  if (!meta_fits(meta)) return "metadata exceeds the codec limits";
+  return std::nullopt;
+}
+
+Membership::Membership(Config cfg, std::string name, Address self_addr, NodeMeta meta,
+                       uint64_t incarnation, uint64_t rng_seed, Keyring keyring)
+    : cfg_(cfg),
+      keyring_(std::move(keyring)),
+      rng_(rng_seed),
+      awareness_(cfg.awareness_max),
+      seq_(static_cast<uint32_t>(rng_.next())) {
+  assert(!config_error(cfg_));
+  assert(!identity_error(name, meta));
+  Member me;
+  me.name = std::move(name);
+  me.addr = self_addr;
+  me.incarnation = incarnation;
+  me.meta = std::make_shared<const NodeMeta>(std::move(meta));
+  index_.emplace(me.name, 0);
+  members_.push_back(std::move(me));
+}
+
+void Membership::receive(uint64_t now_ms, Address from, std::span<const uint8_t> bytes,
+                         Output& out) {
+  ++stats_.packets_received;
+  stats_.bytes_received += bytes.size();
+  if (bytes.size() > packet_bytes_max) {
+    ++stats_.dropped_oversize;
+    return;
+  }
+  std::span<const uint8_t> plain = bytes;
+  std::vector<uint8_t> opened;
+  if (!keyring_.empty()) {
+    if (!open(keyring_, bytes, opened)) {
+      ++stats_.dropped_unsealable;
+      return;
+    }
+    plain = opened;
+  }
+  std::vector<Message> messages = std::move(scratch_messages_);
+  if (decode_packet(plain, messages) != DecodeStatus::ok) {
+    ++stats_.dropped_malformed;
+    scratch_messages_ = std::move(messages);
+    return;
+  }
+  bool in_push_pull = false;
+  for (const Message& msg : messages) {
+    in_push_pull = in_push_pull || std::holds_alternative<PushPull>(msg);
+    handle(now_ms, from, msg, in_push_pull, out);
+  }
+  scratch_messages_ = std::move(messages);
+}
+
+void Membership::handle(uint64_t now_ms, Address from, const Message& msg, bool in_push_pull,
+                        Output& out) {
+  if (const auto* m = std::get_if<Ping>(&msg)) return on_ping(now_ms, from, *m, out);
+  if (const auto* m = std::get_if<PingReq>(&msg)) return on_ping_req(now_ms, from, *m, out);
+  if (const auto* m = std::get_if<Ack>(&msg)) return on_ack(now_ms, m->seq, out);
+  if (const auto* m = std::get_if<Nack>(&msg)) {
+    if (probe_.active && m->seq == probe_.seq) {
+      ++probe_.nacks;
+      ++stats_.nacks_received;
+    }
+    return;
+  }
+  if (const auto* m = std::get_if<Alive>(&msg)) return on_alive(now_ms, from, *m, out);
+  if (const auto* m = std::get_if<Suspect>(&msg)) {
+    // In a push-pull the sender vouches only for its own view: we suspect in our own name.
+    if (in_push_pull) return on_suspect(now_ms, from, {m->name, m->incarnation, name()}, out);
+    return on_suspect(now_ms, from, *m, out);
+  }
+  if (const auto* m = std::get_if<Dead>(&msg)) {
+    // memberlist's rule: a remote "dead" in a push-pull only makes us suspect.
+    if (in_push_pull) return on_suspect(now_ms, from, {m->name, m->incarnation, name()}, out);
+    return on_dead(now_ms, from, m->name, m->incarnation, MemberState::dead, m->from, out);
+  }
+  if (const auto* m = std::get_if<Left>(&msg)) {
+    return on_dead(now_ms, from, m->name, m->incarnation, MemberState::left, m->name, out);
+  }
+  if (const auto* m = std::get_if<PushPull>(&msg)) return on_push_pull(now_ms, from, *m, out);
+}
+
+void Membership::on_ping(uint64_t, Address from, const Ping& m, Output& out) {
+  if (m.target != name()) return;  // meant for a previous owner of this address
+  const Message ack = Ack{m.seq};
+  send(from, {&ack, 1}, out);
+}
+
+void Membership::on_ping_req(uint64_t now_ms, Address from, const PingReq& m, Output& out) {
+  if (m.target == name() || indirect_.size() >= indirect_pending_max) return;
+  const uint32_t seq = next_seq();
+  // Nack early enough to reach the requester before its round ends (probe_timeout * 2 <= interval).
+  indirect_.push_back({seq, m.seq, from, now_ms + cfg_.probe_timeout_ms * 3 / 4});
+  const Message ping = Ping{seq, m.target};
+  send(m.target_addr, {&ping, 1}, out);
+}
+
+void Membership::on_ack(uint64_t now_ms, uint32_t seq, Output& out) {
+  if (probe_.active && seq == probe_.seq) return finish_probe(now_ms, true, out);
+  for (std::size_t i = 0; i < indirect_.size(); ++i) {
+    if (indirect_[i].seq != seq) continue;
+    const Message ack = Ack{indirect_[i].requester_seq};
+    const Address requester = indirect_[i].requester;
+    indirect_[i] = indirect_.back();
+    indirect_.pop_back();
+    send(requester, {&ack, 1}, out);
+    return;
+  }
+}
+
+void Membership::on_alive(uint64_t now_ms, Address from, const Alive& a, Output& out) {
+  if (a.name == name()) {
+    const Member& me = self();
+    const bool differs = a.addr != me.addr || a.meta != *me.meta;
+    if (!leaving_ &&
+        (a.incarnation > me.incarnation || (a.incarnation == me.incarnation && differs))) {
+      refute(now_ms, a.incarnation, from, out);
+    }
+    return;
+  }
+  Member* m = find(a.name);
+  if (m == nullptr) {
+    if ((m = add_member(now_ms, a)) != nullptr) {
+      emit(MemberEvent::Kind::joined, *m, out);
+      broadcast(a.name, a);
+    }
+    return;
+  }
+  if (a.incarnation <= m->incarnation) return;
+  const MemberState old = m->state;
+  const bool changed = a.addr != m->addr || a.meta != *m->meta;
+  m->incarnation = a.incarnation;
+  m->addr = a.addr;
+  if (a.meta != *m->meta) m->meta = std::make_shared<const NodeMeta>(a.meta);
+  if (old != MemberState::alive) {
+    suspicions_.erase(m->name);
+    set_state(*m, MemberState::alive, now_ms);
+    emit(old == MemberState::suspect ? MemberEvent::Kind::alive : MemberEvent::Kind::joined, *m,
+         out);
+  }
+  if (changed) emit(MemberEvent::Kind::updated, *m, out);
+  broadcast(a.name, a);
+}
+
+void Membership::on_suspect(uint64_t now_ms, Address from, const Suspect& s, Output& out) {
+  if (s.name == name()) return accused(now_ms, s.incarnation, from, out);
+  Member* m = find(s.name);
+  if (m == nullptr || s.incarnation < m->incarnation) return;
+  if (m->state == MemberState::suspect) {
+    const auto it = suspicions_.find(m->name);
+    if (it != suspicions_.end() && it->second.confirm(name_id(s.from))) {
+      suspicion_timers_.push({it->second.deadline_ms(), m->name});
+      broadcast(s.name, s);
+    }
+    return;
+  }
+  if (m->state != MemberState::alive) return;
+  m->incarnation = s.incarnation;
+  start_suspicion(now_ms, *m, s.from);
+  emit(MemberEvent::Kind::suspect, *m, out);
+  broadcast(s.name, s);
+}
+
+void Membership::on_dead(uint64_t now_ms, Address from, const std::string& who,
+                         uint64_t incarnation, MemberState state, const std::string& accuser,
+                         Output& out) {
+  if (who == name()) return accused(now_ms, incarnation, from, out);
+  Member* m = find(who);
+  if (m == nullptr || incarnation < m->incarnation) return;
+  const bool upgrade_to_left = m->state == MemberState::dead && state == MemberState::left;
+  if (!is_live(m->state) && !upgrade_to_left) return;
+  m->incarnation = incarnation;
+  suspicions_.erase(m->name);
+  set_state(*m, state, now_ms);
+  reap_timers_.push({now_ms + cfg_.reap_timeout_ms, m->name});
+  if (state == MemberState::dead) {
+    if (recently_dead_.size() >= cfg_.members_max) recently_dead_.clear();
+    if (recently_dead_.empty()) next_dead_probe_ms_ = now_ms + cfg_.dead_probe_interval_ms;
+    recently_dead_.push_back(m->name);
+    emit(MemberEvent::Kind::dead, *m, out);
+    broadcast(who, Dead{who, incarnation, accuser});
+  } else {
+    emit(MemberEvent::Kind::left, *m, out);
+    broadcast(who, Left{who, incarnation});
+  }
+}
+
+void Membership::on_push_pull(uint64_t now_ms, Address from, const PushPull& m, Output& out) {
+  // A push-pull, request or reply, carries the sender's whole state: that completes a join.
+  // (A ping does not: we would know only the members whose news happens to be in flight.)
+  joined_ = true;
+  if (!m.request || m.chunk != 0 || leaving_) return;
+  if (now_ms >= push_pull_window_ms_ + cfg_.probe_interval_ms) {
+    push_pull_window_ms_ = now_ms;
+    push_pull_replies_ = 0;
+  }
+  if (push_pull_replies_ >= push_pull_replies_per_interval_max) return;
+  ++push_pull_replies_;
+  send_state(from, false, out);
+}
+
+void Membership::accused(uint64_t now_ms, uint64_t incarnation, Address from, Output& out) {
+  if (leaving_) return;
+  if (incarnation >= self().incarnation) return refute(now_ms, incarnation, from, out);
+  // A stale accusation: its sender missed our refutation, so tell it directly (no bump needed).
+  const Message alive = alive_of(self());
+  send(from, {&alive, 1}, out);
+}
+
+void Membership::refute(uint64_t now_ms, uint64_t accused_incarnation, Address accuser,
+                        Output& out) {
+  Member& me = self();
+  me.incarnation = std::max(me.incarnation, accused_incarnation) + 1;
+  me.state_since_ms = now_ms;
+  awareness_.apply_delta(1);
+  ++stats_.refutes;
+  const Message alive = alive_of(me);
+  broadcast(me.name, alive);
+  send(accuser, {&alive, 1}, out);  // the accuser (or whoever relayed it) learns first
+}
+
+void Membership::leave(uint64_t now_ms, Output& out) {
+  if (leaving_) return;
+  leaving_ = true;
+  probe_.active = false;
+  Member& me = self();
+  set_state(me, MemberState::left, now_ms);
+  const Message left = Left{me.name, me.incarnation};
+  broadcast(me.name, left);
+  for (const Member* m : random_members(2 * cfg_.gossip_nodes, {}, now_ms, false)) {
+    send(m->addr, {&left, 1}, out);
+  }
+}
+
+bool Membership::set_meta(NodeMeta meta) {
+  if (!meta_fits(meta)) return false;
+  Member& me = self();
+  me.meta = std::make_shared<const NodeMeta>(std::move(meta));
+  ++me.incarnation;
+  broadcast(me.name, alive_of(me));
+  return true;
+}
+
+std::vector<MemberInfo> Membership::members() const {
+  std::vector<MemberInfo> all;
+  all.reserve(members_.size());
+  for (const Member& m : members_) {
+    all.push_back({m.name, m.addr, m.state, m.incarnation, *m.meta, m.state_since_ms});
+  }
+  return all;
+}
+
+std::optional<MemberInfo> Membership::member(const std::string& who) const {
+  const auto it = index_.find(who);
+  if (it == index_.end()) return std::nullopt;
+  const Member& m = members_[it->second];
+  return MemberInfo{m.name, m.addr, m.state, m.incarnation, *m.meta, m.state_since_ms};
+}
+
+// ---- helpers ------------------------------------------------------------------------------------
+
+Membership::Member* Membership::find(const std::string& who) {
+  const auto it = index_.find(who);
+  return it == index_.end() ? nullptr : &members_[it->second];
+}
+
+Membership::Member* Membership::add_member(uint64_t now_ms, const Alive& a) {
+  if (members_.size() >= cfg_.members_max) {
+    ++stats_.members_refused;
+    return nullptr;
+  }
+  const auto idx = static_cast<uint32_t>(members_.size());
+  Member m;
+  m.name = a.name;
+  m.addr = a.addr;
+  m.incarnation = a.incarnation;
+  m.state_since_ms = now_ms;
+  m.meta = std::make_shared<const NodeMeta>(a.meta);
+  index_.emplace(m.name, idx);
+  members_.push_back(std::move(m));
+  ++live_;
+  if (probe_next_ < probe_order_.size()) {  // probe it in this round, at a random position
+    const std::size_t pos = probe_next_ + rng_.below(probe_order_.size() - probe_next_ + 1);
+    probe_order_.push_back(idx);
+    std::swap(probe_order_[pos], probe_order_.back());
+  }
+  return &members_.back();
+}
+
+void Membership::remove_member(const std::string& who) {
+  const auto it = index_.find(who);
+  if (it == index_.end() || it->second == 0) return;
+  const uint32_t idx = it->second;
+  index_.erase(it);
+  suspicions_.erase(who);
+  if (is_live(members_[idx].state)) --live_;
+  if (idx + 1 != members_.size()) {
+    members_[idx] = std::move(members_.back());
+    index_[members_[idx].name] = idx;
+  }
+  members_.pop_back();
+  probe_next_ = probe_order_.size();  // indices moved: reshuffle before the next probe
+}
+
+void Membership::set_state(Member& m, MemberState state, uint64_t now_ms) {
+  if (is_live(m.state) && !is_live(state)) --live_;
+  if (!is_live(m.state) && is_live(state)) ++live_;
+  m.state = state;
+  m.state_since_ms = now_ms;
+}
+
+void Membership::start_suspicion(uint64_t now_ms, Member& m, const std::string& from) {
+  const std::size_t n = live_;
+  const Suspicion s(name_id(from), suspicion_expected_confirmations(cfg_, n),
+                    suspicion_min_ms(cfg_, n), suspicion_max_ms(cfg_, n), now_ms);
+  suspicions_.insert_or_assign(m.name, s);
+  set_state(m, MemberState::suspect, now_ms);
+  suspicion_timers_.push({s.deadline_ms(), m.name});
+  ++stats_.suspicions;
+}
+
+void Membership::emit(MemberEvent::Kind kind, const Member& m, Output& out) const {
+  out.events.push_back({kind, {m.name, m.addr, m.state, m.incarnation, *m.meta, m.state_since_ms}});
+}
+
+void Membership::broadcast(const std::string& about, const Message& msg) {
+  std::vector<uint8_t> bytes;
+  if (encode(msg, bytes)) broadcasts_.push(about, std::move(bytes));
+}
+
+Alive Membership::alive_of(const Member& m) const {
+  return Alive{m.name, m.incarnation, m.addr, *m.meta};
+}
+
+}  // namespace meshwork::gossip

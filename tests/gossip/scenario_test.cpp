@@ -1,0 +1,286 @@
+// Scenario tests on the pure core, in the spirit of etcd raft's testdata scripts: a script of
+// events on a virtual network, then the membership every node must see.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <random>
+
+#include "tests/gossip/sim_net.h"
+
+using namespace meshwork::gossip;
+using namespace meshwork::gossip::test;
+using Kind = MemberEvent::Kind;
+
+namespace {
+
+SimNet::Options lan(uint64_t seed) {
+  SimNet::Options o;
+  o.seed = seed;
+  o.delay_ms_min = 0;
+  o.delay_ms_max = 5;  // up to 5 ms: packets overtake each other
+  return o;
+}
+
+// start N, run until every node sees every node alive.
+void stabilize(SimNet& net, int n) {
+  net.start_all(n);
+  const auto took = net.run_until([&] { return net.converged(); }, 10'000);
+  REQUIRE_MESSAGE(took, "cluster did not converge");
+}
+
+uint64_t median(std::vector<uint64_t> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+}  // namespace
+
+TEST_CASE("start 5, stabilize: everyone alive everywhere, with metadata") {
+  SimNet net(lan(1));
+  stabilize(net, 5);
+  net.run_for(5'000);
+  CHECK(net.converged());
+  const auto v = net.view(4, 2);
+  REQUIRE(v);
+  CHECK(v->meta.api == "127.0.0.1:8002");
+  CHECK(v->meta.public_key == "pk2");
+  CHECK(net.count_events(Kind::suspect) == 0);
+  CHECK(net.count_events(Kind::dead) == 0);
+}
+
+TEST_CASE("crash n3, run 10 s: all others see n3 dead") {
+  SimNet net(lan(2));
+  stabilize(net, 5);
+  net.run_for(2'000);
+  net.crash(3);
+  net.run_for(10'000);
+  CHECK(net.all_see(3, MemberState::dead));
+  for (int id : {1, 2, 4, 5}) CHECK(net.all_see(id, MemberState::alive));
+  // Reaped after the reap timeout: gone from every list.
+  net.run_for(net.node(1).config().reap_timeout_ms + 1'000);
+  for (int id : {1, 2, 4, 5}) CHECK_FALSE(net.state(id, 3));
+  CHECK(net.converged());
+}
+
+TEST_CASE("kill-to-dead-everywhere latency of the lan profile, 5 and 20 nodes") {
+  for (const int n : {5, 20}) {
+    std::vector<uint64_t> took;
+    for (uint64_t seed = 1; seed <= 11; ++seed) {
+      SimNet net(lan(100 + seed));
+      net.start_all(n);
+      REQUIRE(net.run_until([&] { return net.converged(); }, 20'000));
+      net.run_for(3'000 + seed * 37);
+      net.crash(n);
+      const auto t = net.run_until([&] { return net.all_see(n, MemberState::dead); }, 20'000, 5);
+      REQUIRE(t);
+      took.push_back(*t);
+      CHECK(net.count_events(Kind::dead) == static_cast<std::size_t>(n - 1));  // no one else died
+    }
+    const uint64_t med = median(took);
+    MESSAGE("lan, N=", n, ": median ", med, " ms, max ",
+            *std::max_element(took.begin(), took.end()),
+            " ms from crash to dead on every survivor");
+    CHECK(med <= 1'500);
+  }
+}
+
+TEST_CASE("partition then heal: each side sees the other dead, then all alive again") {
+  SimNet net(lan(3));
+  stabilize(net, 5);
+  net.partition({1, 2}, {3, 4, 5});
+  net.run_for(10'000);
+  CHECK(net.state(1, 4) == MemberState::dead);
+  CHECK(net.state(5, 2) == MemberState::dead);
+  CHECK(net.state(1, 2) == MemberState::alive);
+  CHECK(net.state(3, 5) == MemberState::alive);
+  net.heal();
+  const auto took = net.run_until([&] { return net.converged(); }, 30'000);
+  CHECK_MESSAGE(took, "partitions did not merge again");
+  MESSAGE("partition healed in ", took.value_or(0), " ms");
+}
+
+TEST_CASE("pausing n2 for less than the suspicion timeout gets nobody declared dead") {
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    SimNet net(lan(200 + seed));
+    stabilize(net, 5);
+    net.run_for(1'000 + seed * 13);
+    net.pause(2);  // like SIGSTOP: no ticks, and nothing reaches it or leaves it
+    net.run_for(400);
+    net.resume(2);
+    net.run_for(5'000);
+    CHECK_MESSAGE(net.count_events(Kind::dead) == 0, "seed ", seed);
+    CHECK(net.converged());
+  }
+}
+
+TEST_CASE("pausing n2 for longer gets it declared dead; on resume it refutes and is alive again") {
+  SimNet net(lan(4));
+  stabilize(net, 5);
+  const uint64_t before = net.node(2).incarnation();
+  net.pause(2);
+  net.run_for(8'000);
+  CHECK(net.all_see(2, MemberState::dead));
+  net.resume(2);
+  const auto took = net.run_until([&] { return net.converged(); }, 20'000);
+  CHECK(took);
+  CHECK(net.node(2).incarnation() > before);
+  CHECK(net.node(2).stats().refutes >= 1);
+}
+
+TEST_CASE("a falsely suspected n2 refutes with a higher incarnation") {
+  SimNet net(lan(5));
+  stabilize(net, 5);
+  const uint64_t before = net.node(2).incarnation();
+  std::vector<uint8_t> lie{wire_version};
+  REQUIRE(encode(Suspect{"n2", before, "n1"}, lie));
+  net.inject(3, sim_address(1), lie);
+  CHECK(net.state(3, 2) == MemberState::suspect);
+  net.run_for(3'000);
+  CHECK(net.converged());
+  CHECK(net.node(2).incarnation() == before + 1);
+  for (int id : {1, 3, 4, 5}) CHECK(net.view(id, 2)->incarnation == before + 1);
+  CHECK(net.node(2).stats().refutes == 1);
+  CHECK(net.count_events(Kind::dead) == 0);
+}
+
+TEST_CASE("leave: everyone sees left, not dead") {
+  SimNet net(lan(6));
+  stabilize(net, 5);
+  net.leave(4);
+  net.run_for(300);  // keep it ticking briefly so its gossip goes out, then stop
+  net.crash(4);
+  net.run_for(5'000);
+  CHECK(net.all_see(4, MemberState::left));
+  CHECK(net.count_events(Kind::dead) == 0);
+  CHECK(net.count_events(Kind::left, "n4") == 4);
+}
+
+TEST_CASE("restart n4 with the same name: alive everywhere again") {
+  SUBCASE("after it was declared dead, with an incarnation from the wall clock") {
+    SimNet net(lan(7));
+    stabilize(net, 5);
+    net.crash(4);
+    net.run_for(8'000);
+    REQUIRE(net.all_see(4, MemberState::dead));
+    net.start(4, /*incarnation=*/1'700'000'000);
+    CHECK(net.run_until([&] { return net.converged(); }, 10'000));
+    CHECK(net.view(1, 4)->incarnation == 1'700'000'000);
+  }
+  SUBCASE("after it was declared dead, restarting from incarnation 0: it refutes upward") {
+    SimNet net(lan(8));
+    stabilize(net, 5);
+    net.crash(4);
+    net.run_for(8'000);
+    REQUIRE(net.all_see(4, MemberState::dead));
+    net.start(4, 0);
+    CHECK(net.run_until([&] { return net.converged(); }, 10'000));
+    CHECK(net.node(4).incarnation() > 0);
+  }
+  SUBCASE("before anyone noticed it was gone") {
+    SimNet net(lan(9));
+    stabilize(net, 5);
+    net.crash(4);
+    net.run_for(50);
+    net.start(4, 0);
+    net.run_for(10'000);
+    CHECK(net.converged());
+    CHECK(net.count_events(Kind::dead) == 0);
+  }
+}
+
+TEST_CASE("a node with the wrong cluster key never appears; the right key joins; rotation works") {
+  Key a{}, b{}, c{};
+  a.fill(1);
+  b.fill(2);
+  c.fill(3);
+  SimNet net(lan(10));
+  for (int id = 1; id <= 4; ++id) net.start(id, 0, Keyring({a}));
+  REQUIRE(net.run_until([&] { return net.converged(); }, 10'000));
+  net.start(5, 0, Keyring({b}));
+  net.run_for(10'000);
+  for (int id = 1; id <= 4; ++id) {
+    CHECK_FALSE(net.state(id, 5));
+    CHECK(net.node(id).member_count() == 4);
+  }
+  CHECK(net.node(1).stats().dropped_unsealable > 0);
+  CHECK_FALSE(net.node(5).joined());
+  // A node that seals with a new key and still accepts the old one joins the old cluster.
+  net.crash(5);
+  net.start(6, 0, Keyring({c, a}));
+  net.run_for(3'000);
+  CHECK(net.state(1, 6) == std::nullopt);  // they cannot open what 6 seals with key c...
+  CHECK(net.node(6).member_count() == 1);
+  net.crash(6);
+  for (int id = 1; id <= 4; ++id) {  // ...until everyone accepts c (rolling rotation, step 1)
+    net.crash(id);
+    net.start(id, 100, Keyring({a, c}));
+  }
+  net.start(6, 0, Keyring({c, a}));
+  CHECK(net.run_until([&] { return net.converged(); }, 15'000));
+}
+
+TEST_CASE("20% loss for 60 s: no false deaths") {
+  // The bound we assert: with 20% independent loss on every packet, 5 and 10 nodes see zero
+  // deaths in 60 s (suspicions happen and are refuted).
+  for (const int n : {5, 10}) {
+    SimNet net(lan(11 + n));
+    stabilize(net, n);
+    net.set_loss(0.20);
+    net.run_for(60'000);
+    CHECK_MESSAGE(net.count_events(Kind::dead) == 0, "N=", n);
+    MESSAGE("N=", n, ", 20% loss, 60 s: ", net.count_events(Kind::suspect), " suspicions, ",
+            net.count_events(Kind::dead), " deaths");
+    net.set_loss(0.0);
+    net.run_for(3'000);
+    CHECK(net.converged());
+  }
+}
+
+TEST_CASE("CPU saturation: nodes stalling for up to 250 ms, 30% of the time, for 60 s: no deaths") {
+  // A model of both cores saturated: every node is descheduled at random moments for 0-250 ms
+  // (packets wait in its socket buffer), about 30% of the time. Nobody may be declared dead.
+  for (const int n : {5, 20}) {
+    SimNet net(lan(300 + n));
+    stabilize(net, n);
+    std::mt19937_64 rng(n);
+    for (uint64_t t = 0; t < 60'000; t += 10) {
+      for (int id = 1; id <= n; ++id) {
+        if (!net.stalled(id) && std::uniform_real_distribution<>(0, 1)(rng) < 0.024) {
+          net.stall(id, std::uniform_int_distribution<uint64_t>(0, 250)(rng));
+        }
+      }
+      net.run_for(10);
+    }
+    CHECK_MESSAGE(net.count_events(Kind::dead) == 0, "N=", n);
+    MESSAGE("N=", n, ", stalls for 60 s: ", net.count_events(Kind::suspect), " suspicions, ",
+            net.count_events(Kind::dead), " deaths");
+    net.run_for(3'000);
+    CHECK(net.converged());
+  }
+}
+
+TEST_CASE("a 20-node cluster with delay and reordering converges and stays quiet") {
+  SimNet::Options o = lan(12);
+  o.delay_ms_max = 30;
+  SimNet net(o);
+  stabilize(net, 20);
+  net.run_for(30'000);
+  CHECK(net.converged());
+  CHECK(net.count_events(Kind::dead) == 0);
+  // Gossip bytes per node per second in steady state (reported, see docs/protocol.md).
+  uint64_t bytes = 0;
+  for (int id = 1; id <= 20; ++id) bytes += net.node(id).stats().bytes_sent;
+  MESSAGE("20 nodes: ", bytes / 20 / 30, " bytes/s sent per node (includes the join phase)");
+}
+
+TEST_CASE("next_deadline_ms is exact enough to drive the machine event by event") {
+  Membership m(Config{}, "solo", sim_address(1), {}, 0, 1);
+  Output out;
+  m.join(0, {}, out);
+  CHECK(m.joined());
+  const uint64_t d = m.next_deadline_ms();
+  CHECK(d < 1'000'000);
+  m.tick(d, out);
+  CHECK(m.next_deadline_ms() > d);
+  CHECK(m.members().size() == 1);
+}
