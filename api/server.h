@@ -5,6 +5,7 @@
 //   GET  /v1/jobs               ?state=&type=&limit=&cursor=, newest first
 //   POST /v1/jobs/{id}/cancel   cancel a queued job now, or a running one cooperatively
 //   GET  /v1/node               this node: identity, counters, limits, job types
+//   GET  /v1/cluster/members    the membership as this node sees it (gossip)
 //   GET  /healthz, /readyz      liveness, readiness
 // Errors are application/problem+json (api/problem.h). Every server socket has TCP_NODELAY.
 //
@@ -32,10 +33,14 @@ struct ApiOptions {
 
 class ApiServer {
  public:
-  using InfoFn = std::function<nlohmann::json()>;
-  using ReadyFn = std::function<bool()>;
+  // What the API asks the rest of the node for; each is called on an HTTP thread.
+  struct Providers {
+    std::function<nlohmann::json()> node_info;  // GET /v1/node
+    std::function<bool()> ready;                // GET /readyz
+    std::function<nlohmann::json()> members;    // GET /v1/cluster/members
+  };
 
-  ApiServer(Jobs& jobs, ApiOptions options, InfoFn node_info, ReadyFn ready);
+  ApiServer(Jobs& jobs, ApiOptions options, Providers providers);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
@@ -55,8 +60,7 @@ class ApiServer {
 
   Jobs& jobs_;
   ApiOptions options_;
-  InfoFn info_;
-  ReadyFn ready_;
+  Providers providers_;
   httplib::Server server_;
   std::atomic<size_t> inflight_submits_{0};
 };

@@ -4,6 +4,7 @@
 #include <httplib.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <iostream>
 #include <iterator>
@@ -115,6 +116,22 @@ int status(const ClientArgs& a) {
   return report(c.Get("/v1/jobs/" + a.id));
 }
 
+// A table of the members a node sees.
+int members(const ClientArgs& a) {
+  auto c = client_for(a.to);
+  auto r = c.Get("/v1/cluster/members");
+  if (!r || r->status != 200) return report(r);
+  json j = json::parse(r->body, nullptr, false);
+  if (!j.is_object() || !j.contains("members")) return report(r);
+  std::printf("%-16s %-8s %-12s %-22s %s\n", "NAME", "STATE", "INCARNATION", "GOSSIP", "API");
+  for (const auto& m : j["members"])
+    std::printf("%-16s %-8s %-12llu %-22s %s\n", m.value("name", "").c_str(),
+                m.value("state", "").c_str(),
+                static_cast<unsigned long long>(m.value("incarnation", uint64_t{0})),
+                m.value("gossip", "").c_str(), m.value("api", "").c_str());
+  return kExitOk;
+}
+
 void add_job_options(CLI::App* cmd, ClientArgs& a) {
   cmd->add_option("--type", a.type, "job type (echo, sleep, flaky, pow, tx-verify, enrich)");
   cmd->add_option("--payload", a.payload, "job payload as JSON")->capture_default_str();
@@ -137,6 +154,9 @@ void add_client_commands(CLI::App& app, ClientArgs& a) {
   submit_cmd->add_option("--wait-s", a.wait_s, "how long --wait waits")->capture_default_str();
   add_job_options(submit_cmd, a);
 
+  auto* members_cmd = app.add_subcommand("members", "list the mesh as a node sees it");
+  members_cmd->add_option("--to", a.to, "node URL")->capture_default_str();
+
   auto* status_cmd = app.add_subcommand("status", "show a job");
   status_cmd->add_option("--to", a.to, "node URL")->capture_default_str();
   status_cmd->add_option("id", a.id, "job id")->required();
@@ -146,6 +166,7 @@ int run_client_command(CLI::App& app, const ClientArgs& args) {
   if (app.got_subcommand("sign")) return sign(args);
   if (app.got_subcommand("submit")) return submit(args);
   if (app.got_subcommand("status")) return status(args);
+  if (app.got_subcommand("members")) return members(args);
   return fail("unknown command", kExitUsage);
 }
 

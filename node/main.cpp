@@ -5,6 +5,7 @@
 //   meshwork sign --key FILE --type T --payload JSON      print a signed envelope (no network)
 //   meshwork submit --to URL (--type T --payload JSON [--key FILE] | --envelope FILE) [--wait]
 //   meshwork status --to URL ID
+//   meshwork members --to URL             the mesh as that node sees it
 // Exit codes: 0 ok; 1 the job failed or was cancelled (--wait); 2 usage or local error;
 // 3 the node refused the request (4xx); 4 the node was unreachable or failed (5xx).
 #include <CLI/CLI.hpp>
@@ -19,6 +20,7 @@
 #include "node/crypto.h"
 #include "node/envelope.h"
 #include "node/node.h"
+#include "gossip/config.h"
 
 namespace {
 
@@ -41,9 +43,11 @@ int run_node(NodeConfig cfg, const std::string& level, const std::string& format
 
 int keygen(const std::string& out, bool cluster) {
   meshwork::init_crypto();
-  meshwork::Status s = cluster ? meshwork::write_secret_file(out, meshwork::random_bytes(
-                                                                      meshwork::kClusterKeyBytes))
-                               : meshwork::Identity::generate().save(out);
+  // A cluster key file holds hex keys, one per line: add a new key on top to rotate.
+  meshwork::Status s =
+      cluster ? meshwork::write_secret_file(
+                    out, meshwork::to_hex(meshwork::random_bytes(meshwork::kClusterKeyBytes)) + "\n")
+              : meshwork::Identity::generate().save(out);
   if (!s.is_ok()) {
     std::cerr << "meshwork keygen: " << s.message() << "\n";
     return 2;
@@ -52,8 +56,48 @@ int keygen(const std::string& out, bool cluster) {
   return 0;
 }
 
-void add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, std::string& format,
-                      std::string& api) {
+struct GossipFlags {
+  std::string profile = "lan";
+  uint64_t probe_interval_ms = 0, probe_timeout_ms = 0, gossip_interval_ms = 0;
+  uint32_t suspicion_mult = 0;
+  std::vector<std::string> tags;
+};
+
+void add_gossip_flags(CLI::App* node, NodeConfig& cfg, GossipFlags& g) {
+  node->add_option("--gossip", cfg.gossip_bind,
+                   "gossip UDP address HOST:PORT, IPv4 (default: the API host, any free port)");
+  node->add_option("--join", cfg.join, "HOST:PORT of a member to join through (repeatable)")
+      ->delimiter(',');
+  node->add_option("--cluster-key", cfg.cluster_key_file,
+                   "seal gossip with these keys (meshwork keygen --cluster); the first seals")
+      ->check(CLI::ExistingFile);
+  node->add_option("--profile", g.profile, "gossip timing profile: local|lan|wan")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"local", "lan", "wan"}));
+  node->add_option("--probe-interval-ms", g.probe_interval_ms, "override: one probe round");
+  node->add_option("--probe-timeout-ms", g.probe_timeout_ms, "override: direct ack timeout");
+  node->add_option("--gossip-interval-ms", g.gossip_interval_ms, "override: gossip fan-out period");
+  node->add_option("--suspicion-mult", g.suspicion_mult, "override: suspicion timeout multiplier");
+  node->add_option("--tag", g.tags, "node tag KEY=VALUE, carried in gossip (repeatable)");
+}
+
+// The profile's timings with any overrides; an error names the bad flag.
+std::optional<std::string> apply_gossip_flags(NodeConfig& cfg, const GossipFlags& g) {
+  cfg.gossip = meshwork::gossip::config_for(*meshwork::gossip::parse_profile(g.profile));
+  if (g.probe_interval_ms) cfg.gossip.probe_interval_ms = g.probe_interval_ms;
+  if (g.probe_timeout_ms) cfg.gossip.probe_timeout_ms = g.probe_timeout_ms;
+  if (g.gossip_interval_ms) cfg.gossip.gossip_interval_ms = g.gossip_interval_ms;
+  if (g.suspicion_mult) cfg.gossip.suspicion_mult = g.suspicion_mult;
+  for (const auto& t : g.tags) {
+    auto eq = t.find('=');
+    if (eq == std::string::npos || eq == 0) return "--tag must be KEY=VALUE, got " + t;
+    cfg.tags[t.substr(0, eq)] = t.substr(eq + 1);
+  }
+  return meshwork::gossip::config_error(cfg.gossip);
+}
+
+CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, std::string& format,
+                           std::string& api) {
   auto* node = app.add_subcommand("node", "run a meshwork node");
   node->add_option("--name", cfg.name, "node name, unique in the mesh")->capture_default_str();
   node->add_option("--api", api, "HTTP API address HOST:PORT")->capture_default_str();
@@ -79,6 +123,7 @@ void add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, std::s
       ->capture_default_str();
   node->add_option("--http-threads", cfg.http_threads, "HTTP worker threads (one per connection)")
       ->capture_default_str();
+  return node;
 }
 
 }  // namespace
@@ -91,7 +136,8 @@ int main(int argc, char** argv) {
 
   NodeConfig cfg;
   std::string level = "info", format = "text", api = "127.0.0.1:8001";
-  add_node_command(app, cfg, level, format, api);
+  GossipFlags gossip_flags;
+  add_gossip_flags(add_node_command(app, cfg, level, format, api), cfg, gossip_flags);
 
   std::string out;
   bool cluster = false;
@@ -118,6 +164,10 @@ int main(int argc, char** argv) {
       cfg.api_port = std::stoi(api.substr(colon + 1));
     } catch (const std::exception&) {
       std::cerr << "meshwork node: --api must be HOST:PORT\n";
+      return 2;
+    }
+    if (auto why = apply_gossip_flags(cfg, gossip_flags)) {
+      std::cerr << "meshwork node: " << *why << "\n";
       return 2;
     }
     return run_node(std::move(cfg), level, format);

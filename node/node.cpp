@@ -82,18 +82,39 @@ Status Node::open() {
   api::ApiOptions ao;
   ao.threads = config_.http_threads;
   ao.body_bytes_max = config_.body_bytes_max;
-  api_ = std::make_unique<api::ApiServer>(*jobs_, ao, [this] { return info(); },
-                                          [this] { return jobs_->backlog() < config_.backlog_max; });
+  api::ApiServer::Providers providers;
+  providers.node_info = [this] { return info(); };
+  providers.ready = [this] { return jobs_->backlog() < config_.backlog_max; };
+  providers.members = [this] { return gossip_->members_json(); };
+  api_ = std::make_unique<api::ApiServer>(*jobs_, ao, std::move(providers));
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
     return {Code::io_error, "cannot listen on " + config_.api_host + ":" +
                                 std::to_string(config_.api_port)};
   api_thread_ = std::thread([this] { api_->serve(); });
+  if (Status s = start_gossip(); !s.is_ok()) return s;
   log_event(spdlog::level::info, "node_started", "",
             "api=" + config_.api_host + ":" + std::to_string(api_port_) +
                 " data=" + config_.data_dir + " workers=" + std::to_string(jo.workers) +
                 " key=" + identity_->public_key_b64());
   return Status::ok();
+}
+
+Status Node::start_gossip() {
+  GossipOptions go;
+  go.name = config_.name;
+  go.bind = config_.gossip_bind.empty() ? config_.api_host + ":0" : config_.gossip_bind;
+  go.seeds = config_.join;
+  go.config = config_.gossip;
+  go.meta = gossip::NodeMeta{config_.api_host + ":" + std::to_string(api_port_),
+                             identity_->public_key_b64(), config_.tags};
+  if (!config_.cluster_key_file.empty()) {
+    auto keys = load_cluster_keys(config_.cluster_key_file);
+    if (!keys.is_ok()) return keys.status();
+    go.keyring = std::move(keys).value();
+  }
+  gossip_ = std::make_unique<GossipDriver>(io_, std::move(go));
+  return gossip_->start();
 }
 
 void Node::wait_for_signal() {
@@ -110,10 +131,13 @@ void Node::stop() {
   if (api_) api_->stop();
   if (api_thread_.joinable()) api_thread_.join();
   if (jobs_) jobs_->stop();
+  // Leaving gracefully tells the mesh at once instead of after a suspicion timeout.
+  if (gossip_) gossip_->leave(3 * config_.gossip.gossip_interval_ms);
   work_.reset();
   io_.stop();
   if (io_thread_.joinable()) io_thread_.join();
   jobs_.reset();
+  gossip_.reset();
   store_.reset();
 }
 
@@ -135,6 +159,7 @@ nlohmann::json Node::info() const {
           {"store",
            {{"batches", store_->batches_written()}, {"updates", store_->updates_written()},
             {"queue_depth", store_->queue_depth()}, {"corrupt_records", store_->corrupt_records()}}},
+          {"gossip", gossip_->stats_json()},
           {"limits",
            {{"body_bytes_max", config_.body_bytes_max},
             {"payload_bytes_max", config_.payload_bytes_max},

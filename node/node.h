@@ -1,13 +1,17 @@
-// A running meshwork node: identity, store, job service, HTTP API and the io thread, wired together.
+// A running meshwork node: identity, store, job service, membership, HTTP API and the io thread,
+// wired together.
 //
 // Node::start() opens everything in order (data dir, identity key, store with recovery, workers,
-// io thread, API socket) and returns only when the API is bound, or an error. stop() tears down in
-// reverse: API, workers, io thread, store. Thread-safety: start/stop/wait from one thread.
+// io thread, API socket, gossip socket and join) and returns once both sockets are bound, or an
+// error. stop() tears down in reverse: API, workers, a graceful gossip leave, io thread, store.
+// Thread-safety: start/stop/wait from one thread.
 #pragma once
 
 #include <memory>
 #include <optional>
+#include <map>
 #include <set>
+#include <vector>
 #include <string>
 #include <thread>
 
@@ -16,6 +20,7 @@
 
 #include "api/server.h"
 #include "node/crypto.h"
+#include "node/gossip_driver.h"
 #include "node/jobs.h"
 #include "node/log.h"
 #include "node/store.h"
@@ -37,6 +42,12 @@ struct NodeConfig {
   size_t backlog_max = 10'000;
   size_t http_threads = 64;
   bool fsync = true;
+  // Membership (gossip/): where to listen, whom to join, how to seal, how fast to detect.
+  std::string gossip_bind;  // HOST:PORT; empty: the API host with an ephemeral port
+  std::vector<std::string> join;
+  std::string cluster_key_file;  // empty: gossip is not sealed
+  gossip::Config gossip;         // from --profile, then the timing flags
+  std::map<std::string, std::string> tags;
 };
 
 // Reads an allowed-keys file; Code::invalid names the first bad line.
@@ -59,6 +70,7 @@ class Node {
  private:
   explicit Node(NodeConfig config);
   Status open();
+  Status start_gossip();
 
   NodeConfig config_;
   std::optional<Identity> identity_;
@@ -67,6 +79,7 @@ class Node {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread io_thread_;
   std::unique_ptr<Jobs> jobs_;
+  std::unique_ptr<GossipDriver> gossip_;
   std::unique_ptr<api::ApiServer> api_;
   std::thread api_thread_;
   int api_port_ = -1;
