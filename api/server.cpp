@@ -47,10 +47,16 @@ bool parse_limit(const std::string& text, size_t& out) {
 
 }  // namespace
 
-ApiServer::ApiServer(Jobs& jobs, ApiOptions options, InfoFn node_info, ReadyFn ready)
-    : jobs_(jobs), options_(options), info_(std::move(node_info)), ready_(std::move(ready)) {
+ApiServer::ApiServer(Jobs& jobs, ApiOptions options, Providers providers)
+    : jobs_(jobs), options_(options), providers_(std::move(providers)) {
   server_.new_task_queue = [n = options_.threads] { return new httplib::ThreadPool(n); };
   server_.set_tcp_nodelay(true);
+  // cpp-httplib's default sets SO_REUSEPORT, which lets a second node bind a port in use and take
+  // half its connections; SO_REUSEADDR alone still allows a quick restart (TIME_WAIT).
+  server_.set_socket_options([](socket_t s) {
+    int on = 1;
+    setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+  });
   server_.set_keep_alive_max_count(100'000);
   server_.set_payload_max_length(options_.body_bytes_max);
   routes();
@@ -75,10 +81,13 @@ void ApiServer::routes() {
   server_.Get("/v1/jobs", [this](const auto& req, auto& res) { list_jobs(req, res); });
   server_.Post(R"(/v1/jobs/([^/]+)/cancel)",
                [this](const auto& req, auto& res) { cancel_job(req, res); });
-  server_.Get("/v1/node", [this](const auto&, auto& res) { send_json(res, 200, info_()); });
+  server_.Get("/v1/node",
+              [this](const auto&, auto& res) { send_json(res, 200, providers_.node_info()); });
+  server_.Get("/v1/cluster/members",
+              [this](const auto&, auto& res) { send_json(res, 200, providers_.members()); });
   server_.Get("/healthz", [](const auto&, auto& res) { send_json(res, 200, {{"status", "ok"}}); });
   server_.Get("/readyz", [this](const auto&, auto& res) {
-    if (ready_()) return send_json(res, 200, {{"status", "ready"}});
+    if (providers_.ready()) return send_json(res, 200, {{"status", "ready"}});
     problem(res, 503, "the node is not ready to accept jobs");
   });
   // Anything that reached no route, or that cpp-httplib refused itself (413, 400), gets a problem
