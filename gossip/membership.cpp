@@ -13,6 +13,13 @@ bool is_live(MemberState s) {
   return s == MemberState::alive || s == MemberState::suspect;
 }
 
+// Members without metadata (common in large simulations) share one immutable empty NodeMeta
+// instead of a heap block each.
+std::shared_ptr<const NodeMeta> share_meta(const NodeMeta& meta) {
+  static const auto empty = std::make_shared<const NodeMeta>();
+  return meta == *empty ? empty : std::make_shared<const NodeMeta>(meta);
+}
+
 }  // namespace
 
 std::string_view to_string(MemberEvent::Kind kind) {
@@ -52,7 +59,7 @@ Membership::Membership(Config cfg, std::string name, Address self_addr, NodeMeta
   me.name = std::move(name);
   me.addr = self_addr;
   me.incarnation = incarnation;
-  me.meta = std::make_shared<const NodeMeta>(std::move(meta));
+  me.meta = share_meta(meta);
   index_.emplace(me.name, 0);
   members_.push_back(std::move(me));
 }
@@ -168,7 +175,7 @@ void Membership::on_alive(uint64_t now_ms, Address from, const Alive& a, Output&
   const bool changed = a.addr != m->addr || a.meta != *m->meta;
   m->incarnation = a.incarnation;
   m->addr = a.addr;
-  if (a.meta != *m->meta) m->meta = std::make_shared<const NodeMeta>(a.meta);
+  if (a.meta != *m->meta) m->meta = share_meta(a.meta);
   if (old != MemberState::alive) {
     suspicions_.erase(m->name);
     set_state(*m, MemberState::alive, now_ms);
@@ -272,7 +279,7 @@ void Membership::leave(uint64_t now_ms, Output& out) {
 bool Membership::set_meta(NodeMeta meta) {
   if (!meta_fits(meta)) return false;
   Member& me = self();
-  me.meta = std::make_shared<const NodeMeta>(std::move(meta));
+  me.meta = share_meta(meta);
   ++me.incarnation;
   broadcast(me.name, alive_of(me));
   return true;
@@ -312,7 +319,7 @@ Membership::Member* Membership::add_member(uint64_t now_ms, const Alive& a) {
   m.addr = a.addr;
   m.incarnation = a.incarnation;
   m.state_since_ms = now_ms;
-  m.meta = std::make_shared<const NodeMeta>(a.meta);
+  m.meta = share_meta(a.meta);
   index_.emplace(m.name, idx);
   members_.push_back(std::move(m));
   ++live_;

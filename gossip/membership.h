@@ -130,6 +130,9 @@ class Membership {
   std::size_t member_count() const { return members_.size(); }
   std::size_t live_count() const { return live_; }  // alive + suspect, self included
   const Stats& stats() const { return stats_; }
+  // Updates still waiting to be piggybacked. After leave(), tick until this is 0 (or a deadline
+  // of a few gossip intervals passes) so that `left` has been sent lambda * log(N) times.
+  std::size_t pending_broadcasts() const { return broadcasts_.size(); }
   const std::string& name() const { return members_.front().name; }
   uint64_t incarnation() const { return members_.front().incarnation; }
   uint32_t awareness() const { return awareness_.score(); }

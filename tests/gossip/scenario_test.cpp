@@ -147,7 +147,8 @@ TEST_CASE("leave: everyone sees left, not dead") {
   SimNet net(lan(6));
   stabilize(net, 5);
   net.leave(4);
-  net.run_for(300);  // keep it ticking briefly so its gossip goes out, then stop
+  // Keep it ticking until its `left` has been sent often enough, then stop it.
+  CHECK(net.run_until([&] { return net.node(4).pending_broadcasts() == 0; }, 2'000));
   net.crash(4);
   net.run_for(5'000);
   CHECK(net.all_see(4, MemberState::left));
@@ -271,6 +272,79 @@ TEST_CASE("a 20-node cluster with delay and reordering converges and stays quiet
   uint64_t bytes = 0;
   for (int id = 1; id <= 20; ++id) bytes += net.node(id).stats().bytes_sent;
   MESSAGE("20 nodes: ", bytes / 20 / 30, " bytes/s sent per node (includes the join phase)");
+}
+
+TEST_CASE("set_meta re-announces with a higher incarnation; everyone sees the update") {
+  SimNet net(lan(14));
+  stabilize(net, 5);
+  const uint64_t before = net.node(3).incarnation();
+  NodeMeta meta{"127.0.0.1:9003", "pk3-new", {{"zone", "b"}}};
+  CHECK(net.node(3).set_meta(meta));
+  CHECK(net.node(3).incarnation() == before + 1);
+  NodeMeta too_big = meta;
+  too_big.api = std::string(api_bytes_max + 1, 'x');
+  CHECK_FALSE(net.node(3).set_meta(too_big));
+  net.run_for(2'000);
+  for (int id : {1, 2, 4, 5}) {
+    const auto v = net.view(id, 3);
+    REQUIRE(v);
+    CHECK(v->meta == meta);
+    CHECK(v->incarnation == before + 1);
+  }
+  CHECK(net.count_events(Kind::updated, "n3") == 4);
+}
+
+TEST_CASE("every profile detects a crash within its suspicion bounds and stays quiet otherwise") {
+  for (const Profile p : {Profile::local, Profile::lan, Profile::wan}) {
+    SimNet::Options o = lan(15);
+    o.cfg = config_for(p);
+    SimNet net(o);
+    stabilize(net, 5);
+    net.run_for(10 * o.cfg.probe_interval_ms);
+    net.crash(5);
+    const auto took = net.run_until([&] { return net.all_see(5, MemberState::dead); }, 120'000);
+    REQUIRE(took);
+    // One probe round to suspect, at most the max suspicion timeout, a few gossip hops.
+    CHECK(*took <= 4 * o.cfg.probe_interval_ms + suspicion_max_ms(o.cfg, 5));
+    CHECK(net.count_events(Kind::dead) == 4);
+    MESSAGE(to_string(p), ": crash seen dead everywhere after ", *took, " ms");
+  }
+}
+
+TEST_CASE("joining under 20% loss and reordering still converges") {
+  SimNet::Options o = lan(13);
+  o.loss = 0.20;
+  o.delay_ms_max = 30;
+  SimNet net(o);
+  net.start_all(10);
+  const auto took = net.run_until([&] { return net.converged(); }, 30'000);
+  CHECK(took);
+  MESSAGE("10 nodes joined under 20% loss in ", took.value_or(0), " ms");
+}
+
+TEST_CASE("the same seed replays the same history") {
+  const auto run = [](uint64_t seed) {
+    SimNet::Options o = lan(seed);
+    o.loss = 0.05;
+    SimNet net(o);
+    net.start_all(8);
+    net.run_for(5'000);
+    net.crash(3);
+    net.partition({1, 2}, {4, 5});
+    net.run_for(10'000);
+    net.heal();
+    net.run_for(10'000);
+    std::vector<std::string> log;
+    for (const auto& e : net.events()) {
+      log.push_back(std::to_string(e.at_ms) + " " + std::to_string(e.viewer) + " " +
+                    std::string(to_string(e.kind)) + " " + e.subject);
+    }
+    return log;
+  };
+  const auto a = run(77);
+  CHECK(a.size() > 50);
+  CHECK(a == run(77));
+  CHECK(a != run(78));
 }
 
 TEST_CASE("next_deadline_ms is exact enough to drive the machine event by event") {
