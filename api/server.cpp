@@ -96,7 +96,10 @@ void ApiServer::routes() {
     if (!res.body.empty()) return;
     std::string detail = res.status == 413   ? "the request body exceeds the node's limit"
                          : res.status == 404 ? "no such endpoint: " + req.method + " " + req.path
-                                             : "the request could not be processed";
+                         : res.status == 400
+                             ? "the request could not be read; a POST needs a Content-Length "
+                               "header (curl: -d '') or a chunked body"
+                             : "the request could not be processed";
     problem(res, res.status, detail);
   });
   server_.set_exception_handler([](const auto&, auto& res, std::exception_ptr) {

@@ -154,7 +154,11 @@ void GossipDriver::leave(uint64_t grace_ms) {
     flush();
     return 0;
   });
-  std::this_thread::sleep_for(std::chrono::milliseconds(grace_ms));
+  // Keep gossiping until the news of our leaving has been sent its full retransmit count.
+  for (uint64_t waited = 0; waited < grace_ms; waited += 20) {
+    if (on_io([this] { return membership_->pending_broadcasts(); }) == 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
   on_io([this] {
     closed_ = true;
     ticker_.cancel();

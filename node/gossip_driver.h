@@ -48,7 +48,8 @@ class GossipDriver {
 
   // Binds the socket (from any thread, before or while the io thread runs) and starts joining.
   [[nodiscard]] Status start();
-  // Announces `left`, keeps gossiping for `grace_ms` so the news spreads, then closes the socket.
+  // Announces `left`, keeps gossiping until that news has been retransmitted enough (at most
+  // `grace_ms`), then closes the socket.
   // Blocks the caller (not the io thread) until done.
   void leave(uint64_t grace_ms);
   // Called on the io thread for every member event. Add listeners before start().

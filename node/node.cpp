@@ -12,6 +12,7 @@ namespace meshwork {
 namespace {
 
 constexpr size_t kAllowedKeysMax = 100'000;
+constexpr uint64_t kLeaveGraceMs = 2'000;  // longest a stopping node gossips its leaving
 
 nlohmann::json counts_json(const Store::StateCounts& c) {
   nlohmann::json j = nlohmann::json::object();
@@ -132,7 +133,7 @@ void Node::stop() {
   if (api_thread_.joinable()) api_thread_.join();
   if (jobs_) jobs_->stop();
   // Leaving gracefully tells the mesh at once instead of after a suspicion timeout.
-  if (gossip_) gossip_->leave(3 * config_.gossip.gossip_interval_ms);
+  if (gossip_) gossip_->leave(kLeaveGraceMs);
   work_.reset();
   io_.stop();
   if (io_thread_.joinable()) io_thread_.join();
