@@ -76,6 +76,13 @@ void ApiServer::stop() {
 }
 
 void ApiServer::routes() {
+  // Nothing here is a byte-addressable file, so Range is ignored (RFC 9110 allows it). cpp-httplib
+  // 0.11 would otherwise cut any answer, a 202 included, to the requested bytes. The request object
+  // is the server's own, mutable one; the handler only sees it through a const reference.
+  server_.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+    const_cast<httplib::Request&>(req).ranges.clear();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
   server_.Post("/v1/jobs", [this](const auto& req, auto& res) { post_job(req, res); });
   server_.Get(R"(/v1/jobs/([^/]+))", [this](const auto& req, auto& res) { get_job(req, res); });
   server_.Get("/v1/jobs", [this](const auto& req, auto& res) { list_jobs(req, res); });
