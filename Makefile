@@ -7,7 +7,7 @@ PACKAGES := g++ libasio-dev libsodium-dev libleveldb-dev libsnappy-dev libcpp-ht
 BENCH_PACKAGES := wrk serf nats-server libnats-dev gcc bc
 JOBS ?= 2
 
-.PHONY: all deps deps-bench build build-asan test test-unit test-asan demo bench clean
+.PHONY: all deps deps-bench build build-asan test test-unit demo bench clean
 
 all: build
 
@@ -45,8 +45,10 @@ test-unit: build
 demo: build
 	simulations/demo.sh
 
+# Benchmarks beside their anchors (see docs/benchmarks.md): about 10 minutes in all.
 bench: build deps-bench
 	simulations/bench/submit.sh
+	simulations/bench/detect.sh
 
 clean:
 	rm -rf build build-debug build-asan run
