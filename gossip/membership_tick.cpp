@@ -16,6 +16,7 @@ void Membership::join(uint64_t now_ms, std::vector<Address> seeds, Output& out) 
     ++self().incarnation;
     set_state(self(), MemberState::alive, now_ms);
   }
+  if (self().state_since_ms == 0) self().state_since_ms = now_ms;  // the first moment we know
   broadcast(name(), alive_of(self()));
   next_probe_ms_ = now_ms + rng_.below(cfg_.probe_interval_ms);  // spread nodes started together
   next_gossip_ms_ = now_ms;

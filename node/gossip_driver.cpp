@@ -97,15 +97,15 @@ Status GossipDriver::start() {
 void GossipDriver::receive_next() {
   socket_.async_receive_from(asio::buffer(buffer_), from_, [this](std::error_code ec, size_t n) {
     if (closed_ || ec == asio::error::operation_aborted) return;
-    if (!ec) deliver(from_, n);
+    if (!ec) deliver(from_, std::span<const uint8_t>(buffer_.data(), n));
     receive_next();
   });
 }
 
-void GossipDriver::deliver(const udp::endpoint& from, size_t bytes) {
+void GossipDriver::deliver(const udp::endpoint& from, std::span<const uint8_t> bytes) {
   auto addr = to_address(from);
   if (!addr) return;
-  membership_->receive(mono_ms(), *addr, std::span<const uint8_t>(buffer_.data(), bytes), out_);
+  membership_->receive(mono_ms(), *addr, bytes, out_);
   flush();
 }
 
@@ -114,9 +114,9 @@ void GossipDriver::drain() {
   for (int i = 0; i < 1024; ++i) {
     std::error_code ec;
     udp::endpoint from;
-    size_t n = socket_.receive_from(asio::buffer(buffer_), from, 0, ec);
+    size_t n = socket_.receive_from(asio::buffer(drain_buffer_), from, 0, ec);
     if (ec) return;  // would_block: nothing more
-    deliver(from, n);
+    deliver(from, std::span<const uint8_t>(drain_buffer_.data(), n));
   }
 }
 
@@ -156,7 +156,11 @@ void GossipDriver::leave(uint64_t grace_ms) {
   });
   // Keep gossiping until the news of our leaving has been sent its full retransmit count.
   for (uint64_t waited = 0; waited < grace_ms; waited += 20) {
-    if (on_io([this] { return membership_->pending_broadcasts(); }) == 0) break;
+    // Done when the news went out enough times, or when there is nobody to tell.
+    if (on_io([this] {
+          return membership_->pending_broadcasts() == 0 || membership_->live_count() <= 1;
+        }))
+      break;
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   on_io([this] {

@@ -12,6 +12,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -64,7 +65,7 @@ class GossipDriver {
   void receive_next();
   void on_tick();
   void drain();
-  void deliver(const asio::ip::udp::endpoint& from, size_t bytes);
+  void deliver(const asio::ip::udp::endpoint& from, std::span<const uint8_t> bytes);
   void flush();
   template <typename F>
   auto on_io(F f) -> decltype(f());
@@ -75,7 +76,10 @@ class GossipDriver {
   asio::steady_timer ticker_;
   std::optional<gossip::Membership> membership_;
   gossip::Output out_;
+  // The pending asynchronous receive owns buffer_; drain() reads into drain_buffer_, so a datagram
+  // received but not yet handled is never overwritten by one read synchronously.
   std::array<uint8_t, 2048> buffer_{};
+  std::array<uint8_t, 2048> drain_buffer_{};
   asio::ip::udp::endpoint from_;
   std::vector<Listener> listeners_;
   uint64_t send_errors_ = 0;
