@@ -1,8 +1,8 @@
 // Private to the handler files (node/handlers.cpp, node/handler_*.cpp): the per-type entry points
 // the registry wraps, and the small JSON/encoding helpers they share.
 //
-// Thread-safety: every function here is reentrant; none keeps state except ensure_sodium(), whose
-// one-time initialisation is a thread-safe function-local static.
+// Thread-safety: every function here is reentrant and keeps no state. Hex encoding and libsodium
+// initialisation come from node/crypto.h (to_hex, init_crypto).
 // Invariants: validate_X(p) == "" exactly when run_X would get past its own payload parsing,
 // because both go through the same parse function; run_X never throws past the registry's guard.
 #pragma once
@@ -15,15 +15,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "node/crypto.h"
 #include "node/handlers.h"
 
 namespace meshwork::handler_impl {
 
 using nlohmann::json;
-
-// Initialises libsodium once per process; cheap on every later call. Aborts if libsodium cannot
-// start, since no handler that needs it could run correctly.
-void ensure_sodium();
 
 // "" when `v` is an object whose keys are all in `allowed`, else a reason naming `path`.
 [[nodiscard]] std::string check_object(const json& v, std::string_view path,
@@ -39,8 +36,10 @@ void ensure_sodium();
 [[nodiscard]] std::string read_u64_or(const json& obj, std::string_view path, std::string_view key,
                                       uint64_t max, uint64_t fallback, uint64_t& out);
 
-// Lower-case hex of `n` bytes.
-[[nodiscard]] std::string to_hex(const uint8_t* bytes, size_t n);
+// Lower-case hex of `n` bytes (node/crypto.h's to_hex over raw bytes).
+[[nodiscard]] inline std::string hex_of(const uint8_t* bytes, size_t n) {
+  return meshwork::to_hex(std::string_view(reinterpret_cast<const char*>(bytes), n));
+}
 
 // Per-type entry points; the registry in handlers.cpp adds type names, summaries and the guard
 // that turns an escaped exception into a failed outcome.

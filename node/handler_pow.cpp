@@ -67,7 +67,7 @@ std::string validate_pow(const json& payload) {
 HandlerOutcome run_pow(const JobContext& ctx, CancelToken& cancel) {
   PowSpec spec;
   if (auto r = parse_pow(ctx.payload, spec); !r.empty()) return HandlerOutcome::failure(r);
-  ensure_sodium();
+  init_crypto();
 
   crypto_generichash_state prefix;
   crypto_generichash_init(&prefix, nullptr, 0, kPowHashBytes);
@@ -87,7 +87,7 @@ HandlerOutcome run_pow(const JobContext& ctx, CancelToken& cancel) {
     crypto_generichash_final(&state, hash, kPowHashBytes);
     if (leading_zero_bits(hash, kPowHashBytes) >= spec.difficulty_bits) {
       return HandlerOutcome::success(json{{"nonce", nonce},
-                                          {"hash", to_hex(hash, kPowHashBytes)},
+                                          {"hash", hex_of(hash, kPowHashBytes)},
                                           {"hashes", nonce + 1},
                                           {"difficulty_bits", spec.difficulty_bits}});
     }

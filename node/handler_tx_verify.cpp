@@ -404,7 +404,7 @@ json result_json(const Batch& batch, Tally& t) {
            {"reasons", t.reasons},
            {"verdicts", std::move(t.verdicts)},
            {"verdicts_truncated", t.verdicts_truncated},
-           {"merkle_root", to_hex(root.data(), root.size())},
+           {"merkle_root", hex_of(root.data(), root.size())},
            {"accounts", batch.ledger.size()},
            {"balances", balances_json(batch.ledger)},
            {"balances_truncated", batch.ledger.size() > kBalancesOutMax}};
@@ -423,13 +423,13 @@ json result_json(const Batch& batch, Tally& t) {
 }  // namespace
 
 std::string validate_tx_verify(const json& payload) {
-  ensure_sodium();
+  init_crypto();
   Batch batch;
   return parse_batch(payload, batch);
 }
 
 HandlerOutcome run_tx_verify(const JobContext& ctx, CancelToken& cancel) {
-  ensure_sodium();
+  init_crypto();
   Batch batch;
   if (auto r = parse_batch(ctx.payload, batch); !r.empty()) return HandlerOutcome::failure(r);
   if (batch.generated && !generate_batch(batch.gen, cancel, batch)) {

@@ -5,10 +5,8 @@
 // changes; the handlers keep no state. Every registered validate/run is wrapped by a guard, so no
 // exception leaves a handler: validate turns one into a reason, run into a failed outcome.
 // Payload rules and result shapes are documented in docs/job-types.md.
-#include <sodium.h>
 
 #include <chrono>
-#include <cstdlib>
 #include <new>
 #include <string>
 
@@ -17,11 +15,6 @@
 
 namespace meshwork {
 namespace handler_impl {
-
-void ensure_sodium() {
-  static const bool ready = sodium_init() >= 0;
-  if (!ready) std::abort();  // a process without a working libsodium must not run jobs
-}
 
 std::string check_object(const json& v, std::string_view path,
                          std::initializer_list<std::string_view> allowed) {
@@ -74,15 +67,6 @@ std::string read_u64(const json& obj, std::string_view path, std::string_view ke
   return read_u64_or(obj, path, key, max, 0, out);
 }
 
-std::string to_hex(const uint8_t* bytes, size_t n) {
-  static constexpr char kDigits[] = "0123456789abcdef";
-  std::string out(n * 2, '0');
-  for (size_t i = 0; i < n; ++i) {
-    out[2 * i] = kDigits[bytes[i] >> 4];
-    out[2 * i + 1] = kDigits[bytes[i] & 0x0f];
-  }
-  return out;
-}
 
 }  // namespace handler_impl
 
