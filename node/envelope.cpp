@@ -102,12 +102,12 @@ Result<JobSpec> parse_spec(const nlohmann::json& spec, const Limits& limits) {
 }
 
 Result<Envelope> sign_plain_job(const nlohmann::json& body, const Identity& key, uint64_t now_ms,
-                                const Limits& limits) {
+                                const Limits& limits, JobSpec* spec_out) {
   auto checked = parse_spec(body, limits);
   if (!checked.is_ok()) return checked.status();
   nlohmann::json spec = body;
-  if (!spec.contains("nonce")) spec["nonce"] = to_hex(random_bytes(16));
-  if (!spec.contains("created_at")) spec["created_at"] = now_ms;
+  if (!spec.contains("nonce")) spec["nonce"] = checked.value().nonce = to_hex(random_bytes(16));
+  if (!spec.contains("created_at")) spec["created_at"] = checked.value().created_at_ms = now_ms;
   if (!spec.contains("payload")) spec["payload"] = nlohmann::json::object();
   Envelope env;
   env.job = spec.dump();
@@ -116,6 +116,7 @@ Result<Envelope> sign_plain_job(const nlohmann::json& body, const Identity& key,
                                                  " bytes");
   env.public_key = key.public_key();
   env.signature = key.sign(env.job);
+  if (spec_out != nullptr) *spec_out = std::move(checked).value();
   return env;
 }
 

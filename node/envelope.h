@@ -60,9 +60,11 @@ struct Envelope {
 [[nodiscard]] Result<JobSpec> parse_spec(const nlohmann::json& spec, const Limits& limits);
 
 // Builds a signed envelope from a plain job body {"type","payload",...}, filling in `nonce` and
-// `created_at` when they are absent.
+// `created_at` when they are absent. When `spec_out` is given it receives the parsed spec of the
+// signed text, so the caller need not parse it again.
 [[nodiscard]] Result<Envelope> sign_plain_job(const nlohmann::json& body, const Identity& key,
-                                              uint64_t now_ms, const Limits& limits);
+                                              uint64_t now_ms, const Limits& limits,
+                                              JobSpec* spec_out = nullptr);
 
 // True when `s` looks like a job id: 64 lowercase hex characters.
 [[nodiscard]] bool is_job_id(std::string_view s);

@@ -56,24 +56,27 @@ void Jobs::stop() {
   stopped.get_future().wait();
 }
 
-Result<Envelope> Jobs::envelope_for(const nlohmann::json& body) const {
+// The verified (or freshly signed) envelope of `body`, and its parsed spec in `spec`.
+Result<Envelope> Jobs::envelope_for(const nlohmann::json& body, JobSpec& spec) const {
   if (!is_envelope(body)) {
     if (options_.require_signed || options_.allowed_keys)
       return Result<Envelope>(Code::unauthorized,
                               "this node accepts only signed jobs: send a signed envelope");
-    return sign_plain_job(body, key_, wall_ms(), options_.limits);
+    return sign_plain_job(body, key_, wall_ms(), options_.limits, &spec);
   }
   auto env = parse_envelope(body);
   if (!env.is_ok()) return env;
-  auto spec = open_envelope(env.value(), options_.limits);
-  if (!spec.is_ok()) return spec.status();
+  auto opened = open_envelope(env.value(), options_.limits);
+  if (!opened.is_ok()) return opened.status();
   if (options_.allowed_keys && !options_.allowed_keys->contains(env.value().public_key))
     return Result<Envelope>(Code::forbidden, "the signing key is not allowed to submit jobs here");
+  spec = std::move(opened).value();
   return env;
 }
 
 Result<Jobs::Submitted> Jobs::submit(const nlohmann::json& body) {
-  auto env = envelope_for(body);
+  JobSpec spec;
+  auto env = envelope_for(body, spec);
   auto count_reject = [&] {
     std::lock_guard lock(mu_);
     stats_.rejected++;
@@ -86,9 +89,7 @@ Result<Jobs::Submitted> Jobs::submit(const nlohmann::json& body) {
     count_reject();
     return Result<Submitted>(Code::overloaded, "the node's backlog is full; retry later");
   }
-  auto spec = parse_spec(nlohmann::json::parse(env.value().job), options_.limits);
-  if (!spec.is_ok()) return spec.status();
-  JobRecord rec = make_record(std::move(env).value(), spec.value(), node_, wall_ms());
+  JobRecord rec = make_record(std::move(env).value(), spec, node_, wall_ms());
   const std::string id = rec.id;
   auto applied = store_.update_sync(id, [rec = std::move(rec)](const JobRecord* cur) {
     return cur ? std::nullopt : std::optional<JobRecord>(rec);

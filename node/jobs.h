@@ -120,7 +120,7 @@ class Jobs {
     std::atomic<uint64_t> deadline_mono_ms{0};  // set when the handler starts
   };
 
-  Result<Envelope> envelope_for(const nlohmann::json& body) const;
+  Result<Envelope> envelope_for(const nlohmann::json& body, JobSpec& spec) const;
   void enqueue(const std::string& id);
   void pump();
   static bool claimable(const JobRecord& r, uint64_t now);

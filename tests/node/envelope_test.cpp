@@ -33,6 +33,24 @@ TEST_CASE("the node fills in nonce and created_at, so two plain posts are two jo
         sign_plain_job(body, key, 1, Limits{}).value().id());
 }
 
+TEST_CASE("the spec handed back by sign_plain_job is the spec of the signed text") {
+  const Identity key = Identity::generate();
+  JobSpec filled;
+  auto env = sign_plain_job({{"type", "sleep"}, {"payload", {{"ms", 5}}}, {"max_attempts", 2}}, key,
+                            777, Limits{}, &filled);
+  REQUIRE(env.is_ok());
+  auto opened = open_envelope(env.value(), Limits{});
+  REQUIRE(opened.is_ok());
+  CHECK(filled.type == opened.value().type);
+  CHECK(filled.payload == opened.value().payload);
+  CHECK(filled.nonce == opened.value().nonce);
+  CHECK(filled.nonce.size() == 32);
+  CHECK(filled.created_at_ms == 777);
+  CHECK(opened.value().created_at_ms == 777);
+  CHECK(filled.max_attempts == 2);
+  CHECK(filled.timeout_ms == opened.value().timeout_ms);
+}
+
 TEST_CASE("tampering is caught") {
   const Identity key = Identity::generate();
   auto env = sign_plain_job({{"type", "echo"}, {"payload", 1}}, key, 1, Limits{}).value();
