@@ -77,6 +77,18 @@ trap 'echo "detect.sh: interrupted" >&2; exit 130' INT TERM
 exec 2> >(grep --line-buffered -v '^.*line [0-9]*: *[0-9]* Killed ' >&2)
 die() { echo "detect.sh: harness failure: $*" >&2; exit 2; }
 say() { echo "[$(date +%H:%M:%S)] $*"; }
+# record_detect SYSTEM N RUN ALL FIRST REPORTED SURVIVORS WHAT DETAIL: one detection run's result
+# line in $results (ALL is "-" when not every survivor reported WHAT within 60 s), and a log line.
+record_detect() {
+  local sys=$1 n=$2 run=$3 all=$4 first=$5 reported=$6 survivors=$7 what=$8 detail=$9
+  if [ "$all" = - ]; then
+    printf 'detect\t%s\t%s\t%s\tfail\tonly-%s-of-%s\n' "$sys" "$n" "$run" "$reported" "$survivors" >>"$results"
+    say "$(printf '%-8s' "$sys") N=$n run $run: only $reported of $survivors survivors reported $what within 60 s"
+  else
+    printf 'detect\t%s\t%s\t%s\tok\t%s\t%s\n' "$sys" "$n" "$run" "$all" "$first" >>"$results"
+    say "$(printf '%-8s' "$sys") N=$n run $run: $detail"
+  fi
+}
 results=$W/results.tsv
 : >"$results"
 
@@ -482,14 +494,8 @@ mw_run() {  # mw_run N RUN
   local all first log_all others reported
   IFS=$'\t' read -r all first log_all others reported < <(echo "$out" |
     h json-field all first log_all others_dead reported)
-  if [ "$all" = - ]; then
-    printf 'detect\tmeshwork\t%s\t%s\tfail\tonly-%s-of-%s\n' "$n" "$run" "$reported" "$last" >>"$results"
-    say "meshwork N=$n run $run: only $reported of $last survivors reported n$n dead within 60 s"
-  else
-    printf 'detect\tmeshwork\t%s\t%s\tok\t%s\t%s\n' "$n" "$run" "$all" "$first" >>"$results"
-    say "meshwork N=$n run $run: all saw $n alive after ${conv} s of polling; all_survivors_s=$all" \
-      "first_s=$first (from node logs: $log_all); other members seen dead: $others"
-  fi
+  record_detect meshwork "$n" "$run" "$all" "$first" "$reported" "$last" "n$n dead" \
+    "all saw $n alive after ${conv} s of polling; all_survivors_s=$all first_s=$first (from node logs: $log_all); other members seen dead: $others"
   local p crashed=()
   for p in $(seq 0 $((last - 1))); do kill -0 "${MW_PIDS[$p]}" 2>/dev/null || crashed+=("n$((p + 1))"); done
   [ ${#crashed[@]} -eq 0 ] || say "meshwork N=$n run $run: CRASHED survivors: ${crashed[*]} (KEEP_WORK=1 keeps $d)"
@@ -567,14 +573,8 @@ sf_run() {  # sf_run N RUN
   out=$(h serf-events "$d/events" "$t0" "n$last" "$last") || die "serf-events failed"
   local all first others reported
   IFS=$'\t' read -r all first others reported < <(echo "$out" | h json-field all first others_dead reported)
-  if [ "$all" = - ]; then
-    printf 'detect\tserf\t%s\t%s\tfail\tonly-%s-of-%s\n' "$n" "$run" "$reported" "$last" >>"$results"
-    say "serf     N=$n run $run: only $reported of $last survivors reported n$last failed within 60 s"
-  else
-    printf 'detect\tserf\t%s\t%s\tok\t%s\t%s\n' "$n" "$run" "$all" "$first" >>"$results"
-    say "serf     N=$n run $run: all saw $n alive ${conv} s after the first start; all_survivors_s=$all" \
-      "first_s=$first; other members failed: $others"
-  fi
+  record_detect serf "$n" "$run" "$all" "$first" "$reported" "$last" "n$last failed" \
+    "all saw $n alive ${conv} s after the first start; all_survivors_s=$all first_s=$first; other members failed: $others"
   stop_pids "${SF_PIDS[@]}"
 }
 

@@ -2,16 +2,12 @@
 
 #include <doctest/doctest.h>
 
+#include "tests/gossip/sim_net.h"
+
 using namespace meshwork::gossip;
+using meshwork::gossip::test::with_number;
 
 namespace {
-
-// "prefix" + std::to_string(n) without GCC 12's false -Wrestrict on operator+ at -O3.
-std::string with_number(std::string_view prefix, uint64_t n) {
-  std::string s(prefix);
-  s += std::to_string(n);
-  return s;
-}
 
 NodeMeta sample_meta() {
   return {"127.0.0.1:8001", "pk-base64", {{"zone", "a"}, {"role", "worker"}}};

@@ -7,17 +7,12 @@
 #include <random>
 
 #include "gossip/membership.h"
+#include "tests/gossip/sim_net.h"
 
 using namespace meshwork::gossip;
+using meshwork::gossip::test::with_number;
 
 namespace {
-
-// "prefix" + std::to_string(n) without GCC 12's false -Wrestrict on operator+ at -O3.
-std::string with_number(std::string_view prefix, uint64_t n) {
-  std::string s(prefix);
-  s += std::to_string(n);
-  return s;
-}
 
 std::size_t scaled(std::size_t n) {
   const char* s = std::getenv("MESHWORK_FUZZ_SCALE");
