@@ -1,0 +1,92 @@
+// Signing and verifying peer requests; see peer_auth.h.
+#include "node/peer_auth.h"
+
+#include "gossip/codec.h"
+
+namespace meshwork {
+namespace {
+
+static_assert(kPeerNodeNameBytesMax == gossip::name_bytes_max);
+static_assert(kPeerSignatureHeaderBytesMax == (kSignatureBytes + 2) / 3 * 4);
+
+Status refuse(std::string why) {
+  return Status(Code::unauthorized, "peer auth: " + std::move(why));
+}
+
+// The single value of header `name`, at most `bytes_max` long; nullopt when missing, repeated,
+// empty or too long.
+std::optional<std::string> one_header(const httplib::Request& req, const char* name,
+                                      size_t bytes_max) {
+  if (req.get_header_value_count(name) != 1) return std::nullopt;
+  auto it = req.headers.find(name);
+  if (it->second.empty() || it->second.size() > bytes_max) return std::nullopt;
+  return it->second;
+}
+
+// Strict decimal: digits only, no sign or spaces, no overflow.
+std::optional<uint64_t> parse_decimal(std::string_view s) {
+  uint64_t v = 0;
+  for (char c : s) {
+    if (c < '0' || c > '9') return std::nullopt;
+    uint64_t d = uint64_t(c - '0');
+    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
+    v = v * 10 + d;
+  }
+  return v;
+}
+
+// A name safe to put in a message: printable ASCII kept, anything else replaced.
+std::string printable(std::string_view s) {
+  std::string out(s);
+  for (char& c : out)
+    if (c < 0x20 || c > 0x7e) c = '?';
+  return out;
+}
+
+}  // namespace
+
+std::string peer_auth_message(std::string_view method, std::string_view path, uint64_t time_ms,
+                              std::string_view body) {
+  std::string m = "meshwork-peer-v1\n";
+  m.append(method).append("\n").append(path).append("\n");
+  m.append(std::to_string(time_ms)).append("\n").append(blake2b_hex(body));
+  return m;
+}
+
+httplib::Headers peer_auth_headers(const Identity& key, const std::string& self,
+                                   std::string_view method, std::string_view path,
+                                   std::string_view body, uint64_t now_ms) {
+  std::string signature = key.sign(peer_auth_message(method, path, now_ms, body));
+  return {{kPeerNodeHeader, self},
+          {kPeerTimeHeader, std::to_string(now_ms)},
+          {kPeerSignatureHeader, to_base64(signature)}};
+}
+
+Result<std::string> verify_peer_request(const httplib::Request& req, const PeerKeyLookup& key_of,
+                                        uint64_t now_ms) {
+  auto node = one_header(req, kPeerNodeHeader, kPeerNodeNameBytesMax);
+  auto time_text = one_header(req, kPeerTimeHeader, kPeerTimeHeaderBytesMax);
+  auto sig_text = one_header(req, kPeerSignatureHeader, kPeerSignatureHeaderBytesMax);
+  if (!node || !time_text || !sig_text)
+    return refuse(std::string("missing or malformed ") + kPeerNodeHeader + ", " + kPeerTimeHeader +
+                  " or " + kPeerSignatureHeader + " header");
+  auto time_ms = parse_decimal(*time_text);
+  if (!time_ms) return refuse(std::string(kPeerTimeHeader) + " is not a decimal number");
+  uint64_t skew_ms = *time_ms > now_ms ? *time_ms - now_ms : now_ms - *time_ms;
+  if (skew_ms > kPeerClockSkewMsMax)
+    return refuse("request time is " + std::to_string(skew_ms) + " ms from ours (at most " +
+                  std::to_string(kPeerClockSkewMsMax) + " ms allowed)");
+  auto signature = from_base64(*sig_text);
+  if (!signature || signature->size() != kSignatureBytes)
+    return refuse(std::string(kPeerSignatureHeader) + " is not a base64 Ed25519 signature");
+  auto key = key_of(*node);
+  if (!key) return refuse("unknown node '" + printable(*node) + "'");
+  if (key->size() != kPublicKeyBytes)
+    return refuse("node '" + printable(*node) + "' has no usable public key");
+  if (!verify_signature(peer_auth_message(req.method, req.path, *time_ms, req.body), *signature,
+                        *key))
+    return refuse("bad signature from node '" + printable(*node) + "'");
+  return std::move(*node);
+}
+
+}  // namespace meshwork
