@@ -15,10 +15,13 @@ namespace {
 
 constexpr std::string_view kRecordPrefix = "j/";
 constexpr std::string_view kCreatedPrefix = "c/";
+constexpr std::string_view kHintPrefix = "h/";
 constexpr size_t kCacheBytes = 32 << 20;
 constexpr size_t kHotRecordsMax = 8'192;
 
-std::string record_key(std::string_view id) { return std::string(kRecordPrefix) + std::string(id); }
+std::string record_key(std::string_view id) {
+  return std::string(kRecordPrefix) + std::string(id);
+}
 
 std::string created_suffix(const JobRecord& r) {
   char buf[17];
@@ -125,6 +128,7 @@ void Store::apply_batch(std::vector<Op>& ops) {
   std::vector<std::pair<Status, Applied>> outcomes;
   outcomes.reserve(ops.size());
   size_t changes = 0;
+  std::vector<std::pair<size_t, std::string>> observed;  // (index into outcomes, stored bytes)
   for (Op& op : ops) {
     auto it = staged.find(op.id);
     if (it == staged.end()) {
@@ -139,7 +143,8 @@ void Store::apply_batch(std::vector<Op>& ops) {
     std::optional<JobRecord> next = op.fn(it->second ? &*it->second : nullptr);
     if (next) {
       assert(next->id == op.id);
-      batch.Put(record_key(op.id), encode_record(*next));
+      std::string encoded = encode_record(*next);
+      batch.Put(record_key(op.id), encoded);
       if (!it->second) batch.Put(std::string(kCreatedPrefix) + created_suffix(*next), "");
       count(it->second, *next);
       remember(*next);
@@ -147,6 +152,7 @@ void Store::apply_batch(std::vector<Op>& ops) {
       applied.after = std::move(next);
       applied.changed = true;
       ++changes;
+      if (observer_) observed.emplace_back(outcomes.size(), std::move(encoded));
     }
     outcomes.emplace_back(Status::ok(), std::move(applied));
   }
@@ -158,10 +164,45 @@ void Store::apply_batch(std::vector<Op>& ops) {
     batches_++;
     updates_ += changes;
   }
+  if (written.is_ok())
+    for (const auto& [i, encoded] : observed) observer_(*outcomes[i].second.after, encoded);
   for (size_t i = 0; i < ops.size(); ++i) {
     Status s = written.is_ok() ? outcomes[i].first : written;
     ops[i].done(std::move(s), std::move(outcomes[i].second));
   }
+}
+
+Status Store::put_hint(const std::string& target, const std::string& id) {
+  return from_leveldb(
+      db_->Put(leveldb::WriteOptions(), std::string(kHintPrefix) + target + "/" + id, ""));
+}
+
+Status Store::drop_hint(const std::string& target, const std::string& id) {
+  return from_leveldb(
+      db_->Delete(leveldb::WriteOptions(), std::string(kHintPrefix) + target + "/" + id));
+}
+
+std::vector<std::string> Store::hints_for(const std::string& target, size_t max) const {
+  std::vector<std::string> ids;
+  const std::string prefix = std::string(kHintPrefix) + target + "/";
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && ids.size() < max;
+       it->Next())
+    ids.push_back(it->key().ToString().substr(prefix.size()));
+  return ids;
+}
+
+std::vector<std::string> Store::hint_targets() const {
+  std::vector<std::string> targets;
+  const std::string prefix(kHintPrefix);
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);) {
+    std::string rest = it->key().ToString().substr(prefix.size());
+    std::string target = rest.substr(0, rest.find('/'));
+    targets.push_back(target);
+    it->Seek(prefix + target + "0");  // '0' sorts right after '/': skip to the next target
+  }
+  return targets;
 }
 
 Result<std::optional<JobRecord>> Store::read_for_update(const std::string& id) {

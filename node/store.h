@@ -8,7 +8,8 @@
 // after the batch is on disk; they must be short and must not call back into the store
 // synchronously.
 //
-// Layout: "j/<id>" → encoded JobRecord; "c/<created_at 16 hex>/<id>" → "" (newest-first listing).
+// Layout: "j/<id>" → encoded JobRecord; "c/<created_at 16 hex>/<id>" → "" (newest-first listing);
+// "h/<target node>/<id>" → "" (a hint: the record is owed to that node; see put_hint).
 // Readers (get, list, scan) read LevelDB directly from any thread.
 // Invariants: a record is checked (decode_record) on every read; a record that fails its checks is
 // reported as Code::corruption, never returned; the update queue holds at most
@@ -63,6 +64,9 @@ class Store {
   };
   using Filter = std::function<bool(const JobRecord&)>;
   using StateCounts = std::array<uint64_t, 6>;  // indexed by JobState
+  // Told of every record a batch changed, on the writer thread, once the batch is durable and
+  // before the batch's callbacks run; `encoded` is the stored bytes.
+  using Observer = std::function<void(const JobRecord& after, std::string_view encoded)>;
 
   // Opens (creating if needed) the store in `dir`, then scans it once to count records by state.
   static Result<std::unique_ptr<Store>> open(const std::string& dir, StoreOptions options);
@@ -78,6 +82,18 @@ class Store {
   void flush();
   // Merges `rec` into the stored copy (inserting it when absent).
   void merge(JobRecord rec, DoneFn done);
+
+  // Set before the first update; not thread-safe against concurrent updates.
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
+
+  // Hints: "this node owes record `id` to `target`", kept until dropped. put_hint and drop_hint
+  // write from any thread without an fsync of their own: a hint lost in a crash costs only time,
+  // since anti-entropy finds the difference too. hints_for lists at most `max` ids.
+  [[nodiscard]] Status put_hint(const std::string& target, const std::string& id);
+  [[nodiscard]] Status drop_hint(const std::string& target, const std::string& id);
+  [[nodiscard]] std::vector<std::string> hints_for(const std::string& target, size_t max) const;
+  // Targets that have at least one hint.
+  [[nodiscard]] std::vector<std::string> hint_targets() const;
 
   [[nodiscard]] Result<std::optional<JobRecord>> get(const std::string& id) const;
   // Newest first by created_at. Scans at most `scan_max` records per call; a filtered page may
@@ -110,14 +126,16 @@ class Store {
   std::unique_ptr<leveldb::Cache> cache_;
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   StoreOptions options_;
+  Observer observer_;
 
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Op> queue_;
   bool stopping_ = false;
   std::thread writer_;
-  // Writer thread only: the records it wrote last, so that the claim and outcome updates that follow
-  // a submission do not decode the record from LevelDB again. FIFO-evicted at kHotRecordsMax.
+  // Writer thread only: the records it wrote last, so that the claim and outcome updates that
+  // follow a submission do not decode the record from LevelDB again. FIFO-evicted at
+  // kHotRecordsMax.
   std::unordered_map<std::string, JobRecord> hot_;
   std::deque<std::string> hot_order_;
 
