@@ -21,9 +21,12 @@ bool may_retry(const JobRecord& r, uint32_t ended_attempt, bool interrupted) {
 
 JobState outcome_state(HandlerOutcome::Kind k) {
   switch (k) {
-    case HandlerOutcome::Kind::succeeded: return JobState::succeeded;
-    case HandlerOutcome::Kind::cancelled: return JobState::cancelled;
-    case HandlerOutcome::Kind::failed: break;
+    case HandlerOutcome::Kind::succeeded:
+      return JobState::succeeded;
+    case HandlerOutcome::Kind::cancelled:
+      return JobState::cancelled;
+    case HandlerOutcome::Kind::failed:
+      break;
   }
   return JobState::failed;
 }
@@ -67,23 +70,30 @@ void Jobs::done_with(const std::string& id) {
 // Whether `r` may start attempt r.status.attempt + 1 at `now`.
 bool Jobs::claimable(const JobRecord& r, uint64_t now) {
   switch (r.status.state) {
-    case JobState::queued: return true;
-    case JobState::retry_wait: return r.status.retry_at_ms <= now;
-    default: return false;
+    case JobState::queued:
+      return true;
+    case JobState::retry_wait:
+      return r.status.retry_at_ms <= now;
+    default:
+      return false;
   }
 }
 
 // On a worker. The claim (running, attempt+1) is written while the handler already runs: handlers
-// are pure, so nothing of the attempt is visible until its outcome is written, and the store applies
-// the outcome after the claim (FIFO). If the claim does not apply — the job was cancelled or
-// changed meanwhile — the handler is stopped and its outcome discarded.
+// are pure, so nothing of the attempt is visible until its outcome is written, and the outcome is
+// recorded only after the claim is settled (arrive). If the claim does not hold — the job was
+// cancelled or changed meanwhile, or a majority of replicas did not confirm it — the handler is
+// stopped and its outcome discarded.
 void Jobs::run_slot(const std::string& id) {
   const uint64_t now = wall_ms();
   auto read = store_.get(id);
-  if (!read.is_ok() || !read.value() || !claimable(*read.value(), now)) return done_with(id);
-  JobRecord rec = std::move(*read.value());
-  const uint32_t attempt = rec.status.attempt + 1;
+  if (!read.is_ok() || !read.value() || !claimable(*read.value(), now) ||
+      (hooks_.owns && !hooks_.owns(*read.value())))
+    return done_with(id);
   auto running = std::make_shared<Running>();
+  running->claimed = std::move(*read.value());
+  JobRecord& rec = running->claimed;
+  const uint32_t attempt = rec.status.attempt + 1;
   {
     std::lock_guard lock(mu_);
     if (stopping_) return;
@@ -91,21 +101,28 @@ void Jobs::run_slot(const std::string& id) {
     stats_.attempts_started++;
   }
   if (rec.cancel_requested) running->token.cancel();
+  rec.status = JobStatus{JobState::running, attempt, node_, now, rec.status.error, 0};
   claim(rec, attempt, now, running);
-  rec.status.attempt = attempt;
-  HandlerOutcome outcome = execute(rec, running);
+  running->outcome = execute(rec, running);
   {
     std::lock_guard lock(mu_);
     running_.erase(id);
     if (stopping_) return;  // the claim may be on disk: recovery runs the job again
   }
-  if (!running->claim_lost) finish(rec, outcome);
   done_with(id);
+  arrive(running);
+}
+
+// The handler ended, or the claim settled: the second of the two records the outcome.
+void Jobs::arrive(const std::shared_ptr<Running>& running) {
+  if (running->arrivals.fetch_add(1) != 1) return;
+  if (running->claim_confirmed) return finish(running->claimed, running->outcome);
+  if (running->claim_unconfirmed) release_unconfirmed(running->claimed);
 }
 
 void Jobs::claim(const JobRecord& rec, uint32_t attempt, uint64_t now,
                  const std::shared_ptr<Running>& running) {
-  const uint64_t lease = now + rec.timeout_ms + options_.lease_grace_ms;
+  const uint64_t lease = now + options_.lease_ms;
   auto fn = [this, attempt, now, lease](const JobRecord* cur) -> std::optional<JobRecord> {
     if (cur == nullptr || !claimable(*cur, now) || cur->status.attempt + 1 != attempt)
       return std::nullopt;
@@ -116,11 +133,60 @@ void Jobs::claim(const JobRecord& rec, uint32_t attempt, uint64_t now,
     next.updated_at_ms = now;
     return next;
   };
-  store_.update(rec.id, fn, [running, id = rec.id](Status s, Applied a) {
-    if (s.is_ok() && a.changed) return;
-    if (!s.is_ok()) log_event(warn, "claim_failed", id, s.message());
-    running->claim_lost = true;
-    running->token.cancel();
+  store_.update(rec.id, fn, [this, running, id = rec.id](Status s, Applied a) {
+    if (!s.is_ok() || !a.changed) {
+      if (!s.is_ok()) log_event(warn, "claim_failed", id, s.message());
+      running->claim_lost = true;
+      running->token.cancel();
+      return arrive(running);
+    }
+    if (!hooks_.confirm_claim) {
+      running->claim_confirmed = true;
+      return arrive(running);
+    }
+    hooks_.confirm_claim(*a.after, [this, running, id](bool confirmed) {
+      if (confirmed) {
+        running->claim_confirmed = true;
+      } else {
+        log_event(info, "claim_not_confirmed", id,
+                  "attempt " + std::to_string(running->claimed.status.attempt));
+        running->claim_lost = true;
+        running->claim_unconfirmed = true;
+        running->token.cancel();
+      }
+      arrive(running);
+    });
+  });
+}
+
+// A claim a majority did not confirm: unless the record has moved on meanwhile, the attempt is
+// over without an outcome, and the job waits for its owner to try again after a backoff.
+void Jobs::release_unconfirmed(const JobRecord& claimed) {
+  const uint32_t attempt = claimed.status.attempt;
+  const uint64_t now = wall_ms();
+  const uint64_t retry_at = now + backoff_ms(1);
+  auto fn = [this, attempt, now, retry_at](const JobRecord* cur) -> std::optional<JobRecord> {
+    if (cur == nullptr || cur->status.state != JobState::running ||
+        cur->status.attempt != attempt || cur->status.node != node_)
+      return std::nullopt;
+    const std::string why =
+        "attempt " + std::to_string(attempt) + " not confirmed by a majority of replicas";
+    JobRecord next = *cur;
+    const bool again = may_retry(*cur, attempt, true);
+    next.status = JobStatus{again ? JobState::retry_wait : JobState::failed,
+                            attempt,
+                            node_,
+                            now,
+                            why,
+                            again ? retry_at : 0};
+    next.add_history(next.status.state, node_, attempt, now, why);
+    next.updated_at_ms = now;
+    return next;
+  };
+  store_.update(claimed.id, fn, [this, id = claimed.id](Status s, Applied a) {
+    if (!s.is_ok() || !a.changed) return;
+    if (hooks_.replicate) hooks_.replicate(*a.after);
+    if (a.after->status.state == JobState::retry_wait) schedule(id, a.after->status.retry_at_ms);
   });
 }
 
@@ -175,11 +241,11 @@ void Jobs::finish(const JobRecord& claimed, const HandlerOutcome& outcome) {
   std::string reason = next_status.state == JobState::succeeded ? "succeeded"
                        : next_status.state == JobState::retry_wait
                            ? "attempt failed, retry in " +
-                                 std::to_string(next_status.retry_at_ms - now) + " ms: " +
-                                 outcome.error
+                                 std::to_string(next_status.retry_at_ms - now) +
+                                 " ms: " + outcome.error
                            : outcome.error;
-  auto fn = [this, next_status, result, reason, attempt, now](const JobRecord* cur)
-      -> std::optional<JobRecord> {
+  auto fn = [this, next_status, result, reason, attempt,
+             now](const JobRecord* cur) -> std::optional<JobRecord> {
     // Only the attempt that holds the claim may record an outcome.
     if (cur == nullptr || cur->status.state != JobState::running ||
         cur->status.attempt != attempt || cur->status.node != node_)
@@ -191,27 +257,37 @@ void Jobs::finish(const JobRecord& claimed, const HandlerOutcome& outcome) {
     delta.updated_at_ms = now;
     return merge(*cur, delta);
   };
-  store_.update(id, fn, [this, id, attempt, next_status, error = outcome.error](Status s, Applied a) {
-    // Runs on the store's writer thread, after the slot was released.
-    if (!s.is_ok() || !a.changed) {
-      if (!s.is_ok()) log_event(warn, "finish_failed", id, s.message());
-    } else {
-      {
-        std::lock_guard lock(mu_);
-        switch (next_status.state) {
-          case JobState::succeeded: stats_.succeeded++; break;
-          case JobState::failed: stats_.failed++; break;
-          case JobState::cancelled: stats_.cancelled++; break;
-          default: stats_.retried++; break;
+  store_.update(
+      id, fn, [this, id, attempt, next_status, error = outcome.error](Status s, Applied a) {
+        // Runs on the store's writer thread, after the slot was released.
+        if (!s.is_ok() || !a.changed) {
+          if (!s.is_ok()) log_event(warn, "finish_failed", id, s.message());
+        } else {
+          if (hooks_.replicate) hooks_.replicate(*a.after);
+          {
+            std::lock_guard lock(mu_);
+            switch (next_status.state) {
+              case JobState::succeeded:
+                stats_.succeeded++;
+                break;
+              case JobState::failed:
+                stats_.failed++;
+                break;
+              case JobState::cancelled:
+                stats_.cancelled++;
+                break;
+              default:
+                stats_.retried++;
+                break;
+            }
+          }
+          log_event(next_status.state == JobState::succeeded ? debug : warn,
+                    "job_" + std::string(state_name(next_status.state)), id,
+                    "attempt " + std::to_string(attempt) + (error.empty() ? "" : ": " + error));
+          if (a.after && a.after->status.state == JobState::retry_wait)
+            schedule(id, a.after->status.retry_at_ms);
         }
-      }
-      log_event(next_status.state == JobState::succeeded ? debug : warn,
-                "job_" + std::string(state_name(next_status.state)), id,
-                "attempt " + std::to_string(attempt) + (error.empty() ? "" : ": " + error));
-      if (a.after && a.after->status.state == JobState::retry_wait)
-        schedule(id, a.after->status.retry_at_ms);
-    }
-  });
+      });
 }
 
 // Every kWatchdogPeriodMs on the io thread: cancels attempts that ran past their timeout. One
@@ -230,16 +306,54 @@ void Jobs::watch() {
         }
       }
     }
+    if (hooks_.replicate && now >= last_renewal_mono_ms_ + options_.lease_ms / 3) {
+      last_renewal_mono_ms_ = now;
+      renew_leases();
+    }
     watch();
   });
 }
 
+// On the io thread: extends the lease of every claim that holds, locally and on the replicas, so
+// that nobody takes over a job that is still running here.
+void Jobs::renew_leases() {
+  std::vector<std::pair<std::string, uint32_t>> held;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [id, r] : running_)
+      if (r->claim_confirmed && !r->claim_lost) held.emplace_back(id, r->claimed.status.attempt);
+  }
+  const uint64_t lease = wall_ms() + options_.lease_ms;
+  for (const auto& [id, attempt] : held) {
+    auto fn = [this, attempt, lease](const JobRecord* cur) -> std::optional<JobRecord> {
+      if (cur == nullptr || cur->status.state != JobState::running ||
+          cur->status.attempt != attempt || cur->status.node != node_ ||
+          cur->claim.lease_until_ms >= lease)
+        return std::nullopt;
+      JobRecord next = *cur;
+      next.claim = Claim{attempt, node_, lease};
+      return next;
+    };
+    store_.update(id, fn, [this](Status s, Applied a) {
+      if (s.is_ok() && a.changed) hooks_.replicate(*a.after);
+    });
+  }
+}
+
 void Jobs::schedule(const std::string& id, uint64_t at_wall_ms) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_ || !scheduled_.insert(id).second) return;
+  }
   const uint64_t now = wall_ms();
   const auto delay = std::chrono::milliseconds(at_wall_ms > now ? at_wall_ms - now : 0);
   asio::post(io_, [this, id, delay] {
     auto timer = std::make_shared<asio::steady_timer>(io_, delay);
     timer->async_wait([this, id, timer](std::error_code ec) {
+      {
+        std::lock_guard lock(mu_);
+        scheduled_.erase(id);
+      }
       if (!ec) enqueue(id);
     });
   });
@@ -259,22 +373,31 @@ Status Jobs::recover() {
   std::vector<std::pair<std::string, uint64_t>> waiting;
   Status scanned = store_.scan([&](JobRecord&& r) {
     switch (r.status.state) {
-      case JobState::running: interrupted.push_back(r.id); break;
-      case JobState::queued: queued.push_back(r.id); break;
-      case JobState::retry_wait: waiting.emplace_back(r.id, r.status.retry_at_ms); break;
-      default: break;
+      case JobState::running:
+        if (r.status.node == node_) interrupted.push_back(r.id);
+        break;
+      case JobState::queued:
+        queued.push_back(r.id);
+        break;
+      case JobState::retry_wait:
+        waiting.emplace_back(r.id, r.status.retry_at_ms);
+        break;
+      default:
+        break;
     }
   });
   if (!scanned.is_ok()) return scanned;
   const uint64_t now = wall_ms();
   for (const std::string& id : interrupted) {
     auto applied = store_.update_sync(id, [&](const JobRecord* cur) -> std::optional<JobRecord> {
-      if (cur == nullptr || cur->status.state != JobState::running) return std::nullopt;
+      if (cur == nullptr || cur->status.state != JobState::running || cur->status.node != node_)
+        return std::nullopt;
       const uint32_t n = cur->status.attempt;
       const std::string why = "attempt " + std::to_string(n) + " interrupted: node restarted";
       JobRecord next = *cur;
       const bool again = may_retry(*cur, n, true);
-      next.status = JobStatus{again ? JobState::retry_wait : JobState::failed, n, node_, now, why, now};
+      next.status =
+          JobStatus{again ? JobState::retry_wait : JobState::failed, n, node_, now, why, now};
       next.add_history(next.status.state, node_, n, now, why);
       next.updated_at_ms = now;
       return next;
@@ -283,8 +406,10 @@ Status Jobs::recover() {
     if (applied.value().changed && applied.value().after->status.state == JobState::retry_wait)
       queued.push_back(id);
   }
-  for (const std::string& id : queued) enqueue(id);
-  for (const auto& [id, at] : waiting) schedule(id, at);
+  if (!hooks_.owns) {  // in a mesh, the mesh's sweeps start what this node owns
+    for (const std::string& id : queued) enqueue(id);
+    for (const auto& [id, at] : waiting) schedule(id, at);
+  }
   log_event(info, "recovered", "",
             std::to_string(interrupted.size()) + " interrupted, " + std::to_string(queued.size()) +
                 " runnable, " + std::to_string(waiting.size()) + " waiting to retry");

@@ -31,7 +31,9 @@ Jobs::Jobs(asio::io_context& io, Store& store, const Identity& key, std::string 
       watchdog_(io),
       rng_(std::random_device{}()) {}
 
-Jobs::~Jobs() { stop(); }
+Jobs::~Jobs() {
+  stop();
+}
 
 Status Jobs::start() {
   executor_.start();
@@ -47,7 +49,7 @@ void Jobs::stop() {
     for (auto& [id, r] : running_) r->token.cancel();
   }
   executor_.stop();
-  store_.flush();  // no store callback into this object is left pending
+  store_.flush();              // no store callback into this object is left pending
   std::promise<void> stopped;  // the watchdog belongs to the io thread: cancel it there
   asio::post(io_, [this, &stopped] {
     watchdog_.cancel();
@@ -74,7 +76,7 @@ Result<Envelope> Jobs::envelope_for(const nlohmann::json& body, JobSpec& spec) c
   return env;
 }
 
-Result<Jobs::Submitted> Jobs::submit(const nlohmann::json& body) {
+Result<JobRecord> Jobs::admit(const nlohmann::json& body) {
   JobSpec spec;
   auto env = envelope_for(body, spec);
   auto count_reject = [&] {
@@ -87,9 +89,15 @@ Result<Jobs::Submitted> Jobs::submit(const nlohmann::json& body) {
   }
   if (backlog() >= options_.backlog_max) {
     count_reject();
-    return Result<Submitted>(Code::overloaded, "the node's backlog is full; retry later");
+    return Result<JobRecord>(Code::overloaded, "the node's backlog is full; retry later");
   }
-  JobRecord rec = make_record(std::move(env).value(), spec, node_, wall_ms());
+  return make_record(std::move(env).value(), spec, node_, wall_ms());
+}
+
+Result<Jobs::Submitted> Jobs::submit(const nlohmann::json& body) {
+  auto admitted = admit(body);
+  if (!admitted.is_ok()) return admitted.status();
+  JobRecord rec = std::move(admitted).value();
   const std::string id = rec.id;
   auto applied = store_.update_sync(id, [rec = std::move(rec)](const JobRecord* cur) {
     return cur ? std::nullopt : std::optional<JobRecord>(rec);
@@ -123,43 +131,63 @@ Result<Store::Page> Jobs::list(const ListQuery& q) const {
   return store_.list(filter, q.limit, q.cursor);
 }
 
+std::optional<JobRecord> cancel_record(const JobRecord* cur, const std::string& id,
+                                       const std::string& node, uint64_t now, Status& refusal) {
+  if (cur == nullptr) {
+    refusal = Status(Code::not_found, "no job with id " + id);
+    return std::nullopt;
+  }
+  if (is_terminal(cur->status.state)) {
+    refusal =
+        Status(Code::conflict, "the job already " + std::string(state_name(cur->status.state)));
+    return std::nullopt;
+  }
+  if (cur->cancel_requested) return std::nullopt;
+  JobRecord next = *cur;
+  next.cancel_requested = true;
+  next.updated_at_ms = now;
+  if (cur->status.state == JobState::running) {
+    next.add_history(JobState::running, node, cur->status.attempt, now, "cancel requested");
+  } else {
+    next.status =
+        JobStatus{JobState::cancelled, cur->status.attempt, node, now, "cancelled by request", 0};
+    next.add_history(JobState::cancelled, node, cur->status.attempt, now,
+                     "cancelled by request before it ran");
+  }
+  return next;
+}
+
 Result<JobRecord> Jobs::cancel(const std::string& id) {
   const uint64_t now = wall_ms();
   Status refusal = Status::ok();
-  auto applied = store_.update_sync(id, [&](const JobRecord* cur) -> std::optional<JobRecord> {
-    if (cur == nullptr) {
-      refusal = Status(Code::not_found, "no job with id " + id);
-      return std::nullopt;
-    }
-    if (is_terminal(cur->status.state)) {
-      refusal = Status(Code::conflict, "the job already " +
-                                           std::string(state_name(cur->status.state)));
-      return std::nullopt;
-    }
-    if (cur->cancel_requested) return std::nullopt;
-    JobRecord next = *cur;
-    next.cancel_requested = true;
-    next.updated_at_ms = now;
-    if (cur->status.state == JobState::running) {
-      next.add_history(JobState::running, node_, cur->status.attempt, now, "cancel requested");
-    } else {
-      next.status = JobStatus{JobState::cancelled, cur->status.attempt, node_, now,
-                           "cancelled by request", 0};
-      next.add_history(JobState::cancelled, node_, cur->status.attempt, now,
-                       "cancelled by request before it ran");
-    }
-    return next;
-  });
+  auto applied = store_.update_sync(
+      id, [&](const JobRecord* cur) { return cancel_record(cur, id, node_, now, refusal); });
   if (!applied.is_ok()) return applied.status();
   if (!refusal.is_ok()) return refusal;
-  {
-    std::lock_guard lock(mu_);
-    if (auto it = running_.find(id); it != running_.end()) it->second->token.cancel();
-    if (applied.value().changed && applied.value().after->status.state == JobState::cancelled)
-      stats_.cancelled++;
-  }
+  cancel_running(id);
+  note_cancel(applied.value());
   log_event(info, "job_cancel", id);
   return std::move(*applied.value().after);
+}
+
+void Jobs::note_cancel(const Applied& a) {
+  std::lock_guard lock(mu_);
+  if (a.changed && a.after->status.state == JobState::cancelled) stats_.cancelled++;
+}
+
+void Jobs::note_submitted(bool created) {
+  std::lock_guard lock(mu_);
+  (created ? stats_.submitted : stats_.duplicates)++;
+}
+
+void Jobs::cancel_running(const std::string& id) {
+  std::lock_guard lock(mu_);
+  if (auto it = running_.find(id); it != running_.end()) it->second->token.cancel();
+}
+
+bool Jobs::is_active(const std::string& id) const {
+  std::lock_guard lock(mu_);
+  return active_.contains(id) || scheduled_.contains(id);
 }
 
 size_t Jobs::backlog() const {

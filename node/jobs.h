@@ -17,21 +17,27 @@
 // run_slot), then queues its outcome write and takes the next. The store applies claim and outcome
 // in order, often in the same fsync'd batch. At most one job per worker is past the backlog, so
 // `running` means a worker really has the job, and a queued job can always be cancelled at once.
-// Timers (retries, and one watchdog for the timeouts of every running attempt) run on the
-// io_context passed in, which the caller runs on its own thread until after stop().
+// Timers (retries, lease renewals, and one watchdog for the timeouts of every running attempt) run
+// on the io_context passed in, which the caller runs on its own thread until after stop().
+//
+// In a mesh (JobHooks set), the job service runs only the jobs the mesh says this node owns; a
+// claim counts once the mesh confirms it on a majority of the job's replicas (until then the
+// handler runs speculatively and its outcome waits); every claim, lease renewal and outcome is
+// handed to the mesh to replicate; and recovery leaves starting jobs to the mesh's sweeps.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <random>
 #include <set>
-#include <deque>
-#include <unordered_set>
 #include <string>
+#include <unordered_set>
 
 #include <asio/io_context.hpp>
 #include <asio/steady_timer.hpp>
@@ -60,7 +66,19 @@ struct JobsOptions {
   std::optional<std::set<std::string>> allowed_keys;  // raw 32-byte public keys
   uint64_t backoff_base_ms = 500;
   uint64_t backoff_max_ms = 30'000;
-  uint64_t lease_grace_ms = 10'000;  // a claim's lease: the job's timeout plus this
+  uint64_t lease_ms = 15'000;  // a claim's lease, renewed every lease_ms / 3 while running
+};
+
+// What the job service asks of the mesh (node/mesh.h). All empty: a single node that owns every
+// job.
+struct JobHooks {
+  // May this node start the job now? (It owns the job in the current view.)
+  std::function<bool(const JobRecord&)> owns;
+  // Replicates a durable claim; `done(true)` once a majority of replicas holds it, `done(false)`
+  // when that cannot happen (another claim or a terminal state won, or too few replicas answered).
+  std::function<void(const JobRecord& claimed, std::function<void(bool)> done)> confirm_claim;
+  // Ships a record this node changed (lease renewal, outcome) to the job's other replicas.
+  std::function<void(const JobRecord&)> replicate;
 };
 
 struct JobsStats {
@@ -74,6 +92,12 @@ struct JobsStats {
   uint64_t cancelled = 0;
 };
 
+// The cancel transition as an update function: cancelled at once when not running, else a
+// cancel request the running handler obeys. `refusal` is set when the job is unknown or finished.
+[[nodiscard]] std::optional<JobRecord> cancel_record(const JobRecord* cur, const std::string& id,
+                                                     const std::string& node, uint64_t now,
+                                                     Status& refusal);
+
 class Jobs {
  public:
   Jobs(asio::io_context& io, Store& store, const Identity& key, std::string node_name,
@@ -82,6 +106,8 @@ class Jobs {
   Jobs(const Jobs&) = delete;
   Jobs& operator=(const Jobs&) = delete;
 
+  // Set before start().
+  void set_hooks(JobHooks hooks) { hooks_ = std::move(hooks); }
   // Recovers unfinished jobs from the store and starts the workers.
   [[nodiscard]] Status start();
   // Stops the workers; running handlers are cancelled and their jobs stay unfinished on disk.
@@ -92,8 +118,21 @@ class Jobs {
     JobRecord record;
     bool created = false;  // false: the same signed job was already here
   };
-  // body: a signed envelope or a plain job spec. Blocks until the record is durable.
+  // body: a signed envelope or a plain job spec → a fresh queued record, verified (or signed) and
+  // admitted (the backlog has room), not yet stored.
+  [[nodiscard]] Result<JobRecord> admit(const nlohmann::json& body);
+  // admit, then store on this node alone. Blocks until the record is durable.
   [[nodiscard]] Result<Submitted> submit(const nlohmann::json& body);
+  // Considers a stored job for running now (no-op unless it is claimable and not already here).
+  void enqueue(const std::string& id);
+  // Runs `id` once its retry time comes (no-op if it is already waiting here).
+  void schedule(const std::string& id, uint64_t at_wall_ms);
+  // Stops the job's running handler, if any, because a cancel arrived.
+  void cancel_running(const std::string& id);
+  [[nodiscard]] bool is_active(const std::string& id) const;
+  // Counters for changes the mesh made on this service's behalf.
+  void note_submitted(bool created);
+  void note_cancel(const Applied& applied);
   [[nodiscard]] Result<JobRecord> get(const std::string& id) const;
   [[nodiscard]] Result<JobRecord> cancel(const std::string& id);
 
@@ -114,24 +153,31 @@ class Jobs {
 
  private:
   struct Running {
+    JobRecord claimed;  // the record as claimed (status running, this attempt)
     CancelToken token;
     std::atomic<bool> timed_out{false};
     std::atomic<bool> claim_lost{false};
+    std::atomic<bool> claim_confirmed{false};
     std::atomic<uint64_t> deadline_mono_ms{0};  // set when the handler starts
+    // The outcome is recorded once both the handler has ended and the claim is settled.
+    std::atomic<int> arrivals{0};
+    HandlerOutcome outcome;          // written by the worker before its arrival
+    bool claim_unconfirmed = false;  // written before the claim's arrival: too few replicas
   };
 
   Result<Envelope> envelope_for(const nlohmann::json& body, JobSpec& spec) const;
-  void enqueue(const std::string& id);
   void pump();
   static bool claimable(const JobRecord& r, uint64_t now);
   void run_slot(const std::string& id);
   void claim(const JobRecord& rec, uint32_t attempt, uint64_t now,
              const std::shared_ptr<Running>& running);
+  void arrive(const std::shared_ptr<Running>& running);
+  void release_unconfirmed(const JobRecord& claimed);
   void finish(const JobRecord& claimed, const HandlerOutcome& outcome);
+  void renew_leases();
   void done_with(const std::string& id);
   HandlerOutcome execute(const JobRecord& rec, const std::shared_ptr<Running>& running);
   NodeResult sign_result(const JobRecord& rec, const HandlerOutcome& outcome) const;
-  void schedule(const std::string& id, uint64_t at_wall_ms);
   void watch();
   uint64_t backoff_ms(uint32_t attempt);
   Status recover();
@@ -141,15 +187,18 @@ class Jobs {
   const Identity& key_;
   const std::string node_;
   const JobsOptions options_;
+  JobHooks hooks_;
   Executor executor_;
   asio::steady_timer watchdog_;  // io thread only
 
   mutable std::mutex mu_;  // guards everything below
   bool stopping_ = false;
-  std::deque<std::string> backlog_;            // runnable, not yet claimed
-  std::unordered_set<std::string> active_;     // in the backlog or in the pipeline
+  std::deque<std::string> backlog_;         // runnable, not yet claimed
+  std::unordered_set<std::string> active_;  // in the backlog or in the pipeline
   size_t in_pipeline_ = 0;
-  std::map<std::string, std::shared_ptr<Running>> running_;
+  std::map<std::string, std::shared_ptr<Running>> running_;  // handler started, outcome not written
+  std::unordered_set<std::string> scheduled_;                // retry timers pending
+  uint64_t last_renewal_mono_ms_ = 0;                        // io thread only
   JobsStats stats_;
   std::mt19937_64 rng_;
 };
