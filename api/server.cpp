@@ -3,7 +3,9 @@
 
 #include "api/problem.h"
 #include "api/views.h"
+#include "node/clock.h"
 #include "node/json_bounded.h"
+#include "node/peer_auth.h"
 
 namespace meshwork::api {
 namespace {
@@ -33,6 +35,34 @@ class InflightGuard {
   size_t value_;
 };
 
+bool local_scope(const httplib::Request& req, httplib::Response& res, bool& local) {
+  local = false;
+  if (!req.has_param("scope")) return true;
+  const std::string scope = req.get_param_value("scope");
+  if (scope != "local" && scope != "cluster") {
+    problem(res, 422, "scope must be local or cluster");
+    return false;
+  }
+  local = scope == "local";
+  return true;
+}
+
+// A refusal for want of replicas tells the client when to try again.
+void problem_for(httplib::Response& res, const Status& s) {
+  if (s.code() == Code::unavailable) res.set_header("Retry-After", "1");
+  problem(res, s);
+}
+
+json item_json(const Mesh::ItemResult& r, const Mesh& mesh) {
+  if (!r.status.is_ok())
+    return {{"status", http_status(r.status.code())}, {"detail", r.status.message()}};
+  json j = {{"status", r.created ? 202 : 200},
+            {"id", r.record->id},
+            {"state", public_state_name(r.record->status.state)}};
+  j.update(mesh.placement_json(r.record->id));
+  return j;
+}
+
 bool parse_limit(const std::string& text, size_t& out) {
   if (text.empty() || text.size() > 6) return false;
   size_t v = 0;
@@ -47,8 +77,8 @@ bool parse_limit(const std::string& text, size_t& out) {
 
 }  // namespace
 
-ApiServer::ApiServer(Jobs& jobs, ApiOptions options, Providers providers)
-    : jobs_(jobs), options_(options), providers_(std::move(providers)) {
+ApiServer::ApiServer(Mesh& mesh, ApiOptions options, Providers providers)
+    : mesh_(mesh), options_(options), providers_(std::move(providers)) {
   server_.new_task_queue = [n = options_.threads] { return new httplib::ThreadPool(n); };
   server_.set_tcp_nodelay(true);
   // cpp-httplib's default sets SO_REUSEPORT, which lets a second node bind a port in use and take
@@ -58,18 +88,23 @@ ApiServer::ApiServer(Jobs& jobs, ApiOptions options, Providers providers)
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
   });
   server_.set_keep_alive_max_count(100'000);
-  server_.set_payload_max_length(options_.body_bytes_max);
+  // The largest body any route takes; each route checks its own limit.
+  server_.set_payload_max_length(std::max(options_.body_bytes_max, options_.batch_body_bytes_max));
   routes();
 }
 
-ApiServer::~ApiServer() { stop(); }
+ApiServer::~ApiServer() {
+  stop();
+}
 
 int ApiServer::bind(const std::string& host, int port) {
   if (port == 0) return server_.bind_to_any_port(host);
   return server_.bind_to_port(host, port) ? port : -1;
 }
 
-void ApiServer::serve() { server_.listen_after_bind(); }
+void ApiServer::serve() {
+  server_.listen_after_bind();
+}
 
 void ApiServer::stop() {
   if (server_.is_running()) server_.stop();
@@ -84,6 +119,10 @@ void ApiServer::routes() {
     return httplib::Server::HandlerResponse::Unhandled;
   });
   server_.Post("/v1/jobs", [this](const auto& req, auto& res) { post_job(req, res); });
+  server_.Post("/v1/jobs/batch", [this](const auto& req, auto& res) { post_batch(req, res); });
+  server_.Post(R"(/internal/v1/([a-z]+))", [this](const auto& req, auto& res) { peer(req, res); });
+  server_.Get("/v1/cluster/ring",
+              [this](const auto&, auto& res) { send_json(res, 200, mesh_.ring_json()); });
   server_.Get(R"(/v1/jobs/([^/]+))", [this](const auto& req, auto& res) { get_job(req, res); });
   server_.Get("/v1/jobs", [this](const auto& req, auto& res) { list_jobs(req, res); });
   server_.Post(R"(/v1/jobs/([^/]+)/cancel)",
@@ -109,9 +148,8 @@ void ApiServer::routes() {
                              : "the request could not be processed";
     problem(res, res.status, detail);
   });
-  server_.set_exception_handler([](const auto&, auto& res, std::exception_ptr) {
-    problem(res, 500, "internal error");
-  });
+  server_.set_exception_handler(
+      [](const auto&, auto& res, std::exception_ptr) { problem(res, 500, "internal error"); });
 }
 
 void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
@@ -123,19 +161,74 @@ void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
   auto body = parse_json_bounded(req.body);
   if (!body.is_ok()) return problem(res, body.status());
   if (!body.value().is_object()) return problem(res, 400, "the body must be a JSON object");
-  auto submitted = jobs_.submit(body.value());
-  if (!submitted.is_ok()) return problem(res, submitted.status());
-  const auto& s = submitted.value();
-  res.set_header("Location", "/v1/jobs/" + s.record.id);
-  send_json(res, s.created ? 202 : 200, job_view(s.record));
+  Mesh::ItemResult r = mesh_.submit(body.value());
+  if (!r.status.is_ok()) return problem_for(res, r.status);
+  res.set_header("Location", "/v1/jobs/" + r.record->id);
+  json view = job_view(*r.record);
+  view.update(mesh_.placement_json(r.record->id));
+  send_json(res, r.created ? 202 : 200, view);
+}
+
+void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) {
+  InflightGuard inflight(inflight_submits_);
+  if (inflight.value() > options_.inflight_submits_max)
+    return problem(res, 429, "too many submissions in flight; retry later");
+  if (req.body.size() > options_.batch_body_bytes_max)
+    return problem(res, 413, "the batch exceeds the node's limit");
+  auto body = parse_json_bounded(req.body);
+  if (!body.is_ok()) return problem(res, body.status());
+  const json& b = body.value();
+  if (!b.is_object() || !b.contains("jobs") || !b["jobs"].is_array())
+    return problem(res, 400, "the body must be {\"jobs\": [job, ...]}");
+  if (b["jobs"].empty() || b["jobs"].size() > kBatchJobsMax)
+    return problem(res, 422, "a batch holds 1 to " + std::to_string(kBatchJobsMax) + " jobs");
+  std::vector<json> jobs;
+  jobs.reserve(b["jobs"].size());
+  for (const json& j : b["jobs"]) {
+    if (j.is_object()) {
+      jobs.push_back(j);
+    } else {
+      jobs.push_back(json::object({{"not_an_object", true}}));  // refused per item below
+    }
+  }
+  auto results = mesh_.submit_batch(jobs);
+  json items = json::array();
+  size_t accepted = 0, duplicates = 0;
+  for (size_t i = 0; i < results.size(); ++i) {
+    if (!b["jobs"][i].is_object())
+      results[i].status = Status(Code::malformed, "each job must be a JSON object");
+    if (results[i].status.is_ok()) (results[i].created ? accepted : duplicates)++;
+    items.push_back(item_json(results[i], mesh_));
+  }
+  send_json(res, 200,
+            {{"results", std::move(items)},
+             {"accepted", accepted},
+             {"duplicates", duplicates},
+             {"rejected", results.size() - accepted - duplicates}});
+}
+
+void ApiServer::peer(const httplib::Request& req, httplib::Response& res) {
+  auto sender = verify_peer_request(
+      req, [this](std::string_view n) { return mesh_.public_key_of(n); }, wall_ms());
+  if (!sender.is_ok()) return problem(res, sender.status());
+  if (req.body.size() > options_.batch_body_bytes_max)
+    return problem(res, 413, "the request body exceeds the node's limit");
+  auto out = mesh_.handle_peer(req.matches[1], sender.value(), req.body);
+  if (!out.is_ok()) return problem_for(res, out.status());
+  res.status = 200;
+  res.set_content(std::move(out).value(), "application/json");
 }
 
 void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {
   const std::string id = req.matches[1];
   if (!is_job_id(id)) return problem(res, 404, "'" + id.substr(0, 80) + "' is not a job id");
-  auto rec = jobs_.get(id);
-  if (!rec.is_ok()) return problem(res, rec.status());
-  send_json(res, 200, job_view(rec.value()));
+  bool local = false;
+  if (!local_scope(req, res, local)) return;
+  auto rec = mesh_.get(id, local);
+  if (!rec.is_ok()) return problem_for(res, rec.status());
+  json view = job_view(rec.value());
+  view.update(mesh_.placement_json(id));
+  send_json(res, 200, view);
 }
 
 void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
@@ -144,7 +237,8 @@ void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
   if (req.has_param("state")) {
     auto st = parse_state(req.get_param_value("state"));
     if (!st || *st == JobState::retry_wait)
-      return problem(res, 422, "state must be one of queued, running, succeeded, failed, cancelled");
+      return problem(res, 422,
+                     "state must be one of queued, running, succeeded, failed, cancelled");
     q.state = st;
   }
   if (req.has_param("type")) q.type = req.get_param_value("type");
@@ -154,22 +248,26 @@ void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
     q.cursor = req.get_param_value("cursor");
     if (q.cursor.size() > kCursorBytesMax) return problem(res, 422, "cursor is not valid");
   }
-  auto page = jobs_.list(q);
-  if (!page.is_ok()) return problem(res, page.status());
+  bool local = false;
+  if (!local_scope(req, res, local)) return;
+  auto page = mesh_.list(q, local);
+  if (!page.is_ok()) return problem_for(res, page.status());
   json jobs = json::array();
   for (const auto& r : page.value().records) jobs.push_back(job_summary(r));
   send_json(res, 200,
             {{"jobs", std::move(jobs)},
-             {"next_cursor", page.value().next_cursor.empty() ? json(nullptr)
-                                                              : json(page.value().next_cursor)}});
+             {"next_cursor",
+              page.value().next_cursor.empty() ? json(nullptr) : json(page.value().next_cursor)}});
 }
 
 void ApiServer::cancel_job(const httplib::Request& req, httplib::Response& res) {
   const std::string id = req.matches[1];
   if (!is_job_id(id)) return problem(res, 404, "'" + id.substr(0, 80) + "' is not a job id");
-  auto rec = jobs_.cancel(id);
-  if (!rec.is_ok()) return problem(res, rec.status());
-  send_json(res, 200, job_view(rec.value()));
+  auto rec = mesh_.cancel(id);
+  if (!rec.is_ok()) return problem_for(res, rec.status());
+  json view = job_view(rec.value());
+  view.update(mesh_.placement_json(id));
+  send_json(res, 200, view);
 }
 
 }  // namespace meshwork::api

@@ -1,16 +1,21 @@
 // The REST API (v1): thin routes over the node's services.
 //
-//   POST /v1/jobs               submit a signed envelope or a plain job → 202 (new) or 200 (known)
-//   GET  /v1/jobs/{id}          one job
-//   GET  /v1/jobs               ?state=&type=&limit=&cursor=, newest first
+//   POST /v1/jobs               submit a signed envelope or a plain job → 202 (new) or 200 (known),
+//                               once W replicas hold it; 503 + Retry-After when they cannot
+//   POST /v1/jobs/batch         {"jobs":[...]} (at most 1000) → 200 with one answer per job
+//   GET  /v1/jobs/{id}          one job, merged from its replicas (?scope=local: this node's copy)
+//   GET  /v1/jobs               ?state=&type=&limit=&cursor=&scope=, newest first, cluster-wide
 //   POST /v1/jobs/{id}/cancel   cancel a queued job now, or a running one cooperatively
 //   GET  /v1/node               this node: identity, counters, limits, job types
 //   GET  /v1/cluster/members    the membership as this node sees it (gossip)
+//   GET  /v1/cluster/ring       tokens, ranges and jobs held per member
 //   GET  /healthz, /readyz      liveness, readiness
+//   POST /internal/v1/{name}    peer-only (replicate, fetch, digest, list, held): requests must be
+//                               signed by a member's node key (node/peer_auth.h), else 401
 // Errors are application/problem+json (api/problem.h). Every server socket has TCP_NODELAY.
 //
-// Thread-safety: routes run on cpp-httplib's bounded pool; they call the thread-safe Jobs service,
-// which blocks each request only until its change is durable.
+// Thread-safety: routes run on cpp-httplib's bounded pool; they call the thread-safe Mesh, which
+// blocks each request only until its quorum answers.
 #pragma once
 
 #include <atomic>
@@ -21,14 +26,15 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "node/jobs.h"
+#include "node/mesh.h"
 
 namespace meshwork::api {
 
 struct ApiOptions {
-  size_t threads = 64;                   // HTTP worker threads (each serves one connection)
-  size_t body_bytes_max = 1024 * 1024;   // larger bodies get 413
-  size_t inflight_submits_max = 4'096;   // concurrent submissions before 429
+  size_t threads = 64;                     // HTTP worker threads (each serves one connection)
+  size_t body_bytes_max = 1024 * 1024;     // larger bodies get 413
+  size_t inflight_submits_max = 4'096;     // concurrent submissions before 429
+  size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and peer requests
 };
 
 class ApiServer {
@@ -40,7 +46,7 @@ class ApiServer {
     std::function<nlohmann::json()> members;    // GET /v1/cluster/members
   };
 
-  ApiServer(Jobs& jobs, ApiOptions options, Providers providers);
+  ApiServer(Mesh& mesh, ApiOptions options, Providers providers);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
@@ -54,11 +60,13 @@ class ApiServer {
  private:
   void routes();
   void post_job(const httplib::Request& req, httplib::Response& res);
+  void post_batch(const httplib::Request& req, httplib::Response& res);
+  void peer(const httplib::Request& req, httplib::Response& res);
   void get_job(const httplib::Request& req, httplib::Response& res);
   void list_jobs(const httplib::Request& req, httplib::Response& res);
   void cancel_job(const httplib::Request& req, httplib::Response& res);
 
-  Jobs& jobs_;
+  Mesh& mesh_;
   ApiOptions options_;
   Providers providers_;
   httplib::Server server_;

@@ -15,12 +15,12 @@
 #include <iostream>
 #include <thread>
 
+#include "gossip/config.h"
 #include "node/cli_client.h"
 #include "node/clock.h"
 #include "node/crypto.h"
 #include "node/envelope.h"
 #include "node/node.h"
-#include "gossip/config.h"
 
 namespace {
 
@@ -45,9 +45,10 @@ int keygen(const std::string& out, bool cluster) {
   meshwork::init_crypto();
   // A cluster key file holds hex keys, one per line: add a new key on top to rotate.
   meshwork::Status s =
-      cluster ? meshwork::write_secret_file(
-                    out, meshwork::to_hex(meshwork::random_bytes(meshwork::kClusterKeyBytes)) + "\n")
-              : meshwork::Identity::generate().save(out);
+      cluster
+          ? meshwork::write_secret_file(
+                out, meshwork::to_hex(meshwork::random_bytes(meshwork::kClusterKeyBytes)) + "\n")
+          : meshwork::Identity::generate().save(out);
   if (!s.is_ok()) {
     std::cerr << "meshwork keygen: " << s.message() << "\n";
     return 2;
@@ -123,6 +124,16 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
       ->capture_default_str();
   node->add_option("--http-threads", cfg.http_threads, "HTTP worker threads (one per connection)")
       ->capture_default_str();
+  node->add_option("--replicas", cfg.placement.replicas, "R: nodes that store each job")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, meshwork::dht::replicas_max));
+  node->add_option("--write-quorum", cfg.placement.write_quorum,
+                   "W: replicas that must store a job before it is acknowledged (<= R)")
+      ->capture_default_str()
+      ->check(CLI::Range(1u, meshwork::dht::replicas_max));
+  node->add_option("--vnodes", cfg.placement.vnodes, "virtual nodes per member on the ring")
+      ->capture_default_str()
+      ->check(CLI::Range(meshwork::dht::vnodes_min, meshwork::dht::vnodes_max));
   return node;
 }
 
@@ -168,6 +179,10 @@ int main(int argc, char** argv) {
     }
     if (auto why = apply_gossip_flags(cfg, gossip_flags)) {
       std::cerr << "meshwork node: " << *why << "\n";
+      return 2;
+    }
+    if (cfg.placement.write_quorum > cfg.placement.replicas) {
+      std::cerr << "meshwork node: --write-quorum must not exceed --replicas\n";
       return 2;
     }
     return run_node(std::move(cfg), level, format);

@@ -43,7 +43,9 @@ Result<std::set<std::string>> load_allowed_keys(const std::string& path) {
 
 Node::Node(NodeConfig config) : config_(std::move(config)) {}
 
-Node::~Node() { stop(); }
+Node::~Node() {
+  stop();
+}
 
 Result<std::unique_ptr<Node>> Node::start(NodeConfig config) {
   std::unique_ptr<Node> node(new Node(std::move(config)));
@@ -56,13 +58,15 @@ Status Node::open() {
   if (config_.data_dir.empty()) config_.data_dir = "data/" + config_.name;
   std::error_code ec;
   std::filesystem::create_directories(config_.data_dir, ec);
-  if (ec) return {Code::io_error, "cannot create data dir " + config_.data_dir + ": " + ec.message()};
+  if (ec)
+    return {Code::io_error, "cannot create data dir " + config_.data_dir + ": " + ec.message()};
   auto id = Identity::load_or_create(config_.data_dir + "/node.key");
   if (!id.is_ok()) return id.status();
   identity_ = std::move(id).value();
 
   JobsOptions jo;
-  jo.workers = config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
+  jo.workers =
+      config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
   jo.backlog_max = config_.backlog_max;
   jo.limits.payload_bytes_max = config_.payload_bytes_max;
   jo.require_signed = config_.require_signed;
@@ -78,6 +82,13 @@ Status Node::open() {
   work_.emplace(io_.get_executor());
   io_thread_ = std::thread([this] { io_.run(); });
   jobs_ = std::make_unique<Jobs>(io_, *store_, *identity_, config_.name, jo);
+  MeshOptions mo;
+  mo.placement = config_.placement;
+  for (const std::string& seed : config_.join)
+    if (seed != config_.gossip_bind) mo.joining = true;
+  mesh_ = std::make_unique<Mesh>(*store_, *jobs_, *identity_, config_.name,
+                                 config_.api_host + ":" + std::to_string(config_.api_port), mo);
+  if (Status s = mesh_->attach(); !s.is_ok()) return s;
   if (Status s = jobs_->start(); !s.is_ok()) return s;
 
   api::ApiOptions ao;
@@ -85,15 +96,16 @@ Status Node::open() {
   ao.body_bytes_max = config_.body_bytes_max;
   api::ApiServer::Providers providers;
   providers.node_info = [this] { return info(); };
-  providers.ready = [this] { return jobs_->backlog() < config_.backlog_max; };
+  providers.ready = [this] { return mesh_->ready() && jobs_->backlog() < config_.backlog_max; };
   providers.members = [this] { return gossip_->members_json(); };
-  api_ = std::make_unique<api::ApiServer>(*jobs_, ao, std::move(providers));
+  api_ = std::make_unique<api::ApiServer>(*mesh_, ao, std::move(providers));
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
-    return {Code::io_error, "cannot listen on " + config_.api_host + ":" +
-                                std::to_string(config_.api_port)};
+    return {Code::io_error,
+            "cannot listen on " + config_.api_host + ":" + std::to_string(config_.api_port)};
   api_thread_ = std::thread([this] { api_->serve(); });
   if (Status s = start_gossip(); !s.is_ok()) return s;
+  mesh_->start();
   log_event(spdlog::level::info, "node_started", "",
             "api=" + config_.api_host + ":" + std::to_string(api_port_) +
                 " data=" + config_.data_dir + " workers=" + std::to_string(jo.workers) +
@@ -115,6 +127,7 @@ Status Node::start_gossip() {
     go.keyring = std::move(keys).value();
   }
   gossip_ = std::make_unique<GossipDriver>(io_, std::move(go));
+  gossip_->add_listener([this](const gossip::MemberEvent& e) { mesh_->on_member(e.member); });
   return gossip_->start();
 }
 
@@ -132,13 +145,19 @@ void Node::stop() {
   if (api_) api_->stop();
   if (api_thread_.joinable()) api_thread_.join();
   if (jobs_) jobs_->stop();
+  if (mesh_) mesh_->stop();
   // Leaving gracefully tells the mesh at once instead of after a suspicion timeout.
   if (gossip_) gossip_->leave(kLeaveGraceMs);
   work_.reset();
   io_.stop();
   if (io_thread_.joinable()) io_thread_.join();
-  jobs_.reset();
+  if (store_) {
+    store_->flush();
+    store_->set_observer(nullptr);
+  }
   gossip_.reset();
+  mesh_.reset();
+  jobs_.reset();
   store_.reset();
 }
 
@@ -154,21 +173,31 @@ nlohmann::json Node::info() const {
           {"running", jobs_->running()},
           {"jobs", counts_json(store_->counts())},
           {"stats",
-           {{"submitted", s.submitted}, {"duplicates", s.duplicates}, {"rejected", s.rejected},
-            {"attempts_started", s.attempts_started}, {"succeeded", s.succeeded},
-            {"failed", s.failed}, {"retried", s.retried}, {"cancelled", s.cancelled}}},
+           {{"submitted", s.submitted},
+            {"duplicates", s.duplicates},
+            {"rejected", s.rejected},
+            {"attempts_started", s.attempts_started},
+            {"succeeded", s.succeeded},
+            {"failed", s.failed},
+            {"retried", s.retried},
+            {"cancelled", s.cancelled}}},
           {"store",
-           {{"batches", store_->batches_written()}, {"updates", store_->updates_written()},
-            {"queue_depth", store_->queue_depth()}, {"corrupt_records", store_->corrupt_records()}}},
+           {{"batches", store_->batches_written()},
+            {"updates", store_->updates_written()},
+            {"queue_depth", store_->queue_depth()},
+            {"corrupt_records", store_->corrupt_records()}}},
           {"gossip", gossip_->stats_json()},
+          {"mesh", mesh_->stats_json()},
           {"limits",
            {{"body_bytes_max", config_.body_bytes_max},
             {"payload_bytes_max", config_.payload_bytes_max},
-            {"backlog_max", config_.backlog_max}, {"require_signed", config_.require_signed},
+            {"backlog_max", config_.backlog_max},
+            {"require_signed", config_.require_signed},
             {"allowed_keys", !config_.allowed_keys_file.empty()}}},
           {"job_types", [] {
              nlohmann::json t = nlohmann::json::array();
-             for (const auto& h : all_handlers()) t.push_back({{"type", h.type}, {"summary", h.summary}});
+             for (const auto& h : all_handlers())
+               t.push_back({{"type", h.type}, {"summary", h.summary}});
              return t;
            }()}};
 }

@@ -7,13 +7,13 @@
 // Thread-safety: start/stop/wait from one thread.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <optional>
-#include <map>
 #include <set>
-#include <vector>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
@@ -23,6 +23,7 @@
 #include "node/gossip_driver.h"
 #include "node/jobs.h"
 #include "node/log.h"
+#include "node/mesh.h"
 #include "node/store.h"
 
 namespace meshwork {
@@ -48,6 +49,8 @@ struct NodeConfig {
   std::string cluster_key_file;  // empty: gossip is not sealed
   gossip::Config gossip;         // from --profile, then the timing flags
   std::map<std::string, std::string> tags;
+  // Placement and replication (node/mesh.h).
+  PlacementOptions placement;
 };
 
 // Reads an allowed-keys file; Code::invalid names the first bad line.
@@ -79,6 +82,7 @@ class Node {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread io_thread_;
   std::unique_ptr<Jobs> jobs_;
+  std::unique_ptr<Mesh> mesh_;
   std::unique_ptr<GossipDriver> gossip_;
   std::unique_ptr<api::ApiServer> api_;
   std::thread api_thread_;
