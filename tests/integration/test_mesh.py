@@ -1,0 +1,272 @@
+"""The replicated mesh with real node processes on 127.0.0.1: quorum writes, reads from any node,
+takeover when an owner is killed, catch-up by anti-entropy after a restart, the batch endpoint,
+the ring view, and peer-only endpoints that refuse strangers.
+
+These tests check the guarantees of DESIGN.md §2, not the code: every acknowledged job reaches a
+terminal state; every node answers the same for every job; every preference-list node ends up
+holding the record. Timeouts are generous upper bounds (scaled() for ASan builds); no test asserts
+on timing.
+"""
+
+import json
+import random
+import threading
+import time
+import unittest
+
+from harness import NodeTestCase, TERMINAL_STATES, scaled
+from test_membership import MeshNode
+
+POLL_S = 0.05
+
+
+class Mesh(NodeTestCase):
+
+    def setUp(self):
+        super().setUp()
+        self.nodes = []
+        self.clients = {}
+
+    def client(self, node):
+        """One keep-alive client per node process: a fresh connection per request would hold one
+        of the node's HTTP threads for the keep-alive timeout each."""
+        c = self.clients.get(node)
+        if c is None or c[0] != node.starts or c[1].port != node.port:
+            c = (node.starts, node.client())  # the harness closes it on kill -9 / SIGTERM / stop
+            self.clients[node] = c
+        return c[1]
+
+    def start_mesh(self, n, extra=()):
+        first = None
+        for i in range(1, n + 1):
+            node = MeshNode(self.tmp, "n%d" % i, ["--workers", 2] + list(extra),
+                            join=[first.gossip] if first else [])
+            self.addCleanup(node.stop)
+            node.start()
+            self.nodes.append(node)
+            first = first or node
+        self.wait_until("every node to see %d alive members" % n,
+                        lambda: all(self.alive_seen(x) == n for x in self.nodes), 30)
+        return self.nodes
+
+    def alive_seen(self, node):
+        r = self.client(node).get("/v1/cluster/members")
+        return sum(m["state"] == "alive" for m in r.json()["members"]) if r.status == 200 else -1
+
+    def dead_seen(self, node):
+        r = self.client(node).get("/v1/cluster/members")
+        return sum(m["state"] == "dead" for m in r.json()["members"]) if r.status == 200 else -1
+
+    def wait_until(self, what, check, timeout):
+        deadline = time.monotonic() + scaled(timeout)
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(POLL_S)
+        self.fail("timed out (%ss) waiting for %s\n%s"
+                  % (scaled(timeout), what, "\n".join(n.log_tail(20) for n in self.nodes)))
+
+    def live(self):
+        return [n for n in self.nodes if n.alive()]
+
+    def job(self, node, job_id, local=False):
+        r = self.client(node).get("/v1/jobs/%s%s" % (job_id, "?scope=local" if local else ""))
+        return r.json() if r.status == 200 else None
+
+    @staticmethod
+    def fingerprint(view):
+        """What must agree between nodes: state, attempts, result, who produced it."""
+        receipt = view.get("receipt") or {}
+        return (view["state"], view["attempts"], json.dumps(view.get("result"), sort_keys=True),
+                receipt.get("node"), receipt.get("attempt"))
+
+
+class Replication(Mesh):
+
+    def test_every_acknowledged_job_survives_two_kills_and_all_nodes_agree(self):
+        nodes = self.start_mesh(5)
+        acked, lock = {}, threading.Lock()
+        stop = threading.Event()
+        rng = random.Random(4)
+
+        def post(k):
+            """Posts job k to live nodes until one acknowledges it or the run ends."""
+            body = json.dumps({"type": "sleep", "payload": {"ms": rng.randrange(50, 400)},
+                               "max_attempts": 2, "timeout_ms": 30000, "nonce": str(k)})
+            while not stop.is_set():
+                node = rng.choice(self.live())
+                c = node.client()  # this thread's own connection, closed after one request
+                try:
+                    r = c.post("/v1/jobs", body)
+                except OSError:
+                    continue  # the node was killed under us: not acknowledged, try another
+                finally:
+                    c.close()
+                if r.status in (200, 202):
+                    with lock:
+                        acked[r.json()["id"]] = k
+                    return
+                self.assertIn(r.status, (429, 503), r)
+                time.sleep(0.05)
+
+        def poster(ks):
+            for k in ks:
+                post(k)
+
+        threads = [threading.Thread(target=poster, args=(range(i, 500, 8),)) for i in range(8)]
+        for t in threads:
+            t.start()
+        self.wait_until("half the jobs to be acknowledged", lambda: len(acked) >= 250, 120)
+        victims = nodes[3:5]
+        for v in victims:
+            v.kill9()
+        for t in threads:
+            t.join(scaled(300))
+        stop.set()
+        self.assertEqual(len(acked), 500, "every job is eventually acknowledged by a live node")
+
+        survivors = nodes[:3]
+        self.wait_until("the survivors to see the two kills",
+                        lambda: all(self.alive_seen(s) == 3 for s in survivors), 30)
+        # Jobs whose every replica is among the dead wait for them; the rest finish now.
+        for v in victims:
+            v.restart()
+        self.wait_until("every node to see 5 alive members",
+                        lambda: all(self.alive_seen(x) == 5 for x in nodes), 60)
+
+        def all_terminal():
+            pending = [i for i in acked if (self.job(nodes[0], i) or {}).get("state")
+                       not in TERMINAL_STATES]
+            return not pending
+        self.wait_until("every acknowledged job to finish", all_terminal, 240)
+
+        for job_id in acked:
+            views = [self.job(n, job_id) for n in nodes]
+            self.assertTrue(all(views), "every node answers for %s" % job_id)
+            self.assertEqual(views[0]["state"], "succeeded", views[0])
+            self.assertEqual(len({self.fingerprint(v) for v in views}), 1,
+                             "nodes disagree on %s: %s" % (job_id, views))
+            self.assertEqual(views[0]["owner"], views[0]["replicas"][0])
+            self.assertEqual(len(views[0]["replicas"]), 3)
+
+        def replicas_hold_everything():
+            for job_id in acked:
+                view = self.job(nodes[0], job_id)
+                for name in view["replicas"]:
+                    node = next(n for n in nodes if n.name == name)
+                    local = self.job(node, job_id, local=True)
+                    if local is None or self.fingerprint(local) != self.fingerprint(view):
+                        return False
+            return True
+        self.wait_until("anti-entropy to put every record on its replicas", replicas_hold_everything,
+                        120)
+
+    def test_owner_killed_mid_run_is_taken_over_with_a_reason(self):
+        nodes = self.start_mesh(5)
+        r = self.client(nodes[0]).post("/v1/jobs", json.dumps(
+            {"type": "sleep", "payload": {"ms": 3000}, "max_attempts": 1}))
+        self.assertEqual(r.status, 202, r)
+        job = r.json()
+        owner = next(n for n in nodes if n.name == job["owner"])
+        other = next(n for n in nodes if n is not owner)
+        self.wait_until("the job to run", lambda: self.job(other, job["id"])["state"] == "running",
+                        30)
+        owner.kill9()
+        self.wait_until("the job to succeed elsewhere",
+                        lambda: self.job(other, job["id"])["state"] == "succeeded", 60)
+        view = self.job(other, job["id"])
+        self.assertEqual(view["attempts"], 2, view)
+        self.assertNotEqual(view["receipt"]["node"], owner.name)
+        reasons = [h["reason"] for h in view["history"]]
+        self.assertTrue(any(("owner %s dead" % owner.name) in x for x in reasons), reasons)
+
+    def test_fewer_than_w_replicas_is_503_and_never_a_false_ack(self):
+        nodes = self.start_mesh(3)
+        nodes[1].kill9()
+        nodes[2].kill9()
+        # Dead, not merely suspect: a suspect peer is still written to, and a write that then
+        # reaches too few replicas is refused but may have left a copy (docs/api.md, "503").
+        self.wait_until("n1 to see both dead", lambda: self.dead_seen(nodes[0]) == 2, 60)
+        r = self.client(nodes[0]).post("/v1/jobs", json.dumps({"type": "echo", "payload": {}}))
+        self.assertEqual(r.status, 503, r)
+        self.assertEqual(r.headers.get("Retry-After"), "1")
+        self.assertEqual(r.content_type, "application/problem+json")
+        listed = self.client(nodes[0]).get("/v1/jobs?scope=local").json()["jobs"]
+        self.assertEqual(listed, [], "a refused job was not stored as if acknowledged")
+
+    def test_cancel_through_a_node_that_does_not_run_the_job(self):
+        nodes = self.start_mesh(3)
+        r = self.client(nodes[0]).post("/v1/jobs", json.dumps({"type": "sleep",
+                                                           "payload": {"ms": 60000}}))
+        job = r.json()
+        other = next(n for n in nodes if n.name != job["owner"])
+        self.wait_until("the job to run", lambda: self.job(other, job["id"])["state"] == "running",
+                        30)
+        r = self.client(other).post("/v1/jobs/%s/cancel" % job["id"], "")
+        self.assertEqual(r.status, 200, r)
+        self.wait_until("the job to be cancelled everywhere",
+                        lambda: all(self.job(n, job["id"])["state"] == "cancelled" for n in nodes),
+                        30)
+
+
+class Endpoints(Mesh):
+
+    def test_batch_answers_per_item(self):
+        nodes = self.start_mesh(3)
+        jobs = [{"type": "echo", "payload": {"i": i}} for i in range(200)]
+        jobs += [{"type": "no-such-type", "payload": {}}, "not an object"]
+        r = self.client(nodes[1]).post("/v1/jobs/batch", json.dumps({"jobs": jobs}))
+        self.assertEqual(r.status, 200, r)
+        body = r.json()
+        self.assertEqual(len(body["results"]), 202)
+        self.assertEqual(body["accepted"], 200, body["results"][:3])
+        self.assertEqual(body["rejected"], 2)
+        self.assertEqual([x["status"] for x in body["results"][200:]], [422, 400])
+        ids = [x["id"] for x in body["results"][:200]]
+        self.assertEqual(len(set(ids)), 200)
+        self.wait_until("the batch to finish", lambda: all(
+            (self.job(nodes[2], i) or {}).get("state") == "succeeded" for i in ids), 60)
+        too_many = self.client(nodes[0]).post("/v1/jobs/batch",
+                                          json.dumps({"jobs": [{"type": "echo"}] * 1001}))
+        self.assertEqual(too_many.status, 422, too_many)
+        listed = self.client(nodes[0]).get("/v1/jobs?limit=1000").json()
+        self.assertEqual(len(listed["jobs"]), 200, "the cluster-wide list shows every job once")
+        self.assertIsNone(listed["next_cursor"])
+        page = self.client(nodes[2]).get("/v1/jobs?limit=150").json()
+        rest = self.client(nodes[2]).get("/v1/jobs?limit=150&cursor=" + page["next_cursor"]).json()
+        self.assertEqual(len(page["jobs"]) + len(rest["jobs"]), 200)
+        self.assertEqual({j["id"] for j in page["jobs"] + rest["jobs"]}, set(ids))
+
+    def test_ring_view(self):
+        nodes = self.start_mesh(3)
+        r = self.client(nodes[0]).post("/v1/jobs/batch",
+                                   json.dumps({"jobs": [{"type": "echo", "payload": {"i": i}}
+                                                        for i in range(30)]}))
+        self.assertEqual(r.json()["accepted"], 30)
+        ring = self.client(nodes[2]).get("/v1/cluster/ring").json()
+        self.assertEqual((ring["replicas"], ring["write_quorum"]), (3, 2))
+        self.assertEqual(sorted(m["name"] for m in ring["members"]), ["n1", "n2", "n3"])
+        self.assertAlmostEqual(sum(m["primary_fraction"] for m in ring["members"]), 1.0, places=6)
+        for m in ring["members"]:
+            self.assertEqual(m["tokens"], ring["vnodes"])
+            self.assertTrue(m["primary_ranges"])
+        self.wait_until("every member to hold all 30 jobs (R=3 of 3)", lambda: all(
+            m["jobs_held"] == 30 for m in self.client(nodes[0]).get("/v1/cluster/ring").json()["members"]),
+            30)
+
+    def test_peer_endpoints_refuse_unsigned_and_forged_requests(self):
+        nodes = self.start_mesh(2)
+        c = nodes[0].client()
+        r = c.post("/internal/v1/replicate", json.dumps({"records": []}))
+        self.assertEqual(r.status, 401, r)
+        forged = {"X-Meshwork-Node": "n2", "X-Meshwork-Time": str(int(time.time() * 1000)),
+                  "X-Meshwork-Signature": "A" * 86 + "=="}
+        r = c.post("/internal/v1/fetch", json.dumps({"ids": []}), headers=forged)
+        self.assertEqual(r.status, 401, r)
+        stranger = dict(forged, **{"X-Meshwork-Node": "mallory"})
+        r = c.post("/internal/v1/digest", "{}", headers=stranger)
+        self.assertEqual(r.status, 401, r)
+
+
+if __name__ == "__main__":
+    unittest.main()
