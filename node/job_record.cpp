@@ -20,7 +20,9 @@ auto status_key(const JobStatus& s) {
                          s.retry_at_ms);
 }
 
-auto claim_key(const Claim& c) { return std::tie(c.attempt, c.node, c.lease_until_ms); }
+auto claim_key(const Claim& c) {
+  return std::tie(c.attempt, c.node, c.lease_until_ms);
+}
 
 auto result_key(const NodeResult& r) {
   return std::tie(r.attempt, r.outcome, r.at_ms, r.result, r.error, r.receipt.signature);
@@ -66,7 +68,9 @@ std::vector<HistoryEntry> merge_history(const std::vector<HistoryEntry>& a,
 
 }  // namespace
 
-std::string_view state_name(JobState s) { return kStateNames[static_cast<size_t>(s)]; }
+std::string_view state_name(JobState s) {
+  return kStateNames[static_cast<size_t>(s)];
+}
 
 std::string_view public_state_name(JobState s) {
   return s == JobState::retry_wait ? "queued" : state_name(s);
@@ -105,9 +109,23 @@ JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node,
   r.timeout_ms = spec.timeout_ms;
   r.created_at_ms = spec.created_at_ms;
   r.status = JobStatus{JobState::queued, 0, entry_node, now_ms, {}, 0};
-  r.add_history(JobState::queued, std::move(entry_node), 0, now_ms, "submitted");
+  r.add_history(JobState::queued, std::move(entry_node), 0, now_ms, kSubmittedReason);
   r.updated_at_ms = now_ms;
   return r;
+}
+
+bool submitted_before(const JobRecord& held, const std::vector<HistoryEntry>& incoming) {
+  auto submission = [](const HistoryEntry& e) {
+    return e.state == JobState::queued && e.attempt == 0 && e.reason == kSubmittedReason;
+  };
+  for (const HistoryEntry& h : held.history) {
+    if (!submission(h)) continue;
+    const bool shared = std::any_of(incoming.begin(), incoming.end(), [&](const HistoryEntry& e) {
+      return submission(e) && e.node == h.node && e.at_ms == h.at_ms;
+    });
+    if (!shared) return true;
+  }
+  return false;
 }
 
 JobRecord merge(const JobRecord& a, const JobRecord& b) {

@@ -8,11 +8,12 @@
 //   envelope            immutable: equal in every copy (same id ⇒ same signed bytes)
 //   status              a register ordered by status_key(): terminal beats non-terminal; among
 //                       terminal states succeeded > failed > cancelled, then higher attempt; among
-//                       non-terminal states higher attempt, then phase queued < running < retry_wait;
-//                       remaining ties break on node id, time and error text (a total order)
-//   claim               (attempt, node, lease) ordered lexicographically; a renewal raises the lease
-//   cancel_requested    boolean OR
-//   results             per producing node, the greatest (attempt, outcome, ...) — kept per node so
+//                       non-terminal states higher attempt, then phase queued < running <
+//                       retry_wait; remaining ties break on node id, time and error text (a total
+//                       order)
+//   claim               (attempt, node, lease) ordered lexicographically; a renewal raises the
+//   lease cancel_requested    boolean OR results             per producing node, the greatest
+//   (attempt, outcome, ...) — kept per node so
 //                       a later quorum-of-receipts check can compare what different nodes produced;
 //                       at most kResultsMax entries, the greatest by (attempt, node)
 //   history             set union, keeping the kHistoryMax greatest entries by (at, attempt, ...)
@@ -39,6 +40,7 @@ namespace meshwork {
 inline constexpr size_t kHistoryMax = 32;
 inline constexpr size_t kResultsMax = 8;
 inline constexpr size_t kReasonBytesMax = 512;
+inline constexpr const char* kSubmittedReason = "submitted";  // make_record's history entry
 
 // Internal phase; retry_wait is shown to clients as "queued" with a `retry_at`.
 enum class JobState : uint8_t { queued, running, retry_wait, cancelled, failed, succeeded };
@@ -46,7 +48,9 @@ enum class JobState : uint8_t { queued, running, retry_wait, cancelled, failed, 
 [[nodiscard]] std::string_view public_state_name(JobState s);  // queued|running|succeeded|...
 [[nodiscard]] std::string_view state_name(JobState s);         // internal name, retry_wait included
 [[nodiscard]] std::optional<JobState> parse_state(std::string_view name);
-[[nodiscard]] inline bool is_terminal(JobState s) { return s >= JobState::cancelled; }
+[[nodiscard]] inline bool is_terminal(JobState s) {
+  return s >= JobState::cancelled;
+}
 
 struct JobStatus {
   JobState state = JobState::queued;
@@ -116,6 +120,15 @@ struct JobRecord {
 // A fresh queued record for a verified envelope and its parsed spec.
 [[nodiscard]] JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node,
                                     uint64_t now_ms);
+
+// True when `held` records a submission of the job that the history of the incoming copy
+// (`incoming`) does not: a submission is the
+// "submitted" history entry make_record writes (entry node, time). A replica that got a copy of
+// the very same submission first (say, the owner's claim outran the entry node's write) does not
+// count, so a new job is not mistaken for a resubmitted one. (A record whose bounded history has
+// dropped its submission entries reads as not submitted before: the answer is then 202, not 200.)
+[[nodiscard]] bool submitted_before(const JobRecord& held,
+                                    const std::vector<HistoryEntry>& incoming);
 
 // The join. Precondition: a.id == b.id (asserted).
 [[nodiscard]] JobRecord merge(const JobRecord& a, const JobRecord& b);

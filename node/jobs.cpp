@@ -91,7 +91,12 @@ Result<JobRecord> Jobs::admit(const nlohmann::json& body) {
     count_reject();
     return Result<JobRecord>(Code::overloaded, "the node's backlog is full; retry later");
   }
-  return make_record(std::move(env).value(), spec, node_, wall_ms());
+  uint64_t at;
+  {
+    std::lock_guard lock(mu_);
+    at = last_submission_ms_ = std::max(wall_ms(), last_submission_ms_ + 1);
+  }
+  return make_record(std::move(env).value(), spec, node_, at);
 }
 
 Result<Jobs::Submitted> Jobs::submit(const nlohmann::json& body) {

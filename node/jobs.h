@@ -201,6 +201,9 @@ class Jobs {
   uint64_t last_renewal_mono_ms_ = 0;                        // io thread only
   JobsStats stats_;
   std::mt19937_64 rng_;
+  // Submissions through this node get strictly increasing times, so that (node, time) names one
+  // submission (submitted_before in job_record.h).
+  uint64_t last_submission_ms_ = 0;
 };
 
 }  // namespace meshwork

@@ -138,7 +138,9 @@ class Mesh {
 
   // Peer handlers (mesh_peer.cpp)
   bool verified(const JobRecord& r) const;
-  Status merge_from_peer(const nlohmann::json& j, Store::DoneFn done);
+  // `done` also says whether this node held an earlier submission of the job (submitted_before).
+  using PeerMergeFn = std::function<void(Status, Applied, bool submitted_before)>;
+  Status merge_from_peer(const nlohmann::json& j, PeerMergeFn done);
   Result<std::string> on_replicate(const std::string& body);
   Result<std::string> on_fetch(const std::string& body);
   Result<std::string> on_digest(const std::string& sender, const std::string& body);

@@ -58,12 +58,17 @@ bool Mesh::verified(const JobRecord& r) const {
   return open_envelope(r.envelope, jobs_.options().limits).is_ok();
 }
 
-Status Mesh::merge_from_peer(const nlohmann::json& j, Store::DoneFn done) {
+Status Mesh::merge_from_peer(const nlohmann::json& j, PeerMergeFn done) {
   auto rec = record_from_json(j);
   if (!rec.is_ok()) return rec.status();
   if (!verified(rec.value()))
     return Status(Code::unauthorized, "the job's envelope does not verify");
-  store_.merge(std::move(rec).value(), std::move(done));
+  std::vector<HistoryEntry> history = rec.value().history;  // copied before the record moves
+  store_.merge(std::move(rec).value(),
+               [history = std::move(history), done = std::move(done)](Status s, Applied a) {
+                 const bool before = a.before && submitted_before(*a.before, history);
+                 done(s, std::move(a), before);
+               });
   return Status::ok();
 }
 
@@ -89,10 +94,10 @@ Result<std::string> Mesh::on_replicate(const std::string& body) {
       a->items[i] = std::move(item);
       if (--a->left == 0) a->cv.notify_all();
     };
-    Status s = merge_from_peer(list[i], [finish](Status st, Applied ap) {
+    Status s = merge_from_peer(list[i], [finish](Status st, Applied ap, bool submitted) {
       if (!st.is_ok() || !ap.after) return finish({{"ok", false}, {"error", st.message()}});
       finish({{"ok", true},
-              {"existed", ap.before.has_value()},
+              {"existed", submitted},
               {"state", std::string(state_name(ap.after->status.state))},
               {"attempt", ap.after->status.attempt},
               {"node", ap.after->status.node},

@@ -237,7 +237,7 @@ void Mesh::anti_entropy_with(const std::string& peer, const Topology& topo) {
     peers_.fetch(peer, id, [this](Result<std::optional<std::string>> got_rec) {
       if (!got_rec.is_ok() || !got_rec.value()) return;
       auto j_rec = nlohmann::json::parse(*got_rec.value(), nullptr, false);
-      (void)merge_from_peer(j_rec, [](Status, Applied) {});
+      (void)merge_from_peer(j_rec, [](Status, Applied, bool) {});
     });
   }
   std::lock_guard lock(stats_mu_);

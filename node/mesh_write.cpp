@@ -71,7 +71,7 @@ void Mesh::write_all(std::vector<std::shared_ptr<Quorum>>& items, const Topology
           ReplicateAck ack;
           ack.status = s;
           if (s.is_ok() && a.after) {
-            ack.existed = a.before.has_value();
+            ack.existed = a.before && submitted_before(*a.before, q->record.history);
             ack.state = a.after->status.state;
             ack.attempt = a.after->status.attempt;
             ack.node = a.after->status.node;

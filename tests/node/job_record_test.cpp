@@ -26,8 +26,8 @@ uint32_t small(std::mt19937_64& rng, uint32_t hi) {
 // A random variation of `base`: each part drawn from a small domain so that ties are frequent.
 JobRecord random_record(const JobRecord& base, std::mt19937_64& rng) {
   JobRecord r = base;
-  r.status = JobStatus{JobState(small(rng, 5)), small(rng, 4), pick(rng, kNodes), small(rng, 3),
-                    pick(rng, kErrors), small(rng, 2)};
+  r.status = JobStatus{JobState(small(rng, 5)), small(rng, 4),      pick(rng, kNodes),
+                       small(rng, 3),           pick(rng, kErrors), small(rng, 2)};
   r.claim = Claim{small(rng, 4), pick(rng, kNodes), small(rng, 3)};
   r.cancel_requested = small(rng, 3) == 0;
   r.results.clear();
@@ -38,12 +38,14 @@ JobRecord random_record(const JobRecord& base, std::mt19937_64& rng) {
     res.result = small(rng, 1) ? "{\"v\":1}" : "{\"v\":2}";
     res.at_ms = small(rng, 3);
     res.receipt.signature = std::to_string(small(rng, 2));
-    r.results = merge(r, [&] {
-                  JobRecord d = base;
-                  d.history.clear();
-                  d.results = {{"m" + std::to_string(small(rng, 9)), res}};
-                  return d;
-                }()).results;
+    r.results = merge(r,
+                      [&] {
+                        JobRecord d = base;
+                        d.history.clear();
+                        d.results = {{"m" + std::to_string(small(rng, 9)), res}};
+                        return d;
+                      }())
+                    .results;
   }
   for (uint32_t i = small(rng, 40); i > 0; --i)
     r.add_history(JobState(small(rng, 5)), pick(rng, kNodes), small(rng, 4), small(rng, 50),
@@ -52,7 +54,9 @@ JobRecord random_record(const JobRecord& base, std::mt19937_64& rng) {
   return r;
 }
 
-std::string show(const JobRecord& r) { return encode_record(r); }
+std::string show(const JobRecord& r) {
+  return encode_record(r);
+}
 
 }  // namespace
 
@@ -103,8 +107,9 @@ TEST_CASE("precedence: terminal beats non-terminal, higher attempt beats lower")
     return r;
   };
   SUBCASE("a finished attempt 1 beats a takeover running attempt 2") {
-    CHECK(merge(with(JobState::running, 2, "n2"), with(JobState::succeeded, 1, "n1")).status.state ==
-          JobState::succeeded);
+    CHECK(
+        merge(with(JobState::running, 2, "n2"), with(JobState::succeeded, 1, "n1")).status.state ==
+        JobState::succeeded);
   }
   SUBCASE("a takeover's attempt beats the stale owner's running attempt") {
     auto m = merge(with(JobState::running, 1, "n1"), with(JobState::running, 2, "n2"));
@@ -112,16 +117,18 @@ TEST_CASE("precedence: terminal beats non-terminal, higher attempt beats lower")
     CHECK(m.status.node == "n2");
   }
   SUBCASE("retry_wait ends an attempt: it beats running of the same attempt") {
-    CHECK(merge(with(JobState::running, 1, "n1"), with(JobState::retry_wait, 1, "n1")).status.state ==
-          JobState::retry_wait);
+    CHECK(
+        merge(with(JobState::running, 1, "n1"), with(JobState::retry_wait, 1, "n1")).status.state ==
+        JobState::retry_wait);
   }
   SUBCASE("success anywhere beats a later failure") {
     CHECK(merge(with(JobState::failed, 3, "n2"), with(JobState::succeeded, 2, "n1")).status.state ==
           JobState::succeeded);
   }
   SUBCASE("cancellation of a queued job beats its claim") {
-    CHECK(merge(with(JobState::running, 1, "n1"), with(JobState::cancelled, 0, "n2")).status.state ==
-          JobState::cancelled);
+    CHECK(
+        merge(with(JobState::running, 1, "n1"), with(JobState::cancelled, 0, "n2")).status.state ==
+        JobState::cancelled);
   }
   SUBCASE("ties on state and attempt break on node id, the same everywhere") {
     auto m1 = merge(with(JobState::running, 1, "n1"), with(JobState::running, 1, "n2"));
@@ -129,6 +136,27 @@ TEST_CASE("precedence: terminal beats non-terminal, higher attempt beats lower")
     CHECK(m1.status.node == "n2");
     CHECK(same_state(m1, m2));
   }
+}
+
+TEST_CASE("submitted_before tells a resubmission from a copy of the same submission") {
+  const Identity key = Identity::generate();
+  const JobRecord mine = test::queued_record(key);  // submitted through n1 at t = 1000
+  // The same submission, come back first through the owner's claim: not a resubmission.
+  JobRecord claimed = mine;
+  claimed.status = JobStatus{JobState::running, 1, "n2", 1010, {}, 0};
+  claimed.add_history(JobState::running, "n2", 1, 1010, "attempt 1");
+  CHECK_FALSE(submitted_before(claimed, mine.history));
+  CHECK_FALSE(submitted_before(mine, mine.history));
+  // The same envelope submitted earlier through n3: a resubmission, even once merged with ours.
+  JobRecord earlier = mine;
+  earlier.history.clear();
+  earlier.add_history(JobState::queued, "n3", 0, 900, kSubmittedReason);
+  CHECK(submitted_before(earlier, mine.history));
+  CHECK(submitted_before(merge(earlier, claimed), mine.history));
+  // Entries that are not submissions never count.
+  JobRecord other = mine;
+  other.add_history(JobState::queued, "n4", 0, 950, "interrupted");
+  CHECK_FALSE(submitted_before(other, mine.history));
 }
 
 TEST_CASE("history and results stay bounded and keep the newest") {
