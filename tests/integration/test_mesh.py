@@ -8,13 +8,14 @@ holding the record. Timeouts are generous upper bounds (scaled() for ASan builds
 on timing.
 """
 
+import http.client
 import json
 import random
 import threading
 import time
 import unittest
 
-from harness import NodeTestCase, TERMINAL_STATES, scaled
+from harness import Client, NodeTestCase, TERMINAL_STATES, scaled
 from test_membership import MeshNode
 
 POLL_S = 0.05
@@ -95,10 +96,12 @@ class Replication(Mesh):
                                "max_attempts": 2, "timeout_ms": 30000, "nonce": str(k)})
             while not stop.is_set():
                 node = rng.choice(self.live())
-                c = node.client()  # this thread's own connection, closed after one request
+                # This thread's own connection, closed after one request, and not registered
+                # with the node: kill9() closes registered clients from the test's thread.
+                c = Client(node.port)
                 try:
                     r = c.post("/v1/jobs", body)
-                except OSError:
+                except (OSError, http.client.HTTPException):
                     continue  # the node was killed under us: not acknowledged, try another
                 finally:
                     c.close()
