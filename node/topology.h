@@ -3,8 +3,9 @@
 //
 // Placement rules (docs/ring.md, DESIGN.md §5):
 //   ring members  every known member that has not left: alive, suspect and dead ones (a dead
-//                 member keeps its tokens until gossip reaps it, so a flapping node does not move
-//                 data back and forth)
+//                 member keeps its tokens, so a crash and restart do not move data back and
+//                 forth; gossip forgets it after reap_timeout_ms without telling the mesh, so
+//                 today it keeps them for good — README, "Known limitations")
 //   usable        alive or suspect (SWIM: a suspect keeps its role until confirmed dead)
 //   replicas(id)  the first R usable members clockwise of the id: the nodes that store the job.
 //                 With everyone up this is the plain preference list; a dead member's place is
