@@ -47,6 +47,7 @@ inline constexpr size_t kBatchJobsMax = 1'000;
 inline constexpr unsigned kDigestBits = 8;               // 256 arcs per anti-entropy digest
 inline constexpr size_t kAntiEntropyEntriesMax = 4'096;  // (id, fingerprint) pairs per exchange
 inline constexpr size_t kHintsPerReplayMax = 512;
+inline constexpr size_t kFanoutMax = 32;  // peers asked at once by a cluster-wide list or ring view
 
 struct MeshOptions {
   PlacementOptions placement;
@@ -125,7 +126,8 @@ class Mesh {
 
   // Reads (mesh_read.cpp)
   Result<std::optional<JobRecord>> read_merged(const std::string& id, const Topology& topo);
-  void repair(const JobRecord& merged, const std::map<std::string, std::optional<uint64_t>>& fps);
+  std::vector<Result<std::string>> call_each(const std::vector<std::string>& peers,
+                                             const std::string& path, const std::string& body);
 
   // Maintenance thread (mesh_repair.cpp)
   void maintenance_loop();

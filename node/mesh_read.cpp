@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <future>
 
 #include "node/log.h"
 #include "node/mesh.h"
@@ -131,8 +132,7 @@ Result<Store::Page> Mesh::list(const Jobs::ListQuery& q, bool local_only) {
                         {"type", q.type},
                         {"limit", q.limit},
                         {"cursor", q.cursor}};
-  for (const std::string& peer : topo->usable_peers()) {
-    auto got = peers_.call(peer, "/internal/v1/list", ask.dump(), options_.peer_timeout_ms);
+  for (auto& got : call_each(topo->usable_peers(), "/internal/v1/list", ask.dump())) {
     if (!got.is_ok()) continue;  // a member that cannot answer is skipped, as in a read
     auto j = nlohmann::json::parse(got.value(), nullptr, false);
     if (!j.is_object() || !j["records"].is_array()) continue;
@@ -159,20 +159,40 @@ Result<Store::Page> Mesh::list(const Jobs::ListQuery& q, bool local_only) {
   return page;
 }
 
+// The same request to every peer, kFanoutMax at a time: a round costs its slowest member's answer,
+// not the sum of them, and the threads stay bounded however large the mesh.
+std::vector<Result<std::string>> Mesh::call_each(const std::vector<std::string>& peers,
+                                                 const std::string& path, const std::string& body) {
+  std::vector<Result<std::string>> out;
+  out.reserve(peers.size());
+  for (size_t start = 0; start < peers.size(); start += kFanoutMax) {
+    std::vector<std::future<Result<std::string>>> wave;
+    for (size_t i = start; i < std::min(peers.size(), start + kFanoutMax); ++i)
+      wave.push_back(std::async(std::launch::async, [this, &peer = peers[i], &path, &body] {
+        return peers_.call(peer, path, body, options_.peer_timeout_ms);
+      }));
+    for (auto& w : wave) out.push_back(w.get());
+  }
+  return out;
+}
+
 nlohmann::json Mesh::ring_json() {
   auto topo = topology();
   const auto shares = topo->ring().shares(options_.placement.replicas);
+  std::map<std::string, nlohmann::json> held_by;  // absent: did not answer
+  held_by[self_] = catalog_.size();
+  const auto peers = topo->usable_peers();
+  auto answers = call_each(peers, "/internal/v1/held", "{}");
+  for (size_t i = 0; i < peers.size(); ++i) {
+    auto j = answers[i].is_ok() ? nlohmann::json::parse(answers[i].value(), nullptr, false)
+                                : nlohmann::json();
+    if (j.is_object() && j["held"].is_number_unsigned()) held_by[peers[i]] = j["held"];
+  }
   nlohmann::json members = nlohmann::json::array();
   for (const auto& s : shares) {
     const Peer& p = topo->members().at(s.name);
-    nlohmann::json held = nullptr;
-    if (s.name == self_) {
-      held = catalog_.size();
-    } else if (topo->usable(s.name)) {
-      auto got = peers_.call(s.name, "/internal/v1/held", "{}", options_.peer_timeout_ms);
-      auto j = got.is_ok() ? nlohmann::json::parse(got.value(), nullptr, false) : nlohmann::json();
-      if (j.is_object() && j["held"].is_number_unsigned()) held = j["held"];
-    }
+    auto it = held_by.find(s.name);
+    const nlohmann::json held = it == held_by.end() ? nlohmann::json(nullptr) : it->second;
     nlohmann::json ranges = nlohmann::json::array();
     for (const auto& r : topo->ring().ranges_of(s.name, 1)) {
       char a[17], b[17];
