@@ -171,6 +171,7 @@ nlohmann::json Mesh::stats_json() const {
           {"anti_entropy_pushed", s.anti_entropy_pushed},
           {"anti_entropy_pulled", s.anti_entropy_pulled},
           {"read_repairs", s.read_repairs},
+          {"backpressure_refusals", s.backpressure_refusals},
           {"peers", peers_.stats_json()}};
 }
 

@@ -66,6 +66,7 @@ struct MeshStats {
   uint64_t quorum_failures = 0, takeovers = 0, hints_stored = 0, hints_replayed = 0;
   uint64_t anti_entropy_rounds = 0, anti_entropy_pushed = 0, anti_entropy_pulled = 0;
   uint64_t read_repairs = 0, claims_confirmed = 0, claims_refused = 0;
+  uint64_t backpressure_refusals = 0;  // submissions refused with 429: replication lagging
 };
 
 class Mesh {
@@ -118,6 +119,7 @@ class Mesh {
 
   // Replication (mesh_write.cpp)
   void write_all(std::vector<std::shared_ptr<Quorum>>& items, const Topology& topo);
+  Status replication_backlog(const std::vector<std::string>& replicas);
   void confirm_claim(const JobRecord& claimed, std::function<void(bool)> done);
   void replicate_async(const JobRecord& r);
   void send_to(const std::string& peer, const JobRecord& r, std::string encoded,

@@ -87,6 +87,23 @@ void Mesh::write_all(std::vector<std::shared_ptr<Quorum>>& items, const Topology
   }
 }
 
+// Back-pressure before anything is written: when the records already queued for one of the
+// replicas have waited longer than a fifth of the quorum timeout, new work would likely time out
+// half-written (a 503 that may leave a copy); a 429 refuses it cleanly instead.
+Status Mesh::replication_backlog(const std::vector<std::string>& replicas) {
+  const uint64_t limit = options_.peer_timeout_ms / 5;
+  for (const std::string& m : replicas) {
+    if (m == self_) continue;
+    if (const uint64_t lag = peers_.replicate_lag_ms(m); lag > limit) {
+      std::lock_guard lock(stats_mu_);
+      stats_.backpressure_refusals++;
+      return Status(Code::overloaded, "replication to " + m + " is " + std::to_string(lag) +
+                                          " ms behind; retry later");
+    }
+  }
+  return Status::ok();
+}
+
 Mesh::ItemResult Mesh::submit(const nlohmann::json& body) {
   return std::move(submit_batch({body}).front());
 }
@@ -112,6 +129,10 @@ std::vector<Mesh::ItemResult> Mesh::submit_batch(const std::vector<nlohmann::jso
     q->record = std::move(admitted).value();
     q->replicas = topo->replicas(q->record.id);
     q->need = topo->write_quorum();
+    if (Status behind = replication_backlog(q->replicas); !behind.is_ok()) {
+      results[i].status = behind;
+      continue;
+    }
     if (q->replicas.size() < q->need) {
       results[i].status =
           Status(Code::unavailable, "only " + std::to_string(q->replicas.size()) +

@@ -27,6 +27,7 @@ namespace peer_detail {
 struct ReplicateItem {
   std::string record;
   PeerClient::ReplicateDone done;
+  uint64_t queued_at_ms = 0;  // monotonic
 };
 
 struct FetchItem {
@@ -437,7 +438,7 @@ Status PeerClient::push(const std::shared_ptr<Peer>& p, Item& item) {
 }
 
 void PeerClient::replicate(const std::string& peer, std::string record_json, ReplicateDone done) {
-  ReplicateItem item{std::move(record_json), std::move(done)};
+  ReplicateItem item{std::move(record_json), std::move(done), mono_ms()};
   const std::string& r = item.record;
   if (r.size() < 2 || r.front() != '{' || r.back() != '}')
     return fail(item, Status(Code::invalid, "a replicated record must be a JSON object"));
@@ -587,6 +588,15 @@ void PeerClient::stop() {
   for (auto& p : retired) join_lanes(*p);
 }
 
+uint64_t PeerClient::replicate_lag_ms(const std::string& peer) const {
+  auto p = find_peer(peer);
+  if (!p.is_ok()) return 0;
+  std::lock_guard lk(p.value()->mu);
+  const auto& q = p.value()->replicate_q;
+  const uint64_t now = mono_ms();
+  return q.empty() || q.front().queued_at_ms >= now ? 0 : now - q.front().queued_at_ms;
+}
+
 json PeerClient::stats_json() const {
   std::vector<std::shared_ptr<Peer>> peers;
   {
@@ -609,6 +619,7 @@ json PeerClient::stats_json() const {
                     {"rejected", p->rejected.load()},
                     {"queue_items", queue_items},
                     {"queue_bytes", queue_bytes},
+                    {"replicate_lag_ms", replicate_lag_ms(p->name)},
                     {"mean_batch", requests ? double(items) / double(requests) : 0.0}};
   }
   return out;

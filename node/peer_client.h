@@ -107,12 +107,17 @@ class PeerClient {
   [[nodiscard]] Result<std::string> call(const std::string& peer, const std::string& path,
                                          const std::string& body, uint64_t timeout_ms);
 
+  // How long the oldest record queued for `peer` has waited (0: none waiting, or unknown peer):
+  // the replication lag, which the mesh uses to refuse new work before it would time out.
+  [[nodiscard]] uint64_t replicate_lag_ms(const std::string& peer) const;
+
   // Fails everything queued with Code::unavailable, interrupts requests in flight (their items
   // fail too), joins every thread. Idempotent.
   void stop();
 
   // {"<peer>": {"requests", "requests_failed", "items", "items_failed", "rejected",
-  //             "queue_items", "queue_bytes", "mean_batch"}, ...} for the current peers.
+  //             "queue_items", "queue_bytes", "replicate_lag_ms", "mean_batch"}, ...} for the
+  //             current peers.
   [[nodiscard]] nlohmann::json stats_json() const;
 
  private:

@@ -522,6 +522,27 @@ TEST_CASE("a full queue fails fast with overloaded; bad input fails inline") {
   CHECK(s.code() == Code::invalid);
 }
 
+TEST_CASE("the replication lag is the age of the oldest record still queued") {
+  Identity key = Identity::generate();
+  FakePeer fake(key);
+  fake.gate.set_open(false);
+  PeerOptions o;
+  o.lanes = 1;
+  auto client = client_for(key, fake.address(), o);
+  CHECK(client->replicate_lag_ms("n2") == 0);  // nothing queued
+  CHECK(client->replicate_lag_ms("n7") == 0);  // unknown peer
+  Acks acks;
+  acks.send(*client, 1, 2);
+  REQUIRE(fake.arrived.wait_for(1));  // record 1 is in flight, held at the gate
+  acks.send(*client, 2, 3);           // record 2 waits in the queue
+  std::this_thread::sleep_for(120ms);
+  CHECK(client->replicate_lag_ms("n2") >= 100);
+  CHECK(client->stats_json()["n2"]["replicate_lag_ms"].get<uint64_t>() >= 100);
+  fake.gate.set_open(true);
+  REQUIRE(acks.done.wait_for(2));
+  CHECK(client->replicate_lag_ms("n2") == 0);
+}
+
 TEST_CASE("callbacks may queue more work") {
   Identity key = Identity::generate();
   FakePeer fake(key);
