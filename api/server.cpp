@@ -1,6 +1,8 @@
 // The REST API (v1); see server.h.
 #include "api/server.h"
 
+#include <sys/socket.h>
+
 #include "api/problem.h"
 #include "api/views.h"
 #include "node/clock.h"
@@ -83,9 +85,10 @@ ApiServer::ApiServer(Mesh& mesh, ApiOptions options, Providers providers)
   server_.set_tcp_nodelay(true);
   // cpp-httplib's default sets SO_REUSEPORT, which lets a second node bind a port in use and take
   // half its connections; SO_REUSEADDR alone still allows a quick restart (TIME_WAIT).
-  server_.set_socket_options([](socket_t s) {
+  server_.set_socket_options([this](socket_t s) {
     int on = 1;
     setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on);
+    listen_fd_ = s;
   });
   server_.set_keep_alive_max_count(100'000);
   // The largest body any route takes; each route checks its own limit.
@@ -98,8 +101,13 @@ ApiServer::~ApiServer() {
 }
 
 int ApiServer::bind(const std::string& host, int port) {
-  if (port == 0) return server_.bind_to_any_port(host);
-  return server_.bind_to_port(host, port) ? port : -1;
+  const int bound =
+      port == 0 ? server_.bind_to_any_port(host) : (server_.bind_to_port(host, port) ? port : -1);
+  // Debian's compiled cpp-httplib listens with a backlog of 5: a burst of clients and peers
+  // connecting at once (a load test, a mesh starting) overflows it, the kernel drops SYNs and
+  // the connects stall for the 1 s SYN retry. Listening again on the bound socket raises it.
+  if (bound > 0 && listen_fd_ >= 0) (void)::listen(listen_fd_, kListenBacklog);
+  return bound;
 }
 
 void ApiServer::serve() {

@@ -30,6 +30,9 @@
 
 namespace meshwork::api {
 
+inline constexpr int kListenBacklog =
+    1024;  // pending connections (the kernel caps it at somaxconn)
+
 struct ApiOptions {
   size_t threads = 64;                     // HTTP worker threads (each serves one connection)
   size_t body_bytes_max = 1024 * 1024;     // larger bodies get 413
@@ -70,6 +73,7 @@ class ApiServer {
   ApiOptions options_;
   Providers providers_;
   httplib::Server server_;
+  socket_t listen_fd_ = -1;  // the listening socket, seen in the socket-options callback
   std::atomic<size_t> inflight_submits_{0};
 };
 
