@@ -45,9 +45,9 @@ test-unit: build
 demo: build
 	simulations/demo.sh
 
-# Benchmarks beside their anchors (see docs/benchmarks.md): about 11 minutes in all. submit.sh
-# ~30 s, detect.sh ~6.5 min, throughput.sh ~1.5 min (3 nodes beside NATS JetStream R3), failover.sh
-# ~2 min (20 kills of a running job's owner at 5 nodes).
+# Benchmarks beside their anchors (see docs/benchmarks.md): about 12 minutes in all. submit.sh
+# ~30 s, detect.sh ~6.5 min, throughput.sh ~2.2 min (3 nodes beside NATS JetStream R3), failover.sh
+# ~2.2 min (20 kills of a running job's owner at 5 nodes).
 bench: build deps-bench
 	simulations/bench/submit.sh
 	simulations/bench/detect.sh
