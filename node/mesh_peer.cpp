@@ -185,7 +185,10 @@ Result<std::string> Mesh::on_list(const std::string& body) {
     if (i > 0) out += ',';
     out += encode_record(page.value().records[i]);
   }
-  return out + "],\"next_cursor\":" + nlohmann::json(page.value().next_cursor).dump() + "}";
+  return out + "],\"next_cursor\":" +
+         nlohmann::json(page.value().next_cursor)
+             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
+         "}";
 }
 
 Result<std::string> Mesh::on_held() {

@@ -132,7 +132,10 @@ Result<Store::Page> Mesh::list(const Jobs::ListQuery& q, bool local_only) {
                         {"type", q.type},
                         {"limit", q.limit},
                         {"cursor", q.cursor}};
-  for (auto& got : call_each(topo->usable_peers(), "/internal/v1/list", ask.dump())) {
+  // The filter and cursor come from the query string and may be any bytes: bytes that are not
+  // UTF-8 are replaced (such a type or cursor matches nothing anyway) instead of throwing.
+  const std::string body = ask.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  for (auto& got : call_each(topo->usable_peers(), "/internal/v1/list", body)) {
     if (!got.is_ok()) continue;  // a member that cannot answer is skipped, as in a read
     auto j = nlohmann::json::parse(got.value(), nullptr, false);
     if (!j.is_object() || !j["records"].is_array()) continue;
