@@ -2,6 +2,8 @@
 #include "simulations/sim/run.h"
 
 #include <cstdio>
+#include <utility>
+#include <vector>
 
 #include "simulations/sim/checks.h"
 #include "simulations/sim/cluster.h"
@@ -71,11 +73,11 @@ RunReport run(const RunOptions& o, std::ostream& out) {
   const uint64_t quiet_at = settle(c, jobs, plan.faults_end_ms, o.settle_max_ms);
 
   RunReport report;
+  std::vector<std::pair<std::string, std::string>> failures;  // every invariant that failed
   const auto fail = [&](const char* invariant, std::string detail) {
-    if (report.ok) report = RunReport{false, invariant, std::move(detail), 0};
+    if (report.ok) report = RunReport{false, invariant, detail, 0};
+    failures.emplace_back(invariant, std::move(detail));
   };
-  if (quiet_at == never_ms && !views_converged(c))
-    fail("quiescence", "member views still differ from reality after " + seconds(o.settle_max_ms));
   if (auto why = check_dead_detected(c, plan)) fail("dead-detected", *why);
   if (metrics.reachable_false_deaths != 0 && net.loss <= o.loss_bound)
     fail("no-false-deaths", metrics.first_false_death);
@@ -84,6 +86,9 @@ RunReport run(const RunOptions& o, std::ostream& out) {
   if (auto why = check_agreement(c, check_rng, ring)) fail("agreement", *why);
   if (auto why = jobs.divergence()) fail("jobs-converge", *why);
   if (auto why = jobs.order_independence(check_rng)) fail("jobs-converge", *why);
+  // Last: a specific invariant explains a failure better than "did not settle".
+  if (quiet_at == never_ms && !views_converged(c))
+    fail("quiescence", "member views still differ from reality after " + seconds(o.settle_max_ms));
 
   report.digest = c.digest();
   if (!o.quiet) {
@@ -97,9 +102,10 @@ RunReport run(const RunOptions& o, std::ostream& out) {
   if (report.ok) {
     out << "PASS seed=" << o.seed << " nodes=" << o.nodes << " digest=" << hex(report.digest)
         << "\n";
-  } else {
-    out << "FAIL seed=" << o.seed << " nodes=" << o.nodes << " invariant=" << report.invariant
-        << ": " << report.detail << "\n";
+  }
+  for (const auto& [invariant, detail] : failures) {
+    out << "FAIL seed=" << o.seed << " nodes=" << o.nodes << " invariant=" << invariant << ": "
+        << detail << "\n";
   }
   return report;
 }

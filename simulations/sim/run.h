@@ -32,7 +32,7 @@ struct RunOptions {
 
 struct RunReport {
   bool ok = true;
-  std::string invariant;  // the first that failed
+  std::string invariant;  // the first that failed (every failure is printed)
   std::string detail;
   uint64_t digest = 0;
 };
