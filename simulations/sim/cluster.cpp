@@ -227,6 +227,13 @@ void Cluster::schedule_wake(uint32_t i, bool after_tick) {
   push(d, Kind::tick, i, n.epoch);
 }
 
+uint64_t Cluster::digest() const {
+  uint64_t h = mix(digest_, traffic_.packets_sent);
+  h = mix(h, traffic_.bytes_sent);
+  h = mix(h, traffic_.packets_delivered);
+  return mix(h, traffic_.app_messages);
+}
+
 void Cluster::record(uint32_t viewer, const gossip::MemberEvent& e, bool first_hand) {
   const uint32_t subject = node_index(e.member.name);
   if (subject >= nodes_.size()) return;

@@ -79,7 +79,8 @@ class Cluster {
   Network& network() { return net_; }
   const gossip::Config& config() const { return cfg_; }
   const Traffic& traffic() const { return traffic_; }
-  uint64_t digest() const { return digest_; }
+  // Digest of every member event and of the traffic counters so far.
+  uint64_t digest() const;
 
   void observe(EventObserver f) { observer_ = std::move(f); }
   void receive_app(AppReceiver f) { app_receiver_ = std::move(f); }

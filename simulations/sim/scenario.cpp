@@ -11,6 +11,7 @@ constexpr uint64_t boot_base_ms = 2'000;
 constexpr uint64_t boot_per_node_ms = 2;  // 1,000 nodes join over 4 s, 10,000 over 22 s
 constexpr uint64_t quiet_ms = 15'000;     // after bootstrap, before the first fault
 constexpr uint64_t detect_every_ms = 20'000;
+constexpr uint64_t detect_quiet_ms = 60'000;  // detect: a longer quiet start
 constexpr uint64_t clog_step_ms = 300;
 constexpr uint32_t join_seeds = 3;
 
@@ -136,6 +137,11 @@ void schedule(Cluster& c, const ScenarioOptions& o, Random& rng, Plan& plan) {
     plan.lines.push_back("loss " + std::to_string(o.loss) + " from " + at_s(plan.faults_start_ms) +
                          " to " + at_s(plan.faults_end_ms));
   } else if (o.name == "detect") {
+    // Traffic is measured once the join chatter has died down: 20 s before the first crash.
+    plan.faults_start_ms = plan.boot_end_ms + detect_quiet_ms;
+    plan.faults_end_ms = plan.faults_start_ms + o.duration_ms;
+    plan.steady_from_ms = plan.faults_start_ms - 20'000;
+    plan.steady_to_ms = plan.faults_start_ms;
     std::vector<uint8_t> free(n, 1);
     const uint32_t k =
         std::min<uint32_t>(std::max<uint64_t>(1, o.duration_ms / detect_every_ms), n / 4);

@@ -2,7 +2,8 @@
 //
 //   mixed   (default) staggered bootstrap; then crashes (one restarts through a seed), a
 //           partition of ~10% of the nodes that heals, and a swizzle-clog of ~5%; loss throughout
-//   detect  bootstrap, a quiet window (traffic is measured there), then one crash every 20 s
+//   detect  bootstrap, 60 s of quiet (traffic is measured in its last 20 s), then one crash
+//           every 20 s
 //   calm    bootstrap without loss, then `loss` for the whole window and no faults (false-positive
 //           rate against loss)
 //
