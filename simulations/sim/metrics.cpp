@@ -104,10 +104,14 @@ void Metrics::print(std::ostream& out, const gossip::Config& cfg) const {
     bool all = !r.restarted;
     for (uint32_t v = 0; v < c_.size() && all; ++v) {
       if (!c_.up(v) || c_.started_ms(v) > r.at_ms) continue;
-      if (d.dead_at_ms[v] == never_ms)
-        all = false;
-      else
+      const View seen = c_.view(v, r.node);
+      if (d.dead_at_ms[v] != never_ms) {
         last = std::max(last, d.dead_at_ms[v]);
+      } else if (seen != View::dead && seen != View::left) {
+        // (Dead in its view without an event since the crash: it had declared the node dead from
+        // behind a partition or a clog before the crash, so it knew at once.)
+        all = false;
+      }
     }
     if (all)
       full.push_back(last - r.at_ms);
