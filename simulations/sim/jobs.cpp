@@ -1,6 +1,8 @@
 // Job records over the simulated network; see jobs.h.
 #include "simulations/sim/jobs.h"
 
+#include <algorithm>
+
 #include <nlohmann/json.hpp>
 
 #include "dht/ring.h"
