@@ -1,0 +1,139 @@
+// meshwork-sim: the deterministic simulator (docs/simulation.md). Runs one seed, or a batch of
+// seeds, of a scenario over N simulated gossip nodes and job replicas, checks the invariants and
+// exits non-zero if any seed failed (printing each failing seed and invariant).
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "simulations/sim/run.h"
+
+namespace {
+
+using meshwork::sim::RunOptions;
+
+// "A..B" -> [A, B]; nullopt on anything else or B < A.
+std::optional<std::pair<uint64_t, uint64_t>> parse_seed_range(const std::string& text) {
+  const auto dots = text.find("..");
+  if (dots == std::string::npos) return std::nullopt;
+  try {
+    std::size_t used_a = 0, used_b = 0;
+    const uint64_t a = std::stoull(text.substr(0, dots), &used_a);
+    const uint64_t b = std::stoull(text.substr(dots + 2), &used_b);
+    if (used_a != dots || used_b != text.size() - dots - 2 || b < a) return std::nullopt;
+    return std::pair{a, b};
+  } catch (const std::exception&) {
+    return std::nullopt;
+  }
+}
+
+constexpr uint64_t seeds_per_batch_max = 100'000;
+constexpr double settle_s_max = 3'600;
+
+// What the flags say, before it is checked and turned into RunOptions.
+struct Flags {
+  RunOptions o;
+  std::string seeds, profile = "lan", breaks;
+  uint32_t runs = 1;
+  double duration_s = 60, settle_s = 300;
+};
+
+void add_flags(CLI::App& app, Flags& f) {
+  RunOptions& o = f.o;
+  app.add_option("--nodes", o.nodes, "simulated nodes (2..16384)")->capture_default_str();
+  app.add_option("--seed", o.seed, "seed of the run (or the first of --runs)")
+      ->capture_default_str();
+  app.add_option("--seeds", f.seeds, "a batch of seeds, A..B inclusive");
+  app.add_option("--runs", f.runs, "a batch of K seeds from --seed on")->capture_default_str();
+  app.add_option("--scenario", o.scenario.name, "mixed | detect | calm")->capture_default_str();
+  app.add_option("--loss", o.scenario.loss, "per-datagram loss probability")->capture_default_str();
+  app.add_option("--loss-bound", o.loss_bound,
+                 "at or below this loss a false death fails the run; above it is only counted")
+      ->capture_default_str();
+  app.add_option("--duplicate", o.net.duplicate, "per-datagram duplication probability")
+      ->capture_default_str();
+  app.add_option("--reorder", o.net.reorder, "probability of an extra delay that reorders")
+      ->capture_default_str();
+  app.add_option("--delay-min", o.net.delay_ms_min, "ms")->capture_default_str();
+  app.add_option("--delay-max", o.net.delay_ms_max, "ms")->capture_default_str();
+  app.add_option("--duration", f.duration_s, "fault window, virtual seconds (10..3600)")
+      ->capture_default_str();
+  app.add_option("--settle-max", f.settle_s, "virtual seconds allowed for quiescence (<= 3600)")
+      ->capture_default_str();
+  app.add_option("--crashes", o.scenario.crashes, "crashes in the mixed scenario (0: N/100, 2..50)")
+      ->capture_default_str();
+  app.add_option("--jobs", o.jobs.jobs, "job records replicated over the network")
+      ->capture_default_str();
+  app.add_option("--profile", f.profile, "gossip timing profile: local | lan | wan")
+      ->capture_default_str();
+  app.add_option("--break", f.breaks,
+                 "deliberately break something to show the checker fails: deaf-node | "
+                 "no-anti-entropy");
+  app.add_flag("--quiet", o.quiet, "one line per seed");
+  app.add_flag("--verbose", o.verbose, "print every member event");
+}
+
+// Completes f.o and the seed range from the flags; the reason they are unusable, or nullopt.
+std::optional<std::string> resolve(Flags& f, uint64_t& first, uint64_t& last) {
+  RunOptions& o = f.o;
+  const auto prof = meshwork::gossip::parse_profile(f.profile);
+  if (!prof) return "--profile must be local, lan or wan";
+  o.gossip = meshwork::gossip::config_for(*prof);
+  if (!(f.duration_s >= 0 && f.duration_s <= 3'600) ||
+      !(f.settle_s >= 0 && f.settle_s <= settle_s_max))
+    return "--duration and --settle-max must be 0..3600 s";
+  o.scenario.duration_ms = static_cast<uint64_t>(f.duration_s * 1000);
+  o.settle_max_ms = static_cast<uint64_t>(f.settle_s * 1000);
+  if (f.breaks == "deaf-node")
+    o.scenario.deaf_node = true;
+  else if (f.breaks == "no-anti-entropy")
+    o.jobs.anti_entropy = false;
+  else if (!f.breaks.empty())
+    return "--break must be deaf-node or no-anti-entropy";
+  if (f.runs == 0 || f.runs > seeds_per_batch_max) return "--runs must be 1..100000";
+  first = o.seed;
+  last = o.seed + (f.runs - 1);
+  if (!f.seeds.empty()) {
+    const auto range = parse_seed_range(f.seeds);
+    if (!range || range->second - range->first >= seeds_per_batch_max)
+      return "--seeds must be A..B with A <= B and at most 100000 seeds";
+    std::tie(first, last) = *range;
+  }
+  if (o.nodes < meshwork::sim::nodes_min || o.nodes > meshwork::sim::nodes_max)
+    return "--nodes must be 2..16384";
+  if (auto why = meshwork::gossip::config_error(o.gossip)) return *why;
+  if (auto why = meshwork::sim::network_error(o.net)) return *why;
+  if (auto why = meshwork::sim::scenario_error(o.scenario)) return *why;
+  if (o.jobs.jobs > meshwork::sim::jobs_max) return "--jobs must be at most 100000";
+  return std::nullopt;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"meshwork-sim: the deterministic simulator of gossip membership and job records"};
+  Flags flags;
+  add_flags(app, flags);
+  CLI11_PARSE(app, argc, argv);
+  uint64_t first = 0, last = 0;
+  if (auto why = resolve(flags, first, last)) {
+    std::cerr << *why << "\n";
+    return 2;
+  }
+  RunOptions& o = flags.o;
+  std::vector<uint64_t> failed;
+  for (uint64_t seed = first; seed <= last; ++seed) {
+    o.seed = seed;
+    if (!meshwork::sim::run(o, std::cout).ok) failed.push_back(seed);
+  }
+  if (last > first) {
+    std::cout << (last - first + 1 - failed.size()) << " of " << (last - first + 1)
+              << " seeds passed";
+    for (const uint64_t s : failed)
+      std::cout << (s == failed.front() ? "; failed:" : "") << " " << s;
+    std::cout << "\n";
+  }
+  return failed.empty() ? 0 : 1;
+}

@@ -1,0 +1,58 @@
+// Scenarios: what happens to the cluster, scheduled up front from the seed.
+//
+//   mixed   (default) staggered bootstrap; then crashes (one restarts through a seed), a
+//           partition of ~10% of the nodes that heals, and a swizzle-clog of ~5%; loss throughout
+//   detect  bootstrap, 60 s of quiet (traffic is measured in its last 20 s), then one crash
+//           every 20 s
+//   calm    bootstrap without loss, then `loss` for the whole window and no faults (false-positive
+//           rate against loss)
+//
+// Every fault lies inside [faults_start_ms, faults_end_ms]; after it the cluster is left alone to
+// reach quiescence. Nodes that were cut off or clogged at any time are "unreachable" for the whole
+// run: invariant 2 (no false deaths) is not asked of them.
+//
+// Thread-safety: none. Invariants: a node is crashed at most once; the restarted node rejoins
+// through a node that is up at that moment; the plan only schedules, it never runs the cluster.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "simulations/sim/cluster.h"
+
+namespace meshwork::sim {
+
+struct ScenarioOptions {
+  std::string name = "mixed";
+  uint64_t duration_ms = 60'000;  // the fault window
+  uint32_t crashes = 0;           // 0: scale with N
+  double loss = 0.01;
+  bool deaf_node = false;  // break: node 1 never receives anything (invariants 2 and 3 must fail)
+};
+
+std::optional<std::string> scenario_error(const ScenarioOptions& o);
+
+struct CrashRecord {
+  uint32_t node;
+  uint64_t at_ms;
+  uint64_t incarnation;  // of the instance that crashed: "dead" events about it count
+  bool restarted = false;
+};
+
+struct Plan {
+  uint64_t boot_end_ms = 0;
+  uint64_t faults_start_ms = 0;
+  uint64_t faults_end_ms = 0;
+  uint64_t steady_from_ms = 0;  // a window with no faults, for traffic figures
+  uint64_t steady_to_ms = 0;
+  std::vector<uint8_t> unreachable;
+  std::vector<CrashRecord> crashes;  // filled in as the crashes happen
+  std::vector<std::string> lines;    // the schedule, for the report
+};
+
+// Schedules the scenario on `cluster`. `plan` and `rng` must outlive the run.
+void schedule(Cluster& cluster, const ScenarioOptions& o, Random& rng, Plan& plan);
+
+}  // namespace meshwork::sim
