@@ -11,8 +11,6 @@ Exit status: 0 when nothing was lost, no node crashed by itself and the nodes ag
 """
 
 import argparse
-import concurrent.futures
-import http.client
 import json
 import os
 import signal
@@ -20,7 +18,7 @@ import sys
 import threading
 import time
 
-from cluster import Cluster, http_json
+from cluster import Cluster
 from load import MIXES, Load
 from plan import KINDS, make_plan
 import timeline
@@ -65,36 +63,6 @@ def parse_args(argv):
     if a.base_port is None:
         a.base_port = 20000 + (os.getpid() % 400) * 100
     return a
-
-
-class Poller:
-    """Polls /v1/cluster/members on every reachable node once a second and keeps each death it
-    sees: (observer, member, since)."""
-
-    def __init__(self, cluster):
-        self.cluster = cluster
-        self.deaths = {}
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-
-    def _one(self, n):
-        try:
-            status, _, body = http_json(n.host, n.api_port, "GET", "/v1/cluster/members", timeout=1)
-        except (OSError, http.client.HTTPException):
-            return
-        if status != 200 or not body:
-            return
-        for m in body.get("members", []):
-            if m.get("state") == "dead":
-                key = (n.name, m["name"], m.get("since", 0))
-                self.deaths.setdefault(key, {"observer": n.name, "member": m["name"],
-                                             "t": m.get("since", 0) / 1000.0})
-
-    def _run(self):
-        with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            while not self.stop.is_set():
-                list(pool.map(self._one, self.cluster.reachable()))
-                self.stop.wait(1.0)
 
 
 class Faults:
@@ -172,7 +140,7 @@ class Faults:
             self.undo(item)
 
 
-def summarize(a, load, plan, faults, cluster, records, lost, disagree, poller, t0, wall):
+def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t0, wall):
     acks = load.acks
     states = {s: 0 for s in verify.TERMINAL}
     for r in records.values():
@@ -181,8 +149,11 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, poller, t
     dup_jobs, dup_extra = verify.duplicates(acks, records)
     fo = verify.failovers(faults.windows, records)
     fo_ms = [f["ms"] for f in fo]
-    deaths = sorted(poller.deaths.values(), key=lambda d: d["t"])
     false, by_faulted = verify.false_deaths(deaths, faults.windows, DEATH_GRACE_S)
+    for d in false:
+        d["class"] = "false"
+    for d in by_faulted:
+        d["class"] = "by_faulted"
     rel = lambda t: None if t is None else round(t - t0, 3)
     return {
         "seed": a.seed,
@@ -268,7 +239,6 @@ def main(argv):
     cluster = Cluster(a, run_dir, log)
     plan = make_plan(a.seed, a.nodes, a.duration, a.faults, a.replicas, a.unsafe,
                      a.fault_interval)
-    poller = None
     try:
         cluster.setup_network()
         for n in cluster.nodes:
@@ -280,8 +250,6 @@ def main(argv):
         log("chaos: %d nodes up in %.1f s (%s); run dir %s" % (
             a.nodes, t0 - started, "namespaces " + a.netns_prefix + "-n*" if a.netns_prefix
             else "loopback", run_dir))
-        poller = Poller(cluster)
-        poller.thread.start()
         faults = Faults(cluster, plan, t0, log)
         faults.thread.start()
         load = Load(cluster, a.seed, a.rate, a.mix, a.give_up, t0)
@@ -309,7 +277,6 @@ def main(argv):
             "quiescent" if not pending else "%d job(s) still not terminal" % len(pending),
             len(load.acks), min(a.readers, len(cluster.reachable()))))
         records, lost, disagree = verify.check(cluster, load.acks, a.readers, log)
-        poller.stop.set()
         crash_watch.set()
         cluster.check_crashes(time.time())
         t_end = time.time()
@@ -320,18 +287,17 @@ def main(argv):
             if code not in (0, -signal.SIGTERM):
                 cluster.crashes.append({"node": name, "t": t_end, "exit_code": code,
                                         "at": "shutdown"})
-        report = summarize(a, load, plan, faults, cluster, records, lost, disagree, poller, t0,
+        deaths = verify.deaths_in_logs([n.log_path for n in cluster.nodes])
+        report = summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t0,
                            time.time() - started)
         with open(report_path, "w") as f:
             json.dump(report, f, indent=2)
         timeline.draw(svg_path, "meshwork chaos: seed %d, %d nodes, faults %s, lost %d" % (
-            a.seed, a.nodes, ",".join(a.faults), report["lost"]), t0, t_draw,
+            a.seed, a.nodes, ",".join(a.faults), report["lost"]), t0, t_draw, t0 + a.duration,
             [n.name for n in cluster.nodes], faults.windows, load.acks, records,
-            sorted(poller.deaths.values(), key=lambda d: d["t"]), cluster.crashes)
+            deaths, cluster.crashes)
         return 0 if print_summary(report, report_path, svg_path) else 1
     finally:
-        if poller:
-            poller.stop.set()
         cluster.stop_all()
         cluster.teardown_network()
 

@@ -1,8 +1,9 @@
 """The timeline picture of a chaos run, as a standalone SVG (no dependencies).
 
 Top: one row per node with its faults as coloured bands (kill, pause, restart, partition; a
-permanent kill runs to the right edge), deaths declared by other nodes as ticks, self-crashes as
-black marks. Bottom: acknowledged jobs in flight (acknowledged, not yet terminal) as a line, and
+permanent kill runs to the right edge), deaths declared by other nodes as ticks (black: the node
+was faulted; grey: declared by a faulted observer; red: false), self-crashes as ✖. A dashed line
+marks the end of the load, where every fault is healed. Bottom: acknowledged jobs in flight (acknowledged, not yet terminal) as a line, and
 completions per second as bars, over the same time axis.
 """
 
@@ -18,7 +19,8 @@ def terminal_time(rec):
     return (max(ends) if ends else rec.get("updated_at", 0)) / 1000.0
 
 
-def draw(path, title, t0, t_end, node_names, windows, acks, records, deaths, crashes):
+def draw(path, title, t0, t_end, t_load_end, node_names, windows, acks, records, deaths,
+         crashes):
     span = max(1.0, t_end - t0)
     plot_w = W - LEFT - RIGHT
 
@@ -45,13 +47,15 @@ def draw(path, title, t0, t_end, node_names, windows, acks, records, deaths, cra
                    '<title>%s %s</title></rect>'
                    % (x(w["start"]), y + 2, max(1.0, x(end) - x(w["start"])), ROW - 4,
                       COLOURS.get(w["kind"], "#777"), w["kind"], escape(w["node"])))
+    tick = {"false": ("red", 3), "by_faulted": ("#999", 1)}
     for d in deaths:
         if d["member"] in row_of:
             y = TOP + row_of[d["member"]] * ROW
-            out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="black">'
+            colour, width = tick.get(d.get("class"), ("black", 1))
+            out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="%s" stroke-width="%d">'
                        '<title>%s declared %s dead</title></line>'
-                       % (x(d["t"]), x(d["t"]), y + 2, y + ROW - 2, escape(d["observer"]),
-                          escape(d["member"])))
+                       % (x(d["t"]), x(d["t"]), y + 2, y + ROW - 2, colour, width,
+                          escape(d["observer"]), escape(d["member"])))
     for c in crashes:
         y = TOP + row_of[c["node"]] * ROW
         out.append('<text x="%.1f" y="%d" font-weight="bold">✖</text>' % (x(c["t"]), y + 14))
@@ -61,8 +65,8 @@ def draw(path, title, t0, t_end, node_names, windows, acks, records, deaths, cra
                    % (legend_x, TOP + rows_h + 8, colour))
         out.append('<text x="%d" y="%d">%s</text>' % (legend_x + 16, TOP + rows_h + 17, kind))
         legend_x += 90
-    out.append('<text x="%d" y="%d">| death declared   — in flight   ▮ completions/s</text>'
-               % (legend_x, TOP + rows_h + 17))
+    out.append('<text x="%d" y="%d">| death declared (grey: by a faulted node, red: false)'
+               '</text>' % (legend_x, TOP + rows_h + 17))
 
     step = 0.5
     n = int(span / step) + 1
@@ -90,6 +94,9 @@ def draw(path, title, t0, t_end, node_names, windows, acks, records, deaths, cra
             out.append('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="#2ca02c" '
                        'opacity="0.6"/>' % (x(t0 + k * step), y(c * 2), max(1.0, plot_w * step /
                                                                              span), base - y(c * 2)))
+    out.append('<line x1="%.1f" x2="%.1f" y1="%d" y2="%d" stroke="#999" stroke-dasharray="4 3">'
+               '<title>load ends, faults healed</title></line>'
+               % (x(t_load_end), x(t_load_end), TOP, base))
     pts = " ".join("%.1f,%.1f" % (x(t0 + k * step), y(v)) for k, v in enumerate(in_flight))
     out.append('<polyline points="%s" fill="none" stroke="black" stroke-width="1.5"/>' % pts)
     out.append('<text x="5" y="%d">%d</text>' % (chart_top + 10, peak))

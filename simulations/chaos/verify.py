@@ -11,13 +11,15 @@
   failover        for every fault on node X at T and every job whose attempt was running on X at T
                   (X's claim entry before T and no end of that attempt before T) that later
                   succeeded on another node: the time from T to that success.
-  false deaths    a death (a member turning `dead` in some node's /v1/cluster/members, dated by
-                  its `since`) of a member that had no fault from `grace` before it up to then, seen
+  false deaths    a death (a `member_dead` event in a node's log: that node declared the member
+                  dead) of a member that had no fault from `grace` before it up to then, declared
                   by an observer that had none either. Deaths seen by a faulted observer (a paused
                   node waking up, the cut side of a partition) are counted apart.
 """
 
 import concurrent.futures
+import datetime
+import re
 import http.client
 import time
 
@@ -169,6 +171,28 @@ def false_deaths(deaths, windows, grace_s):
         else:
             false.append(d)
     return false, by_faulted
+
+
+DEATH_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z \w (\S+) member_dead (\S+) ")
+
+
+def deaths_in_logs(paths):
+    """Every `member_dead` event in the nodes' logs (text format) → {"observer", "member", "t"},
+    sorted by time. Logs cover the whole run, pauses and partitions included."""
+    out = []
+    for path in paths:
+        try:
+            with open(path, errors="replace") as f:
+                for line in f:
+                    m = DEATH_LINE.match(line)
+                    if m:
+                        at = datetime.datetime.fromisoformat(m.group(1)).replace(
+                            tzinfo=datetime.timezone.utc)
+                        out.append({"observer": m.group(2), "member": m.group(3),
+                                    "t": at.timestamp()})
+        except OSError:
+            pass
+    return sorted(out, key=lambda d: d["t"])
 
 
 def percentile(values, p):
