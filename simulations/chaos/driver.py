@@ -146,7 +146,8 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
     for r in records.values():
         if r.get("state") in states:
             states[r["state"]] += 1
-    dup_jobs, dup_extra = verify.duplicates(acks, records)
+    dup_jobs, dup_extra, dup_confirmed = verify.duplicates(acks, records)
+    starts = [verify.executions(r)[0] for r in records.values()]
     fo = verify.failovers(faults.windows, records)
     fo_ms = [f["ms"] for f in fo]
     false, by_faulted = verify.false_deaths(deaths, faults.windows, DEATH_GRACE_S)
@@ -176,6 +177,10 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
         "disagreeing_jobs": [{"id": k, "answers": v} for k, v in sorted(disagree.items())][:20],
         "duplicate_executions": len(dup_jobs),
         "duplicate_extra_runs": dup_extra,
+        "duplicate_executions_confirmed": len(dup_confirmed),
+        "most_attempts": max(starts) if starts else 0,
+        "unconfirmed_claims": sum(verify.UNCONFIRMED in h.get("reason", "")
+                                  for r in records.values() for h in r.get("history", [])),
         "false_deaths": len(false),
         "false_death_list": [dict(d, t=rel(d["t"])) for d in false],
         "deaths_seen_by_faulted_nodes": len(by_faulted),
@@ -207,8 +212,10 @@ def print_summary(r, report_path, svg_path):
     print("  disagreements     %d" % r["disagreements"])
     for j in r["disagreeing_jobs"][:5]:
         print("    %s  %s" % (j["id"], j["answers"]))
-    print("  duplicate execs   %d jobs (%d extra runs)" % (r["duplicate_executions"],
-                                                           r["duplicate_extra_runs"]))
+    print("  duplicate execs   %d jobs (%d extra starts; %d jobs counting only confirmed claims;"
+          " %d claims not confirmed; most attempts of a job %d)" % (
+              r["duplicate_executions"], r["duplicate_extra_runs"],
+              r["duplicate_executions_confirmed"], r["unconfirmed_claims"], r["most_attempts"]))
     print("  false deaths      %d (deaths declared %d; %d seen by faulted nodes)" % (
         r["false_deaths"], r["deaths_declared"], r["deaths_seen_by_faulted_nodes"]))
     print("  failover ms       p50 %s  p99 %s  max %s  (%d jobs)" % (fo["p50"], fo["p99"],
@@ -223,7 +230,12 @@ def print_summary(r, report_path, svg_path):
     return ok
 
 
+def _interrupted(signum, _frame):
+    raise SystemExit(128 + signum)  # runs the finally blocks: nodes stopped, namespaces removed
+
+
 def main(argv):
+    signal.signal(signal.SIGTERM, _interrupted)
     a = parse_args(argv)
     root = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
     a.bin = a.bin or os.path.join(root, "build", "bin", "meshwork")
@@ -292,6 +304,8 @@ def main(argv):
                            time.time() - started)
         with open(report_path, "w") as f:
             json.dump(report, f, indent=2)
+        with open(os.path.join(run_dir, "records.json"), "w") as f:
+            json.dump({"acks": load.acks, "records": records}, f)
         timeline.draw(svg_path, "meshwork chaos: seed %d, %d nodes, faults %s, lost %d" % (
             a.seed, a.nodes, ",".join(a.faults), report["lost"]), t0, t_draw, t0 + a.duration,
             [n.name for n in cluster.nodes], faults.windows, load.acks, records,

@@ -105,26 +105,37 @@ def check(cluster, acks, readers, log, rounds=3):
     return records, lost, disagree
 
 
+UNCONFIRMED = "not confirmed by a majority"
+
+
 def executions(rec):
+    """→ (attempts that started a handler, those of them whose claim a majority confirmed)."""
     hist = rec.get("history", [])
     started = {h["attempt"] for h in hist
                if h.get("state") == "running" and h.get("reason", "").startswith("attempt ")}
+    refused = {h["attempt"] for h in hist if UNCONFIRMED in h.get("reason", "")}
+    n = len(started)
     if len(hist) >= HISTORY_MAX:  # older claims may have been dropped
-        return max(len(started), rec.get("attempts") or 0)
-    return len(started)
+        n = max(n, rec.get("attempts") or 0)
+    return n, n - len(refused & started)
 
 
 def duplicates(acks, records):
-    jobs, extra = [], 0
+    """→ (ids of jobs started more often than needed, extra starts, ids of jobs whose confirmed
+    attempts alone exceed the need)."""
+    jobs, extra, confirmed = [], 0, []
     for a in acks:
         rec = records.get(a["id"])
         if rec is None:
             continue
-        over = executions(rec) - expected_attempts(a["type"], a["payload"])
-        if over > 0:
+        need = expected_attempts(a["type"], a["payload"])
+        started, held = executions(rec)
+        if started > need:
             jobs.append(a["id"])
-            extra += over
-    return jobs, extra
+            extra += started - need
+        if held > need:
+            confirmed.append(a["id"])
+    return jobs, extra, confirmed
 
 
 def _faulted(windows, node, t0, t1):
