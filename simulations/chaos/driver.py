@@ -246,6 +246,7 @@ def main(argv):
     os.makedirs(run_dir, exist_ok=True)
     report_path = a.report or os.path.join(run_dir, "report.json")
     svg_path = a.timeline or os.path.splitext(report_path)[0] + ".svg"
+    os.makedirs(os.path.dirname(os.path.abspath(report_path)), exist_ok=True)
     log = lambda s: print(s, flush=True)
     started = time.time()
     cluster = Cluster(a, run_dir, log)
