@@ -56,7 +56,6 @@ class Chaos(unittest.TestCase):
         self.assertEqual(rep["seed"], 16)
         self.assertGreater(rep["acknowledged"], 100, out)
         self.assertEqual(rep["succeeded"] + rep["failed"] + rep["cancelled"], rep["acknowledged"])
-        self.assertEqual(rep["failed"] + rep["cancelled"], 0, "no job type in the mix fails")
         self.assertGreaterEqual(rep["duplicate_executions"], 0)
         self.assertGreaterEqual(rep["false_deaths"], 0)
         self.assertEqual(set(rep["failover_ms"]) >= {"p50", "p99", "max"}, True)
