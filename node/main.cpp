@@ -134,6 +134,9 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
   node->add_option("--vnodes", cfg.placement.vnodes, "virtual nodes per member on the ring")
       ->capture_default_str()
       ->check(CLI::Range(meshwork::dht::vnodes_min, meshwork::dht::vnodes_max));
+  node->add_option("--test-break", cfg.test_break, "tests only: skip-takeover")
+      ->check(CLI::IsMember({"skip-takeover"}))
+      ->group("");  // hidden from --help
   return node;
 }
 

@@ -56,9 +56,10 @@ struct MeshOptions {
   uint64_t sweep_interval_ms = 1'000;
   uint64_t anti_entropy_interval_ms = 2'000;  // one peer per round, in turn
   uint64_t hint_replay_interval_ms = 1'000;
-  uint64_t settle_ms = 1'500;      // after joining, before this node starts jobs it owns
-  bool joining = false;            // started with seeds: not ready until another member is seen
-  uint64_t lease_skew_ms = 2'000;  // a lease counts as expired this long after its end
+  uint64_t settle_ms = 1'500;       // after joining, before this node starts jobs it owns
+  bool joining = false;             // started with seeds: not ready until another member is seen
+  uint64_t lease_skew_ms = 2'000;   // a lease counts as expired this long after its end
+  bool test_skip_takeover = false;  // tests only (--test-break skip-takeover): a broken build
 };
 
 struct MeshStats {

@@ -100,6 +100,7 @@ void Mesh::sweep() {
 // The running attempt is over: the job goes back to retry_wait (due now) with the reason in its
 // history, and runs again here as the next attempt once claimed.
 void Mesh::take_over(const std::string& id, const std::string& reason) {
+  if (options_.test_skip_takeover) return;  // the deliberately broken build of the chaos test
   const uint64_t now = wall_ms();
   auto applied = store_.update_sync(id, [&](const JobRecord* cur) -> std::optional<JobRecord> {
     if (cur == nullptr || cur->status.state != JobState::running) return std::nullopt;

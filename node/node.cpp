@@ -84,6 +84,7 @@ Status Node::open() {
   jobs_ = std::make_unique<Jobs>(io_, *store_, *identity_, config_.name, jo);
   MeshOptions mo;
   mo.placement = config_.placement;
+  mo.test_skip_takeover = config_.test_break == "skip-takeover";
   for (const std::string& seed : config_.join)
     if (seed != config_.gossip_bind) mo.joining = true;
   mesh_ = std::make_unique<Mesh>(*store_, *jobs_, *identity_, config_.name,

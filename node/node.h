@@ -51,6 +51,7 @@ struct NodeConfig {
   std::map<std::string, std::string> tags;
   // Placement and replication (node/mesh.h).
   PlacementOptions placement;
+  std::string test_break;  // hidden --test-break: "skip-takeover" breaks failover (chaos test)
 };
 
 // Reads an allowed-keys file; Code::invalid names the first bad line.

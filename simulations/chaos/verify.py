@@ -1,0 +1,214 @@
+"""The verdict of a chaos run: the client's log of acknowledged jobs checked against the mesh.
+
+  wait_quiescent  polls every acknowledged job until all are terminal or the deadline passes.
+  check           asks several reachable nodes for every acknowledged job; a job is lost when any
+                  of them does not have it (404 or no answer) or it is not terminal; the answers
+                  must agree (state, attempts, result).
+  duplicates      a job's executions are the attempts that started a handler: the distinct attempt
+                  numbers with a claim entry ("attempt N", state running) in its history (the
+                  record's `attempts` when the bounded history has dropped some). A duplicate is an
+                  execution beyond what the job needs without faults (1; fail_times + 1 for flaky).
+  failover        for every fault on node X at T and every job whose attempt was running on X at T
+                  (X's claim entry before T and no end of that attempt before T) that later
+                  succeeded on another node: the time from T to that success.
+  false deaths    a death (a `member_dead` event in a node's log: that node declared the member
+                  dead) of a member that had no fault from `grace` before it up to then, declared
+                  by an observer that had none either. Deaths seen by a faulted observer (a paused
+                  node waking up, the cut side of a partition) are counted apart.
+"""
+
+import concurrent.futures
+import datetime
+import re
+import http.client
+import time
+
+from cluster import http_json
+from load import expected_attempts
+
+TERMINAL = ("succeeded", "failed", "cancelled")
+HISTORY_MAX = 32  # node/job_record.h kHistoryMax
+
+
+def get_job(node, job_id, timeout=5.0):
+    try:
+        status, _, body = http_json(node.host, node.api_port, "GET", "/v1/jobs/" + job_id,
+                                    timeout=timeout)
+    except (OSError, http.client.HTTPException) as e:
+        return None, type(e).__name__
+    return status, body
+
+
+def wait_quiescent(cluster, acks, deadline, log):
+    """Returns the ids still not terminal at the deadline (empty when quiescent)."""
+    pending = {a["id"] for a in acks}
+    rr, said = 0, None
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        while pending and time.time() < deadline:
+            nodes = cluster.reachable()
+            if not nodes:
+                time.sleep(0.5)
+                continue
+            ids = sorted(pending)
+            futs = {}
+            for k, job_id in enumerate(ids):
+                futs[pool.submit(get_job, nodes[(rr + k) % len(nodes)], job_id)] = job_id
+            rr += 1
+            for f in concurrent.futures.as_completed(futs):
+                status, body = f.result()
+                if status == 200 and body and body.get("state") in TERMINAL:
+                    pending.discard(futs[f])
+            if pending:
+                if len(pending) != said:
+                    log("  waiting: %d acknowledged job(s) not terminal yet" % len(pending))
+                    said = len(pending)
+                time.sleep(1.0)
+    return pending
+
+
+def _answer(body):
+    return (body.get("state"), body.get("attempts"), repr(body.get("result")))
+
+
+def check(cluster, acks, readers, log, rounds=3):
+    """→ (records by id from the first reader, lost ids with why, disagreeing ids)."""
+    nodes = cluster.reachable()[:readers]
+    records, lost, disagree = {}, {}, {}
+    todo = [a["id"] for a in acks]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        for r in range(rounds):
+            lost, disagree, retry = {}, {}, []
+            answers = {job_id: [pool.submit(get_job, n, job_id) for n in nodes] for job_id in todo}
+            for job_id, futs in answers.items():
+                got = [(n.name,) + f.result() for n, f in zip(nodes, futs)]
+                missing = [g for g in got if g[1] != 200]
+                if missing:
+                    lost[job_id] = "%s answered %s" % (missing[0][0], missing[0][1])
+                    retry.append(job_id)
+                    continue
+                first = got[0][2]
+                records[job_id] = first
+                if first.get("state") not in TERMINAL:
+                    claim = first.get("claim") or {}
+                    lost[job_id] = "still %s (attempt %s, claimed by %s)" % (
+                        first.get("state"), first.get("attempts"), claim.get("node") or "nobody")
+                    retry.append(job_id)
+                    continue
+                if len({_answer(g[2]) for g in got}) > 1:
+                    disagree[job_id] = [(g[0],) + _answer(g[2]) for g in got]
+                    retry.append(job_id)
+            if not retry or r == rounds - 1:
+                break
+            log("  check: %d job(s) to look at again" % len(retry))
+            time.sleep(2.0)
+            todo = retry
+    return records, lost, disagree
+
+
+UNCONFIRMED = "not confirmed by a majority"
+
+
+def executions(rec):
+    """→ (attempts that started a handler, those of them whose claim a majority confirmed)."""
+    hist = rec.get("history", [])
+    started = {h["attempt"] for h in hist
+               if h.get("state") == "running" and h.get("reason", "").startswith("attempt ")}
+    refused = {h["attempt"] for h in hist if UNCONFIRMED in h.get("reason", "")}
+    n = len(started)
+    if len(hist) >= HISTORY_MAX:  # older claims may have been dropped
+        n = max(n, rec.get("attempts") or 0)
+    return n, n - len(refused & started)
+
+
+def duplicates(acks, records):
+    """→ (ids of jobs started more often than needed, extra starts, ids of jobs whose confirmed
+    attempts alone exceed the need)."""
+    jobs, extra, confirmed = [], 0, []
+    for a in acks:
+        rec = records.get(a["id"])
+        if rec is None:
+            continue
+        need = expected_attempts(a["type"], a["payload"])
+        started, held = executions(rec)
+        if started > need:
+            jobs.append(a["id"])
+            extra += started - need
+        if held > need:
+            confirmed.append(a["id"])
+    return jobs, extra, confirmed
+
+
+def _faulted(windows, node, t0, t1):
+    """True when `node` had a fault overlapping [t0, t1]."""
+    return any(w["node"] == node and w["start"] <= t1 and (w["end"] is None or w["end"] >= t0)
+               for w in windows)
+
+
+def failovers(windows, records):
+    """→ list of {"job", "node", "kind", "fault_t", "ms"}; times in epoch seconds."""
+    out = []
+    for w in windows:
+        node, t = w["node"], w["start"]
+        if w["kind"] not in ("kill", "pause", "partition", "restart"):
+            continue
+        for job_id, rec in records.items():
+            hist = rec.get("history", [])
+            runs = [h for h in hist if h.get("state") == "running" and h.get("node") == node
+                    and h.get("reason", "").startswith("attempt ") and h["at"] / 1000 <= t]
+            if not runs:
+                continue
+            attempt = runs[-1]["attempt"]
+            ended = any(h["attempt"] == attempt and h is not runs[-1] and h["at"] / 1000 <= t and
+                        h.get("state") != "running" for h in hist)
+            later = [h for h in hist if h["at"] / 1000 <= t and h["attempt"] > attempt]
+            if ended or later:
+                continue
+            done = [h for h in hist if h.get("state") == "succeeded" and h["at"] / 1000 > t]
+            if rec.get("state") != "succeeded" or not done or done[-1].get("node") == node:
+                continue
+            out.append({"job": job_id, "node": node, "kind": w["kind"], "fault_t": t,
+                        "ms": int(done[-1]["at"] - t * 1000)})
+    return out
+
+
+def false_deaths(deaths, windows, grace_s):
+    """deaths: {"observer", "member", "t"} → (false ones, ones seen by a faulted observer)."""
+    false, by_faulted = [], []
+    for d in deaths:
+        if _faulted(windows, d["member"], d["t"] - grace_s, d["t"]):
+            continue
+        if _faulted(windows, d["observer"], d["t"] - grace_s, d["t"]):
+            by_faulted.append(d)
+        else:
+            false.append(d)
+    return false, by_faulted
+
+
+DEATH_LINE = re.compile(r"^(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d+)Z \w (\S+) member_dead (\S+) ")
+
+
+def deaths_in_logs(paths):
+    """Every `member_dead` event in the nodes' logs (text format) → {"observer", "member", "t"},
+    sorted by time. Logs cover the whole run, pauses and partitions included."""
+    out = []
+    for path in paths:
+        try:
+            with open(path, errors="replace") as f:
+                for line in f:
+                    m = DEATH_LINE.match(line)
+                    if m:
+                        at = datetime.datetime.fromisoformat(m.group(1)).replace(
+                            tzinfo=datetime.timezone.utc)
+                        out.append({"observer": m.group(2), "member": m.group(3),
+                                    "t": at.timestamp()})
+        except OSError:
+            pass
+    return sorted(out, key=lambda d: d["t"])
+
+
+def percentile(values, p):
+    if not values:
+        return None
+    v = sorted(values)
+    k = min(len(v) - 1, max(0, int(round(p / 100.0 * len(v) + 0.5)) - 1))
+    return v[k]
