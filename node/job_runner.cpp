@@ -14,8 +14,20 @@ using spdlog::level::debug;
 using spdlog::level::info;
 using spdlog::level::warn;
 
+constexpr const char* kUnconfirmedReason = " not confirmed by a majority of replicas";
+
+// Attempts whose claim a majority refused never ran to an outcome that counted (the history
+// says so), so they do not use up max_attempts.
+uint32_t lost_claims(const JobRecord& r) {
+  uint32_t n = 0;
+  for (const HistoryEntry& h : r.history)
+    if (h.state == JobState::retry_wait && h.reason.ends_with(kUnconfirmedReason)) ++n;
+  return n;
+}
+
 bool may_retry(const JobRecord& r, uint32_t ended_attempt, bool interrupted) {
-  const uint32_t limit = r.max_attempts + (interrupted ? kInterruptedAttemptsExtraMax : 0);
+  const uint32_t limit =
+      r.max_attempts + lost_claims(r) + (interrupted ? kInterruptedAttemptsExtraMax : 0);
   return ended_attempt < limit;
 }
 
@@ -164,21 +176,19 @@ void Jobs::claim(const JobRecord& rec, uint32_t attempt, uint64_t now,
 void Jobs::release_unconfirmed(const JobRecord& claimed) {
   const uint32_t attempt = claimed.status.attempt;
   const uint64_t now = wall_ms();
-  const uint64_t retry_at = now + backoff_ms(1);
+  // Backoff that grows with the attempt, so that two nodes whose views disagree about the owner
+  // stop colliding; the cap bounds how long a job waits once the views agree again.
+  const uint64_t retry_at = now + backoff_ms(attempt);
   auto fn = [this, attempt, now, retry_at](const JobRecord* cur) -> std::optional<JobRecord> {
     if (cur == nullptr || cur->status.state != JobState::running ||
         cur->status.attempt != attempt || cur->status.node != node_)
       return std::nullopt;
-    const std::string why =
-        "attempt " + std::to_string(attempt) + " not confirmed by a majority of replicas";
+    const std::string why = "attempt " + std::to_string(attempt) + kUnconfirmedReason;
+    // Never a terminal state: the job did not fail, this node only failed to win it. Writing
+    // `failed` here would beat every other replica's running attempt in the merge and fail an
+    // acknowledged job for a fault alone. So a lost claim does not count against max_attempts.
     JobRecord next = *cur;
-    const bool again = may_retry(*cur, attempt, true);
-    next.status = JobStatus{again ? JobState::retry_wait : JobState::failed,
-                            attempt,
-                            node_,
-                            now,
-                            why,
-                            again ? retry_at : 0};
+    next.status = JobStatus{JobState::retry_wait, attempt, node_, now, why, retry_at};
     next.add_history(next.status.state, node_, attempt, now, why);
     next.updated_at_ms = now;
     return next;

@@ -137,6 +137,7 @@ class Mesh {
   void sweep();
   void take_over(const std::string& id, const std::string& reason);
   void replay_hints();
+  void pull_from(const std::string& peer, const std::string& id);
   void anti_entropy_round();
   void anti_entropy_with(const std::string& peer, const Topology& topo);
   Catalog::Keep shared_with(const std::string& peer, const Topology& topo) const;

@@ -126,6 +126,15 @@ void Mesh::take_over(const std::string& id, const std::string& reason) {
   replicate_async(*applied.value().after);
 }
 
+// Fetches `peer`'s copy of job `id` and merges it here (verified, never overwriting).
+void Mesh::pull_from(const std::string& peer, const std::string& id) {
+  peers_.fetch(peer, id, [this](Result<std::optional<std::string>> got) {
+    if (!got.is_ok() || !got.value()) return;
+    auto j = nlohmann::json::parse(*got.value(), nullptr, false);
+    (void)merge_from_peer(j, [](Status, Applied, bool) {});
+  });
+}
+
 void Mesh::replay_hints() {
   auto topo = topology();
   for (const std::string& target : store_.hint_targets()) {
@@ -234,13 +243,7 @@ void Mesh::anti_entropy_with(const std::string& peer, const Topology& topo) {
   for (const std::string& id : push)
     if (auto rec = store_.get(id); rec.is_ok() && rec.value())
       send_to(peer, *rec.value(), encode_record(*rec.value()), [](const ReplicateAck&) {});
-  for (const std::string& id : pull) {
-    peers_.fetch(peer, id, [this](Result<std::optional<std::string>> got_rec) {
-      if (!got_rec.is_ok() || !got_rec.value()) return;
-      auto j_rec = nlohmann::json::parse(*got_rec.value(), nullptr, false);
-      (void)merge_from_peer(j_rec, [](Status, Applied, bool) {});
-    });
-  }
+  for (const std::string& id : pull) pull_from(peer, id);
   std::lock_guard lock(stats_mu_);
   stats_.anti_entropy_pushed += push.size();
   stats_.anti_entropy_pulled += pull.size();

@@ -226,11 +226,16 @@ void Mesh::confirm_claim(const JobRecord& claimed, std::function<void(bool)> don
     if (a.state == JobState::running && a.attempt == attempt && a.node == self_) return 1;
     return -1;
   };
-  q->on_decided = [this, done = std::move(done)](bool ok, bool) {
+  q->on_decided = [this, done = std::move(done), id = claimed.id, others = q->replicas](bool ok,
+                                                                                        bool) {
     {
       std::lock_guard lock(stats_mu_);
       (ok ? stats_.claims_confirmed : stats_.claims_refused)++;
     }
+    // A refused claim means some replica knows something newer (another attempt, or the
+    // outcome): pull it, so this node stops claiming a job that is already settled elsewhere.
+    if (!ok)
+      for (const std::string& m : others) pull_from(m, id);
     done(ok);
   };
   std::vector<std::shared_ptr<Quorum>> items{q};

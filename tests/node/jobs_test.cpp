@@ -3,6 +3,7 @@
 
 #include <asio/executor_work_guard.hpp>
 
+#include <atomic>
 #include <thread>
 
 #include "node/jobs.h"
@@ -13,11 +14,12 @@ namespace {
 
 // A Jobs service over a real store in a temp dir, with its io thread.
 struct Harness {
-  explicit Harness(JobsOptions o = fast(), std::string dir_path = "")
+  explicit Harness(JobsOptions o = fast(), std::string dir_path = "", JobHooks hooks = {})
       : path(dir_path.empty() ? dir.str() : dir_path) {
     store = std::move(Store::open(path, {}).value());
     io_thread = std::thread([this] { io.run(); });
     jobs = std::make_unique<Jobs>(io, *store, key, "n1", o);
+    jobs->set_hooks(std::move(hooks));
     REQUIRE(jobs->start().is_ok());
   }
   ~Harness() {
@@ -108,8 +110,8 @@ TEST_CASE("a job that keeps failing ends failed with the last error after max_at
 
 TEST_CASE("an attempt that exceeds timeout_ms fails and is retried") {
   Harness h;
-  std::string id = h.submit({{"type", "sleep"}, {"payload", {{"ms", 60000}}}, {"timeout_ms", 50},
-                             {"max_attempts", 2}});
+  std::string id = h.submit(
+      {{"type", "sleep"}, {"payload", {{"ms", 60000}}}, {"timeout_ms", 50}, {"max_attempts", 2}});
   JobRecord r = h.wait_for(id, JobState::failed);
   CHECK(r.status.attempt == 2);
   CHECK(r.status.error.find("timed out") != std::string::npos);
@@ -152,6 +154,45 @@ TEST_CASE("a job left running by a crash runs again with attempt+1; finished job
   for (const auto& e : r.history) noted |= e.reason.find("interrupted") != std::string::npos;
   CHECK(noted);
   CHECK(h.jobs->get(done.id).value().status.attempt == 1);
+}
+
+TEST_CASE("claims a majority refuses never fail the job nor use up its attempts") {
+  // The mesh refuses the first four claims (another node won them), then confirms the fifth.
+  std::atomic<int> asked{0};
+  JobHooks hooks;
+  hooks.owns = [](const JobRecord&) { return true; };
+  hooks.replicate = [](const JobRecord&) {};
+  hooks.confirm_claim = [&](const JobRecord&, std::function<void(bool)> done) {
+    done(++asked > 4);
+  };
+  Harness h(Harness::fast(), "", std::move(hooks));
+  std::string id = h.submit({{"type", "echo"}, {"payload", 1}, {"max_attempts", 1}});
+  JobRecord r = h.wait_for(id, JobState::succeeded);
+  CHECK(r.status.attempt == 5);
+  CHECK(asked.load() == 5);
+  int lost = 0;
+  for (const HistoryEntry& e : r.history) {
+    CHECK(e.state != JobState::failed);
+    if (e.reason.find("not confirmed by a majority") != std::string::npos) ++lost;
+  }
+  CHECK(lost == 4);
+}
+
+TEST_CASE("a handler failure after lost claims still gets its max_attempts") {
+  std::atomic<int> asked{0};
+  JobHooks hooks;
+  hooks.owns = [](const JobRecord&) { return true; };
+  hooks.replicate = [](const JobRecord&) {};
+  hooks.confirm_claim = [&](const JobRecord&, std::function<void(bool)> done) {
+    done(++asked > 2);
+  };
+  Harness h(Harness::fast(), "", std::move(hooks));
+  // flaky fails on attempt numbers 1..3: attempts 1 and 2 are lost claims, 3 runs and fails,
+  // 4 succeeds. With max_attempts 2 that needs both counted attempts (3 and 4).
+  std::string id =
+      h.submit({{"type", "flaky"}, {"payload", {{"fail_times", 3}}}, {"max_attempts", 2}});
+  JobRecord r = h.wait_for(id, JobState::succeeded);
+  CHECK(r.status.attempt == 4);
 }
 
 TEST_CASE("signed-only nodes refuse plain jobs; allowed keys restrict signers") {
