@@ -7,7 +7,8 @@ PACKAGES := g++ libasio-dev libsodium-dev libleveldb-dev libsnappy-dev libcpp-ht
 BENCH_PACKAGES := wrk serf nats-server libnats-dev gcc bc
 JOBS ?= 2
 
-.PHONY: all deps deps-bench build build-asan test test-unit demo bench clean
+.PHONY: all deps deps-bench build build-asan test test-unit demo bench chaos clean
+SEED ?= 7
 
 all: build
 
@@ -53,6 +54,12 @@ bench: build deps-bench
 	simulations/bench/detect.sh
 	simulations/bench/throughput.sh
 	simulations/bench/failover.sh
+
+# A long chaos run over real nodes (docs/chaos.md): 7 nodes, 300 s of load with kills, pauses,
+# restarts and network partitions, then the verdict; about 6 minutes. `make chaos SEED=3`.
+# (make test already runs a 30 s chaos run as tests/integration/test_chaos.py.)
+chaos: build
+	simulations/chaos.sh --nodes 7 --duration 300 --seed $(SEED) --report run/chaos-report.json
 
 clean:
 	rm -rf build build-debug build-asan run
