@@ -60,8 +60,8 @@ Membership::Membership(Config cfg, std::string name, Address self_addr, NodeMeta
   me.addr = self_addr;
   me.incarnation = incarnation;
   me.meta = share_meta(meta);
-  index_.emplace(me.name, 0);
   members_.push_back(std::move(me));
+  index_.put(members_.front().name, 0, name_of());
 }
 
 void Membership::receive(uint64_t now_ms, Address from, std::span<const uint8_t> bytes,
@@ -295,17 +295,17 @@ std::vector<MemberInfo> Membership::members() const {
 }
 
 std::optional<MemberInfo> Membership::member(const std::string& who) const {
-  const auto it = index_.find(who);
-  if (it == index_.end()) return std::nullopt;
-  const Member& m = members_[it->second];
+  const auto idx = index_.find(who, name_of());
+  if (!idx) return std::nullopt;
+  const Member& m = members_[*idx];
   return MemberInfo{m.name, m.addr, m.state, m.incarnation, *m.meta, m.state_since_ms};
 }
 
 // ---- helpers ------------------------------------------------------------------------------------
 
 Membership::Member* Membership::find(const std::string& who) {
-  const auto it = index_.find(who);
-  return it == index_.end() ? nullptr : &members_[it->second];
+  const auto idx = index_.find(who, name_of());
+  return idx ? &members_[*idx] : nullptr;
 }
 
 Membership::Member* Membership::add_member(uint64_t now_ms, const Alive& a) {
@@ -320,8 +320,8 @@ Membership::Member* Membership::add_member(uint64_t now_ms, const Alive& a) {
   m.incarnation = a.incarnation;
   m.state_since_ms = now_ms;
   m.meta = share_meta(a.meta);
-  index_.emplace(m.name, idx);
   members_.push_back(std::move(m));
+  index_.put(members_.back().name, idx, name_of());
   ++live_;
   if (probe_next_ < probe_order_.size()) {  // probe it in this round, at a random position
     const std::size_t pos = probe_next_ + rng_.below(probe_order_.size() - probe_next_ + 1);
@@ -332,15 +332,15 @@ Membership::Member* Membership::add_member(uint64_t now_ms, const Alive& a) {
 }
 
 void Membership::remove_member(const std::string& who) {
-  const auto it = index_.find(who);
-  if (it == index_.end() || it->second == 0) return;
-  const uint32_t idx = it->second;
-  index_.erase(it);
+  const auto found = index_.find(who, name_of());
+  if (!found || *found == 0) return;
+  const uint32_t idx = *found;
+  index_.erase(who, name_of());
   suspicions_.erase(who);
   if (is_live(members_[idx].state)) --live_;
   if (idx + 1 != members_.size()) {
+    index_.put(members_.back().name, idx, name_of());  // while the last one still has its name
     members_[idx] = std::move(members_.back());
-    index_[members_[idx].name] = idx;
   }
   members_.pop_back();
   probe_next_ = probe_order_.size();  // indices moved: reshuffle before the next probe

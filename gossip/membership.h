@@ -21,6 +21,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <queue>
@@ -33,6 +34,7 @@
 #include "gossip/broadcast_queue.h"
 #include "gossip/codec.h"
 #include "gossip/config.h"
+#include "gossip/name_index.h"
 #include "gossip/rng.h"
 #include "gossip/seal.h"
 #include "gossip/suspicion.h"
@@ -199,6 +201,9 @@ class Membership {
 
   // helpers
   Member* find(const std::string& name);
+  auto name_of() const {
+    return [this](uint32_t idx) -> const std::string& { return members_[idx].name; };
+  }
   Member& self() { return members_.front(); }
   const Member& self() const { return members_.front(); }
   Member* add_member(uint64_t now_ms, const Alive& m);
@@ -224,8 +229,10 @@ class Membership {
   Awareness awareness_;
   BroadcastQueue broadcasts_;
   Stats stats_;
-  std::vector<Member> members_;  // [0] is self
-  std::unordered_map<std::string, uint32_t> index_;
+  // [0] is self. A deque, not a vector: it grows in fixed blocks, where a vector doubling to a
+  // few thousand members wastes up to half its capacity (N² of it in the simulator).
+  std::deque<Member> members_;
+  NameIndex<uint32_t> index_;  // name -> position in members_
   std::unordered_map<std::string, Suspicion> suspicions_;
   std::size_t live_ = 1;
   std::vector<uint32_t> probe_order_;
