@@ -9,26 +9,31 @@ uint32_t retransmit_limit(uint32_t mult, std::size_t members) {
   return mult * static_cast<uint32_t>(scale < 1.0 ? 1.0 : scale);
 }
 
+namespace {
+constexpr auto member_of = [](const auto* item) { return item->member(); };
+}  // namespace
+
 BroadcastQueue::Items::iterator BroadcastQueue::find(std::string_view member) {
-  const auto key = keys_.find(std::string(member));
-  if (key == keys_.end()) return items_.end();
-  Item probe;
-  probe.transmits = key->second.first;
-  probe.id = key->second.second;
-  return items_.find(probe);
+  const auto item = keys_.find(member, member_of);
+  return item ? items_.find(**item) : items_.end();
 }
 
 void BroadcastQueue::push(std::string_view member, std::vector<uint8_t> message) {
-  if (auto old = find(member); old != items_.end()) items_.erase(old);
+  if (auto old = find(member); old != items_.end()) {
+    keys_.erase(member, member_of);
+    items_.erase(old);
+  }
   Item item;
   item.id = next_id_++;
-  item.member = std::string(member);
-  item.message = std::move(message);
-  keys_[item.member] = {0, item.id};
-  items_.insert(std::move(item));
+  item.member_bytes = static_cast<uint32_t>(member.size());
+  item.data.reserve(member.size() + message.size());
+  item.data.insert(item.data.end(), member.begin(), member.end());
+  item.data.insert(item.data.end(), message.begin(), message.end());
+  const auto at = items_.insert(std::move(item)).first;
+  keys_.put(at->member(), &*at, member_of);
   while (items_.size() > items_max_) {
     auto last = std::prev(items_.end());
-    keys_.erase(last->member);
+    keys_.erase(last->member(), member_of);
     items_.erase(last);
   }
 }
@@ -39,23 +44,23 @@ std::size_t BroadcastQueue::fill(std::vector<uint8_t>& out, std::size_t budget_b
   std::size_t skips = 0;
   sent_.clear();
   for (auto it = items_.begin(); it != items_.end() && skips < broadcast_fill_skips_max;) {
-    if (it->message.size() > budget_bytes) {
+    const std::size_t bytes = it->message_bytes();
+    if (bytes > budget_bytes) {
       ++skips;
       ++it;
       continue;
     }
-    out.insert(out.end(), it->message.begin(), it->message.end());
-    budget_bytes -= it->message.size();
+    out.insert(out.end(), it->data.begin() + it->member_bytes, it->data.end());
+    budget_bytes -= bytes;
     ++appended;
     sent_.push_back(items_.extract(it++));
   }
   for (auto& node : sent_) {
     Item& item = node.value();
     if (++item.transmits >= transmit_limit) {
-      keys_.erase(item.member);
-      continue;
+      keys_.erase(item.member(), member_of);
+      continue;  // the node handle frees the item when sent_ is cleared
     }
-    keys_[item.member].first = item.transmits;
     items_.insert(std::move(node));
   }
   sent_.clear();

@@ -16,8 +16,9 @@
 #include <set>
 #include <string>
 #include <string_view>
-#include <unordered_map>
 #include <vector>
+
+#include "gossip/name_index.h"
 
 namespace meshwork::gossip {
 
@@ -43,10 +44,15 @@ class BroadcastQueue {
 
  private:
   struct Item {
-    uint32_t transmits = 0;
     uint64_t id = 0;  // insertion order; larger is newer
-    std::string member;
-    std::vector<uint8_t> message;
+    uint32_t transmits = 0;
+    uint32_t member_bytes = 0;
+    std::vector<uint8_t> data;  // the member's name, then the message: one heap block per item
+
+    std::string_view member() const {
+      return {reinterpret_cast<const char*>(data.data()), member_bytes};
+    }
+    std::size_t message_bytes() const { return data.size() - member_bytes; }
   };
   struct Order {
     bool operator()(const Item& a, const Item& b) const {
@@ -60,8 +66,9 @@ class BroadcastQueue {
   std::size_t items_max_;
   uint64_t next_id_ = 0;
   Items items_;
-  std::unordered_map<std::string, std::pair<uint32_t, uint64_t>>
-      keys_;                            // member -> (transmits, id)
+  // member -> its item. A set node keeps its address while fill() extracts and re-inserts it, so
+  // the pointer stays valid until the item is erased.
+  NameIndex<const Item*> keys_;
   std::vector<Items::node_type> sent_;  // scratch for fill()
 };
 
