@@ -8,7 +8,8 @@
 //            the claim and waits for a majority; outcome and lease renewals are shipped too
 //   failover a sweep (every sweep_interval_ms and at once on every membership change) looks at the
 //            unfinished jobs this node holds: it starts those it now owns, and takes over a running
-//            job whose claimant is dead or left, or whose lease ran out (history: "owner n3 dead")
+//            job whose claimant is dead or left, or whose lease ran out (history: "owner n3 dead"),
+//            after merging the other replicas' copies (the claimant may have told one it finished)
 //   repair   a replica that missed a write gets a hint replayed when it is reachable again; anti-
 //            entropy compares per-arc digests with each peer in turn and ships what differs both
 //            ways (merge, never overwrite); reads merge all replicas and repair stale ones
@@ -136,8 +137,13 @@ class Mesh {
   void maintenance_loop();
   void sweep();
   void take_over(const std::string& id, const std::string& reason);
+  // Takes over once the other usable replicas' copies are merged here; false while they are read.
+  bool take_over_after_read(const std::string& id, const std::string& reason,
+                            const Topology& topo);
   void replay_hints();
-  void pull_from(const std::string& peer, const std::string& id);
+  // `done` (optional) runs once the copy is merged here, or the fetch or merge failed.
+  void pull_from(const std::string& peer, const std::string& id,
+                 std::function<void()> done = {});
   void anti_entropy_round();
   void anti_entropy_with(const std::string& peer, const Topology& topo);
   Catalog::Keep shared_with(const std::string& peer, const Topology& topo) const;
@@ -174,6 +180,11 @@ class Mesh {
   bool wake_ = false;
   bool stopping_ = false;
   std::set<std::string> ae_soon_;  // peers to reconcile with first (joined or back)
+  struct TakeoverRead {
+    size_t left = 0;  // fetches not yet merged
+    uint64_t started_ms = 0;
+  };
+  std::map<std::string, TakeoverRead> takeover_reads_;  // guarded by wake_mu_
   std::thread maintenance_;
   size_t ae_next_ = 0;
 

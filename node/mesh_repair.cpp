@@ -1,6 +1,7 @@
 // The mesh's maintenance thread: ownership sweeps and takeover, hint replay, anti-entropy; see
 // mesh.h.
 #include <chrono>
+#include <set>
 
 #include "node/clock.h"
 #include "node/log.h"
@@ -71,6 +72,7 @@ void Mesh::sweep() {
   if (!ready()) return;
   auto topo = topology();
   const uint64_t now = wall_ms();
+  std::set<std::string> taking_over;
   for (const auto& [id, e] : catalog_.unfinished()) {
     auto owner = topo->owner(id);
     if (!owner || *owner != self_) continue;
@@ -92,9 +94,60 @@ void Mesh::sweep() {
                                : it == topo->members().end()
                                    ? "gone"
                                    : std::string(gossip::to_string(it->second.state));
-      take_over(id, "owner " + e.claim_node + " " + what + "; " + self_ + " takes over");
+      taking_over.insert(id);
+      take_over_after_read(id, "owner " + e.claim_node + " " + what + "; " + self_ + " takes over",
+                           *topo);
     }
   }
+  // Forget reads for jobs that no longer need a takeover here (settled by a copy just merged,
+  // owned elsewhere now), and reads that never came back.
+  std::lock_guard lock(wake_mu_);
+  std::erase_if(takeover_reads_, [&](const auto& kv) {
+    return !taking_over.contains(kv.first) ||
+           mono_ms() > kv.second.started_ms + 2 * options_.peer_timeout_ms;
+  });
+}
+
+// Before a takeover the other usable replicas are asked for their copies: the claimant may have
+// finished and told one of them before it died, and a takeover on this node's stale `running`
+// copy would start the handler again for nothing (docs/chaos.md, seed 3). When the last copy is
+// merged the maintenance thread is woken, and the next sweep decides on the merged record:
+// take_over() acts only on a record still `running`. A replica that does not answer within the
+// peer timeout does not hold the takeover up for longer than that.
+bool Mesh::take_over_after_read(const std::string& id, const std::string& reason,
+                                const Topology& topo) {
+  std::vector<std::string> others;
+  for (const std::string& m : topo.replicas(id)) {
+    if (m != self_ && topo.usable(m)) others.push_back(m);
+  }
+  {
+    std::lock_guard lock(wake_mu_);
+    auto it = takeover_reads_.find(id);
+    if (it != takeover_reads_.end()) {
+      const bool waited_out = mono_ms() > it->second.started_ms + options_.peer_timeout_ms;
+      if (it->second.left > 0 && !waited_out) return false;  // still reading
+      takeover_reads_.erase(it);
+      others.clear();  // read (or waited out): decide now
+    } else if (!others.empty()) {
+      takeover_reads_[id] = TakeoverRead{others.size(), mono_ms()};
+    }
+  }
+  if (others.empty()) {
+    take_over(id, reason);
+    return true;
+  }
+  for (const std::string& peer : others) {
+    pull_from(peer, id, [this, id] {
+      {
+        std::lock_guard lock(wake_mu_);
+        auto it = takeover_reads_.find(id);
+        if (it == takeover_reads_.end() || it->second.left == 0 || --it->second.left > 0) return;
+        wake_ = true;  // the last copy is in: sweep again at once
+      }
+      wake_cv_.notify_all();
+    });
+  }
+  return false;
 }
 
 // The running attempt is over: the job goes back to retry_wait (due now) with the reason in its
@@ -127,11 +180,17 @@ void Mesh::take_over(const std::string& id, const std::string& reason) {
 }
 
 // Fetches `peer`'s copy of job `id` and merges it here (verified, never overwriting).
-void Mesh::pull_from(const std::string& peer, const std::string& id) {
-  peers_.fetch(peer, id, [this](Result<std::optional<std::string>> got) {
-    if (!got.is_ok() || !got.value()) return;
+void Mesh::pull_from(const std::string& peer, const std::string& id, std::function<void()> done) {
+  peers_.fetch(peer, id, [this, done = std::move(done)](Result<std::optional<std::string>> got) {
+    if (!got.is_ok() || !got.value()) {
+      if (done) done();
+      return;
+    }
     auto j = nlohmann::json::parse(*got.value(), nullptr, false);
-    (void)merge_from_peer(j, [](Status, Applied, bool) {});
+    const Status s = merge_from_peer(j, [done](Status, Applied, bool) {
+      if (done) done();
+    });
+    if (!s.is_ok() && done) done();
   });
 }
 
