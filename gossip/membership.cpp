@@ -116,7 +116,7 @@ void Membership::handle(uint64_t now_ms, Address from, const Message& msg, bool 
   if (const auto* m = std::get_if<Dead>(&msg)) {
     // memberlist's rule: a remote "dead" in a push-pull only makes us suspect.
     if (in_push_pull) return on_suspect(now_ms, from, {m->name, m->incarnation, name()}, out);
-    return on_dead(now_ms, from, m->name, m->incarnation, MemberState::dead, m->from, out);
+    return on_dead_notice(now_ms, from, *m, out);
   }
   if (const auto* m = std::get_if<Left>(&msg)) {
     return on_dead(now_ms, from, m->name, m->incarnation, MemberState::left, m->name, out);
@@ -227,6 +227,23 @@ void Membership::on_dead(uint64_t now_ms, Address from, const std::string& who,
     emit(MemberEvent::Kind::left, *m, out);
     broadcast(who, Left{who, incarnation});
   }
+}
+
+// A `dead` gossiped by another node. Only our own suspicion timer declares a death (invariant 6).
+// A node cut off by a partition declares the other side dead at their current incarnations,
+// after suspicions they never heard of, and as the partition heals its queued dead notices flood
+// the rest (docs/chaos.md): applied at once, they killed live members. So a notice about a member
+// we hold alive starts a suspicion here, in the accuser's name, which the member refutes when our
+// suspect check or probe reaches it. It is not re-broadcast, and it never confirms a suspicion:
+// the notices of a healed side come from many accusers at once, which would cut every timer to
+// its minimum. A real death is declared by our own timer, confirmed by probes that fail.
+void Membership::on_dead_notice(uint64_t now_ms, Address from, const Dead& d, Output& out) {
+  if (d.name == name()) return accused(now_ms, d.incarnation, from, out);
+  Member* m = find(d.name);
+  if (m == nullptr || d.incarnation < m->incarnation || m->state != MemberState::alive) return;
+  m->incarnation = d.incarnation;
+  start_suspicion(now_ms, *m, d.from);
+  emit(MemberEvent::Kind::suspect, *m, out);
 }
 
 void Membership::on_push_pull(uint64_t now_ms, Address from, const PushPull& m, Output& out) {

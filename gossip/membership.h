@@ -17,7 +17,9 @@
 //      alive < suspect < dead/left, and a higher incarnation always wins;
 //   3. the member count never exceeds config.members_max;
 //   4. every packet in Output is at most packet_bytes_max bytes (sealed when a keyring is set);
-//   5. nothing that fails to open or decode changes any state but the drop counters.
+//   5. nothing that fails to open or decode changes any state but the drop counters;
+//   6. only this node's own suspicion timer moves a member to dead: a `dead` heard from another
+//      node is a suspicion here (docs/protocol.md, "Member state machine").
 #pragma once
 
 #include <cstdint>
@@ -179,6 +181,7 @@ class Membership {
   void on_suspect(uint64_t now_ms, Address from, const Suspect& m, Output& out);
   void on_dead(uint64_t now_ms, Address from, const std::string& who, uint64_t incarnation,
                MemberState state, const std::string& accuser, Output& out);
+  void on_dead_notice(uint64_t now_ms, Address from, const Dead& d, Output& out);
   void on_push_pull(uint64_t now_ms, Address from, const PushPull& m, Output& out);
   // A suspect/dead/left message about self: refute it, or answer a stale one directly.
   void accused(uint64_t now_ms, uint64_t incarnation, Address from, Output& out);
