@@ -223,6 +223,30 @@ TEST_CASE("a node cut off until it declares the others dead, then healed: no fal
   MESSAGE("20 heals: ", false_deaths, " dead events about live members on the main side");
 }
 
+TEST_CASE("a node that hears it was declared dead pulls the state it missed") {
+  // docs/simulation.md: deaths announced while a node was cut off (or paused) reach it late,
+  // because the dead notices have died out by the time it is back. Once it learns it was
+  // declared dead, it asks its accuser for the whole state, so it learns them at once.
+  SimNet net(lan(14));
+  stabilize(net, 40);
+  net.pause(5);
+  net.run_for(500);
+  net.crash(2);
+  REQUIRE(net.run_until(
+      [&] { return net.state(1, 2) == MemberState::dead && net.state(1, 5) == MemberState::dead; },
+      20'000));
+  net.run_for(3'000);  // the dead notices about n2 have died out
+  REQUIRE(net.state(5, 2) == MemberState::alive);
+  const uint64_t pulls = net.node(5).stats().push_pulls;
+  net.resume(5);
+  const auto took = net.run_until([&] { return net.state(5, 2) == MemberState::dead; }, 30'000);
+  REQUIRE(took);
+  MESSAGE("n5 saw crashed n2 dead ", *took, " ms after it resumed");
+  CHECK(net.node(5).stats().push_pulls > pulls);
+  CHECK(*took <= 8'000);
+  CHECK(net.run_until([&] { return net.all_see(5, MemberState::alive); }, 10'000));
+}
+
 TEST_CASE("leave: everyone sees left, not dead") {
   SimNet net(lan(6));
   stabilize(net, 5);
