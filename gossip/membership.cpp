@@ -118,6 +118,12 @@ void Membership::handle(uint64_t now_ms, Address from, const Message& msg, bool 
     // memberlist's rule: a remote "dead" in a push-pull only makes us suspect.
     if (in_push_pull) return on_hearsay(now_ms, from, m->name, m->incarnation, name(), out);
     if (m->name != name() && held_dead(m->from)) return;
+    // About a member we already suspect, the accuser's timer ran out: a confirmation from it.
+    const Member* known = find(m->name);
+    if (known != nullptr && known->state == MemberState::suspect &&
+        m->incarnation == known->incarnation) {
+      return on_suspect(now_ms, from, {m->name, m->incarnation, m->from}, out);
+    }
     return on_hearsay(now_ms, from, m->name, m->incarnation, m->from, out);
   }
   if (const auto* m = std::get_if<Left>(&msg)) {
@@ -237,10 +243,10 @@ void Membership::on_dead(uint64_t now_ms, Address from, const std::string& who,
 // of; as the partition heals its queued dead notices and its push-pull records reach the rest
 // (docs/chaos.md), and applied at once they killed live members. So hearsay about a member we
 // hold alive starts a suspicion here, in the accuser's name, which the member refutes when our
-// suspect check or probe reaches it. It is not re-broadcast and it never confirms a suspicion:
-// after a heal it comes from many accusers at once, and it would cut every timer to its minimum
-// while hundreds of members refute together. A real death is declared by our own timer,
-// confirmed by our failed probes and by the `suspect`s of those who probed it.
+// suspect check or probe reaches it. It is not re-broadcast: after a heal it comes from many
+// accusers at once, and re-broadcast it would cut every timer to its minimum while hundreds of
+// members refute together. A real death is declared by our own timer, confirmed by our failed
+// probes, the `suspect`s of those who probed it and the `dead`s of those whose timer ran out.
 void Membership::on_hearsay(uint64_t now_ms, Address from, const std::string& who,
                             uint64_t incarnation, const std::string& accuser, Output& out) {
   if (who == name()) return accused(now_ms, incarnation, from, out);
