@@ -67,6 +67,20 @@ std::size_t BroadcastQueue::fill(std::vector<uint8_t>& out, std::size_t budget_b
   return appended;
 }
 
+std::size_t BroadcastQueue::erase_if(const std::function<bool(std::span<const uint8_t>)>& pred) {
+  std::size_t erased = 0;
+  for (auto it = items_.begin(); it != items_.end();) {
+    if (!pred({it->data.data() + it->member_bytes, it->message_bytes()})) {
+      ++it;
+      continue;
+    }
+    keys_.erase(it->member(), member_of);
+    it = items_.erase(it);
+    ++erased;
+  }
+  return erased;
+}
+
 void BroadcastQueue::clear() {
   items_.clear();
   keys_.clear();

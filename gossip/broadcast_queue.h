@@ -13,7 +13,9 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <set>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -41,6 +43,8 @@ class BroadcastQueue {
   std::size_t size() const { return items_.size(); }
   bool empty() const { return items_.empty(); }
   void clear();
+  // Drops every queued update whose encoded message satisfies `pred`; returns how many.
+  std::size_t erase_if(const std::function<bool(std::span<const uint8_t>)>& pred);
 
  private:
   struct Item {

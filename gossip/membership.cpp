@@ -110,13 +110,21 @@ void Membership::handle(uint64_t now_ms, Address from, const Message& msg, bool 
   if (const auto* m = std::get_if<Alive>(&msg)) return on_alive(now_ms, from, *m, out);
   if (const auto* m = std::get_if<Suspect>(&msg)) {
     // In a push-pull the sender vouches only for its own view: we suspect in our own name.
-    if (in_push_pull) return on_suspect(now_ms, from, {m->name, m->incarnation, name()}, out);
+    if (in_push_pull) return on_hearsay(now_ms, from, m->name, m->incarnation, name(), out);
+    if (m->name != name() && held_dead(m->from)) return;
     return on_suspect(now_ms, from, *m, out);
   }
   if (const auto* m = std::get_if<Dead>(&msg)) {
     // memberlist's rule: a remote "dead" in a push-pull only makes us suspect.
-    if (in_push_pull) return on_suspect(now_ms, from, {m->name, m->incarnation, name()}, out);
-    return on_dead(now_ms, from, m->name, m->incarnation, MemberState::dead, m->from, out);
+    if (in_push_pull) return on_hearsay(now_ms, from, m->name, m->incarnation, name(), out);
+    if (m->name != name() && held_dead(m->from)) return;
+    // About a member we already suspect, the accuser's timer ran out: a confirmation from it.
+    const Member* known = find(m->name);
+    if (known != nullptr && known->state == MemberState::suspect &&
+        m->incarnation == known->incarnation) {
+      return on_suspect(now_ms, from, {m->name, m->incarnation, m->from}, out);
+    }
+    return on_hearsay(now_ms, from, m->name, m->incarnation, m->from, out);
   }
   if (const auto* m = std::get_if<Left>(&msg)) {
     return on_dead(now_ms, from, m->name, m->incarnation, MemberState::left, m->name, out);
@@ -229,6 +237,42 @@ void Membership::on_dead(uint64_t now_ms, Address from, const std::string& who,
   }
 }
 
+// A `dead` gossiped by another node, or a `suspect` or `dead` record in a push-pull: hearsay.
+// Only our own suspicion timer declares a death (invariant 6). A node cut off by a partition
+// declares the other side dead at their current incarnations, after suspicions they never heard
+// of; as the partition heals its queued dead notices and its push-pull records reach the rest
+// (docs/chaos.md), and applied at once they killed live members. So hearsay about a member we
+// hold alive starts a suspicion here, in the accuser's name, which the member refutes when our
+// suspect check or probe reaches it. It is not re-broadcast: after a heal it comes from many
+// accusers at once, and re-broadcast it would cut every timer to its minimum while hundreds of
+// members refute together. A real death is declared by our own timer, confirmed by our failed
+// probes, the `suspect`s of those who probed it and the `dead`s of those whose timer ran out.
+void Membership::on_hearsay(uint64_t now_ms, Address from, const std::string& who,
+                            uint64_t incarnation, const std::string& accuser, Output& out) {
+  if (who == name()) return accused(now_ms, incarnation, from, out);
+  Member* m = find(who);
+  if (m == nullptr || incarnation < m->incarnation || m->state != MemberState::alive) return;
+  m->incarnation = incarnation;
+  start_suspicion(now_ms, *m, accuser);
+  emit(MemberEvent::Kind::suspect, *m, out);
+}
+
+// Called by accused() when our own probes have been going unanswered too (awareness above 0): we
+// were likely cut off or stalled, and the news of that time (deaths above all) has died out by
+// now. Ask the accuser for its whole state, at most once per dead_probe_interval_ms. The request
+// carries only our own `alive`: the rest of our view is the stale part, and pushing it would make
+// the peer suspect everyone we hold dead. (A node on the other side of a healed partition may be
+// accused and pull from the stale side too; those records only start quiet suspicions: on_hearsay.)
+void Membership::pull_state(uint64_t now_ms, Address from, Output& out) {
+  if (now_ms < next_pull_ms_) return;
+  next_pull_ms_ = now_ms + cfg_.dead_probe_interval_ms;
+  ++stats_.push_pulls;
+  std::vector<uint8_t> plain{wire_version};
+  if (encode(PushPull{true, next_seq(), 0}, plain) && encode(alive_of(self()), plain)) {
+    flush(from, plain, out);
+  }
+}
+
 void Membership::on_push_pull(uint64_t now_ms, Address from, const PushPull& m, Output& out) {
   // A push-pull, request or reply, carries the sender's whole state: that completes a join.
   // (A ping does not: we would know only the members whose news happens to be in flight.)
@@ -245,10 +289,22 @@ void Membership::on_push_pull(uint64_t now_ms, Address from, const PushPull& m, 
 
 void Membership::accused(uint64_t now_ms, uint64_t incarnation, Address from, Output& out) {
   if (leaving_) return;
-  if (incarnation >= self().incarnation) return refute(now_ms, incarnation, from, out);
-  // A stale accusation: its sender missed our refutation, so tell it directly (no bump needed).
-  const Message alive = alive_of(self());
-  send(from, {&alive, 1}, out);
+  const bool cut_off = awareness_.score() > 0;  // read before a refutation raises it
+  if (incarnation >= self().incarnation) {
+    refute(now_ms, incarnation, from, out);
+  } else {
+    // A stale accusation: its sender missed our refutation, so tell it directly (no bump needed).
+    const Message alive = alive_of(self());
+    send(from, {&alive, 1}, out);
+  }
+  if (!cut_off) return;
+  // Our queued suspicions and deaths were formed while our probes went unanswered: from behind a
+  // partition they accuse the whole other side. Drop them rather than flood the healed mesh.
+  broadcasts_.erase_if([](std::span<const uint8_t> msg) {
+    return !msg.empty() && (msg[0] == static_cast<uint8_t>(MessageType::suspect) ||
+                            msg[0] == static_cast<uint8_t>(MessageType::dead));
+  });
+  pull_state(now_ms, from, out);
 }
 
 void Membership::refute(uint64_t now_ms, uint64_t accused_incarnation, Address accuser,
@@ -302,6 +358,14 @@ std::optional<MemberInfo> Membership::member(const std::string& who) const {
 }
 
 // ---- helpers ------------------------------------------------------------------------------------
+
+// An accusation by a member we hold dead is ignored (unless it is about us): we declared it dead
+// because it stopped answering, typically from behind a partition, and what it says now it
+// concluded there. Once it refutes (it is alive again here), its word counts again.
+bool Membership::held_dead(const std::string& accuser) {
+  const Member* m = find(accuser);
+  return m != nullptr && m->state == MemberState::dead;
+}
 
 Membership::Member* Membership::find(const std::string& who) {
   const auto idx = index_.find(who, name_of());

@@ -17,7 +17,9 @@
 //      alive < suspect < dead/left, and a higher incarnation always wins;
 //   3. the member count never exceeds config.members_max;
 //   4. every packet in Output is at most packet_bytes_max bytes (sealed when a keyring is set);
-//   5. nothing that fails to open or decode changes any state but the drop counters.
+//   5. nothing that fails to open or decode changes any state but the drop counters;
+//   6. only this node's own suspicion timer moves a member to dead: a `dead` heard from another
+//      node is a suspicion here (docs/protocol.md, "Member state machine").
 #pragma once
 
 #include <cstdint>
@@ -181,6 +183,8 @@ class Membership {
   void on_suspect(uint64_t now_ms, Address from, const Suspect& m, Output& out);
   void on_dead(uint64_t now_ms, Address from, const std::string& who, uint64_t incarnation,
                MemberState state, const std::string& accuser, Output& out);
+  void on_hearsay(uint64_t now_ms, Address from, const std::string& who, uint64_t incarnation,
+                  const std::string& accuser, Output& out);
   void on_push_pull(uint64_t now_ms, Address from, const PushPull& m, Output& out);
   // A suspect/dead/left message about self: refute it, or answer a stale one directly.
   void accused(uint64_t now_ms, uint64_t incarnation, Address from, Output& out);
@@ -204,6 +208,7 @@ class Membership {
   auto name_of() const {
     return [this](uint32_t idx) -> const std::string& { return members_[idx].name; };
   }
+  bool held_dead(const std::string& accuser);
   Member& self() { return members_.front(); }
   const Member& self() const { return members_.front(); }
   Member* add_member(uint64_t now_ms, const Alive& m);
@@ -217,6 +222,7 @@ class Membership {
   // there is something to piggyback.
   void send(Address to, std::span<const Message> head, Output& out);
   void send_state(Address to, bool request, Output& out);
+  void pull_state(uint64_t now_ms, Address from, Output& out);
   void flush(Address to, std::vector<uint8_t>& plain, Output& out);
   std::size_t plaintext_budget() const;
   std::vector<const Member*> random_members(std::size_t k, const std::string& exclude,
@@ -248,6 +254,7 @@ class Membership {
   uint32_t seq_;
   uint32_t push_pull_replies_ = 0;
   uint64_t push_pull_window_ms_ = 0;
+  uint64_t next_pull_ms_ = 0;  // pull_state: at most once per dead_probe_interval_ms
   uint64_t next_probe_ms_ = 0;
   uint64_t next_gossip_ms_ = 0;
   uint64_t next_push_pull_ms_ = 0;

@@ -47,7 +47,8 @@ void add_flags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--seeds", f.seeds, "a batch of seeds, A..B inclusive");
   app.add_option("--runs", f.runs, "a batch of K seeds from --seed on")->capture_default_str();
-  app.add_option("--scenario", o.scenario.name, "mixed | detect | calm")->capture_default_str();
+  app.add_option("--scenario", o.scenario.name, "mixed | detect | calm | heal")
+      ->capture_default_str();
   app.add_option("--loss", o.scenario.loss, "per-datagram loss probability")->capture_default_str();
   app.add_option("--loss-bound", o.loss_bound,
                  "at or below this loss a false death fails the run; above it is only counted")
@@ -62,7 +63,8 @@ void add_flags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--settle-max", f.settle_s, "virtual seconds allowed for quiescence (<= 3600)")
       ->capture_default_str();
-  app.add_option("--crashes", o.scenario.crashes, "crashes in the mixed scenario (0: N/100, 2..50)")
+  app.add_option("--crashes", o.scenario.crashes,
+                 "crashes in mixed (0: N/100, 2..50) and heal (0: N/20, 1..50)")
       ->capture_default_str();
   app.add_option("--jobs", o.jobs.jobs, "job records replicated over the network")
       ->capture_default_str();

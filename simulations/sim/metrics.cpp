@@ -10,6 +10,8 @@ namespace {
 
 using Kind = gossip::MemberEvent::Kind;
 
+constexpr uint64_t late_ms = 10'000;  // longer than any heal-scenario partition
+
 std::string fixed(double v, int decimals) {
   char buf[64];
   std::snprintf(buf, sizeof buf, "%.*f", decimals, v);
@@ -68,9 +70,11 @@ void Metrics::on_event(uint64_t now_ms, uint32_t viewer, const gossip::MemberEve
   if (falsely_dead_.empty()) falsely_dead_.assign(c_.size(), 0);
   if (falsely_dead_[s] == 0) ++false_dead_nodes;
   falsely_dead_[s] = 1;
+  const bool reachable = plan_.unreachable[viewer] == 0 && plan_.unreachable[s] == 0;
+  if (reachable) ++reachable_false_deaths_any_hand;
   if (!first_hand) return;
   ++false_deaths_first_hand;
-  if (plan_.unreachable[viewer] != 0 || plan_.unreachable[s] != 0) return;
+  if (!reachable) return;
   if (reachable_false_deaths++ == 0) {
     first_false_death = "n" + std::to_string(viewer) + " declared live, reachable n" +
                         std::to_string(s) + " dead at " + std::to_string(now_ms) + " ms";
@@ -95,9 +99,10 @@ void Metrics::snapshot_traffic(bool start) {
 void Metrics::print(std::ostream& out, const gossip::Config& cfg) const {
   const double period = static_cast<double>(cfg.probe_interval_ms);
   std::vector<uint64_t> suspect, dead, full;
-  std::size_t incomplete = 0;
+  std::size_t incomplete = 0, late = 0;
   for (const auto& [i, d] : detections_) {
     const CrashRecord& r = plan_.crashes[i];
+    for (const uint64_t at : d.dead_at_ms) late += at != never_ms && at - d.first_dead_ms > late_ms;
     if (d.first_suspect_ms != never_ms) suspect.push_back(d.first_suspect_ms - r.at_ms);
     if (d.first_dead_ms != never_ms) dead.push_back(d.first_dead_ms - r.at_ms);
     uint64_t last = 0;
@@ -128,11 +133,14 @@ void Metrics::print(std::ostream& out, const gossip::Config& cfg) const {
   line("crash -> first dead       ", dead);
   line("crash -> dead everywhere  ", full);
   if (incomplete != 0) out << "  not dead everywhere: " << incomplete << " crashes\n";
+  out << "  learned a death more than " << late_ms / 1000 << " s after the first dead: " << late
+      << " (node, crash) pairs\n";
   out << "traffic (steady window): " << fixed(packets_per_node_s_, 1) << " packets and "
       << fixed(bytes_per_node_s_, 0) << " bytes sent per node per second\n";
   out << "false positives about live nodes: " << false_suspicions << " suspicions, "
       << false_deaths_first_hand << " first-hand deaths (" << reachable_false_deaths
-      << " between reachable nodes), " << false_deaths << " dead events, " << false_dead_nodes
+      << " between reachable nodes), " << false_deaths << " dead events ("
+      << reachable_false_deaths_any_hand << " between reachable nodes), " << false_dead_nodes
       << " nodes ever marked dead\n";
 }
 

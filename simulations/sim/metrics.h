@@ -33,6 +33,7 @@ class Metrics {
   uint64_t reachable_false_deaths = 0;  // invariant 2: first-hand, both ends reachable
   std::string first_false_death;        // an example, for the failure message
   uint64_t false_deaths_first_hand = 0;
+  uint64_t reachable_false_deaths_any_hand = 0;  // as reachable_false_deaths, second-hand too
   uint64_t false_deaths = 0;      // every dead event about a live node's current instance
   uint64_t false_suspicions = 0;  // first-hand suspicions of a live node's current instance
   uint64_t false_dead_nodes = 0;  // live nodes that some node declared dead at least once

@@ -6,6 +6,8 @@
 //           every 20 s
 //   calm    bootstrap without loss, then `loss` for the whole window and no faults (false-positive
 //           rate against loss)
+//   heal    one partition after another (1..N/10 nodes, 3..10 s each, 1..4 s apart); a node on
+//           the main side crashes during every other one, up to max(1, min(50, N/20)) crashes
 //
 // Every fault lies inside [faults_start_ms, faults_end_ms]; after it the cluster is left alone to
 // reach quiescence. Nodes that were cut off or clogged at any time are "unreachable" for the whole

@@ -83,3 +83,17 @@ TEST_CASE("the queue is bounded: the most transmitted, oldest updates go first")
   CHECK(q.fill(out, 1, 10) == 1);
   CHECK(out == msg(5, 1));
 }
+
+TEST_CASE("erase_if drops the matching updates only, and a member can be queued again") {
+  BroadcastQueue q;
+  q.push("n1", msg(6, 10));
+  q.push("n2", msg(5, 10));
+  q.push("n3", msg(7, 10));
+  CHECK(q.erase_if([](std::span<const uint8_t> m) { return m[0] == 6 || m[0] == 7; }) == 2);
+  CHECK(q.size() == 1);
+  std::vector<uint8_t> out;
+  CHECK(q.fill(out, 100, 10) == 1);
+  CHECK(out == msg(5, 10));
+  q.push("n1", msg(5, 10));
+  CHECK(q.size() == 2);
+}

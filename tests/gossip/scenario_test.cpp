@@ -143,6 +143,110 @@ TEST_CASE("a falsely suspected n2 refutes with a higher incarnation") {
   CHECK(net.count_events(Kind::dead) == 0);
 }
 
+TEST_CASE("a dead notice about a live n2 that nobody suspected: n2 refutes, nobody sees it dead") {
+  // What a node that was cut off says when its partition heals: it declared n2 dead at n2's
+  // current incarnation, after a suspicion that never reached n2 (docs/chaos.md).
+  SimNet net(lan(12));
+  stabilize(net, 5);
+  const uint64_t before = net.node(2).incarnation();
+  std::vector<uint8_t> stale{wire_version};
+  REQUIRE(encode(Dead{"n2", before, "n5"}, stale));
+  net.inject(3, sim_address(5), stale);
+  CHECK(net.state(3, 2) == MemberState::suspect);
+  net.run_for(3'000);
+  CHECK(net.converged());
+  CHECK(net.count_events(Kind::dead) == 0);
+  CHECK(net.node(2).incarnation() == before + 1);
+}
+
+TEST_CASE("dead notices do not end a suspicion: only this node's own timer declares a death") {
+  // n1 knows n2, n3, n4; n3 tells it n2 is suspect, then n3 and n4 tell it n2 is dead. n2 stays
+  // suspect until n1's own suspicion timer runs out.
+  const Config cfg;
+  Membership m(cfg, "n1", sim_address(1), {}, 1, 7);
+  Output out;
+  uint64_t now = 1'000;
+  m.join(now, {}, out);
+  const auto hear = [&](const Message& msg) {
+    std::vector<uint8_t> bytes{wire_version};
+    REQUIRE(encode(msg, bytes));
+    m.receive(now, sim_address(3), bytes, out);
+  };
+  for (int id = 2; id <= 4; ++id) hear(Alive{sim_name(id), 5, sim_address(id), {}});
+  hear(Suspect{"n2", 5, "n3"});
+  REQUIRE(m.member("n2")->state == MemberState::suspect);
+  now += 100;
+  hear(Dead{"n2", 5, "n3"});
+  hear(Dead{"n2", 5, "n4"});
+  CHECK(m.member("n2")->state == MemberState::suspect);
+  CHECK(m.stats().deaths_declared == 0);
+  now = 1'000 + suspicion_min_ms(cfg, 4) - 1;  // a timer never runs out before its minimum
+  m.tick(now, out);
+  CHECK(m.member("n2")->state == MemberState::suspect);
+  const uint64_t end = 1'000 + suspicion_max_ms(cfg, 4);  // ...nor after its maximum
+  while (now < end && m.member("n2")->state != MemberState::dead) {
+    now = std::min(end, std::max(now + 1, m.next_deadline_ms()));
+    m.tick(now, out);
+  }
+  CHECK(m.member("n2")->state == MemberState::dead);
+  CHECK(m.stats().deaths_declared >= 1);
+}
+
+TEST_CASE("a node cut off until it declares the others dead, then healed: no false deaths") {
+  // docs/chaos.md, "False deaths after a partition heals": n5, alone behind a partition, declares
+  // the others dead at their current incarnations; the partition heals right after (0-80 ms).
+  // Its dead notices, still being gossiped, must not get a live member declared dead by the
+  // others; everyone must see everyone alive again.
+  std::size_t false_deaths = 0;
+  for (uint64_t seed = 1; seed <= 20; ++seed) {
+    SimNet net(lan(400 + seed));
+    net.start_all(7);
+    // Not stabilize(): at seed 16 the join of n7 misses n4 and only a push-pull repairs it.
+    REQUIRE(net.run_until([&] { return net.converged(); }, 40'000));
+    net.run_for(500 + seed * 37);
+    const uint64_t cut_at = net.now();
+    net.partition({5}, {1, 2, 3, 4, 6, 7});
+    const uint64_t deaths = 1 + seed % 3;
+    REQUIRE(
+        net.run_until([&] { return net.node(5).stats().deaths_declared >= deaths; }, 20'000, 1));
+    net.run_for(seed % 5 * 20);
+    net.heal();
+    net.run_for(10'000);
+    std::size_t here = 0;
+    for (const SimNet::Event& e : net.events()) {
+      here += e.at_ms > cut_at && e.kind == Kind::dead && e.viewer != 5 && e.subject != "n5";
+    }
+    CHECK_MESSAGE(here == 0, "seed ", seed, ": ", here, " false deaths on the main side");
+    CHECK_MESSAGE(net.converged(), "seed ", seed);
+    false_deaths += here;
+  }
+  MESSAGE("20 heals: ", false_deaths, " dead events about live members on the main side");
+}
+
+TEST_CASE("a node that hears it was declared dead pulls the state it missed") {
+  // docs/simulation.md: deaths announced while a node was cut off (or paused) reach it late,
+  // because the dead notices have died out by the time it is back. Once it learns it was
+  // declared dead, it asks its accuser for the whole state, so it learns them at once.
+  SimNet net(lan(14));
+  stabilize(net, 40);
+  net.pause(5);
+  net.run_for(500);
+  net.crash(2);
+  REQUIRE(net.run_until(
+      [&] { return net.state(1, 2) == MemberState::dead && net.state(1, 5) == MemberState::dead; },
+      20'000));
+  net.run_for(3'000);  // the dead notices about n2 have died out
+  REQUIRE(net.state(5, 2) == MemberState::alive);
+  const uint64_t pulls = net.node(5).stats().push_pulls;
+  net.resume(5);
+  const auto took = net.run_until([&] { return net.state(5, 2) == MemberState::dead; }, 30'000);
+  REQUIRE(took);
+  MESSAGE("n5 saw crashed n2 dead ", *took, " ms after it resumed");
+  CHECK(net.node(5).stats().push_pulls > pulls);
+  CHECK(*took <= 8'000);
+  CHECK(net.run_until([&] { return net.all_see(5, MemberState::alive); }, 10'000));
+}
+
 TEST_CASE("leave: everyone sees left, not dead") {
   SimNet net(lan(6));
   stabilize(net, 5);
