@@ -130,8 +130,7 @@ void Mesh::take_over(const std::string& id, const std::string& reason) {
 void Mesh::pull_from(const std::string& peer, const std::string& id) {
   peers_.fetch(peer, id, [this](Result<std::optional<std::string>> got) {
     if (!got.is_ok() || !got.value()) return;
-    auto j = nlohmann::json::parse(*got.value(), nullptr, false);
-    (void)merge_from_peer(j, [](Status, Applied, bool) {});
+    (void)merge_from_peer(decode_record(*got.value()), [](Status, Applied, bool) {});
   });
 }
 
