@@ -395,8 +395,8 @@ Result<std::vector<std::string_view>> parse_replicate_body(std::string_view body
     return malformed("not a binary replicate body of a known version");
   const uint32_t count = read_u32(body, 1);
   if (count > items_max)
-    return Status(Code::too_large, "replicate body: more than " + std::to_string(items_max) +
-                                       " records");
+    return Status(Code::too_large,
+                  "replicate body: more than " + std::to_string(items_max) + " records");
   std::vector<std::string_view> records;
   records.reserve(count);
   size_t at = kReplicateBodyOverheadBytes;
@@ -563,8 +563,8 @@ Result<std::string> PeerClient::post(Conn& conn, const std::string& peer, const 
   req.method = "POST";
   req.path = path;
   req.headers = peer_auth_headers(key_, self_, req.method, path, body, wall_ms());
-  req.headers.emplace("Content-Type", path == kReplicatePath ? "application/octet-stream"
-                                                            : "application/json");
+  req.headers.emplace("Content-Type",
+                      path == kReplicatePath ? "application/octet-stream" : "application/json");
   req.body = std::move(body);
   std::string answer;
   bool too_large = false;

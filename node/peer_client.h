@@ -66,7 +66,7 @@ inline constexpr uint8_t kReplicateBodyVersion = 2;  // first byte of a binary r
 // not exactly that shape, Code::too_large when it holds more than `items_max` records. Never
 // throws; reads nothing past the body.
 [[nodiscard]] Result<std::vector<std::string_view>> parse_replicate_body(std::string_view body,
-                                                                        size_t items_max);
+                                                                         size_t items_max);
 
 // What a replica says after merging a record into its store (durably).
 struct ReplicateAck {

@@ -27,8 +27,8 @@ namespace {
 
 using nlohmann::json;
 
-inline constexpr int kRecordVersion = 1;                // the JSON form's "v"
-inline constexpr uint8_t kBinaryRecordVersion = 2;       // the binary form's first byte
+inline constexpr int kRecordVersion = 1;            // the JSON form's "v"
+inline constexpr uint8_t kBinaryRecordVersion = 2;  // the binary form's first byte
 // A string's length is a u32; reading one checks it against the bytes left before allocating, so
 // the input's size bounds every allocation.
 inline constexpr size_t kRecordStringBytesMax = UINT32_MAX;
@@ -223,7 +223,8 @@ class Reader {
 
 size_t binary_size_hint(const JobRecord& r) {
   size_t n = 256 + r.id.size() + r.envelope.job.size() + r.status.error.size();
-  for (const auto& [node, res] : r.results) n += 256 + node.size() + res.result.size() + res.error.size();
+  for (const auto& [node, res] : r.results)
+    n += 256 + node.size() + res.result.size() + res.error.size();
   for (const auto& h : r.history) n += 32 + h.node.size() + h.reason.size();
   return n;
 }
@@ -398,7 +399,9 @@ Result<JobRecord> record_from_json(const json& j) {
   }
 }
 
-std::string encode_record(const JobRecord& r) { return encode_binary(r); }
+std::string encode_record(const JobRecord& r) {
+  return encode_binary(r);
+}
 
 Result<JobRecord> decode_record(std::string_view bytes) {
   if (!bytes.empty() && static_cast<uint8_t>(bytes.front()) == kBinaryRecordVersion)

@@ -255,13 +255,11 @@ TEST_CASE("the binary decoder refuses hostile bytes without crashing or throwing
       case 1:
         m = m.substr(0, small(rng, uint32_t(m.size())));
         break;
-      case 2:
-      {
+      case 2: {
         const std::string& tail = samples[small(rng, uint32_t(samples.size() - 1))];
         m = m.substr(0, small(rng, uint32_t(m.size()))) +
             tail.substr(std::min<size_t>(tail.size(), small(rng, 200)));
-      }
-        break;
+      } break;
       default:
         m.assign(small(rng, 300), '\0');
         for (char& c : m) c = char(small(rng, 255));

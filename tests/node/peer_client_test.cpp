@@ -607,7 +607,10 @@ TEST_CASE("call posts a signed body and reports other answers as errors") {
 }
 
 TEST_CASE("the binary replicate body round-trips and refuses hostile bytes") {
-  const std::vector<std::string> records = {"\x02" "abc", "\x02", std::string(300, '\x02')};
+  const std::vector<std::string> records = {
+      "\x02"
+      "abc",
+      "\x02", std::string(300, '\x02')};
   const std::string body =
       replicate_body(std::vector<std::string_view>(records.begin(), records.end()));
   auto back = parse_replicate_body(body, 10);
@@ -618,7 +621,8 @@ TEST_CASE("the binary replicate body round-trips and refuses hostile bytes") {
   CHECK(parse_replicate_body("", 10).status().code() == Code::malformed);
   CHECK(parse_replicate_body(R"({"records":[]})", 10).status().code() == Code::malformed);
   CHECK(!parse_replicate_body(body + "x", 10).is_ok());
-  for (size_t n = 0; n < body.size(); ++n) CHECK(!parse_replicate_body(body.substr(0, n), 10).is_ok());
+  for (size_t n = 0; n < body.size(); ++n)
+    CHECK(!parse_replicate_body(body.substr(0, n), 10).is_ok());
   std::mt19937_64 rng(5);
   for (int i = 0; i < 5'000; ++i) {
     std::string m = body;
