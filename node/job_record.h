@@ -136,10 +136,14 @@ struct JobRecord {
 // True when `a` and `b` carry the same state (all merged parts equal).
 [[nodiscard]] bool same_state(const JobRecord& a, const JobRecord& b);
 
-// Storage and wire form: JSON. decode_record checks every field and the envelope's signature-free
-// invariants (id matches envelope); it never throws.
+// Storage and `replicate` form: binary, versioned (the layout is in record_codec.cpp and
+// docs/architecture.md). decode_record takes that form or the JSON one (records stored before the
+// binary form, and what fetch and older nodes send), tells them apart by the first byte, checks
+// every field, its bounds and the envelope's signature-free invariants (id matches envelope); it
+// never throws, whatever the bytes.
 [[nodiscard]] std::string encode_record(const JobRecord& r);
 [[nodiscard]] Result<JobRecord> decode_record(std::string_view bytes);
+// JSON form: the `fetch` and `list` peer answers, and records stored before the binary form.
 [[nodiscard]] nlohmann::json record_to_json(const JobRecord& r);
 [[nodiscard]] Result<JobRecord> record_from_json(const nlohmann::json& j);
 

@@ -152,7 +152,7 @@ class Mesh {
   bool verified(const JobRecord& r) const;
   // `done` also says whether this node held an earlier submission of the job (submitted_before).
   using PeerMergeFn = std::function<void(Status, Applied, bool submitted_before)>;
-  Status merge_from_peer(const nlohmann::json& j, PeerMergeFn done);
+  Status merge_from_peer(Result<JobRecord> rec, PeerMergeFn done);
   Result<std::string> on_replicate(const std::string& body);
   Result<std::string> on_fetch(const std::string& body);
   Result<std::string> on_digest(const std::string& sender, const std::string& body);

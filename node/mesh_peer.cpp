@@ -58,8 +58,7 @@ bool Mesh::verified(const JobRecord& r) const {
   return open_envelope(r.envelope, jobs_.options().limits).is_ok();
 }
 
-Status Mesh::merge_from_peer(const nlohmann::json& j, PeerMergeFn done) {
-  auto rec = record_from_json(j);
+Status Mesh::merge_from_peer(Result<JobRecord> rec, PeerMergeFn done) {
   if (!rec.is_ok()) return rec.status();
   if (!verified(rec.value()))
     return Status(Code::unauthorized, "the job's envelope does not verify");
@@ -72,13 +71,35 @@ Status Mesh::merge_from_peer(const nlohmann::json& j, PeerMergeFn done) {
   return Status::ok();
 }
 
-// Merges each record and answers, per record, what this replica now holds.
-Result<std::string> Mesh::on_replicate(const std::string& body) {
+namespace {
+
+// The records of a replicate body, decoded one by one (a record that fails its checks fails
+// alone): the binary body, or the JSON one older nodes send.
+Result<std::vector<Result<JobRecord>>> replicated_records(const std::string& body) {
+  std::vector<Result<JobRecord>> out;
+  if (!body.empty() && body.front() != '{') {
+    auto views = parse_replicate_body(body, kPeerItemsMax);
+    if (!views.is_ok()) return views.status();
+    out.reserve(views.value().size());
+    for (std::string_view v : views.value()) out.push_back(decode_record(v));
+    return out;
+  }
   auto j = parse_body(body);
   if (!j.is_ok()) return j.status();
   auto records = array_field(j.value(), "records");
   if (!records.is_ok()) return records.status();
-  const nlohmann::json& list = *records.value();
+  out.reserve(records.value()->size());
+  for (const nlohmann::json& r : *records.value()) out.push_back(record_from_json(r));
+  return out;
+}
+
+}  // namespace
+
+// Merges each record and answers, per record, what this replica now holds.
+Result<std::string> Mesh::on_replicate(const std::string& body) {
+  auto records = replicated_records(body);
+  if (!records.is_ok()) return records.status();
+  std::vector<Result<JobRecord>>& list = records.value();
   struct Answers {
     std::mutex mu;
     std::condition_variable cv;
@@ -94,7 +115,7 @@ Result<std::string> Mesh::on_replicate(const std::string& body) {
       a->items[i] = std::move(item);
       if (--a->left == 0) a->cv.notify_all();
     };
-    Status s = merge_from_peer(list[i], [finish](Status st, Applied ap, bool submitted) {
+    Status s = merge_from_peer(std::move(list[i]), [finish](Status st, Applied ap, bool submitted) {
       if (!st.is_ok() || !ap.after) return finish({{"ok", false}, {"error", st.message()}});
       finish({{"ok", true},
               {"existed", submitted},
@@ -131,7 +152,7 @@ Result<std::string> Mesh::on_fetch(const std::string& body) {
       continue;
     }
     auto rec = store_.get(id.get<std::string>());
-    out += rec.is_ok() && rec.value() ? encode_record(*rec.value()) : "null";
+    out += rec.is_ok() && rec.value() ? record_to_json(*rec.value()).dump() : "null";
   }
   return out + "]}";
 }
@@ -183,7 +204,7 @@ Result<std::string> Mesh::on_list(const std::string& body) {
   std::string out = "{\"records\":[";
   for (size_t i = 0; i < page.value().records.size(); ++i) {
     if (i > 0) out += ',';
-    out += encode_record(page.value().records[i]);
+    out += record_to_json(page.value().records[i]).dump();
   }
   return out + "],\"next_cursor\":" +
          nlohmann::json(page.value().next_cursor)

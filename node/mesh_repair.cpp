@@ -186,8 +186,7 @@ void Mesh::pull_from(const std::string& peer, const std::string& id, std::functi
       if (done) done();
       return;
     }
-    auto j = nlohmann::json::parse(*got.value(), nullptr, false);
-    const Status s = merge_from_peer(j, [done](Status, Applied, bool) {
+    const Status s = merge_from_peer(decode_record(*got.value()), [done](Status, Applied, bool) {
       if (done) done();
     });
     if (!s.is_ok() && done) done();

@@ -86,7 +86,9 @@ using peer_detail::FetchItem;
 using peer_detail::Peer;
 using peer_detail::ReplicateItem;
 
-constexpr size_t kReplicateBodyOverheadBytes = sizeof(R"({"records":[]})") - 1;
+constexpr size_t kReplicateBodyOverheadBytes = 1 + 4;  // version, count
+constexpr size_t kReplicateItemOverheadBytes = 4;      // length
+constexpr uint8_t kBinaryRecordVersion = 2;            // encode_record's first byte
 constexpr size_t kFetchBodyOverheadBytes = sizeof(R"({"ids":[]})") - 1;
 constexpr size_t kErrorDetailBytesMax = 200;  // of a peer's error text quoted in a Status
 constexpr size_t kAddressBytesMax = 128;      // "host:port", as gossip bounds it
@@ -96,8 +98,8 @@ static_assert(PeerOptions{}.batch_bytes_max <= PeerOptions{}.queue_bytes_max);
 static_assert(PeerOptions{}.batch_items_max <= PeerOptions{}.queue_items_max);
 
 size_t item_bytes(const ReplicateItem& i) {
-  return i.record.size() + 1;
-}  // + comma
+  return i.record.size() + kReplicateItemOverheadBytes;
+}
 size_t item_bytes(const FetchItem& i) {
   return i.id.size() + 3;
 }  // + quotes and comma
@@ -197,18 +199,22 @@ void take_batch_locked(Peer& p, Batch& b, const PeerOptions& o) {
   p.queue_bytes -= taken;
 }
 
-std::string replicate_body(const std::vector<ReplicateItem>& items) {
-  size_t bytes = kReplicateBodyOverheadBytes;
-  for (const auto& i : items) bytes += item_bytes(i);
-  std::string body;
-  body.reserve(bytes);
-  body += R"({"records":[)";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) body += ',';
-    body += items[i].record;
-  }
-  body += "]}";
-  return body;
+void append_u32(std::string& out, size_t v) {
+  assert(v <= UINT32_MAX);
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint32_t read_u32(std::string_view in, size_t at) {
+  uint32_t v = 0;
+  for (size_t i = 0; i < 4; ++i) v |= uint32_t(static_cast<uint8_t>(in[at + i])) << (8 * i);
+  return v;
+}
+
+std::string body_of(const std::vector<ReplicateItem>& items) {
+  std::vector<std::string_view> records;
+  records.reserve(items.size());
+  for (const auto& i : items) records.emplace_back(i.record);
+  return replicate_body(records);
 }
 
 std::string fetch_body(const std::vector<FetchItem>& items) {
@@ -365,6 +371,47 @@ PeerOptions checked(PeerOptions o) {
 
 }  // namespace
 
+std::string replicate_body(const std::vector<std::string_view>& records) {
+  size_t bytes = kReplicateBodyOverheadBytes;
+  for (const auto& r : records) bytes += r.size() + kReplicateItemOverheadBytes;
+  std::string body;
+  body.reserve(bytes);
+  body.push_back(static_cast<char>(kReplicateBodyVersion));
+  append_u32(body, records.size());
+  for (const auto& r : records) {
+    append_u32(body, r.size());
+    body.append(r);
+  }
+  return body;
+}
+
+Result<std::vector<std::string_view>> parse_replicate_body(std::string_view body,
+                                                           size_t items_max) {
+  auto malformed = [](const char* why) {
+    return Status(Code::malformed, std::string("replicate body: ") + why);
+  };
+  if (body.size() < kReplicateBodyOverheadBytes ||
+      static_cast<uint8_t>(body.front()) != kReplicateBodyVersion)
+    return malformed("not a binary replicate body of a known version");
+  const uint32_t count = read_u32(body, 1);
+  if (count > items_max)
+    return Status(Code::too_large,
+                  "replicate body: more than " + std::to_string(items_max) + " records");
+  std::vector<std::string_view> records;
+  records.reserve(count);
+  size_t at = kReplicateBodyOverheadBytes;
+  for (uint32_t i = 0; i < count; ++i) {
+    if (body.size() - at < kReplicateItemOverheadBytes) return malformed("truncated");
+    const uint32_t n = read_u32(body, at);
+    at += kReplicateItemOverheadBytes;
+    if (body.size() - at < n) return malformed("truncated");
+    records.push_back(body.substr(at, n));
+    at += n;
+  }
+  if (at != body.size()) return malformed("bytes after the last record");
+  return records;
+}
+
 PeerClient::PeerClient(const Identity& key, std::string self, PeerOptions options)
     : key_(key), self_(std::move(self)), options_(checked(options)) {}
 
@@ -437,11 +484,11 @@ Status PeerClient::push(const std::shared_ptr<Peer>& p, Item& item) {
   return Status::ok();
 }
 
-void PeerClient::replicate(const std::string& peer, std::string record_json, ReplicateDone done) {
-  ReplicateItem item{std::move(record_json), std::move(done), mono_ms()};
+void PeerClient::replicate(const std::string& peer, std::string record, ReplicateDone done) {
+  ReplicateItem item{std::move(record), std::move(done), mono_ms()};
   const std::string& r = item.record;
-  if (r.size() < 2 || r.front() != '{' || r.back() != '}')
-    return fail(item, Status(Code::invalid, "a replicated record must be a JSON object"));
+  if (r.empty() || static_cast<uint8_t>(r.front()) != kBinaryRecordVersion || r.size() > UINT32_MAX)
+    return fail(item, Status(Code::invalid, "a replicated record must be a binary record"));
   auto p = find_peer(peer);
   Status s = p.is_ok() ? push(p.value(), item) : p.status();
   if (!s.is_ok()) fail(item, s);
@@ -484,7 +531,7 @@ void PeerClient::lane_main(const std::shared_ptr<Peer>& p, size_t lane) {
 void PeerClient::run_batch(Peer& p, Conn& conn, Batch& batch) const {
   const size_t n = batch.fetch ? batch.fetches.size() : batch.replicate.size();
   auto response = batch.fetch ? post(conn, p.name, kFetchPath, fetch_body(batch.fetches))
-                              : post(conn, p.name, kReplicatePath, replicate_body(batch.replicate));
+                              : post(conn, p.name, kReplicatePath, body_of(batch.replicate));
   p.requests++;
   p.items += n;
   if (!response.is_ok()) p.requests_failed++;
@@ -516,7 +563,8 @@ Result<std::string> PeerClient::post(Conn& conn, const std::string& peer, const 
   req.method = "POST";
   req.path = path;
   req.headers = peer_auth_headers(key_, self_, req.method, path, body, wall_ms());
-  req.headers.emplace("Content-Type", "application/json");
+  req.headers.emplace("Content-Type",
+                      path == kReplicatePath ? "application/octet-stream" : "application/json");
   req.body = std::move(body);
   std::string answer;
   bool too_large = false;

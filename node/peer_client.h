@@ -7,7 +7,10 @@
 // pile up and leave together in the next request, so the request rate adapts to the peer's speed.
 //
 // Wire contract (served by api/):
-//   POST /internal/v1/replicate  {"records":[<record object>,...]}
+//   POST /internal/v1/replicate  binary (application/octet-stream): u8 kReplicateBodyVersion,
+//                                u32 count, then count × (u32 length, encoded record), integers
+//                                little-endian; records in encode_record's binary form. (The
+//                                receiver also takes the older {"records":[<record object>,...]}.)
 //     200 {"results":[{"ok":true,"existed":b,"state":"<internal name>","attempt":n,"node":"..",
 //                      "cancel":b} | {"ok":false,"error":".."}, ...]}   (same order and count)
 //   POST /internal/v1/fetch      {"ids":["<64 hex>",...]}
@@ -55,6 +58,15 @@ struct Batch;  // the items of one request
 inline constexpr const char* kReplicatePath = "/internal/v1/replicate";
 inline constexpr const char* kFetchPath = "/internal/v1/fetch";
 inline constexpr size_t kPeerCallIdleMax = 4;  // idle keep-alive connections kept for call()
+inline constexpr uint8_t kReplicateBodyVersion = 2;  // first byte of a binary replicate body
+
+// The binary replicate body holding `records` (each as encode_record makes it).
+[[nodiscard]] std::string replicate_body(const std::vector<std::string_view>& records);
+// The records of a binary replicate body, viewing into `body`; Code::malformed when the body is
+// not exactly that shape, Code::too_large when it holds more than `items_max` records. Never
+// throws; reads nothing past the body.
+[[nodiscard]] Result<std::vector<std::string_view>> parse_replicate_body(std::string_view body,
+                                                                         size_t items_max);
 
 // What a replica says after merging a record into its store (durably).
 struct ReplicateAck {
@@ -93,9 +105,9 @@ class PeerClient {
   // Ignored after stop().
   void set_peers(std::map<std::string, std::string> addresses);
 
-  // Queues a record (encoded JSON object text, as encode_record makes it) for `peer`. `done` runs
-  // exactly once. Text that is not a JSON object's braces fails inline with Code::invalid.
-  void replicate(const std::string& peer, std::string record_json, ReplicateDone done);
+  // Queues a record (as encode_record makes it: binary, starting with its version byte) for
+  // `peer`. `done` runs exactly once. Bytes that do not start so fail inline with Code::invalid.
+  void replicate(const std::string& peer, std::string record, ReplicateDone done);
 
   // Queues a fetch of job `id` (64 hex) from `peer`; `done` gets the record's JSON text, nullopt
   // when the peer has no copy, or an error. A fetched record's "id" must equal the one asked for.

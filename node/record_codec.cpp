@@ -1,5 +1,23 @@
-// JSON form of the job record, for storage and for peers. Decoding checks every field and that the
-// id is the hash of the envelope; it never throws.
+// The two forms of the job record: binary (what the store writes and `replicate` ships) and JSON
+// (what `fetch`, `list` and records stored before the binary form use). Decoding checks every
+// field, the bounds, and that the id is the hash of the envelope; it never throws.
+//
+// Binary form, version 2 (all integers little-endian; "str" is a u32 byte length, then the bytes):
+//   u8 version = 2   (a JSON record starts with '{', so the first byte tells the forms apart)
+//   str id; str envelope.job; 32 B public key; 64 B signature
+//   status:  u8 state, u32 attempt, str node, u64 at_ms, str error, u64 retry_at_ms
+//   claim:   u32 attempt, str node, u64 lease_until_ms
+//   u8 cancel_requested (0 or 1)
+//   u8 n results (<= kResultsMax), each, in strictly ascending node order: str node, u32 attempt,
+//      u8 outcome, str result, str error, u64 at_ms, receipt: str job_id, str node, u32 attempt,
+//      str result_hash, str public_key, str signature
+//   u8 n history (<= kHistoryMax), each: u8 state, str node, u32 attempt, u64 at_ms, str reason
+//   u64 updated_at_ms
+// and nothing after it. The fields derived from the signed spec (type, max_attempts, ...) are not
+// stored: they are read from the envelope on decode, as for the JSON form.
+#include <cassert>
+#include <optional>
+
 #include <nlohmann/json.hpp>
 
 #include "node/job_record.h"
@@ -9,7 +27,13 @@ namespace {
 
 using nlohmann::json;
 
-inline constexpr int kRecordVersion = 1;
+inline constexpr int kRecordVersion = 1;            // the JSON form's "v"
+inline constexpr uint8_t kBinaryRecordVersion = 2;  // the binary form's first byte
+// A string's length is a u32; reading one checks it against the bytes left before allocating, so
+// the input's size bounds every allocation.
+inline constexpr size_t kRecordStringBytesMax = UINT32_MAX;
+static_assert(kJobTextBytesMax <= kRecordStringBytesMax);
+static_assert(kResultsMax <= 255 && kHistoryMax <= 255);
 
 json receipt_to_json(const Receipt& r) {
   return {{"job_id", r.job_id},         {"node", r.node},
@@ -86,6 +110,257 @@ Status check_record(const JobRecord& r) {
   return Status::ok();
 }
 
+// Appends the binary form's primitives.
+class Writer {
+ public:
+  explicit Writer(size_t reserve) { out_.reserve(reserve); }
+  void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u32(uint32_t v) { fixed(v, 4); }
+  void u64(uint64_t v) { fixed(v, 8); }
+  void raw(std::string_view s) { out_.append(s); }
+  void str(std::string_view s) {
+    assert(s.size() <= kRecordStringBytesMax);
+    u32(static_cast<uint32_t>(s.size()));
+    out_.append(s);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  void fixed(uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+  std::string out_;
+};
+
+// Well-formed UTF-8 (RFC 3629: no overlong forms, surrogates or code points past U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<uint8_t>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t n = 0;
+    uint32_t cp = 0, min = 0;
+    if ((c & 0xe0) == 0xc0) {
+      n = 1, cp = c & 0x1f, min = 0x80;
+    } else if ((c & 0xf0) == 0xe0) {
+      n = 2, cp = c & 0x0f, min = 0x800;
+    } else if ((c & 0xf8) == 0xf0) {
+      n = 3, cp = c & 0x07, min = 0x10000;
+    } else {
+      return false;
+    }
+    if (s.size() - i <= n) return false;
+    for (size_t k = 1; k <= n; ++k) {
+      const auto cc = static_cast<uint8_t>(s[i + k]);
+      if ((cc & 0xc0) != 0x80) return false;
+      cp = (cp << 6) | (cc & 0x3f);
+    }
+    if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return false;
+    i += n + 1;
+  }
+  return true;
+}
+
+// Reads the binary form's primitives from untrusted bytes. Any read past the end, or a string
+// longer than its bound, sets failed() and returns a zero value; callers check failed() once.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  [[nodiscard]] bool failed() const { return failed_; }
+  [[nodiscard]] bool at_end() const { return pos_ == in_.size(); }
+  uint8_t u8() { return static_cast<uint8_t>(fixed(1)); }
+  uint32_t u32() { return static_cast<uint32_t>(fixed(4)); }
+  uint64_t u64() { return fixed(8); }
+  std::string raw(size_t n) {
+    if (failed_ || in_.size() - pos_ < n) {
+      fail();
+      return {};
+    }
+    std::string s(in_.substr(pos_, n));
+    pos_ += n;
+    return s;
+  }
+  // Text: valid UTF-8, as the JSON form guarantees, so any record can be shown as JSON.
+  std::string str(size_t bytes_max = kRecordStringBytesMax) {
+    const uint32_t n = u32();
+    if (n > bytes_max) {
+      fail();
+      return {};
+    }
+    std::string s = raw(n);
+    if (!valid_utf8(s)) fail();
+    return s;
+  }
+  std::optional<JobState> state() {
+    const uint8_t v = u8();
+    if (v > static_cast<uint8_t>(JobState::succeeded)) {
+      fail();
+      return std::nullopt;
+    }
+    return static_cast<JobState>(v);
+  }
+  void fail() { failed_ = true; }
+
+ private:
+  uint64_t fixed(size_t bytes) {
+    if (failed_ || in_.size() - pos_ < bytes) {
+      fail();
+      return 0;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < bytes; ++i)
+      v |= uint64_t(static_cast<uint8_t>(in_[pos_ + i])) << (8 * i);
+    pos_ += bytes;
+    return v;
+  }
+  std::string_view in_;
+  size_t pos_ = 0;
+  bool failed_ = false;
+};
+
+size_t binary_size_hint(const JobRecord& r) {
+  size_t n = 256 + r.id.size() + r.envelope.job.size() + r.status.error.size();
+  for (const auto& [node, res] : r.results)
+    n += 256 + node.size() + res.result.size() + res.error.size();
+  for (const auto& h : r.history) n += 32 + h.node.size() + h.reason.size();
+  return n;
+}
+
+std::string encode_binary(const JobRecord& r) {
+  Writer w(binary_size_hint(r));
+  w.u8(kBinaryRecordVersion);
+  w.str(r.id);
+  w.str(r.envelope.job);
+  assert(r.envelope.public_key.size() == kPublicKeyBytes);
+  assert(r.envelope.signature.size() == kSignatureBytes);
+  w.raw(r.envelope.public_key);
+  w.raw(r.envelope.signature);
+  w.u8(static_cast<uint8_t>(r.status.state));
+  w.u32(r.status.attempt);
+  w.str(r.status.node);
+  w.u64(r.status.at_ms);
+  w.str(r.status.error);
+  w.u64(r.status.retry_at_ms);
+  w.u32(r.claim.attempt);
+  w.str(r.claim.node);
+  w.u64(r.claim.lease_until_ms);
+  w.u8(r.cancel_requested ? 1 : 0);
+  assert(r.results.size() <= kResultsMax && r.history.size() <= kHistoryMax);
+  w.u8(static_cast<uint8_t>(r.results.size()));
+  for (const auto& [node, res] : r.results) {
+    w.str(node);
+    w.u32(res.attempt);
+    w.u8(static_cast<uint8_t>(res.outcome));
+    w.str(res.result);
+    w.str(res.error);
+    w.u64(res.at_ms);
+    const Receipt& rc = res.receipt;
+    w.str(rc.job_id);
+    w.str(rc.node);
+    w.u32(rc.attempt);
+    w.str(rc.result_hash);
+    w.str(rc.public_key);
+    w.str(rc.signature);
+  }
+  w.u8(static_cast<uint8_t>(r.history.size()));
+  for (const auto& h : r.history) {
+    w.u8(static_cast<uint8_t>(h.state));
+    w.str(h.node);
+    w.u32(h.attempt);
+    w.u64(h.at_ms);
+    w.str(h.reason);
+  }
+  w.u64(r.updated_at_ms);
+  return w.take();
+}
+
+bool read_results(Reader& in, JobRecord& r) {
+  const uint8_t n = in.u8();
+  if (n > kResultsMax) return false;
+  const std::string* previous = nullptr;
+  for (uint8_t i = 0; i < n && !in.failed(); ++i) {
+    std::string node = in.str();
+    NodeResult res;
+    res.attempt = in.u32();
+    auto outcome = in.state();
+    res.result = in.str();
+    res.error = in.str();
+    res.at_ms = in.u64();
+    res.receipt.job_id = in.str();
+    res.receipt.node = in.str();
+    res.receipt.attempt = in.u32();
+    res.receipt.result_hash = in.str();
+    res.receipt.public_key = in.str();
+    res.receipt.signature = in.str();
+    if (in.failed() || (previous && !(*previous < node))) return false;  // strictly ascending
+    res.outcome = *outcome;
+    auto it = r.results.emplace_hint(r.results.end(), std::move(node), std::move(res));
+    previous = &it->first;
+  }
+  return !in.failed();
+}
+
+bool read_history(Reader& in, JobRecord& r) {
+  const uint8_t n = in.u8();
+  if (n > kHistoryMax) return false;
+  r.history.reserve(n);
+  for (uint8_t i = 0; i < n && !in.failed(); ++i) {
+    HistoryEntry h;
+    auto state = in.state();
+    h.node = in.str();
+    h.attempt = in.u32();
+    h.at_ms = in.u64();
+    h.reason = in.str();
+    if (in.failed()) return false;
+    h.state = *state;
+    r.history.push_back(std::move(h));
+  }
+  return !in.failed();
+}
+
+// The binary form without the record checks; nullopt when the bytes do not parse.
+std::optional<JobRecord> decode_binary_unchecked(std::string_view bytes) {
+  Reader in(bytes);
+  if (in.u8() != kBinaryRecordVersion) return std::nullopt;
+  JobRecord r;
+  r.id = in.str(64);
+  r.envelope.job = in.str(kJobTextBytesMax);
+  r.envelope.public_key = in.raw(kPublicKeyBytes);
+  r.envelope.signature = in.raw(kSignatureBytes);
+  auto state = in.state();
+  r.status.attempt = in.u32();
+  r.status.node = in.str();
+  r.status.at_ms = in.u64();
+  r.status.error = in.str();
+  r.status.retry_at_ms = in.u64();
+  r.claim.attempt = in.u32();
+  r.claim.node = in.str();
+  r.claim.lease_until_ms = in.u64();
+  const uint8_t cancel = in.u8();
+  if (in.failed() || cancel > 1) return std::nullopt;
+  r.status.state = *state;
+  r.cancel_requested = cancel == 1;
+  if (!read_results(in, r) || !read_history(in, r)) return std::nullopt;
+  r.updated_at_ms = in.u64();
+  if (in.failed() || !in.at_end()) return std::nullopt;
+  return r;
+}
+
+Result<JobRecord> decode_binary(std::string_view bytes) {
+  std::optional<JobRecord> r = decode_binary_unchecked(bytes);
+  if (!r) return Result<JobRecord>(Code::corruption, "malformed binary job record");
+  if (Status s = check_record(*r); !s.is_ok()) return s;
+  try {
+    fill_spec_fields(*r);
+  } catch (const json::exception& e) {
+    return Result<JobRecord>(Code::corruption, std::string("job record's spec: ") + e.what());
+  }
+  return std::move(*r);
+}
+
 }  // namespace
 
 json record_to_json(const JobRecord& r) {
@@ -124,9 +399,13 @@ Result<JobRecord> record_from_json(const json& j) {
   }
 }
 
-std::string encode_record(const JobRecord& r) { return record_to_json(r).dump(); }
+std::string encode_record(const JobRecord& r) {
+  return encode_binary(r);
+}
 
 Result<JobRecord> decode_record(std::string_view bytes) {
+  if (!bytes.empty() && static_cast<uint8_t>(bytes.front()) == kBinaryRecordVersion)
+    return decode_binary(bytes);
   json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Result<JobRecord>(Code::corruption, "job record is not JSON");
   return record_from_json(j);

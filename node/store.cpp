@@ -52,6 +52,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, StoreOptions 
   store->db_.reset(db);
   Status scanned = store->scan([&](JobRecord&& r) { store->counts_[size_t(r.status.state)]++; });
   if (!scanned.is_ok()) return scanned;
+  store->batch_ = std::make_unique<leveldb::WriteBatch>();
   store->writer_ = std::thread([s = store.get()] { s->writer_loop(); });
   return store;
 }
@@ -123,7 +124,8 @@ void Store::writer_loop() {
 }
 
 void Store::apply_batch(std::vector<Op>& ops) {
-  leveldb::WriteBatch batch;
+  leveldb::WriteBatch& batch = *batch_;
+  batch.Clear();
   std::unordered_map<std::string, std::optional<JobRecord>> staged;
   std::vector<std::pair<Status, Applied>> outcomes;
   outcomes.reserve(ops.size());
@@ -139,9 +141,12 @@ void Store::apply_batch(std::vector<Op>& ops) {
       }
       it = staged.emplace(op.id, std::move(read.value())).first;
     }
-    Applied applied{it->second, it->second, false};
+    Applied applied;
+    applied.before = it->second;
     std::optional<JobRecord> next = op.fn(it->second ? &*it->second : nullptr);
-    if (next) {
+    if (!next) {
+      applied.after = it->second;
+    } else {
       assert(next->id == op.id);
       std::string encoded = encode_record(*next);
       batch.Put(record_key(op.id), encoded);

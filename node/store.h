@@ -37,6 +37,7 @@ namespace leveldb {
 class DB;
 class Cache;
 class FilterPolicy;
+class WriteBatch;
 }  // namespace leveldb
 
 namespace meshwork {
@@ -133,6 +134,9 @@ class Store {
   std::deque<Op> queue_;
   bool stopping_ = false;
   std::thread writer_;
+  // Writer thread only: the batch being built, cleared and reused so that its buffer keeps its
+  // capacity instead of growing (and faulting in fresh pages) again for every batch.
+  std::unique_ptr<leveldb::WriteBatch> batch_;
   // Writer thread only: the records it wrote last, so that the claim and outcome updates that
   // follow a submission do not decode the record from LevelDB again. FIFO-evicted at
   // kHotRecordsMax.

@@ -55,7 +55,7 @@ JobRecord random_record(const JobRecord& base, std::mt19937_64& rng) {
 }
 
 std::string show(const JobRecord& r) {
-  return encode_record(r);
+  return record_to_json(r).dump();
 }
 
 }  // namespace
@@ -199,6 +199,75 @@ TEST_CASE("records round-trip through the codec and bad bytes are refused") {
     std::string m = bytes.substr(0, small(rng, uint32_t(bytes.size())));
     if (!m.empty()) m[small(rng, uint32_t(m.size() - 1))] ^= char(1 + small(rng, 254));
     (void)decode_record(m);
+  }
+}
+
+TEST_CASE("the binary form round-trips, and records stored as JSON still decode") {
+  const Identity key = Identity::generate();
+  std::mt19937_64 rng(11);
+  const JobRecord base = test::queued_record(key);
+  for (int i = 0; i < 300; ++i) {
+    JobRecord r = random_record(base, rng);
+    const std::string bytes = encode_record(r);
+    REQUIRE(!bytes.empty());
+    CHECK(static_cast<uint8_t>(bytes.front()) == 2);
+    auto back = decode_record(bytes);
+    REQUIRE(back.is_ok());
+    CHECK(same_state(back.value(), r));
+    CHECK(encode_record(back.value()) == bytes);  // canonical: one record, one encoding
+    CHECK(back.value().type == "echo");
+    CHECK(back.value().envelope.signature == r.envelope.signature);
+    auto legacy = decode_record(record_to_json(r).dump());  // what older nodes stored and sent
+    REQUIRE(legacy.is_ok());
+    CHECK(same_state(legacy.value(), r));
+    CHECK(encode_record(legacy.value()) == bytes);
+  }
+}
+
+TEST_CASE("the binary decoder refuses hostile bytes without crashing or throwing") {
+  const Identity key = Identity::generate();
+  std::mt19937_64 rng(12);
+  const JobRecord base = test::queued_record(key);
+  std::vector<std::string> samples;
+  for (int i = 0; i < 20; ++i) samples.push_back(encode_record(random_record(base, rng)));
+  const std::string& good = samples.front();
+  // Every strict prefix is refused; so is anything appended.
+  for (size_t n = 0; n < good.size(); ++n) CHECK(!decode_record(good.substr(0, n)).is_ok());
+  CHECK(!decode_record(good + '\0').is_ok());
+  // Another id, a non-UTF-8 node name, an unknown state, a huge length: refused, not trusted.
+  std::string other_id = good;
+  other_id[5] = other_id[5] == 'a' ? 'b' : 'a';  // inside the hex id (after version and length)
+  CHECK(decode_record(other_id).status().code() == Code::corruption);
+  JobRecord bad_name = base;
+  bad_name.status.node = "n\xff";
+  CHECK(!decode_record(encode_record(bad_name)).is_ok());
+  std::string huge = good;
+  huge[1] = huge[2] = huge[3] = huge[4] = '\xff';  // the id's length: 4 GiB
+  CHECK(!decode_record(huge).is_ok());
+  // Mutations, truncations, splices and pure noise: each either refused or a valid record.
+  for (int i = 0; i < 20'000; ++i) {
+    std::string m = samples[small(rng, uint32_t(samples.size() - 1))];
+    switch (small(rng, 3)) {
+      case 0:
+        for (uint32_t k = 1 + small(rng, 3); k > 0; --k)
+          m[small(rng, uint32_t(m.size() - 1))] ^= char(1 + small(rng, 254));
+        break;
+      case 1:
+        m = m.substr(0, small(rng, uint32_t(m.size())));
+        break;
+      case 2: {
+        const std::string& tail = samples[small(rng, uint32_t(samples.size() - 1))];
+        m = m.substr(0, small(rng, uint32_t(m.size()))) +
+            tail.substr(std::min<size_t>(tail.size(), small(rng, 200)));
+      } break;
+      default:
+        m.assign(small(rng, 300), '\0');
+        for (char& c : m) c = char(small(rng, 255));
+        if (!m.empty()) m[0] = '\x02';
+        break;
+    }
+    auto r = decode_record(m);
+    if (r.is_ok()) CHECK(r.value().id == r.value().envelope.id());
   }
 }
 

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <random>
 #include <thread>
 
 #include "node/clock.h"
@@ -69,8 +70,9 @@ class Gate {
 std::string job_id(size_t k) {
   return blake2b_hex("job " + std::to_string(k));
 }
+// A stand-in for an encoded record: the binary form's version byte, then JSON the fake peer reads.
 std::string record_text(size_t k) {
-  return json{{"id", job_id(k)}, {"n", k}}.dump();
+  return "\x02" + json{{"id", job_id(k)}, {"n", k}}.dump();
 }
 
 // What the fake peer answers for record k: refusals, states and flags vary with k.
@@ -175,8 +177,34 @@ struct FakePeer {
     res.set_content(json{{field, std::move(list)}}.dump(), "application/json");
   }
 
+  // The records of a binary replicate body, counted like items_of's.
+  std::optional<json> records_of(const httplib::Request& req, httplib::Response& res) {
+    if (!authenticated(req, res)) return std::nullopt;
+    auto views = parse_replicate_body(req.body, 100'000);
+    if (!views.is_ok() || req.get_header_value("Content-Type") != "application/octet-stream") {
+      res.status = 400;
+      return std::nullopt;
+    }
+    json records = json::array();
+    for (std::string_view v : views.value()) {
+      json r = v.empty() || v.front() != '\x02' ? json() : json::parse(v.substr(1), nullptr, false);
+      if (!r.is_object()) {
+        res.status = 400;
+        return std::nullopt;
+      }
+      records.push_back(std::move(r));
+    }
+    requests++;
+    items += records.size();
+    batch_max = std::max<size_t>(batch_max, records.size());
+    arrived.add();
+    gate.pass();
+    if (delay_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms.load()));
+    return records;
+  }
+
   void replicate(const httplib::Request& req, httplib::Response& res) {
-    auto records = items_of(req, res, "records");
+    auto records = records_of(req, res);
     if (!records) return;
     json results = json::array();
     for (const auto& r : *records) results.push_back(expected_answer(r["n"].get<size_t>()));
@@ -576,6 +604,33 @@ TEST_CASE("call posts a signed body and reports other answers as errors") {
   CHECK(missing.status().message().find("404") != std::string::npos);
   CHECK(client->call("n9", "/internal/v1/echo", "{}", 2'000).status().code() == Code::unavailable);
   CHECK(client->call("n2", "/internal/v1/echo?x=1", "{}", 2'000).status().code() == Code::invalid);
+}
+
+TEST_CASE("the binary replicate body round-trips and refuses hostile bytes") {
+  const std::vector<std::string> records = {
+      "\x02"
+      "abc",
+      "\x02", std::string(300, '\x02')};
+  const std::string body =
+      replicate_body(std::vector<std::string_view>(records.begin(), records.end()));
+  auto back = parse_replicate_body(body, 10);
+  REQUIRE(back.is_ok());
+  REQUIRE(back.value().size() == records.size());
+  for (size_t i = 0; i < records.size(); ++i) CHECK(back.value()[i] == records[i]);
+  CHECK(parse_replicate_body(body, 2).status().code() == Code::too_large);
+  CHECK(parse_replicate_body("", 10).status().code() == Code::malformed);
+  CHECK(parse_replicate_body(R"({"records":[]})", 10).status().code() == Code::malformed);
+  CHECK(!parse_replicate_body(body + "x", 10).is_ok());
+  for (size_t n = 0; n < body.size(); ++n)
+    CHECK(!parse_replicate_body(body.substr(0, n), 10).is_ok());
+  std::mt19937_64 rng(5);
+  for (int i = 0; i < 5'000; ++i) {
+    std::string m = body;
+    m[rng() % m.size()] = char(rng());
+    auto r = parse_replicate_body(m.substr(0, rng() % (m.size() + 1)), 100'000);
+    if (r.is_ok())
+      for (std::string_view v : r.value()) CHECK(v.size() <= m.size());
+  }
 }
 
 }  // namespace meshwork

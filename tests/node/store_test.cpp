@@ -126,4 +126,40 @@ TEST_CASE("a corrupt record on disk is reported, counted and skipped, never retu
   CHECK(store->get(good.id).value().has_value());
 }
 
+TEST_CASE("a data dir written with JSON records still loads, and updates rewrite them in binary") {
+  test::TempDir dir;
+  const Identity key = Identity::generate();
+  JobRecord old = test::queued_record(key);
+  {
+    leveldb::DB* raw = nullptr;
+    leveldb::Options o;
+    o.create_if_missing = true;
+    REQUIRE(leveldb::DB::Open(o, dir.str(), &raw).ok());
+    REQUIRE(raw->Put(leveldb::WriteOptions(), "j/" + old.id, record_to_json(old).dump()).ok());
+    delete raw;
+  }
+  {
+    auto store = std::move(Store::open(dir.str(), {}).value());
+    CHECK(store->corrupt_records() == 0);
+    CHECK(store->counts()[size_t(JobState::queued)] == 1);
+    auto got = store->get(old.id);
+    REQUIRE(got.is_ok());
+    REQUIRE(got.value().has_value());
+    CHECK(same_state(*got.value(), old));
+    JobRecord running = old;
+    running.status.state = JobState::running;
+    running.status.attempt = 1;
+    REQUIRE(store->update_sync(old.id, [&](const JobRecord*) { return running; }).is_ok());
+  }
+  leveldb::DB* raw = nullptr;
+  REQUIRE(leveldb::DB::Open(leveldb::Options(), dir.str(), &raw).ok());
+  std::string bytes;
+  REQUIRE(raw->Get(leveldb::ReadOptions(), "j/" + old.id, &bytes).ok());
+  delete raw;
+  CHECK(static_cast<uint8_t>(bytes.front()) == 2);
+  auto back = decode_record(bytes);
+  REQUIRE(back.is_ok());
+  CHECK(back.value().status.state == JobState::running);
+}
+
 }  // namespace meshwork
