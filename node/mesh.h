@@ -137,8 +137,8 @@ class Mesh {
   void maintenance_loop();
   void sweep();
   void take_over(const std::string& id, const std::string& reason);
-  // Takes over once the other usable replicas' copies are merged here; false while they are read.
-  bool take_over_after_read(const std::string& id, const std::string& reason,
+  // Takes over once the other usable replicas' copies are merged here (a later sweep decides).
+  void take_over_after_read(const std::string& id, const std::string& reason,
                             const Topology& topo);
   void replay_hints();
   // `done` (optional) runs once the copy is merged here, or the fetch or merge failed.

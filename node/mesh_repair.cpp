@@ -114,7 +114,7 @@ void Mesh::sweep() {
 // merged the maintenance thread is woken, and the next sweep decides on the merged record:
 // take_over() acts only on a record still `running`. A replica that does not answer within the
 // peer timeout does not hold the takeover up for longer than that.
-bool Mesh::take_over_after_read(const std::string& id, const std::string& reason,
+void Mesh::take_over_after_read(const std::string& id, const std::string& reason,
                                 const Topology& topo) {
   std::vector<std::string> others;
   for (const std::string& m : topo.replicas(id)) {
@@ -125,7 +125,7 @@ bool Mesh::take_over_after_read(const std::string& id, const std::string& reason
     auto it = takeover_reads_.find(id);
     if (it != takeover_reads_.end()) {
       const bool waited_out = mono_ms() > it->second.started_ms + options_.peer_timeout_ms;
-      if (it->second.left > 0 && !waited_out) return false;  // still reading
+      if (it->second.left > 0 && !waited_out) return;  // still reading
       takeover_reads_.erase(it);
       others.clear();  // read (or waited out): decide now
     } else if (!others.empty()) {
@@ -134,7 +134,7 @@ bool Mesh::take_over_after_read(const std::string& id, const std::string& reason
   }
   if (others.empty()) {
     take_over(id, reason);
-    return true;
+    return;
   }
   for (const std::string& peer : others) {
     pull_from(peer, id, [this, id] {
@@ -147,7 +147,6 @@ bool Mesh::take_over_after_read(const std::string& id, const std::string& reason
       wake_cv_.notify_all();
     });
   }
-  return false;
 }
 
 // The running attempt is over: the job goes back to retry_wait (due now) with the reason in its
