@@ -6,7 +6,7 @@
 
 #include <httplib.h>
 
-#include "node/result.h"
+#include "dht/result.h"
 
 namespace meshwork::api {
 

@@ -1,5 +1,5 @@
 // The job record and its merge; see job_record.h for the order each part is merged by.
-#include "node/job_record.h"
+#include "dht/job_record.h"
 
 #include <algorithm>
 #include <cassert>

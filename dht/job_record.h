@@ -32,8 +32,8 @@
 
 #include <nlohmann/json.hpp>
 
-#include "node/envelope.h"
-#include "node/result.h"
+#include "dht/envelope.h"
+#include "dht/result.h"
 
 namespace meshwork {
 

@@ -20,7 +20,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "node/job_record.h"
+#include "dht/job_record.h"
 
 namespace meshwork {
 namespace {

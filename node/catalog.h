@@ -23,7 +23,7 @@
 #include <string_view>
 #include <vector>
 
-#include "node/job_record.h"
+#include "dht/job_record.h"
 
 namespace meshwork {
 

@@ -1,4 +1,5 @@
-// Crypto primitives over libsodium: hex and base64, BLAKE2b-256, and Ed25519 identities.
+// Node identities: Ed25519 key pairs kept in a file, and the OS random source. The pure
+// primitives (hex, base64, BLAKE2b, verification) are in dht/hash.h.
 //
 // An Identity is a node's (or a client's) Ed25519 key pair. It is created once and kept in a file
 // of 64 raw secret-key bytes (libsodium's seed||public layout) with mode 0600; the public key is
@@ -13,31 +14,12 @@
 #include <string>
 #include <string_view>
 
-#include "node/result.h"
+#include "dht/hash.h"
+#include "dht/result.h"
 
 namespace meshwork {
 
-inline constexpr size_t kPublicKeyBytes = 32;
-inline constexpr size_t kSecretKeyBytes = 64;
-inline constexpr size_t kSignatureBytes = 64;
-inline constexpr size_t kHashBytes = 32;
 inline constexpr size_t kClusterKeyBytes = 32;
-
-void init_crypto();
-
-[[nodiscard]] std::string to_hex(std::string_view bytes);
-[[nodiscard]] std::optional<std::string> from_hex(std::string_view hex);
-[[nodiscard]] std::string to_base64(std::string_view bytes);
-// Standard alphabet with padding; nullopt for anything else (including trailing garbage).
-[[nodiscard]] std::optional<std::string> from_base64(std::string_view b64);
-
-// BLAKE2b-256 of the concatenation of the parts, as 32 raw bytes or 64 lowercase hex characters.
-[[nodiscard]] std::string blake2b(std::string_view a, std::string_view b = {});
-[[nodiscard]] std::string blake2b_hex(std::string_view a, std::string_view b = {});
-
-// Detached Ed25519 verification; false on any malformed input.
-[[nodiscard]] bool verify_signature(std::string_view message, std::string_view signature,
-                                    std::string_view public_key);
 
 // Random bytes from the OS CSPRNG.
 [[nodiscard]] std::string random_bytes(size_t n);

@@ -22,10 +22,6 @@ Result<uint64_t> bounded_uint(const nlohmann::json& spec, const char* field, uin
 
 }  // namespace
 
-nlohmann::json Envelope::to_json() const {
-  return {{"job", job}, {"public_key", to_base64(public_key)}, {"signature", to_base64(signature)}};
-}
-
 Result<Envelope> parse_envelope(const nlohmann::json& body) {
   if (!body.is_object()) return Result<Envelope>(Code::malformed, "the envelope must be an object");
   for (const char* f : {"job", "public_key", "signature"}) {
@@ -118,13 +114,6 @@ Result<Envelope> sign_plain_job(const nlohmann::json& body, const Identity& key,
   env.signature = key.sign(env.job);
   if (spec_out != nullptr) *spec_out = std::move(checked).value();
   return env;
-}
-
-bool is_job_id(std::string_view s) {
-  if (s.size() != 2 * kHashBytes) return false;
-  for (char c : s)
-    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
-  return true;
 }
 
 }  // namespace meshwork

@@ -22,7 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gossip/membership.h"
-#include "node/result.h"
+#include "dht/result.h"
 
 namespace meshwork {
 

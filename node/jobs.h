@@ -47,7 +47,7 @@
 #include "node/envelope.h"
 #include "node/executor.h"
 #include "node/handlers.h"
-#include "node/job_record.h"
+#include "dht/job_record.h"
 #include "node/store.h"
 
 namespace meshwork {

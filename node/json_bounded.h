@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "node/result.h"
+#include "dht/result.h"
 
 namespace meshwork {
 

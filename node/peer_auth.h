@@ -24,7 +24,7 @@
 #include <string_view>
 
 #include "node/crypto.h"
-#include "node/result.h"
+#include "dht/result.h"
 
 namespace meshwork {
 

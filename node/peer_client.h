@@ -44,8 +44,8 @@
 #include <nlohmann/json.hpp>
 
 #include "node/crypto.h"
-#include "node/job_record.h"
-#include "node/result.h"
+#include "dht/job_record.h"
+#include "dht/result.h"
 
 namespace meshwork {
 

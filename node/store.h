@@ -30,8 +30,8 @@
 #include <unordered_map>
 #include <vector>
 
-#include "node/job_record.h"
-#include "node/result.h"
+#include "dht/job_record.h"
+#include "dht/result.h"
 
 namespace leveldb {
 class DB;

@@ -17,7 +17,7 @@
 #include <string>
 #include <vector>
 
-#include "node/job_record.h"
+#include "dht/job_record.h"
 #include "simulations/sim/cluster.h"
 
 namespace meshwork::sim {

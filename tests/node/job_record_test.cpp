@@ -5,7 +5,7 @@
 #include <algorithm>
 #include <random>
 
-#include "node/job_record.h"
+#include "dht/job_record.h"
 #include "tests/node/test_util.h"
 
 namespace meshwork {

@@ -8,7 +8,7 @@
 #include "node/clock.h"
 #include "node/crypto.h"
 #include "node/envelope.h"
-#include "node/job_record.h"
+#include "dht/job_record.h"
 
 namespace meshwork::test {
 

@@ -1,0 +1,37 @@
+// Pure crypto primitives over libsodium: hex and base64, BLAKE2b-256 and Ed25519 verification.
+// Nothing here touches a file, a clock or the OS random source, so the pure cores (dht/) and the
+// simulator can use them.
+// Thread-safety: reentrant free functions; sodium_init() is called once by init_crypto(), which
+// every entry point that needs it calls.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace meshwork {
+
+inline constexpr size_t kPublicKeyBytes = 32;
+inline constexpr size_t kSecretKeyBytes = 64;
+inline constexpr size_t kSignatureBytes = 64;
+inline constexpr size_t kHashBytes = 32;
+
+void init_crypto();
+
+[[nodiscard]] std::string to_hex(std::string_view bytes);
+[[nodiscard]] std::optional<std::string> from_hex(std::string_view hex);
+[[nodiscard]] std::string to_base64(std::string_view bytes);
+// Standard alphabet with padding; nullopt for anything else (including trailing garbage).
+[[nodiscard]] std::optional<std::string> from_base64(std::string_view b64);
+
+// BLAKE2b-256 of the concatenation of the parts, as 32 raw bytes or 64 lowercase hex characters.
+[[nodiscard]] std::string blake2b(std::string_view a, std::string_view b = {});
+[[nodiscard]] std::string blake2b_hex(std::string_view a, std::string_view b = {});
+
+// Detached Ed25519 verification; false on any malformed input.
+[[nodiscard]] bool verify_signature(std::string_view message, std::string_view signature,
+                                    std::string_view public_key);
+
+}  // namespace meshwork
