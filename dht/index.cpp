@@ -1,0 +1,60 @@
+// The record index; see index.h.
+#include "dht/index.h"
+
+#include "dht/hash.h"
+
+namespace meshwork {
+
+uint64_t record_fingerprint(std::string_view encoded) {
+  const std::string h = blake2b(encoded);
+  uint64_t fp = 0;
+  for (size_t i = 0; i < 8; ++i) fp = (fp << 8) | static_cast<uint8_t>(h[i]);
+  return fp;
+}
+
+uint32_t bucket_of(std::string_view id, unsigned bits) {
+  if (bits > kDigestBitsMax) bits = kDigestBitsMax;
+  uint32_t v = 0;
+  for (size_t i = 0; i < 3 && i < id.size(); ++i) {
+    const char c = id[i];
+    const uint32_t nibble = c >= 'a' ? uint32_t(c - 'a' + 10) : uint32_t(c - '0');
+    v = (v << 4) | (nibble & 0xf);
+  }
+  return v >> (12 - bits);
+}
+
+void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
+  IndexEntry e{fingerprint,   r.status.state,         r.status.attempt,
+               r.status.node, r.claim.lease_until_ms, r.status.retry_at_ms,
+               r.cancel_requested};
+  if (is_terminal(e.state)) {
+    if (auto it = unfinished_.find(r.id); it != unfinished_.end()) unfinished_.erase(it);
+  } else {
+    unfinished_.insert(r.id);
+  }
+  entries_.insert_or_assign(r.id, std::move(e));
+}
+
+const IndexEntry* RecordIndex::find(std::string_view id) const {
+  auto it = entries_.find(id);
+  return it == entries_.end() ? nullptr : &it->second;
+}
+
+std::vector<uint64_t> RecordIndex::digests(unsigned bits, const Keep& keep) const {
+  std::vector<uint64_t> d(size_t(1) << bits, 0);
+  for (const auto& [id, e] : entries_)
+    if (keep(id)) d[bucket_of(id, bits)] ^= e.fingerprint;
+  return d;
+}
+
+std::vector<std::pair<std::string, uint64_t>> RecordIndex::entries_in(
+    unsigned bits, const std::set<uint32_t>& buckets, const Keep& keep, size_t max) const {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const auto& [id, e] : entries_) {
+    if (out.size() == max) break;
+    if (buckets.contains(bucket_of(id, bits)) && keep(id)) out.emplace_back(id, e.fingerprint);
+  }
+  return out;
+}
+
+}  // namespace meshwork

@@ -1,0 +1,64 @@
+// The record index: what the replica core knows of every record this node holds, without reading
+// the record — which jobs are unfinished (sweeps, takeover), and each record's fingerprint
+// (anti-entropy digests).
+//
+// A record's fingerprint is the first 8 bytes of BLAKE2b-256 of its encoding. Equal records
+// encode to equal bytes (the codec is deterministic and merge is a join), so two replicas agree on
+// a record exactly when their fingerprints agree. A bucket digest is the XOR of the fingerprints of
+// the records in one arc of the circle: the ids' leading `bits` bits.
+//
+// Thread-safety: none (the core's thread). Memory: about 150 bytes per record held.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dht/job_record.h"
+
+namespace meshwork {
+
+inline constexpr unsigned kDigestBitsMax = 12;
+
+[[nodiscard]] uint64_t record_fingerprint(std::string_view encoded);
+// The bucket of a job id: its leading `bits` bits (ids are lowercase hex).
+[[nodiscard]] uint32_t bucket_of(std::string_view id, unsigned bits);
+
+struct IndexEntry {
+  uint64_t fingerprint = 0;
+  JobState state = JobState::queued;
+  uint32_t attempt = 0;
+  std::string status_node;      // who wrote the status (the claimant while running)
+  uint64_t lease_until_ms = 0;  // wall clock, while running
+  uint64_t retry_at_ms = 0;     // wall clock, while retry_wait
+  bool cancel_requested = false;
+};
+
+class RecordIndex {
+ public:
+  using Keep = std::function<bool(const std::string& id)>;
+
+  void put(const JobRecord& r, uint64_t fingerprint);
+  [[nodiscard]] const IndexEntry* find(std::string_view id) const;
+  [[nodiscard]] bool contains(std::string_view id) const { return find(id) != nullptr; }
+  [[nodiscard]] size_t size() const { return entries_.size(); }
+  [[nodiscard]] size_t unfinished_count() const { return unfinished_.size(); }
+  // Unfinished record ids, in id order.
+  [[nodiscard]] const std::set<std::string, std::less<>>& unfinished() const { return unfinished_; }
+  // 2^bits bucket digests over the records `keep` accepts.
+  [[nodiscard]] std::vector<uint64_t> digests(unsigned bits, const Keep& keep) const;
+  // (id, fingerprint) of the kept records in the given buckets, at most `max` in all.
+  [[nodiscard]] std::vector<std::pair<std::string, uint64_t>> entries_in(
+      unsigned bits, const std::set<uint32_t>& buckets, const Keep& keep, size_t max) const;
+
+ private:
+  std::map<std::string, IndexEntry, std::less<>> entries_;  // by id = by ring position
+  std::set<std::string, std::less<>> unfinished_;
+};
+
+}  // namespace meshwork

@@ -1,0 +1,69 @@
+// One snapshot of members and ring; see placement.h.
+#include "dht/placement.h"
+
+#include <algorithm>
+
+namespace meshwork {
+
+std::string_view member_state_name(MemberState s) {
+  switch (s) {
+    case MemberState::alive:
+      return "alive";
+    case MemberState::suspect:
+      return "suspect";
+    case MemberState::dead:
+      return "dead";
+    case MemberState::left:
+      return "left";
+  }
+  return "unknown";
+}
+
+Placement::Placement(std::string self, const std::map<std::string, MemberState>& members,
+                     PlacementOptions options, uint64_t version)
+    : self_(std::move(self)), options_(options), version_(version), ring_(options.vnodes) {
+  for (const auto& [name, state] : members)
+    if (state != MemberState::left && name != self_) members_.emplace(name, state);
+  members_[self_] = MemberState::alive;
+  std::vector<std::string> names;
+  names.reserve(members_.size());
+  for (const auto& [name, state] : members_) names.push_back(name);
+  // Names come from gossip, which bounds and checks them; a name the ring refuses stays out.
+  if (ring_.add_all(names) != dht::Status::ok)
+    for (const std::string& n : names) (void)ring_.add(n);
+}
+
+bool Placement::usable(std::string_view name) const {
+  auto it = members_.find(name);
+  return it != members_.end() &&
+         (it->second == MemberState::alive || it->second == MemberState::suspect);
+}
+
+std::vector<std::string> Placement::replicas(std::string_view id) const {
+  const dht::Usable ok = [this](std::string_view n) { return usable(n); };
+  return ring_.preference_list(id, options_.replicas, ok);
+}
+
+std::optional<std::string> Placement::owner(std::string_view id) const {
+  auto list = replicas(id);
+  if (list.empty()) return std::nullopt;
+  return list.front();
+}
+
+bool Placement::is_replica(std::string_view id, std::string_view name) const {
+  auto list = replicas(id);
+  return std::find(list.begin(), list.end(), name) != list.end();
+}
+
+size_t Placement::write_quorum() const {
+  return std::min<size_t>(options_.write_quorum, ring_.member_count());
+}
+
+std::vector<std::string> Placement::usable_peers() const {
+  std::vector<std::string> out;
+  for (const auto& [name, state] : members_)
+    if (name != self_ && usable(name)) out.push_back(name);
+  return out;
+}
+
+}  // namespace meshwork

@@ -1,0 +1,73 @@
+// Placement: one immutable snapshot of who holds which job — the members this node knows with
+// their state, and the consistent-hash ring over them (dht/ring.h). The replica core (replica.h)
+// rebuilds it on every membership change; the node and the simulator read it through the core.
+//
+// Rules (docs/ring.md, DESIGN.md §5):
+//   ring members  every known member that has not left: alive, suspect and dead ones (a dead
+//                 member keeps its tokens, so a crash and restart do not move data back and forth)
+//   usable        alive or suspect (SWIM: a suspect keeps its role until confirmed dead)
+//   replicas(id)  the first R usable members clockwise of the id: the nodes that store the job.
+//                 With everyone up this is the plain preference list; a dead member's place is
+//                 taken by the next usable one (its stand-in) until it returns.
+//   owner(id)     the first of replicas(id): the node that runs the job.
+//   write quorum  min(W, ring members): a one-node mesh acknowledges on its own disk, but a mesh
+//                 that has lost members still needs W live replicas.
+//
+// Thread-safety: immutable after construction. Pure: no I/O, no clock.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "dht/ring.h"
+
+namespace meshwork {
+
+// A member's state as the membership layer reports it (gossip::MemberState, mapped by the node).
+enum class MemberState : uint8_t { alive, suspect, dead, left };
+[[nodiscard]] std::string_view member_state_name(MemberState s);
+
+struct PlacementOptions {
+  uint32_t replicas = 3;      // R
+  uint32_t write_quorum = 2;  // W
+  uint32_t vnodes = 512;      // V; see docs/ring.md for why not 128
+};
+
+class Placement {
+ public:
+  // `members` may or may not include `self`; it is always placed in the ring as alive.
+  Placement(std::string self, const std::map<std::string, MemberState>& members,
+            PlacementOptions options, uint64_t version);
+
+  [[nodiscard]] const std::string& self() const { return self_; }
+  [[nodiscard]] uint64_t version() const { return version_; }
+  [[nodiscard]] const PlacementOptions& options() const { return options_; }
+  [[nodiscard]] const dht::Ring& ring() const { return ring_; }
+  // Ring members (not left), this node included, with their state.
+  [[nodiscard]] const std::map<std::string, MemberState, std::less<>>& members() const {
+    return members_;
+  }
+
+  [[nodiscard]] bool usable(std::string_view name) const;
+  [[nodiscard]] std::vector<std::string> replicas(std::string_view id) const;
+  [[nodiscard]] std::optional<std::string> owner(std::string_view id) const;
+  [[nodiscard]] bool is_replica(std::string_view id, std::string_view name) const;
+  [[nodiscard]] size_t write_quorum() const;
+  // Majority of a replica list of `n` members.
+  [[nodiscard]] static size_t majority(size_t n) { return n / 2 + 1; }
+  // Usable members other than this node, in name order.
+  [[nodiscard]] std::vector<std::string> usable_peers() const;
+
+ private:
+  std::string self_;
+  PlacementOptions options_;
+  uint64_t version_;
+  std::map<std::string, MemberState, std::less<>> members_;
+  dht::Ring ring_;
+};
+
+}  // namespace meshwork
