@@ -69,7 +69,13 @@ inline constexpr uint32_t kInterruptedAttemptsExtraMax = 3;
 inline constexpr size_t kBatchJobsMax = 1'000;        // records in one client submit
 inline constexpr size_t kHintsPerReplayMax = 512;     // records replayed to one target per round
 inline constexpr size_t kAntiEntropyEntriesMax = 4'096;
+// A replicate message's records stop growing past this many bytes; a fetch asks for at most this
+// many ids, so that its reply (records of up to kJobTextBytesMax and more each) stays bounded too.
+inline constexpr size_t kReplicateBytesMax = 16u << 20;
+inline constexpr size_t kFetchIdsMax = 64;
 static_assert(kAntiEntropyEntriesMax <= kMessageItemsMax);
+static_assert(2 * kReplicateBytesMax < kMessageBytesMax, "an ack carrying copies back still fits");
+static_assert(kFetchIdsMax * 2 * kJobTextBytesMax < kMessageBytesMax, "a full fetch reply fits");
 static_assert(kBatchJobsMax <= kMessageItemsMax);
 
 struct Now {

@@ -8,8 +8,8 @@ namespace meshwork {
 
 void Replica::fetch_from(Now now, const std::string& peer, const std::vector<std::string>& ids,
                          Outstanding::Why why, uint64_t request) {
-  for (size_t start = 0; start < ids.size(); start += kMessageItemsMax) {
-    const size_t end = std::min(ids.size(), start + kMessageItemsMax);
+  for (size_t start = 0; start < ids.size(); start += kFetchIdsMax) {
+    const size_t end = std::min(ids.size(), start + kFetchIdsMax);
     const uint64_t corr = next_id_++;
     Outstanding o;
     o.kind = Outstanding::Kind::fetch;

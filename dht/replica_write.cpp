@@ -50,12 +50,14 @@ void Replica::queue_replicate(const std::string& peer, const SharedRecord& rec, 
   stats_.replicate_sent++;
 }
 
-// Every record queued for a peer during one input leaves in one message (a few, past the limit).
+// Every record queued for a peer during one input leaves in one message — a few, past
+// kMessageItemsMax records or kReplicateBytesMax bytes (so that the ack, which may carry the
+// replica's copies back, stays far below kMessageBytesMax too).
 void Replica::flush(Now now) {
   for (auto& [peer, queued] : outbox_) {
     auto& [msg, writes] = queued;
-    for (size_t start = 0; start < msg.records.size(); start += kMessageItemsMax) {
-      const size_t end = std::min(msg.records.size(), start + kMessageItemsMax);
+    size_t i = 0;
+    while (i < msg.records.size()) {
       const uint64_t corr = next_id_++;
       Outstanding o;
       o.kind = Outstanding::Kind::replicate;
@@ -63,7 +65,11 @@ void Replica::flush(Now now) {
       o.sent_ms = now.mono_ms;
       Replicate part;
       part.corr = corr;
-      for (size_t i = start; i < end; ++i) {
+      size_t bytes = 0;
+      for (; i < msg.records.size() && part.records.size() < kMessageItemsMax; ++i) {
+        const size_t size = msg.records[i].bytes->size();
+        if (!part.records.empty() && bytes + size > kReplicateBytesMax) break;
+        bytes += size;
         o.writes.push_back(writes[i]);
         o.ids.push_back(msg.records[i]->id);
         part.records.push_back(std::move(msg.records[i]));
