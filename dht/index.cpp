@@ -24,8 +24,8 @@ uint32_t bucket_of(std::string_view id, unsigned bits) {
 }
 
 void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
-  IndexEntry e{fingerprint,   r.status.state,         r.status.attempt,
-               r.status.node, r.claim.lease_until_ms, r.status.retry_at_ms,
+  IndexEntry e{fingerprint,       r.status.state,         r.status.attempt,
+               r.status.node,     r.claim.lease_until_ms, r.status.retry_at_ms,
                r.cancel_requested};
   if (is_terminal(e.state)) {
     if (auto it = unfinished_.find(r.id); it != unfinished_.end()) unfinished_.erase(it);

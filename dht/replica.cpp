@@ -57,8 +57,8 @@ void Replica::start(Now now) {
 }
 
 void Replica::rebuild_placement() {
-  placement_ = std::make_shared<const Placement>(self_, members_, config_.placement,
-                                                 ++placement_version_);
+  placement_ =
+      std::make_shared<const Placement>(self_, members_, config_.placement, ++placement_version_);
 }
 
 void Replica::set_member(Now now, const std::string& name, MemberState state) {
@@ -184,7 +184,8 @@ void Replica::durable(Now now, uint64_t seq, const Status& status) {
   while (!overlay_order_.empty() && overlay_order_.front().first <= seq) {
     auto [s, id] = std::move(overlay_order_.front());
     overlay_order_.pop_front();
-    if (auto it = overlay_.find(id); it != overlay_.end() && it->second.seq == s) overlay_.erase(it);
+    if (auto it = overlay_.find(id); it != overlay_.end() && it->second.seq == s)
+      overlay_.erase(it);
   }
   std::vector<uint64_t> done;
   for (auto it = local_waits_.begin(); it != local_waits_.end() && it->first <= seq;) {

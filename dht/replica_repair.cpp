@@ -193,7 +193,8 @@ void Replica::on_digest_reply(Now now, const std::string& from, DigestReply& m) 
   const RecordIndex::Keep keep = shared_with(from);
   std::vector<std::string> push, pull;
   std::set<std::string> seen;
-  for (const auto& [id, fp] : index_.entries_in(kDigestBits, buckets, keep, kAntiEntropyEntriesMax)) {
+  for (const auto& [id, fp] :
+       index_.entries_in(kDigestBits, buckets, keep, kAntiEntropyEntriesMax)) {
     seen.insert(id);
     auto t = theirs.find(id);
     if (t == theirs.end() || t->second != fp) push.push_back(id);

@@ -116,7 +116,8 @@ void Replica::decide(Now now, uint64_t write_id, Write& w) {
         if (done.record->status.state == JobState::cancelled) stats_.cancelled++;
         log(LogLine::Level::info, "job_cancel", done.id, "");
       } else {
-        item.status = Status(Code::unavailable, "the cancel reached too few replicas; retry shortly");
+        item.status =
+            Status(Code::unavailable, "the cancel reached too few replicas; retry shortly");
       }
       r.items.push_back(std::move(item));
       out_.replies.push_back(std::move(r));
@@ -142,10 +143,10 @@ void Replica::finish_submit_item(Now, const Write& w, bool ok) {
   if (it == submits_.end()) return;
   ItemResult& item = it->second.items[w.item];
   if (!ok) {
-    item.status = Status(Code::unavailable, "the job reached " + std::to_string(w.acks) + " of its " +
-                                                std::to_string(w.asked) + " replicas and " +
-                                                std::to_string(w.need) +
-                                                " must store it; retry shortly");
+    item.status =
+        Status(Code::unavailable, "the job reached " + std::to_string(w.acks) + " of its " +
+                                      std::to_string(w.asked) + " replicas and " +
+                                      std::to_string(w.need) + " must store it; retry shortly");
     stats_.quorum_failures++;
   } else {
     item.created = !w.existed;
@@ -309,7 +310,8 @@ void Replica::fail_outstanding(Now now, uint64_t corr) {
       }
       break;
     case Outstanding::Kind::fetch:
-      if (o.why == Outstanding::Why::read) on_read_copy(now, o.request, o.peer, std::nullopt, false);
+      if (o.why == Outstanding::Why::read)
+        on_read_copy(now, o.request, o.peer, std::nullopt, false);
       if (o.why == Outstanding::Why::takeover)
         for (const std::string& id : o.ids) takeover_answered(now, id);
       break;
@@ -389,7 +391,9 @@ void Replica::finish_read(Now now, uint64_t request) {
 // The cancel transition on the merged record: cancelled at once when not running, else a cancel
 // request the running handler obeys; written to a quorum of the job's replicas.
 void Replica::finish_cancel(Now now, uint64_t request, const JobRecord& cur) {
-  auto refuse = [&](Status s) { out_.replies.push_back(Reply{request, {ItemResult{s, false, {}}}}); };
+  auto refuse = [&](Status s) {
+    out_.replies.push_back(Reply{request, {ItemResult{s, false, {}}}});
+  };
   if (is_terminal(cur.status.state))
     return refuse(
         Status(Code::conflict, "the job already " + std::string(state_name(cur.status.state))));
@@ -403,8 +407,8 @@ void Replica::finish_cancel(Now now, uint64_t request, const JobRecord& cur) {
   if (cur.status.state == JobState::running) {
     next.add_history(JobState::running, self_, cur.status.attempt, now.wall_ms, "cancel requested");
   } else {
-    next.status = JobStatus{JobState::cancelled, cur.status.attempt, self_, now.wall_ms,
-                            "cancelled by request", 0};
+    next.status = JobStatus{JobState::cancelled, cur.status.attempt,     self_,
+                            now.wall_ms,         "cancelled by request", 0};
     next.add_history(JobState::cancelled, self_, cur.status.attempt, now.wall_ms,
                      "cancelled by request before it ran");
   }

@@ -45,8 +45,8 @@ Result<gossip::Keyring> load_cluster_keys(const std::string& path) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     auto key = gossip::Keyring::key_from_hex(line);
     if (!key)
-      return Result<gossip::Keyring>(Code::invalid, path + ":" + std::to_string(n) +
-                                                        ": not a 64-hex-character cluster key");
+      return Result<gossip::Keyring>(
+          Code::invalid, path + ":" + std::to_string(n) + ": not a 64-hex-character cluster key");
     keys.push_back(*key);
   }
   if (keys.empty()) return Result<gossip::Keyring>(Code::invalid, path + " holds no cluster key");
@@ -82,7 +82,8 @@ Status GossipDriver::start() {
   socket_.open(udp::v4(), ec);
   if (!ec) socket_.bind(to_endpoint(*self), ec);
   if (!ec) socket_.non_blocking(true, ec);
-  if (ec) return {Code::io_error, "cannot bind gossip socket " + options_.bind + ": " + ec.message()};
+  if (ec)
+    return {Code::io_error, "cannot bind gossip socket " + options_.bind + ": " + ec.message()};
   if (self->port == 0) self->port = socket_.local_endpoint(ec).port();  // an ephemeral port
   // A restarted node must beat its old incarnation at once: start from wall-clock seconds.
   membership_.emplace(options_.config, options_.name, *self, options_.meta, wall_ms() / 1000,
@@ -141,7 +142,8 @@ void GossipDriver::arm() {
   const uint64_t now = mono_ms();
   armed_ = true;
   armed_at_ms_ = at;
-  ticker_.expires_after(std::chrono::milliseconds(at > now ? std::min<uint64_t>(at - now, kIdleTickMaxMs) : 0));
+  ticker_.expires_after(
+      std::chrono::milliseconds(at > now ? std::min<uint64_t>(at - now, kIdleTickMaxMs) : 0));
   ticker_.async_wait([this](std::error_code ec) {
     if (ec) return;  // cancelled by a re-arm, or closing
     armed_ = false;

@@ -21,8 +21,8 @@
 #include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
-#include "gossip/membership.h"
 #include "dht/result.h"
+#include "gossip/membership.h"
 
 namespace meshwork {
 

@@ -81,8 +81,8 @@ TEST_CASE("the write quorum is W, capped by the ring's size, and counts dead mem
 }
 
 TEST_CASE("usable peers are the alive and suspect members other than this node") {
-  const Placement t = snapshot({{"n2", MemberState::alive}, {"n3", MemberState::dead},
-                                {"n4", MemberState::suspect}});
+  const Placement t = snapshot(
+      {{"n2", MemberState::alive}, {"n3", MemberState::dead}, {"n4", MemberState::suspect}});
   CHECK(t.usable_peers() == std::vector<std::string>{"n2", "n4"});
 }
 
