@@ -239,8 +239,8 @@ uint64_t Replica::next_deadline_ms() const {
   if (!retry_timers_.empty()) t = std::min(t, retry_timers_.begin()->first);
   if (!outstanding_.empty())
     t = std::min(t, outstanding_.begin()->second.sent_ms + config_.peer_timeout_ms);
-  for (const auto& [id, w] : writes_)
-    if (!w.decided) t = std::min(t, w.deadline_ms);
+  // Write ids grow with time and every write waits the same timeout: the first ends first.
+  if (!writes_.empty()) t = std::min(t, writes_.begin()->second.deadline_ms);
   for (const auto& [request, op] : reads_) t = std::min(t, op.deadline_ms);
   return t;
 }

@@ -116,11 +116,17 @@ void Replica::replay_hints(Now now) {
   for (const auto& [target, id] : gone) drop_hint(target, id);
 }
 
-// The records both this node and `peer` should hold in the current view.
+// The records both this node and `peer` should hold in the current view. Each record's replica
+// list is cached in its index entry until the placement changes, so a round costs a scan of the
+// index, not a ring walk per record.
 RecordIndex::Keep Replica::shared_with(const std::string& peer) const {
-  return [placement = placement_, peer, this](const std::string& id) {
+  return [placement = placement_, peer, this](const std::string& id, const IndexEntry& e) {
+    if (e.placed_version != placement->version()) {
+      e.replicas = placement->replicas(id);
+      e.placed_version = placement->version();
+    }
     bool me = false, them = false;
-    for (const std::string& m : placement->replicas(id)) {
+    for (const std::string& m : e.replicas) {
       me = me || m == self_;
       them = them || m == peer;
     }

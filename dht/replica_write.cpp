@@ -427,11 +427,8 @@ void Replica::expire(Now now) {
   while (!outstanding_.empty() &&
          outstanding_.begin()->second.sent_ms + config_.peer_timeout_ms <= now.mono_ms)
     fail_outstanding(now, outstanding_.begin()->first);
-  std::vector<uint64_t> late;
-  for (const auto& [id, w] : writes_)
-    if (!w.decided && w.deadline_ms <= now.mono_ms) late.push_back(id);
-  for (uint64_t id : late)
-    if (auto it = writes_.find(id); it != writes_.end()) decide(now, id, it->second);
+  while (!writes_.empty() && writes_.begin()->second.deadline_ms <= now.mono_ms)
+    decide(now, writes_.begin()->first, writes_.begin()->second);
   std::vector<uint64_t> slow;
   for (const auto& [request, op] : reads_)
     if (op.deadline_ms <= now.mono_ms) slow.push_back(request);

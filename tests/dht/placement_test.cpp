@@ -95,7 +95,7 @@ TEST_CASE("the index tracks unfinished records and digests that agree exactly wh
     a.put(recs.back(), fp);
     b.put(recs.back(), fp);
   }
-  const RecordIndex::Keep all = [](const std::string&) { return true; };
+  const RecordIndex::Keep all = [](const std::string&, const IndexEntry&) { return true; };
   CHECK(a.size() == 50);
   CHECK(a.unfinished_count() == 50);
   CHECK(a.digests(8, all) == b.digests(8, all));
@@ -116,7 +116,7 @@ TEST_CASE("the index tracks unfinished records and digests that agree exactly wh
   CHECK(b.entries_in(8, differ, all, 0).empty());  // bounded
 
   // A filter that keeps nothing makes every digest zero.
-  const RecordIndex::Keep none = [](const std::string&) { return false; };
+  const RecordIndex::Keep none = [](const std::string&, const IndexEntry&) { return false; };
   for (uint64_t d : a.digests(8, none)) CHECK(d == 0);
 }
 
