@@ -26,9 +26,9 @@ Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& rea
       config_(std::move(config)),
       reader_(reader),
       check_(std::move(check)),
+      placement_(self_, {}, config_.placement, 1),
       rng_state_(config_.seed ^ 0x9e3779b97f4a7c15ull),
       ae_interval_ms_(config_.anti_entropy_interval_ms) {
-  rebuild_placement();
 }
 
 void Replica::load(const JobRecord& r, std::string_view encoded) {
@@ -56,17 +56,9 @@ void Replica::start(Now now) {
   flush(now);
 }
 
-void Replica::rebuild_placement() {
-  placement_ =
-      std::make_shared<const Placement>(self_, members_, config_.placement, ++placement_version_);
-}
-
 void Replica::set_member(Now now, const std::string& name, MemberState state) {
   if (name == self_ || name.empty() || name.size() > kNodeNameBytesMax) return;
-  auto it = members_.find(name);
-  if (it != members_.end() && it->second == state) return;
-  members_[name] = state;
-  rebuild_placement();
+  if (!placement_.set(name, state)) return;
   if (state == MemberState::alive) {
     seen_peer_ = true;
     ae_soon_.insert(name);  // joined or back: reconcile with it first
@@ -86,7 +78,7 @@ bool Replica::owns(Now now, const std::string& id) const {
   if (!started_ || !ready(now)) return false;
   if (config_.joining && now.mono_ms < started_ms_ + config_.settle_ms) return false;
   if (adopted_.contains(id)) return true;
-  auto owner = placement_->owner(id);
+  auto owner = placement_.owner(id);
   return owner && *owner == self_;
 }
 

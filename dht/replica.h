@@ -230,7 +230,7 @@ class Replica {
 
   // Read-only views for the node's API and the simulator's checks.
   [[nodiscard]] const std::string& self() const { return self_; }
-  [[nodiscard]] const Placement& placement() const { return *placement_; }
+  [[nodiscard]] const Placement& placement() const { return placement_; }
   [[nodiscard]] const ReplicaConfig& config() const { return config_; }
   [[nodiscard]] const ReplicaStats& stats() const { return stats_; }
   [[nodiscard]] const RecordIndex& index() const { return index_; }
@@ -304,7 +304,6 @@ class Replica {
   };
 
   // replica.cpp: records, reactions, timers
-  void rebuild_placement();
   bool owns(Now now, const std::string& id) const;
   uint64_t commit(Now now, JobRecord next);
   Merged merge_in(Now now, const JobRecord& incoming);
@@ -367,9 +366,7 @@ class Replica {
   const ReplicaConfig config_;
   const RecordReader& reader_;
   const EnvelopeCheck check_;
-  std::shared_ptr<const Placement> placement_;
-  std::map<std::string, MemberState> members_;
-  uint64_t placement_version_ = 0;
+  Placement placement_;
   RecordIndex index_;
   ReplicaStats stats_;
   Output out_;

@@ -92,7 +92,7 @@ void Replica::drop_hint(const std::string& peer, const std::string& id) {
 void Replica::replay_hints(Now now) {
   std::vector<std::pair<std::string, std::string>> gone, send;
   for (const auto& [target, ids] : hints_) {
-    if (!placement_->usable(target)) continue;
+    if (!placement_.usable(target)) continue;
     size_t n = 0;
     for (const std::string& id : ids) {
       if (hints_inflight_.contains({target, id})) continue;
@@ -120,10 +120,10 @@ void Replica::replay_hints(Now now) {
 // list is cached in its index entry until the placement changes, so a round costs a scan of the
 // index, not a ring walk per record.
 RecordIndex::Keep Replica::shared_with(const std::string& peer) const {
-  return [placement = placement_, peer, this](const std::string& id, const IndexEntry& e) {
-    if (e.placed_version != placement->version()) {
-      e.replicas = placement->replicas(id);
-      e.placed_version = placement->version();
+  return [peer, this](const std::string& id, const IndexEntry& e) {
+    if (e.placed_version != placement_.version()) {
+      e.replicas = placement_.replicas(id);
+      e.placed_version = placement_.version();
     }
     bool me = false, them = false;
     for (const std::string& m : e.replicas) {
@@ -143,10 +143,10 @@ void Replica::anti_entropy_round(Now now) {
   while (!ae_soon_.empty() && peer.empty()) {
     std::string p = *ae_soon_.begin();
     ae_soon_.erase(ae_soon_.begin());
-    if (placement_->usable(p)) peer = std::move(p);
+    if (placement_.usable(p)) peer = std::move(p);
   }
   if (peer.empty()) {
-    const auto peers = placement_->usable_peers();
+    const auto peers = placement_.usable_peers();
     if (peers.empty()) return;
     peer = peers[ae_next_++ % peers.size()];
   }
