@@ -28,8 +28,7 @@ Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& rea
       check_(std::move(check)),
       placement_(self_, {}, config_.placement, 1),
       rng_state_(config_.seed ^ 0x9e3779b97f4a7c15ull),
-      ae_interval_ms_(config_.anti_entropy_interval_ms) {
-}
+      ae_interval_ms_(config_.anti_entropy_interval_ms) {}
 
 void Replica::load(const JobRecord& r, std::string_view encoded) {
   index_.put(r, record_fingerprint(encoded));
@@ -100,6 +99,14 @@ uint64_t Replica::commit(Now now, JobRecord next) {
   const uint64_t seq = next_seq_++;
   const std::string& id = rec->id;
   index_.put(*rec, record_fingerprint(*rec.bytes));
+  // The list hand_off compares with after the next change; a record that hand_off has yet to see
+  // in a new placement keeps its old list, so that its new members are not skipped.
+  const IndexEntry* e = index_.find(id);
+  if (e->placed_version != placement_.version() &&
+      (e->placed_version == 0 || handed_version_ == placement_.version())) {
+    e->replicas = placement_.replicas(id);
+    e->placed_version = placement_.version();
+  }
   overlay_[id] = Overlay{rec, seq};
   overlay_order_.emplace_back(seq, id);
   out_.persists.push_back(Persist{seq, Persist::Kind::record, rec, "", id});

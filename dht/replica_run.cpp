@@ -232,6 +232,7 @@ void Replica::watch_deadlines(Now now) {
 // rather than leave it to a claimant that has stopped renewing.
 void Replica::sweep(Now now) {
   if (!ready(now)) return;
+  hand_off(now);
   std::vector<std::string> ids(index_.unfinished().begin(), index_.unfinished().end());
   std::set<std::string> taking_over;
   for (const std::string& id : ids) {

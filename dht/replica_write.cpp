@@ -72,6 +72,7 @@ void Replica::flush(Now now) {
         bytes += size;
         o.writes.push_back(writes[i]);
         o.ids.push_back(msg.records[i]->id);
+        o.records.push_back(msg.records[i]);
         part.records.push_back(std::move(msg.records[i]));
       }
       outstanding_.emplace(corr, std::move(o));
@@ -305,6 +306,9 @@ void Replica::fail_outstanding(Now now, uint64_t corr) {
       open_replicates_[o.peer].erase(corr);
       for (size_t i = 0; i < o.ids.size(); ++i) {
         stats_.replicate_failed++;
+        // The record is owed to the peer: a node that does not hold it (an entry node outside the
+        // replica list) keeps a copy as the peer's stand-in, so that the hint can be replayed.
+        if (!index_.contains(o.ids[i])) merge_in(now, *o.records[i]);
         remember_hint(o.peer, o.ids[i]);
         answer(now, o.writes[i], 0, nullptr);
       }
