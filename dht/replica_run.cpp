@@ -72,7 +72,7 @@ void Replica::claim(Now now, const JobRecord& r) {
   next.claim = Claim{attempt, self_, now.wall_ms + config_.lease_ms};
   next.add_history(JobState::running, self_, attempt, now.wall_ms,
                    "attempt " + std::to_string(attempt));
-  next.updated_at_ms = now.wall_ms;
+  next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   commit(now, std::move(next));
   Attempt a;
   a.attempt = attempt;
@@ -159,7 +159,7 @@ void Replica::finish_attempt(Now now, const std::string& id) {
   delta.status = next;
   delta.results = {{self_, result}};
   delta.add_history(next.state, self_, a.attempt, now.wall_ms, reason);
-  delta.updated_at_ms = now.wall_ms;
+  delta.updated_at_ms = std::max(delta.updated_at_ms, now.wall_ms);
   commit(now, merge(*cur, delta));
   replicate_to_others(now, overlay_.at(id).record);
   switch (next.state) {
@@ -194,7 +194,7 @@ void Replica::release_unconfirmed(Now now, const std::string& id, uint32_t attem
   next.status = JobStatus{JobState::retry_wait, attempt, self_,
                           now.wall_ms,          why,     now.wall_ms + backoff_ms(attempt)};
   next.add_history(JobState::retry_wait, self_, attempt, now.wall_ms, why);
-  next.updated_at_ms = now.wall_ms;
+  next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   commit(now, std::move(next));
   replicate_to_others(now, overlay_.at(id).record);
 }
@@ -327,7 +327,7 @@ void Replica::take_over(Now now, const std::string& id, const std::string& reaso
                           "attempt " + std::to_string(n) + " interrupted: " + reason,
                           again ? now.wall_ms : 0};
   next.add_history(next.status.state, self_, n, now.wall_ms, reason);
-  next.updated_at_ms = now.wall_ms;
+  next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   // The claimant may still be a member (its lease ran out): this node runs the job then.
   if (cur->status.node != self_ && placement_.usable(cur->status.node)) adopted_.insert(id);
   commit(now, std::move(next));
@@ -354,7 +354,7 @@ void Replica::recover(Now now) {
     next.status = JobStatus{
         again ? JobState::retry_wait : JobState::failed, n, self_, now.wall_ms, why, now.wall_ms};
     next.add_history(next.status.state, self_, n, now.wall_ms, why);
-    next.updated_at_ms = now.wall_ms;
+    next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
     commit(now, std::move(next));
   }
   log(LogLine::Level::info, "recovered", "",

@@ -407,7 +407,7 @@ void Replica::finish_cancel(Now now, uint64_t request, const JobRecord& cur) {
   }
   JobRecord next = cur;
   next.cancel_requested = true;
-  next.updated_at_ms = now.wall_ms;
+  next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   if (cur.status.state == JobState::running) {
     next.add_history(JobState::running, self_, cur.status.attempt, now.wall_ms, "cancel requested");
   } else {
