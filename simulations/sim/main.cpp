@@ -66,7 +66,8 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--crashes", o.scenario.crashes,
                  "crashes in mixed (0: N/100, 2..50) and heal (0: N/20, 1..50)")
       ->capture_default_str();
-  app.add_option("--jobs", o.workload.jobs, "jobs the clients submit over the run")
+  app.add_option("--jobs", o.workload.jobs,
+                 "jobs the clients submit over the run (0: gossip only, no replica cores)")
       ->capture_default_str();
   app.add_option("--workers", o.replicas.workers, "handlers running at once per node (1..64)")
       ->capture_default_str();
@@ -81,6 +82,7 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--break", f.breaks,
                  "deliberately break something to show the checker fails: deaf-node | "
                  "no-takeover");
+  app.add_option("--trace-job", o.trace_job, "print every core action on jobs with this id prefix");
   app.add_flag("--quiet", o.quiet, "one line per seed");
   app.add_flag("--verbose", o.verbose, "print every member event and core log line");
 }
@@ -123,6 +125,8 @@ std::optional<std::string> resolve(Flags& f, uint64_t& first, uint64_t& last) {
   if (auto why = meshwork::sim::network_error(o.net)) return *why;
   if (auto why = meshwork::sim::scenario_error(o.scenario)) return *why;
   if (o.workload.jobs > meshwork::sim::jobs_max) return "--jobs must be at most 100000";
+  if (o.workload.jobs == 0 && (o.scenario.name == "stall" || o.scenario.name == "hints"))
+    return "--scenario stall and hints need jobs";
   return std::nullopt;
 }
 

@@ -206,6 +206,7 @@ void ReplicaSim::wake(uint32_t i, bool after_tick) {
 // Replies go out last, after the output is cleared: a client may send the next request at once.
 void ReplicaSim::drain(uint32_t i) {
   Output& out = nodes_[i].replica->output();
+  if (trace_out_ != nullptr) trace(i, out);
   persist(i, out.persists);
   for (Send& s : out.sends) send(i, s);
   for (const Start& s : out.starts) start_handler(i, s);
@@ -364,6 +365,67 @@ void ReplicaSim::end_handler(uint32_t i, uint32_t instance, const std::string& i
   const std::string& text = outcome == JobState::succeeded ? o.result.result : o.result.error;
   o.result.receipt = Receipt{id, node_name(i), attempt, blake2b_hex(text), "sim", "sim"};
   input(i, [o = std::move(o)](Replica& r, Now t) mutable { r.handler_done(t, std::move(o)); });
+}
+
+namespace {
+
+// The ids a message carries, to trace one job through the mesh.
+std::vector<std::string> ids_in(const Message& m) {
+  std::vector<std::string> ids;
+  std::visit(
+      [&](const auto& msg) {
+        using T = std::decay_t<decltype(msg)>;
+        if constexpr (std::is_same_v<T, Replicate>)
+          for (const SharedRecord& r : msg.records) ids.push_back(r->id);
+        if constexpr (std::is_same_v<T, ReplicateAck>)
+          for (const ItemAck& a : msg.items)
+            if (a.copy) ids.push_back((*a.copy)->id);
+        if constexpr (std::is_same_v<T, Fetch>) ids = msg.ids;
+        if constexpr (std::is_same_v<T, FetchReply>)
+          for (const auto& r : msg.records)
+            if (r) ids.push_back((*r)->id);
+        if constexpr (std::is_same_v<T, DigestReply>)
+          for (const auto& [id, fp] : msg.entries) ids.push_back(id);
+      },
+      m);
+  return ids;
+}
+
+}  // namespace
+
+void ReplicaSim::trace(uint32_t i, const Output& out) {
+  std::ostream& o = *trace_out_;
+  const auto match = [&](const std::string& id) { return id.starts_with(trace_prefix_); };
+  const std::string at = std::to_string(c_.now_ms()) + " ms n" + std::to_string(i) + " ";
+  const auto status = [](const JobRecord& r) {
+    return std::string(state_name(r.status.state)) + " a" + std::to_string(r.status.attempt) +
+           " by " + r.status.node + " claim a" + std::to_string(r.claim.attempt) + "/" +
+           r.claim.node;
+  };
+  for (const Persist& p : out.persists) {
+    if (!match(p.id)) continue;
+    o << at << "persist seq " << p.seq;
+    if (p.kind == Persist::Kind::record) o << " record " << status(*p.record);
+    if (p.kind != Persist::Kind::record)
+      o << (p.kind == Persist::Kind::hint_put ? " hint for " : " hint dropped for ") << p.target;
+    o << "; replicas here:";
+    for (const std::string& r : nodes_[i].replica->placement().replicas(p.id)) o << " " << r;
+    o << "\n";
+  }
+  for (const Send& s : out.sends) {
+    for (const std::string& id : ids_in(s.message)) {
+      if (!match(id)) continue;
+      o << at << "send " << message_name(s.message) << " corr " << corr_of(s.message) << " to "
+        << s.to << (c_.up(node_index(s.to)) ? "" : " (down)") << "\n";
+      break;
+    }
+  }
+  for (const Start& s : out.starts)
+    if (match(s.id)) o << at << "start attempt " << s.attempt << "\n";
+  for (const Stop& s : out.stops)
+    if (match(s.id)) o << at << "stop attempt " << s.attempt << " why " << int(s.why) << "\n";
+  for (const LogLine& l : out.logs)
+    if (match(l.id)) o << at << "log " << l.event << ": " << l.detail << "\n";
 }
 
 void ReplicaSim::mix(uint64_t v) {

@@ -32,6 +32,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <ostream>
 #include <string>
 #include <utility>
 #include <vector>
@@ -80,6 +81,11 @@ class ReplicaSim {
   void read(uint32_t i, uint64_t request, const std::string& id);
   void on_reply(ReplyFn f) { reply_ = std::move(f); }
   void on_log(LogFn f) { log_ = std::move(f); }
+  // Prints every action that touches a job whose id starts with `prefix` (debugging a seed).
+  void trace_job(std::string prefix, std::ostream* out) {
+    trace_prefix_ = std::move(prefix);
+    trace_out_ = out;
+  }
 
   // Node i's core gets no input until `until_ms` (gossip and disks go on).
   void stall(uint32_t i, uint64_t until_ms);
@@ -141,6 +147,7 @@ class ReplicaSim {
   void unstall(uint32_t i);
   void on_app(uint32_t to, uint32_t from, const std::string& bytes);
   void on_undelivered(uint32_t to, uint32_t from, const std::string& bytes);
+  void trace(uint32_t i, const Output& out);
   void mix(uint64_t v);
   void mix(std::string_view s);
 
@@ -150,6 +157,8 @@ class ReplicaSim {
   std::vector<Node> nodes_;
   ReplyFn reply_;
   LogFn log_;
+  std::string trace_prefix_;
+  std::ostream* trace_out_ = nullptr;
   ReplicaStats dead_stats_;  // of instances that crashed
   std::map<std::string, JobLedger> ledger_;
   std::map<std::string, std::vector<uint32_t>> writers_;

@@ -3,6 +3,8 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <functional>
+#include <memory>
 #include <utility>
 #include <vector>
 
@@ -49,41 +51,82 @@ struct StallRecord {
   std::vector<std::string> jobs;
 };
 
+// The replica cores and their clients; absent in a gossip-only run (--jobs 0).
+struct JobSide {
+  JobSide(Cluster& c, const RunOptions& o, Random& rng)
+      : replicas(c, o.replicas, rng.fork()), workload(c, replicas, o.workload, rng.fork()) {}
+  ReplicaSim replicas;
+  Workload workload;
+  std::vector<StallRecord> stalls;
+};
+
+using Fail = std::function<void(const char* invariant, std::string detail)>;
+
 // At each planned stall, freezes the core of the up, unstalled node running the most handlers.
-void schedule_stalls(Cluster& c, ReplicaSim& replicas, const Plan& plan,
-                     std::vector<StallRecord>& stalls) {
+void schedule_stalls(Cluster& c, JobSide& jobs, const Plan& plan) {
   for (const StallPlan& s : plan.stalls) {
-    c.at(s.at_ms, [&c, &replicas, &stalls, s] {
+    c.at(s.at_ms, [&c, &jobs, s] {
+      ReplicaSim& r = jobs.replicas;
       uint32_t best = UINT32_MAX;
       for (uint32_t i = 0; i < c.size(); ++i) {
-        if (!c.up(i) || replicas.stalled(i)) continue;
-        if (best == UINT32_MAX || replicas.handlers_running(i) > replicas.handlers_running(best))
-          best = i;
+        if (!c.up(i) || r.stalled(i)) continue;
+        if (best == UINT32_MAX || r.handlers_running(i) > r.handlers_running(best)) best = i;
       }
       if (best == UINT32_MAX) return;
-      stalls.push_back({best, replicas.running_jobs(best)});
-      replicas.stall(best, s.at_ms + s.length_ms);
+      jobs.stalls.push_back({best, r.running_jobs(best)});
+      r.stall(best, s.at_ms + s.length_ms);
     });
   }
 }
 
 // Runs until every live node's view matches reality and the jobs are settled (invariants 4-6
 // hold), or the budget ends.
-uint64_t settle(Cluster& c, const ReplicaSim& replicas, const Workload& workload, uint64_t from_ms,
-                uint64_t budget_ms) {
+uint64_t settle(Cluster& c, const JobSide* jobs, uint64_t from_ms, uint64_t budget_ms) {
   c.run_until(from_ms);
   for (uint64_t t = from_ms; t <= from_ms + budget_ms; t += settle_step_ms) {
     c.run_until(t);
-    if (views_converged(c) && jobs_settled(job_figures(c, replicas, workload))) return t;
+    if (!views_converged(c)) continue;
+    if (jobs == nullptr || jobs_settled(job_figures(c, jobs->replicas, jobs->workload))) return t;
   }
   return never_ms;
 }
 
-void print_jobs(std::ostream& out, const JobFigures& f, const ReplicaSim& replicas,
-                const Workload& workload) {
+// Invariants 4-9.
+void check_jobs(const JobSide& jobs, const JobFigures& f, const std::string& scenario,
+                const Fail& fail) {
+  const ReplicaSim& r = jobs.replicas;
+  const ReplicaStats stats = r.stats();
+  if (f.lost != 0) fail("no-lost-jobs", std::to_string(f.lost) + " lost; " + f.first_lost);
+  if (f.unfinished != 0)
+    fail("jobs-terminal", std::to_string(f.unfinished) + " unfinished; " + f.first_unfinished);
+  if (f.diverged != 0)
+    fail("jobs-converge", std::to_string(f.diverged) + " diverged; " + f.first_diverged);
+  if (r.decode_failures() != 0)
+    fail("jobs-converge", std::to_string(r.decode_failures()) + " messages failed to decode");
+  if (r.superseded_starts() != 0)
+    fail("no-superseded-start",
+         std::to_string(r.superseded_starts()) + " starts; " + r.first_superseded_start());
+  if (r.executor_overflows() != 0)
+    fail("workers-bound", std::to_string(r.executor_overflows()) +
+                              " starts while every worker of the node was busy");
+  if (scenario == "stall") {
+    if (jobs.stalls.empty() || jobs.stalls.front().jobs.empty())
+      fail("stall-takeover", "no core was running a handler when the stall began");
+    else if (stats.takeovers == 0)
+      fail("stall-takeover", "n" + std::to_string(jobs.stalls.front().node) +
+                                 " stalled with jobs running, and nobody took one over");
+  }
+  if (scenario == "hints" && stats.hints_replayed == 0)
+    fail("hints-replayed", std::to_string(stats.hints_stored) + " hints stored, none replayed");
+}
+
+void print_jobs(std::ostream& out, const JobFigures& f, const JobSide& jobs) {
+  const ReplicaSim& replicas = jobs.replicas;
   const ReplicaStats s = replicas.stats();
-  const WorkloadCounts& w = workload.counts();
-  out << "jobs: " << workload.jobs().size() << " submitted, " << f.acknowledged
+  const WorkloadCounts& w = jobs.workload.counts();
+  for (const StallRecord& st : jobs.stalls)
+    out << "stalled n" << st.node << " with " << st.jobs.size() << " handlers running\n";
+  out << "jobs: " << jobs.workload.jobs().size() << " submitted, " << f.acknowledged
       << " acknowledged, " << f.lost << " lost, " << f.terminal << " terminal (" << f.succeeded
       << " succeeded, " << f.failed << " failed, " << f.cancelled << " cancelled), "
       << f.unfinished << " unfinished; " << f.stored << " stored, " << f.diverged << " diverged\n";
@@ -118,23 +161,25 @@ RunReport run(const RunOptions& o, std::ostream& out) {
   Random scenario_rng = rng.fork();
   Plan plan;
   schedule(c, o.scenario, scenario_rng, plan);
-  ReplicaSim replicas(c, o.replicas, rng.fork());
-  Workload workload(c, replicas, o.workload, rng.fork());
-  workload.schedule(plan.jobs_from_ms, plan.jobs_to_ms);
-  std::vector<StallRecord> stalls;
-  schedule_stalls(c, replicas, plan, stalls);
+  std::unique_ptr<JobSide> jobs;
+  if (o.workload.jobs > 0) {
+    jobs = std::make_unique<JobSide>(c, o, rng);
+    jobs->workload.schedule(plan.jobs_from_ms, plan.jobs_to_ms);
+    schedule_stalls(c, *jobs, plan);
+    if (o.verbose) {
+      jobs->replicas.on_log([&](uint32_t i, const LogLine& l) {
+        out << seconds(c.now_ms()) << " n" << i << " core " << l.event << " "
+            << l.id.substr(0, 12) << " " << l.detail << "\n";
+      });
+    }
+    if (!o.trace_job.empty()) jobs->replicas.trace_job(o.trace_job, &out);
+  }
   Metrics metrics(c, plan);
   c.observe([&](uint64_t now, uint32_t v, const gossip::MemberEvent& e, bool first_hand) {
     metrics.on_event(now, v, e, first_hand);
-    replicas.on_member(v, e);
+    if (jobs) jobs->replicas.on_member(v, e);
     if (o.verbose) print_event(out, now, v, e, first_hand);
   });
-  if (o.verbose) {
-    replicas.on_log([&](uint32_t i, const LogLine& l) {
-      out << seconds(c.now_ms()) << " n" << i << " core " << l.event << " "
-          << l.id.substr(0, 12) << " " << l.detail << "\n";
-    });
-  }
   c.at(plan.steady_from_ms, [&metrics] { metrics.snapshot_traffic(true); });
   c.at(plan.steady_to_ms, [&metrics] { metrics.snapshot_traffic(false); });
 
@@ -146,11 +191,11 @@ RunReport run(const RunOptions& o, std::ostream& out) {
         << " workers=" << o.replicas.workers << " vnodes=" << o.replicas.vnodes << "\n";
     for (const std::string& line : plan.lines) out << "  " << line << "\n";
   }
-  const uint64_t quiet_at = settle(c, replicas, workload, plan.faults_end_ms, o.settle_max_ms);
+  const uint64_t quiet_at = settle(c, jobs.get(), plan.faults_end_ms, o.settle_max_ms);
 
   RunReport report;
   std::vector<std::pair<std::string, std::string>> failures;  // every invariant that failed
-  const auto fail = [&](const char* invariant, std::string detail) {
+  const Fail fail = [&](const char* invariant, std::string detail) {
     if (report.ok) report = RunReport{false, invariant, detail, 0};
     failures.emplace_back(invariant, std::move(detail));
   };
@@ -160,50 +205,30 @@ RunReport run(const RunOptions& o, std::ostream& out) {
   uint64_t ring = 0;
   Random check_rng = rng.fork();
   if (auto why = check_agreement(c, check_rng, ring)) fail("agreement", *why);
-  const JobFigures f = job_figures(c, replicas, workload);
-  const ReplicaStats stats = replicas.stats();
-  if (f.lost != 0) fail("no-lost-jobs", std::to_string(f.lost) + " lost; " + f.first_lost);
-  if (f.unfinished != 0)
-    fail("jobs-terminal", std::to_string(f.unfinished) + " unfinished; " + f.first_unfinished);
-  if (f.diverged != 0)
-    fail("jobs-converge", std::to_string(f.diverged) + " diverged; " + f.first_diverged);
-  if (replicas.decode_failures() != 0)
-    fail("jobs-converge", std::to_string(replicas.decode_failures()) + " messages failed to decode");
-  if (replicas.superseded_starts() != 0)
-    fail("no-superseded-start", std::to_string(replicas.superseded_starts()) + " starts; " +
-                                    replicas.first_superseded_start());
-  if (replicas.executor_overflows() != 0)
-    fail("workers-bound", std::to_string(replicas.executor_overflows()) +
-                              " starts while every worker of the node was busy");
-  if (o.scenario.name == "stall") {
-    if (stalls.empty() || stalls.front().jobs.empty())
-      fail("stall-takeover", "no core was running a handler when the stall began");
-    else if (stats.takeovers == 0)
-      fail("stall-takeover", "n" + std::to_string(stalls.front().node) +
-                                 " stalled with jobs running, and nobody took one over");
+  JobFigures f;
+  if (jobs) {
+    f = job_figures(c, jobs->replicas, jobs->workload);
+    check_jobs(*jobs, f, o.scenario.name, fail);
   }
-  if (o.scenario.name == "hints" && stats.hints_replayed == 0)
-    fail("hints-replayed", std::to_string(stats.hints_stored) + " hints stored, none replayed");
   // Last: a specific invariant explains a failure better than "did not settle".
   if (quiet_at == never_ms && !views_converged(c))
     fail("quiescence", "member views still differ from reality after " + seconds(o.settle_max_ms));
 
-  report.digest = mix(c.digest(), replicas.digest());
+  report.digest = jobs ? mix(c.digest(), jobs->replicas.digest()) : c.digest();
   if (!o.quiet) {
     out << "quiescent at " << (quiet_at == never_ms ? "never" : seconds(quiet_at))
         << " (faults ended at " << seconds(plan.faults_end_ms) << "), " << c.up_count()
         << " nodes up\n";
     metrics.print(out, o.gossip);
-    for (const StallRecord& s : stalls)
-      out << "stalled n" << s.node << " with " << s.jobs.size() << " handlers running\n";
-    print_jobs(out, f, replicas, workload);
+    if (jobs) print_jobs(out, f, *jobs);
     out << "ring digest " << hex(ring) << ", trace digest " << hex(report.digest) << "\n";
-    out << "lost=" << f.lost << "\n";
+    if (jobs) out << "lost=" << f.lost << "\n";
   }
-  const std::string tally = " acknowledged=" + std::to_string(f.acknowledged) +
-                            " lost=" + std::to_string(f.lost) + " dup-starts=" +
-                            std::to_string(f.duplicate_starts) + " dup-completions=" +
-                            std::to_string(f.duplicate_completions);
+  const std::string tally = !jobs ? ""
+                                  : " acknowledged=" + std::to_string(f.acknowledged) +
+                                        " lost=" + std::to_string(f.lost) + " dup-starts=" +
+                                        std::to_string(f.duplicate_starts) + " dup-completions=" +
+                                        std::to_string(f.duplicate_completions);
   if (report.ok) {
     out << "PASS seed=" << o.seed << " nodes=" << o.nodes << " digest=" << hex(report.digest)
         << tally << "\n";

@@ -30,6 +30,7 @@ struct RunOptions {
   uint64_t settle_max_ms = 300'000;  // how long quiescence may take after the last fault
   bool verbose = false;              // print every member event and every core log line
   bool quiet = false;                // print one line
+  std::string trace_job;             // print every action on jobs whose id starts with this
 };
 
 struct RunReport {
