@@ -27,10 +27,10 @@ Holding holding(const Cluster& c, const ReplicaSim& replicas, const std::string&
   return h;
 }
 
-// Why the job's replicas (as `viewer` places it) do not all hold `merged`, or "".
-std::string divergence(const Cluster& c, const ReplicaSim& replicas, uint32_t viewer,
-                       const JobRecord& merged) {
-  for (const std::string& name : replicas.replica(viewer)->placement().replicas(merged.id)) {
+// Why one of `names` does not hold `merged`, or "".
+std::string divergence_among(const Cluster& c, const ReplicaSim& replicas,
+                             const std::vector<std::string>& names, const JobRecord& merged) {
+  for (const std::string& name : names) {
     const uint32_t i = node_index(name);
     const Replica* r = i < c.size() ? replicas.replica(i) : nullptr;
     if (r == nullptr) return name + " (a replica) is down";
@@ -43,6 +43,16 @@ std::string divergence(const Cluster& c, const ReplicaSim& replicas, uint32_t vi
              std::to_string(merged.status.attempt);
   }
   return "";
+}
+
+// Why the job's replicas (as `viewer` places it) do not all hold `merged`, or "".
+std::string divergence(const Cluster& c, const ReplicaSim& replicas, uint32_t viewer,
+                       const JobRecord& merged) {
+  const std::vector<std::string> names = replicas.replica(viewer)->placement().replicas(merged.id);
+  std::string list;
+  for (const std::string& name : names) list += (list.empty() ? "" : ",") + name;
+  const std::string why = divergence_among(c, replicas, names, merged);
+  return why.empty() ? why : why + " (replicas " + list + ")";
 }
 
 void count_ledger(const ReplicaSim& replicas, JobFigures& f) {
