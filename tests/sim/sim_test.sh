@@ -17,12 +17,18 @@ case $mode in
     [ "$(grep -c '^PASS seed=' "$out/batch")" = 4 ] || fail "expected four PASS lines"
     ;;
   replay)
-    "$sim" --nodes 60 --seed 42 --duration 20 --jobs 100 > "$out/a"
-    "$sim" --nodes 60 --seed 42 --duration 20 --jobs 100 > "$out/b"
-    "$sim" --nodes 60 --seed 43 --duration 20 --jobs 100 > "$out/c"
+    # Replay is about the bytes, whatever the verdict: a failing seed must replay too.
+    "$sim" --nodes 60 --seed 42 --duration 20 --jobs 100 > "$out/a" || true
+    "$sim" --nodes 60 --seed 42 --duration 20 --jobs 100 > "$out/b" || true
+    "$sim" --nodes 60 --seed 43 --duration 20 --jobs 100 > "$out/c" || true
     cmp "$out/a" "$out/b" || fail "the same seed gave different output"
     ! cmp -s "$out/a" "$out/c" || fail "different seeds gave identical output"
     grep -q 'trace digest' "$out/a" || fail "no trace digest printed"
+    grep -q '^lost=[0-9]*$' "$out/a" || fail "no lost= line printed"
+    # The stall scenario replays too (queued inputs, lease-expiry takeover).
+    "$sim" --scenario stall --nodes 20 --seed 7 --duration 30 --stall 20 --jobs 100 > "$out/d" || true
+    "$sim" --scenario stall --nodes 20 --seed 7 --duration 30 --stall 20 --jobs 100 > "$out/e" || true
+    cmp "$out/d" "$out/e" || fail "the same stall seed gave different output"
     ;;
   breaks)
     # A node that never receives is declared dead while it is up and reachable (invariant 2), and
