@@ -132,6 +132,7 @@ void ReplicaSim::crash(uint32_t i) {
 }
 
 void ReplicaSim::on_member(uint32_t viewer, const gossip::MemberEvent& e) {
+  ++member_events_;
   input(viewer, [name = e.member.name, state = state_of(e.kind)](Replica& r, Now now) {
     r.set_member(now, name, state);
   });

@@ -105,6 +105,8 @@ class ReplicaSim {
   // Nodes whose disk ever received a record of the job (by id).
   const std::map<std::string, std::vector<uint32_t>>& writers() const { return writers_; }
   uint64_t messages() const { return messages_; }
+  // Member events handed to the cores (each rebuilds that core's placement).
+  uint64_t member_events() const { return member_events_; }
   uint64_t decode_failures() const { return decode_failures_; }
   uint64_t undeliverable() const { return undeliverable_; }
   uint64_t executor_overflows() const { return executor_overflows_; }
@@ -164,6 +166,7 @@ class ReplicaSim {
   std::map<std::string, std::vector<uint32_t>> writers_;
   std::map<std::string, uint64_t> log_events_;
   uint64_t serial_ = 0;
+  uint64_t member_events_ = 0;
   uint64_t messages_ = 0, decode_failures_ = 0, undeliverable_ = 0, executor_overflows_ = 0;
   uint64_t superseded_starts_ = 0;
   std::string first_superseded_start_;

@@ -148,7 +148,8 @@ void print_jobs(std::ostream& out, const JobFigures& f, const JobSide& jobs) {
       << " ok), " << w.reads << " reads (" << w.reads_ok << " ok, " << w.reads_not_found
       << " not found)\n";
   out << "replica messages: " << replicas.messages() << " sent, " << replicas.undeliverable()
-      << " undeliverable, " << replicas.decode_failures() << " failed to decode\n";
+      << " undeliverable, " << replicas.decode_failures() << " failed to decode; "
+      << replicas.member_events() << " member events handed to the cores\n";
 }
 
 }  // namespace
