@@ -27,6 +27,26 @@ Holding holding(const Cluster& c, const ReplicaSim& replicas, const std::string&
   return h;
 }
 
+// Which merged parts of two copies differ (for the failure message).
+std::string parts_differing(const JobRecord& a, const JobRecord& b) {
+  std::string out;
+  const auto add = [&](bool differs, const char* part) {
+    if (differs) out += (out.empty() ? "" : ", ") + std::string(part);
+  };
+  add(a.status.state != b.status.state || a.status.attempt != b.status.attempt ||
+          a.status.node != b.status.node || a.status.at_ms != b.status.at_ms ||
+          a.status.error != b.status.error || a.status.retry_at_ms != b.status.retry_at_ms,
+      "status");
+  add(a.claim.attempt != b.claim.attempt || a.claim.node != b.claim.node ||
+          a.claim.lease_until_ms != b.claim.lease_until_ms,
+      "claim");
+  add(a.cancel_requested != b.cancel_requested, "cancel_requested");
+  add(a.results.size() != b.results.size(), "results");
+  add(a.history.size() != b.history.size(), "history");
+  add(a.updated_at_ms != b.updated_at_ms, "updated_at");
+  return out.empty() ? "details" : out;
+}
+
 // Why one of `names` does not hold `merged`, or "".
 std::string divergence_among(const Cluster& c, const ReplicaSim& replicas,
                              const std::vector<std::string>& names, const JobRecord& merged) {
@@ -40,7 +60,8 @@ std::string divergence_among(const Cluster& c, const ReplicaSim& replicas,
       return name + " holds " + std::string(state_name(copy->status.state)) + " attempt " +
              std::to_string(copy->status.attempt) + ", the merge is " +
              std::string(state_name(merged.status.state)) + " attempt " +
-             std::to_string(merged.status.attempt);
+             std::to_string(merged.status.attempt) + " (" + parts_differing(*copy, merged) +
+             " differ)";
   }
   return "";
 }
