@@ -64,7 +64,7 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--settle-max", f.settle_s, "virtual seconds allowed for quiescence (<= 3600)")
       ->capture_default_str();
   app.add_option("--crashes", o.scenario.crashes,
-                 "crashes in mixed (0: N/100, 2..50) and heal (0: N/20, 1..50)")
+                 "crashes in mixed (0: N/100, 2..50), heal and hints (0: N/20, 1..50)")
       ->capture_default_str();
   app.add_option("--jobs", o.workload.jobs,
                  "jobs the clients submit over the run (0: gossip only, no replica cores)")
