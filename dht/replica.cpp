@@ -60,7 +60,8 @@ void Replica::set_member(Now now, const std::string& name, MemberState state) {
   if (!placement_.set(name, state)) return;
   if (state == MemberState::alive) {
     seen_peer_ = true;
-    ae_soon_.insert(name);  // joined or back: reconcile with it first
+    // Back (or joined) and sharing records with this node: reconcile with it first.
+    if (std::binary_search(co_replicas_.begin(), co_replicas_.end(), name)) ae_soon_.insert(name);
   }
   ae_interval_ms_ = config_.anti_entropy_interval_ms;
   next_sweep_ms_ = now.mono_ms;  // a membership change: sweep at once
