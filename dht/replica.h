@@ -187,7 +187,6 @@ struct ReplicaStats {
 class Replica {
  public:
   Replica(std::string self, ReplicaConfig config, const RecordReader& reader, EnvelopeCheck check);
-  ~Replica();
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
 
@@ -230,30 +229,187 @@ class Replica {
   [[nodiscard]] const ReplicaStats& stats() const { return stats_; }
   [[nodiscard]] const RecordIndex& index() const { return index_; }
   [[nodiscard]] bool ready(Now now) const;
+  [[nodiscard]] bool holds(const std::string& id) const { return index_.contains(id); }
   [[nodiscard]] size_t backlog() const { return run_queue_.size(); }
-  [[nodiscard]] size_t running() const { return running_.size(); }
+  [[nodiscard]] size_t running() const { return handlers_running_; }
   [[nodiscard]] size_t hints() const;
   // This node's current copy (overlay, else the reader); nullopt when it holds none.
   [[nodiscard]] std::optional<JobRecord> current(const std::string& id) const;
 
  private:
-  struct Write;
-  struct Pending;
-  struct Running;
-  struct Impl;
-  std::unique_ptr<Impl> impl_;  // protocol state; replica.cpp and its parts
+  // A record written to replicas and decided once `need` of them hold it (replica_write.cpp).
+  struct Write {
+    enum class Kind : uint8_t { submit, cancel, claim, plain, hint } kind = Kind::plain;
+    std::string id;
+    uint64_t request = 0;  // submit/cancel: the client request; item: its index there
+    size_t item = 0;
+    uint32_t attempt = 0;      // claim: the attempt claimed
+    std::string target;        // hint: the member the record is owed to
+    size_t need = 0;           // acks that decide it (this node's durable copy counts as one)
+    size_t asked = 0, acks = 0, answered = 0;
+    bool existed = false, decided = false, refused = false;
+    std::shared_ptr<const JobRecord> record;  // what is written
+    std::optional<JobRecord> copy;  // submit: merged copies of replicas that held it before
+    uint64_t deadline_ms = 0;       // mono
+  };
+  // A request sent to a peer, waiting for its answer (corr → this).
+  struct Outstanding {
+    enum class Kind : uint8_t { replicate, fetch, digest } kind = Kind::replicate;
+    enum class Why : uint8_t { none, read, takeover, pull } why = Why::none;  // fetch only
+    std::string peer;
+    uint64_t sent_ms = 0;              // mono
+    std::vector<uint64_t> writes;      // replicate: write id per record (0: none)
+    std::vector<std::string> ids;      // the records' or fetched ids
+    uint64_t request = 0;              // fetch for a read: the client request
+  };
+  // A client read or cancel gathering every replica's copy.
+  struct ReadOp {
+    bool cancel = false;
+    std::string id;
+    size_t waiting = 0;
+    bool any_answer = false;
+    std::vector<std::pair<std::string, std::optional<JobRecord>>> copies;  // by replica
+    uint64_t deadline_ms = 0;
+  };
+  struct SubmitOp {
+    std::vector<ItemResult> items;
+    size_t left = 0;
+  };
+  // An attempt this node claimed (replica_run.cpp).
+  struct Attempt {
+    uint32_t attempt = 0;
+    bool handler_running = true;
+    bool confirmed = false, refused = false, stopped = false;
+    std::optional<NodeResult> result;  // the handler's outcome, held until the claim is settled
+    uint64_t deadline_ms = 0;          // mono: the job's timeout
+  };
+  struct TakeoverRead {
+    size_t left = 0;
+    uint64_t started_ms = 0;  // mono
+  };
+  struct Overlay {
+    SharedRecord record;
+    uint64_t seq = 0;
+  };
+  struct Merged {
+    std::optional<JobRecord> before;
+    std::shared_ptr<const JobRecord> after;  // null when there is no record
+    bool changed = false;
+  };
 
-  std::string self_;
-  ReplicaConfig config_;
+  // replica.cpp: records, reactions, timers
+  void rebuild_placement();
+  bool owns(Now now, const std::string& id) const;
+  uint64_t commit(Now now, JobRecord next);
+  Merged merge_in(Now now, const JobRecord& incoming);
+  void react(Now now, const JobRecord& r);
+  uint64_t pending_seq(const std::string& id) const;
+  void log(LogLine::Level level, std::string event, std::string id, std::string detail);
+  uint64_t random_below(uint64_t n);
+  uint64_t backoff_ms(uint32_t attempt);
+  // replica_write.cpp: quorum writes, client operations, acks
+  uint64_t start_write(Now now, Write w, const SharedRecord& rec,
+                       const std::vector<std::string>& replicas);
+  void queue_replicate(const std::string& peer, const SharedRecord& rec, uint64_t write);
+  void flush(Now now);
+  void answer(Now now, uint64_t write, int verdict, const ItemAck* ack);
+  void decide(Now now, uint64_t write_id, Write& w);
+  void finish_submit_item(Now now, const Write& w, bool ok);
+  std::optional<Status> lagging(Now now, const std::vector<std::string>& replicas);
+  std::optional<Status> refusal(Now now, const JobRecord& r,
+                                const std::vector<std::string>& replicas);
+  void on_replicate(Now now, const std::string& from, Replicate& m);
+  void on_replicate_ack(Now now, const std::string& from, ReplicateAck& m);
+  void fail_outstanding(Now now, uint64_t corr);
+  void replicate_to_others(Now now, const SharedRecord& rec);
+  void start_read(Now now, uint64_t request, const std::string& id, bool cancel);
+  void on_read_copy(Now now, uint64_t request, const std::string& from,
+                    std::optional<JobRecord> copy, bool answered);
+  void finish_read(Now now, uint64_t request);
+  void finish_cancel(Now now, uint64_t request, const JobRecord& cur);
+  void expire(Now now);
+  // replica_run.cpp: running jobs, claims, outcomes, leases, takeover
+  void enqueue(const std::string& id);
+  void schedule_retry(Now now, const std::string& id, uint64_t retry_at_wall_ms);
+  void pump(Now now);
+  void claim(Now now, const JobRecord& r);
+  void claim_settled(Now now, const std::string& id, uint32_t attempt, bool confirmed);
+  void finish_attempt(Now now, const std::string& id);
+  void release_unconfirmed(Now now, const std::string& id, uint32_t attempt);
+  void renew_leases(Now now);
+  void watch_deadlines(Now now);
+  void sweep(Now now);
+  bool taker(Now now, const std::string& id, const std::string& claimant) const;
+  void take_over_after_read(Now now, const std::string& id, const std::string& reason);
+  void takeover_answered(Now now, const std::string& id);
+  void take_over(Now now, const std::string& id, const std::string& reason);
+  void recover(Now now);
+  // replica_repair.cpp: fetches, hints, anti-entropy
+  void fetch_from(Now now, const std::string& peer, const std::vector<std::string>& ids,
+                  Outstanding::Why why, uint64_t request);
+  void on_fetch(Now now, const std::string& from, Fetch& m);
+  void on_fetch_reply(Now now, const std::string& from, FetchReply& m);
+  void remember_hint(const std::string& peer, const std::string& id);
+  void drop_hint(const std::string& peer, const std::string& id);
+  void replay_hints(Now now);
+  RecordIndex::Keep shared_with(const std::string& peer) const;
+  void anti_entropy_round(Now now);
+  void on_digest(Now now, const std::string& from, Digest& m);
+  void on_digest_reply(Now now, const std::string& from, DigestReply& m);
+
+  const std::string self_;
+  const ReplicaConfig config_;
   const RecordReader& reader_;
-  EnvelopeCheck check_;
+  const EnvelopeCheck check_;
   std::shared_ptr<const Placement> placement_;
+  std::map<std::string, MemberState> members_;
+  uint64_t placement_version_ = 0;
   RecordIndex index_;
   ReplicaStats stats_;
   Output out_;
+  uint64_t rng_state_;
+
+  bool started_ = false;
+  uint64_t started_ms_ = 0;  // mono
+  bool seen_peer_ = false;
+
+  // Records written but not yet durable, newest per id, and the order they became so.
+  std::unordered_map<std::string, Overlay> overlay_;
+  std::deque<std::pair<uint64_t, std::string>> overlay_order_;
+  uint64_t next_seq_ = 1;
+  uint64_t durable_seq_ = 0;
+  std::multimap<uint64_t, uint64_t> local_waits_;  // seq → write waiting for this node's copy
+  struct AckWait {
+    uint64_t seq = 0;
+    std::string to;
+    ReplicateAck ack;
+  };
+  std::deque<AckWait> ack_waits_;  // acks to peers, sent once their seq is durable
+
+  uint64_t next_id_ = 1;  // write ids and correlation ids
+  std::map<uint64_t, Write> writes_;
+  std::map<uint64_t, Outstanding> outstanding_;  // by corr; corr grows with time
+  std::map<std::string, std::set<uint64_t>> open_replicates_;  // peer → corrs (back-pressure)
+  std::map<std::string, std::pair<Replicate, std::vector<uint64_t>>> outbox_;
+  std::map<uint64_t, SubmitOp> submits_;
+  std::map<uint64_t, ReadOp> reads_;
+
   std::deque<std::string> run_queue_;
-  std::map<std::string, uint32_t> running_;  // id -> attempt whose handler runs here
-  friend struct Impl;
+  std::set<std::string> queued_;  // in run_queue_
+  std::multimap<uint64_t, std::string> retry_timers_;  // mono due → id
+  std::set<std::string> retry_scheduled_;
+  std::map<std::string, Attempt> running_;  // attempts claimed here, until settled
+  size_t handlers_running_ = 0;
+  std::map<std::string, TakeoverRead> takeover_reads_;
+  std::set<std::string> adopted_;  // taken over from a live claimant: this node runs them
+
+  std::map<std::string, std::set<std::string>> hints_;  // target → ids
+  std::set<std::pair<std::string, std::string>> hints_inflight_;
+  std::set<std::string> ae_soon_;
+  size_t ae_next_ = 0;
+  uint64_t ae_interval_ms_ = 0;
+
+  uint64_t next_sweep_ms_ = 0, next_hints_ms_ = 0, next_ae_ms_ = 0, next_renewal_ms_ = 0;
 };
 
 }  // namespace meshwork

@@ -1,0 +1,292 @@
+// The replica core: construction, boot, membership, records and timers; see replica.h. The write
+// side is in replica_write.cpp, running jobs in replica_run.cpp, repair in replica_repair.cpp.
+#include "dht/replica.h"
+
+#include <algorithm>
+
+namespace meshwork {
+
+void Output::clear() {
+  persists.clear();
+  sends.clear();
+  replies.clear();
+  starts.clear();
+  stops.clear();
+  logs.clear();
+}
+
+bool Output::empty() const {
+  return persists.empty() && sends.empty() && replies.empty() && starts.empty() && stops.empty() &&
+         logs.empty();
+}
+
+Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& reader,
+                 EnvelopeCheck check)
+    : self_(std::move(self)),
+      config_(std::move(config)),
+      reader_(reader),
+      check_(std::move(check)),
+      rng_state_(config_.seed ^ 0x9e3779b97f4a7c15ull),
+      ae_interval_ms_(config_.anti_entropy_interval_ms) {
+  rebuild_placement();
+}
+
+void Replica::load(const JobRecord& r, std::string_view encoded) {
+  index_.put(r, record_fingerprint(encoded));
+}
+
+void Replica::load_hint(const std::string& target, const std::string& id) {
+  hints_[target].insert(id);
+}
+
+size_t Replica::hints() const {
+  size_t n = 0;
+  for (const auto& [target, ids] : hints_) n += ids.size();
+  return n;
+}
+
+void Replica::start(Now now) {
+  started_ = true;
+  started_ms_ = now.mono_ms;
+  next_sweep_ms_ = now.mono_ms;
+  next_hints_ms_ = now.mono_ms + config_.hint_replay_interval_ms;
+  next_ae_ms_ = now.mono_ms + config_.anti_entropy_interval_ms;
+  next_renewal_ms_ = now.mono_ms + config_.lease_ms / 3;
+  recover(now);
+  flush(now);
+}
+
+void Replica::rebuild_placement() {
+  placement_ = std::make_shared<const Placement>(self_, members_, config_.placement,
+                                                 ++placement_version_);
+}
+
+void Replica::set_member(Now now, const std::string& name, MemberState state) {
+  if (name == self_ || name.empty() || name.size() > kNodeNameBytesMax) return;
+  auto it = members_.find(name);
+  if (it != members_.end() && it->second == state) return;
+  members_[name] = state;
+  rebuild_placement();
+  if (state == MemberState::alive) {
+    seen_peer_ = true;
+    ae_soon_.insert(name);  // joined or back: reconcile with it first
+  }
+  ae_interval_ms_ = config_.anti_entropy_interval_ms;
+  next_sweep_ms_ = now.mono_ms;  // a membership change: sweep at once
+}
+
+bool Replica::ready(Now now) const {
+  if (!config_.joining || seen_peer_) return true;
+  return started_ && now.mono_ms >= started_ms_ + config_.alone_after_ms;
+}
+
+// A node that just joined waits a moment before running jobs, so that it first learns the
+// membership (and with it who owns what) instead of running everything it holds as a mesh of one.
+bool Replica::owns(Now now, const std::string& id) const {
+  if (!started_ || !ready(now)) return false;
+  if (config_.joining && now.mono_ms < started_ms_ + config_.settle_ms) return false;
+  if (adopted_.contains(id)) return true;
+  auto owner = placement_->owner(id);
+  return owner && *owner == self_;
+}
+
+std::optional<JobRecord> Replica::current(const std::string& id) const {
+  if (auto it = overlay_.find(id); it != overlay_.end()) return *it->second.record;
+  if (!index_.contains(id)) return std::nullopt;
+  return reader_.read(id);
+}
+
+uint64_t Replica::pending_seq(const std::string& id) const {
+  auto it = overlay_.find(id);
+  return it == overlay_.end() ? 0 : it->second.seq;
+}
+
+// Every change to a record goes through here: persisted (the overlay serves it until durable),
+// indexed, and acted on.
+uint64_t Replica::commit(Now now, JobRecord next) {
+  SharedRecord rec = SharedRecord::of(std::move(next));
+  const uint64_t seq = next_seq_++;
+  const std::string& id = rec->id;
+  index_.put(*rec, record_fingerprint(*rec.bytes));
+  overlay_[id] = Overlay{rec, seq};
+  overlay_order_.emplace_back(seq, id);
+  out_.persists.push_back(Persist{seq, Persist::Kind::record, rec, "", id});
+  ae_interval_ms_ = config_.anti_entropy_interval_ms;
+  react(now, *rec);
+  return seq;
+}
+
+Replica::Merged Replica::merge_in(Now now, const JobRecord& incoming) {
+  Merged m;
+  m.before = current(incoming.id);
+  if (m.before) {
+    JobRecord next = merge(*m.before, incoming);
+    if (same_state(next, *m.before)) {
+      m.after = std::make_shared<const JobRecord>(std::move(next));
+      return m;
+    }
+    commit(now, std::move(next));
+  } else {
+    commit(now, incoming);
+  }
+  m.changed = true;
+  m.after = overlay_.at(incoming.id).record.record;
+  return m;
+}
+
+// What a record's new state asks of this node: stop a handler whose claim no longer holds or
+// whose job was cancelled; queue or schedule a job it owns.
+void Replica::react(Now now, const JobRecord& r) {
+  if (auto it = running_.find(r.id); it != running_.end()) {
+    Attempt& a = it->second;
+    const bool holds = r.status.state == JobState::running && r.status.attempt == a.attempt &&
+                       r.status.node == self_;
+    if (!holds && a.handler_running && !a.stopped) {
+      a.stopped = true;
+      stats_.superseded_stops++;
+      out_.stops.push_back(Stop{Stop::Why::superseded, r.id, a.attempt});
+      log(LogLine::Level::info, "claim_superseded", r.id,
+          "attempt " + std::to_string(a.attempt) + " stopped: the record is now " +
+              std::string(state_name(r.status.state)) + " attempt " +
+              std::to_string(r.status.attempt) + " by " + r.status.node);
+    } else if (holds && r.cancel_requested && a.handler_running && !a.stopped) {
+      a.stopped = true;
+      out_.stops.push_back(Stop{Stop::Why::cancelled, r.id, a.attempt});
+    }
+  }
+  if (r.status.state != JobState::queued && r.status.state != JobState::retry_wait) {
+    if (r.status.state != JobState::running || r.status.node != self_) adopted_.erase(r.id);
+    return;
+  }
+  if (!owns(now, r.id)) return;
+  if (r.status.state == JobState::queued) {
+    enqueue(r.id);
+  } else {
+    schedule_retry(now, r.id, r.status.retry_at_ms);
+  }
+}
+
+void Replica::durable(Now now, uint64_t seq, const Status& status) {
+  if (seq < durable_seq_) return;
+  if (!status.is_ok()) {
+    // The store could not write: nothing that depended on it is acknowledged. Writes waiting for
+    // this node's copy count it as no answer; the peers' acks are not sent (they retry or hint).
+    log(LogLine::Level::warn, "store_failed", "", status.message());
+    std::vector<uint64_t> failed;
+    for (auto it = local_waits_.begin(); it != local_waits_.end() && it->first <= seq;) {
+      failed.push_back(it->second);
+      it = local_waits_.erase(it);
+    }
+    for (uint64_t write : failed) answer(now, write, 0, nullptr);
+    while (!ack_waits_.empty() && ack_waits_.front().seq <= seq) ack_waits_.pop_front();
+  }
+  durable_seq_ = seq;
+  while (!overlay_order_.empty() && overlay_order_.front().first <= seq) {
+    auto [s, id] = std::move(overlay_order_.front());
+    overlay_order_.pop_front();
+    if (auto it = overlay_.find(id); it != overlay_.end() && it->second.seq == s) overlay_.erase(it);
+  }
+  std::vector<uint64_t> done;
+  for (auto it = local_waits_.begin(); it != local_waits_.end() && it->first <= seq;) {
+    done.push_back(it->second);
+    it = local_waits_.erase(it);
+  }
+  for (uint64_t write : done) answer(now, write, 1, nullptr);
+  while (!ack_waits_.empty() && ack_waits_.front().seq <= seq) {
+    out_.sends.push_back(Send{ack_waits_.front().to, std::move(ack_waits_.front().ack)});
+    ack_waits_.pop_front();
+  }
+  pump(now);
+  flush(now);
+}
+
+void Replica::tick(Now now) {
+  expire(now);
+  while (!retry_timers_.empty() && retry_timers_.begin()->first <= now.mono_ms) {
+    const std::string id = retry_timers_.begin()->second;
+    retry_timers_.erase(retry_timers_.begin());
+    retry_scheduled_.erase(id);
+    if (owns(now, id)) enqueue(id);
+  }
+  watch_deadlines(now);
+  if (now.mono_ms >= next_renewal_ms_) {
+    renew_leases(now);
+    next_renewal_ms_ = now.mono_ms + std::max<uint64_t>(1, config_.lease_ms / 3);
+  }
+  if (now.mono_ms >= next_sweep_ms_) {
+    sweep(now);
+    next_sweep_ms_ = now.mono_ms + config_.sweep_interval_ms;
+  }
+  if (now.mono_ms >= next_hints_ms_) {
+    replay_hints(now);
+    next_hints_ms_ = now.mono_ms + config_.hint_replay_interval_ms;
+  }
+  if (now.mono_ms >= next_ae_ms_ || !ae_soon_.empty()) {
+    anti_entropy_round(now);
+    next_ae_ms_ = now.mono_ms + ae_interval_ms_;
+  }
+  pump(now);
+  flush(now);
+}
+
+uint64_t Replica::next_deadline_ms() const {
+  uint64_t t = std::min({next_sweep_ms_, next_hints_ms_, next_ae_ms_});
+  if (!ae_soon_.empty()) t = 0;
+  if (!running_.empty()) t = std::min(t, next_renewal_ms_);
+  for (const auto& [id, a] : running_)
+    if (a.handler_running && !a.stopped) t = std::min(t, a.deadline_ms);
+  if (!retry_timers_.empty()) t = std::min(t, retry_timers_.begin()->first);
+  if (!outstanding_.empty())
+    t = std::min(t, outstanding_.begin()->second.sent_ms + config_.peer_timeout_ms);
+  for (const auto& [id, w] : writes_)
+    if (!w.decided) t = std::min(t, w.deadline_ms);
+  for (const auto& [request, op] : reads_) t = std::min(t, op.deadline_ms);
+  return t;
+}
+
+void Replica::log(LogLine::Level level, std::string event, std::string id, std::string detail) {
+  out_.logs.push_back(LogLine{level, std::move(event), std::move(id), std::move(detail)});
+}
+
+// splitmix64: the core's only randomness, seeded by the config.
+uint64_t Replica::random_below(uint64_t n) {
+  uint64_t z = (rng_state_ += 0x9e3779b97f4a7c15ull);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+  z ^= z >> 31;
+  return n == 0 ? 0 : z % n;
+}
+
+// Exponential backoff with "equal jitter": half fixed, half random, capped.
+uint64_t Replica::backoff_ms(uint32_t attempt) {
+  const uint32_t shift = std::min<uint32_t>(attempt > 0 ? attempt - 1 : 0, 20);
+  const uint64_t ceiling = std::min(config_.backoff_max_ms, config_.backoff_base_ms << shift);
+  return ceiling / 2 + random_below(ceiling / 2 + 1);
+}
+
+void Replica::receive(Now now, const std::string& from, Message message) {
+  std::visit(
+      [&](auto& m) {
+        using T = std::decay_t<decltype(m)>;
+        if constexpr (std::is_same_v<T, Replicate>) on_replicate(now, from, m);
+        if constexpr (std::is_same_v<T, ReplicateAck>) on_replicate_ack(now, from, m);
+        if constexpr (std::is_same_v<T, Fetch>) on_fetch(now, from, m);
+        if constexpr (std::is_same_v<T, FetchReply>) on_fetch_reply(now, from, m);
+        if constexpr (std::is_same_v<T, Digest>) on_digest(now, from, m);
+        if constexpr (std::is_same_v<T, DigestReply>) on_digest_reply(now, from, m);
+      },
+      message);
+  pump(now);
+  flush(now);
+}
+
+void Replica::undeliverable(Now now, const std::string& to, const Message& message) {
+  const uint64_t corr = corr_of(message);
+  auto it = outstanding_.find(corr);
+  if (it == outstanding_.end() || it->second.peer != to) return;  // an answer, or settled
+  fail_outstanding(now, corr);
+  pump(now);
+  flush(now);
+}
+
+}  // namespace meshwork

@@ -1,0 +1,364 @@
+// The replica core's running side: the run queue, claims confirmed by a majority, outcomes,
+// leases, timeouts, sweeps and takeover; see replica.h.
+#include <algorithm>
+
+#include "dht/replica.h"
+
+namespace meshwork {
+namespace {
+
+constexpr const char* kUnconfirmedReason = " not confirmed by a majority of replicas";
+
+// Attempts whose claim a majority refused never ran to an outcome that counted (the history
+// says so), so they do not use up max_attempts.
+uint32_t lost_claims(const JobRecord& r) {
+  uint32_t n = 0;
+  for (const HistoryEntry& h : r.history)
+    if (h.state == JobState::retry_wait && h.reason.ends_with(kUnconfirmedReason)) ++n;
+  return n;
+}
+
+bool may_retry(const JobRecord& r, uint32_t ended_attempt, bool interrupted) {
+  const uint32_t limit =
+      r.max_attempts + lost_claims(r) + (interrupted ? kInterruptedAttemptsExtraMax : 0);
+  return ended_attempt < limit;
+}
+
+bool holds_claim(const JobRecord& r, uint32_t attempt, const std::string& self) {
+  return r.status.state == JobState::running && r.status.attempt == attempt &&
+         r.status.node == self;
+}
+
+}  // namespace
+
+void Replica::enqueue(const std::string& id) {
+  if (running_.contains(id)) return;
+  if (queued_.insert(id).second) run_queue_.push_back(id);
+}
+
+void Replica::schedule_retry(Now now, const std::string& id, uint64_t retry_at_wall_ms) {
+  if (!retry_scheduled_.insert(id).second) return;
+  const uint64_t wait = retry_at_wall_ms > now.wall_ms ? retry_at_wall_ms - now.wall_ms : 0;
+  retry_timers_.emplace(now.mono_ms + wait, id);
+}
+
+// Gives runnable jobs to free workers: at most config.workers handlers run at once.
+void Replica::pump(Now now) {
+  while (handlers_running_ < config_.workers && !run_queue_.empty()) {
+    std::string id = std::move(run_queue_.front());
+    run_queue_.pop_front();
+    queued_.erase(id);
+    if (running_.contains(id) || !owns(now, id)) continue;
+    auto rec = current(id);
+    if (!rec) continue;
+    if (rec->status.state == JobState::retry_wait && rec->status.retry_at_ms > now.wall_ms) {
+      schedule_retry(now, id, rec->status.retry_at_ms);
+      continue;
+    }
+    if (rec->status.state != JobState::queued && rec->status.state != JobState::retry_wait)
+      continue;
+    claim(now, *rec);
+  }
+}
+
+// The claim (running, attempt+1, lease) is persisted and sent to the other replicas while the
+// handler already runs: handlers are pure, so nothing of the attempt is visible until its outcome
+// is recorded, and that waits until a majority confirmed the claim (claim_settled).
+void Replica::claim(Now now, const JobRecord& r) {
+  const uint32_t attempt = r.status.attempt + 1;
+  adopted_.erase(r.id);
+  JobRecord next = r;
+  next.status = JobStatus{JobState::running, attempt, self_, now.wall_ms, r.status.error, 0};
+  next.claim = Claim{attempt, self_, now.wall_ms + config_.lease_ms};
+  next.add_history(JobState::running, self_, attempt, now.wall_ms,
+                   "attempt " + std::to_string(attempt));
+  next.updated_at_ms = now.wall_ms;
+  commit(now, std::move(next));
+  Attempt a;
+  a.attempt = attempt;
+  a.deadline_ms = now.mono_ms + r.timeout_ms;
+  a.stopped = r.cancel_requested;
+  running_[r.id] = a;
+  handlers_running_++;
+  stats_.attempts_started++;
+  const SharedRecord claimed = overlay_.at(r.id).record;
+  out_.starts.push_back(Start{r.id, attempt, claimed.record});
+  if (r.cancel_requested) out_.stops.push_back(Stop{Stop::Why::cancelled, r.id, attempt});
+  const auto replicas = placement_->replicas(r.id);
+  Write w;
+  w.kind = Write::Kind::claim;
+  w.attempt = attempt;
+  w.need = Placement::majority(replicas.size());
+  start_write(now, std::move(w), claimed, replicas);
+}
+
+void Replica::claim_settled(Now now, const std::string& id, uint32_t attempt, bool confirmed) {
+  auto it = running_.find(id);
+  if (it == running_.end() || it->second.attempt != attempt) return;
+  Attempt& a = it->second;
+  if (confirmed) {
+    stats_.claims_confirmed++;
+    a.confirmed = true;
+    if (!a.handler_running) finish_attempt(now, id);
+    return;
+  }
+  stats_.claims_refused++;
+  a.refused = true;
+  log(LogLine::Level::info, "claim_not_confirmed", id, "attempt " + std::to_string(attempt));
+  if (a.handler_running && !a.stopped) {
+    a.stopped = true;
+    out_.stops.push_back(Stop{Stop::Why::superseded, id, attempt});
+  }
+  const bool over = !a.handler_running;
+  release_unconfirmed(now, id, attempt);
+  if (over) running_.erase(id);
+}
+
+void Replica::handler_done(Now now, Outcome outcome) {
+  auto it = running_.find(outcome.id);
+  if (it == running_.end() || it->second.attempt != outcome.attempt ||
+      !it->second.handler_running) {
+    stats_.refused_messages++;
+    return;
+  }
+  Attempt& a = it->second;
+  a.handler_running = false;
+  handlers_running_--;
+  a.result = std::move(outcome.result);
+  if (a.refused) {
+    running_.erase(it);
+  } else if (a.confirmed) {
+    finish_attempt(now, outcome.id);
+  }
+  pump(now);
+  flush(now);
+}
+
+// Records the attempt's outcome (the claim holds and the handler ended): terminal, or retry_wait
+// with backoff. A record that moved on meanwhile (superseded, cancelled elsewhere) keeps its state.
+void Replica::finish_attempt(Now now, const std::string& id) {
+  auto it = running_.find(id);
+  if (it == running_.end()) return;
+  Attempt a = std::move(it->second);
+  running_.erase(it);
+  auto cur = current(id);
+  if (!cur || !a.result || !holds_claim(*cur, a.attempt, self_)) return;
+  const NodeResult& result = *a.result;
+  JobStatus next{result.outcome, a.attempt, self_, now.wall_ms, result.error, 0};
+  if (next.state == JobState::failed && may_retry(*cur, a.attempt, false)) {
+    next.state = JobState::retry_wait;
+    next.retry_at_ms = now.wall_ms + backoff_ms(a.attempt);
+  }
+  const std::string reason =
+      next.state == JobState::succeeded ? "succeeded"
+      : next.state == JobState::retry_wait
+          ? "attempt failed, retry in " + std::to_string(next.retry_at_ms - now.wall_ms) +
+                " ms: " + result.error
+          : result.error;
+  JobRecord delta = *cur;
+  delta.status = next;
+  delta.results = {{self_, result}};
+  delta.add_history(next.state, self_, a.attempt, now.wall_ms, reason);
+  delta.updated_at_ms = now.wall_ms;
+  commit(now, merge(*cur, delta));
+  replicate_to_others(now, overlay_.at(id).record);
+  switch (next.state) {
+    case JobState::succeeded:
+      stats_.succeeded++;
+      break;
+    case JobState::failed:
+      stats_.failed++;
+      break;
+    case JobState::cancelled:
+      stats_.cancelled++;
+      break;
+    default:
+      stats_.retried++;
+      break;
+  }
+  log(next.state == JobState::succeeded ? LogLine::Level::debug : LogLine::Level::warn,
+      "job_" + std::string(state_name(next.state)), id,
+      "attempt " + std::to_string(a.attempt) + (result.error.empty() ? "" : ": " + result.error));
+}
+
+// A claim a majority did not confirm: unless the record has moved on meanwhile, the attempt is
+// over without an outcome, and the job waits for its owner to try again after a backoff. Never a
+// terminal state: the job did not fail, this node only failed to win it (a `failed` would beat
+// every other replica's running attempt in the merge). So a lost claim does not count against
+// max_attempts.
+void Replica::release_unconfirmed(Now now, const std::string& id, uint32_t attempt) {
+  auto cur = current(id);
+  if (!cur || !holds_claim(*cur, attempt, self_)) return;
+  const std::string why = "attempt " + std::to_string(attempt) + kUnconfirmedReason;
+  JobRecord next = *cur;
+  next.status =
+      JobStatus{JobState::retry_wait, attempt, self_, now.wall_ms, why,
+                now.wall_ms + backoff_ms(attempt)};
+  next.add_history(JobState::retry_wait, self_, attempt, now.wall_ms, why);
+  next.updated_at_ms = now.wall_ms;
+  commit(now, std::move(next));
+  replicate_to_others(now, overlay_.at(id).record);
+}
+
+// Extends the lease of every claim that holds here, so that nobody takes over a job that runs.
+void Replica::renew_leases(Now now) {
+  std::vector<std::string> held;
+  for (const auto& [id, a] : running_)
+    if (a.confirmed && a.handler_running && !a.stopped) held.push_back(id);
+  for (const std::string& id : held) {
+    const uint32_t attempt = running_.at(id).attempt;
+    auto cur = current(id);
+    const uint64_t lease = now.wall_ms + config_.lease_ms;
+    if (!cur || !holds_claim(*cur, attempt, self_) || cur->claim.lease_until_ms >= lease) continue;
+    JobRecord next = *cur;
+    next.claim = Claim{attempt, self_, lease};
+    commit(now, std::move(next));
+    replicate_to_others(now, overlay_.at(id).record);
+  }
+}
+
+// Stops handlers that ran past their job's timeout (the node turns the outcome into a failure).
+void Replica::watch_deadlines(Now now) {
+  for (auto& [id, a] : running_) {
+    if (!a.handler_running || a.stopped || now.mono_ms < a.deadline_ms) continue;
+    a.stopped = true;
+    out_.stops.push_back(Stop{Stop::Why::timed_out, id, a.attempt});
+  }
+}
+
+// Starts what this node owns and takes over what a dead, departed or stalled claimant left. The
+// taker of a running job is the first of its replicas other than the claimant: with the claimant
+// dead that is the new owner; with the claimant alive but its lease run out (a stalled process,
+// or a claim from another view) it is the next replica, which then runs the job itself (adopted_)
+// rather than leave it to a claimant that has stopped renewing.
+void Replica::sweep(Now now) {
+  if (!ready(now)) return;
+  std::vector<std::string> ids(index_.unfinished().begin(), index_.unfinished().end());
+  std::set<std::string> taking_over;
+  for (const std::string& id : ids) {
+    const IndexEntry* e = index_.find(id);
+    if (e == nullptr) continue;
+    if (e->state == JobState::queued || e->state == JobState::retry_wait) {
+      if (!owns(now, id) || queued_.contains(id) || running_.contains(id) ||
+          retry_scheduled_.contains(id))
+        continue;
+      if (e->state == JobState::queued) {
+        enqueue(id);
+      } else {
+        schedule_retry(now, id, e->retry_at_ms);
+      }
+      continue;
+    }
+    if (e->state != JobState::running || running_.contains(id)) continue;
+    const bool expired = e->lease_until_ms + config_.lease_skew_ms < now.wall_ms;
+    const bool gone = e->status_node != self_ && !placement_->usable(e->status_node);
+    if (!gone && !expired) continue;
+    if (e->status_node == self_) {  // a claim of this node's that nothing here runs any more
+      take_over(now, id, "own lease expired on " + self_);
+      continue;
+    }
+    if (!taker(now, id, e->status_node)) continue;
+    const auto& members = placement_->members();
+    const auto m = members.find(e->status_node);
+    const std::string what = !gone                  ? "lease expired"
+                             : m == members.end() ? "gone"
+                                                  : std::string(member_state_name(m->second));
+    taking_over.insert(id);
+    take_over_after_read(now, id, "owner " + e->status_node + " " + what + "; " + self_ +
+                                      " takes over");
+  }
+  // Forget reads for jobs that no longer need a takeover here, and reads that never came back.
+  std::erase_if(takeover_reads_, [&](const auto& kv) {
+    return !taking_over.contains(kv.first) ||
+           now.mono_ms > kv.second.started_ms + 2 * config_.peer_timeout_ms;
+  });
+}
+
+// Whether this node takes over job `id` from `claimant`: it is the first usable replica other
+// than the claimant (and ready to run jobs).
+bool Replica::taker(Now now, const std::string& id, const std::string& claimant) const {
+  if (!started_ || !ready(now)) return false;
+  if (config_.joining && now.mono_ms < started_ms_ + config_.settle_ms) return false;
+  for (const std::string& m : placement_->replicas(id))
+    if (m != claimant) return m == self_;
+  return claimant == self_;
+}
+
+// Before a takeover the other usable replicas are asked for their copies: the claimant may have
+// finished and told one of them before it died, and a takeover on this node's stale `running`
+// copy would start the handler again for nothing. When the last copy is merged the next sweep
+// decides on the merged record. A replica that does not answer within the peer timeout does not
+// hold the takeover up for longer than that.
+void Replica::take_over_after_read(Now now, const std::string& id, const std::string& reason) {
+  std::vector<std::string> others;
+  for (const std::string& m : placement_->replicas(id))
+    if (m != self_ && placement_->usable(m)) others.push_back(m);
+  if (auto it = takeover_reads_.find(id); it != takeover_reads_.end()) {
+    const bool waited_out = now.mono_ms > it->second.started_ms + config_.peer_timeout_ms;
+    if (it->second.left > 0 && !waited_out) return;  // still reading
+    takeover_reads_.erase(it);
+    others.clear();  // read (or waited out): decide now
+  } else if (!others.empty()) {
+    takeover_reads_[id] = TakeoverRead{others.size(), now.mono_ms};
+  }
+  if (others.empty()) return take_over(now, id, reason);
+  for (const std::string& peer : others)
+    fetch_from(now, peer, {id}, Outstanding::Why::takeover, 0);
+}
+
+void Replica::takeover_answered(Now now, const std::string& id) {
+  auto it = takeover_reads_.find(id);
+  if (it == takeover_reads_.end() || it->second.left == 0) return;
+  if (--it->second.left == 0) next_sweep_ms_ = now.mono_ms;  // the last copy is in: decide
+}
+
+// The running attempt is over: the job goes back to retry_wait (due now) with the reason in its
+// history, and runs again as the next attempt on its owner.
+void Replica::take_over(Now now, const std::string& id, const std::string& reason) {
+  if (!config_.take_over) return;  // the deliberately broken build of the chaos test
+  auto cur = current(id);
+  if (!cur || cur->status.state != JobState::running) return;
+  const uint32_t n = cur->status.attempt;
+  const bool again = n < cur->max_attempts + kInterruptedAttemptsExtraMax;
+  JobRecord next = *cur;
+  next.status = JobStatus{again ? JobState::retry_wait : JobState::failed, n,
+                          self_, now.wall_ms,
+                          "attempt " + std::to_string(n) + " interrupted: " + reason,
+                          again ? now.wall_ms : 0};
+  next.add_history(next.status.state, self_, n, now.wall_ms, reason);
+  next.updated_at_ms = now.wall_ms;
+  // The claimant may still be a member (its lease ran out): this node runs the job then.
+  if (cur->status.node != self_ && placement_->usable(cur->status.node)) adopted_.insert(id);
+  commit(now, std::move(next));
+  stats_.takeovers++;
+  log(LogLine::Level::info, "takeover", id, reason);
+  replicate_to_others(now, overlay_.at(id).record);
+}
+
+// After a restart: attempts that were running here when the process died are over; they run
+// again (as the next attempt) once this node owns them, or fail past the interrupted allowance.
+void Replica::recover(Now now) {
+  std::vector<std::string> interrupted;
+  for (const std::string& id : index_.unfinished()) {
+    const IndexEntry* e = index_.find(id);
+    if (e->state == JobState::running && e->status_node == self_) interrupted.push_back(id);
+  }
+  for (const std::string& id : interrupted) {
+    auto cur = current(id);
+    if (!cur || cur->status.state != JobState::running || cur->status.node != self_) continue;
+    const uint32_t n = cur->status.attempt;
+    const std::string why = "attempt " + std::to_string(n) + " interrupted: node restarted";
+    const bool again = may_retry(*cur, n, true);
+    JobRecord next = *cur;
+    next.status = JobStatus{again ? JobState::retry_wait : JobState::failed, n, self_,
+                            now.wall_ms, why, now.wall_ms};
+    next.add_history(next.status.state, self_, n, now.wall_ms, why);
+    next.updated_at_ms = now.wall_ms;
+    commit(now, std::move(next));
+  }
+  log(LogLine::Level::info, "recovered", "",
+      std::to_string(interrupted.size()) + " interrupted, " +
+          std::to_string(index_.unfinished_count()) + " unfinished");
+}
+
+}  // namespace meshwork

@@ -1,0 +1,431 @@
+// The replica core's write side: quorum writes (submissions, cancels, claims, hint replays), the
+// outbox that coalesces records per peer, acks in both directions, and client reads; see
+// replica.h.
+#include <algorithm>
+
+#include "dht/replica.h"
+
+namespace meshwork {
+
+// Sends `rec` to every member of `replicas` (this node's copy is merged here and counts once it is
+// durable) and tracks the answers as one write; returns its id.
+uint64_t Replica::start_write(Now now, Write w, const SharedRecord& rec,
+                              const std::vector<std::string>& replicas) {
+  const uint64_t wid = next_id_++;
+  w.deadline_ms = now.mono_ms + config_.peer_timeout_ms;
+  w.record = rec.record;
+  w.id = rec->id;
+  Write& slot = writes_.emplace(wid, std::move(w)).first->second;
+  bool local = false;
+  for (const std::string& m : replicas) {
+    slot.asked++;
+    if (m == self_) {
+      local = true;
+    } else {
+      queue_replicate(m, rec, wid);
+    }
+  }
+  if (local) {
+    Merged mm = merge_in(now, *rec);
+    const bool existed = mm.before && submitted_before(*mm.before, rec->history);
+    if (existed) {
+      auto it = writes_.find(wid);
+      it->second.existed = true;
+      it->second.copy = *mm.after;
+    }
+    const uint64_t seq = pending_seq(rec->id);
+    if (seq == 0) {
+      answer(now, wid, 1, nullptr);
+    } else {
+      local_waits_.emplace(seq, wid);
+    }
+  }
+  return wid;
+}
+
+void Replica::queue_replicate(const std::string& peer, const SharedRecord& rec, uint64_t write) {
+  auto& [msg, writes] = outbox_[peer];
+  msg.records.push_back(rec);
+  writes.push_back(write);
+  stats_.replicate_sent++;
+}
+
+// Every record queued for a peer during one input leaves in one message (a few, past the limit).
+void Replica::flush(Now now) {
+  for (auto& [peer, queued] : outbox_) {
+    auto& [msg, writes] = queued;
+    for (size_t start = 0; start < msg.records.size(); start += kMessageItemsMax) {
+      const size_t end = std::min(msg.records.size(), start + kMessageItemsMax);
+      const uint64_t corr = next_id_++;
+      Outstanding o;
+      o.kind = Outstanding::Kind::replicate;
+      o.peer = peer;
+      o.sent_ms = now.mono_ms;
+      Replicate part;
+      part.corr = corr;
+      for (size_t i = start; i < end; ++i) {
+        o.writes.push_back(writes[i]);
+        o.ids.push_back(msg.records[i]->id);
+        part.records.push_back(std::move(msg.records[i]));
+      }
+      outstanding_.emplace(corr, std::move(o));
+      open_replicates_[peer].insert(corr);
+      out_.sends.push_back(Send{peer, std::move(part)});
+    }
+  }
+  outbox_.clear();
+}
+
+// One answer for a write: +1 counts towards its quorum, 0 is no answer (unreachable, timed out,
+// refused), -1 says the write cannot win (a claim that another status beat).
+void Replica::answer(Now now, uint64_t write, int verdict, const ItemAck* ack) {
+  auto it = writes_.find(write);
+  if (it == writes_.end() || it->second.decided) return;
+  Write& w = it->second;
+  w.answered++;
+  if (ack != nullptr && ack->existed) {
+    w.existed = true;
+    if (ack->copy && (*ack->copy)->id == w.id)
+      w.copy = w.copy ? merge(*w.copy, **ack->copy) : **ack->copy;
+  }
+  if (verdict > 0) w.acks++;
+  if (verdict < 0) w.refused = true;
+  if (w.acks >= w.need || w.refused || w.answered >= w.asked) decide(now, write, w);
+}
+
+void Replica::decide(Now now, uint64_t write_id, Write& w) {
+  w.decided = true;
+  const bool ok = w.acks >= w.need && !w.refused;
+  Write done = std::move(w);
+  writes_.erase(write_id);
+  switch (done.kind) {
+    case Write::Kind::submit:
+      finish_submit_item(now, done, ok);
+      break;
+    case Write::Kind::cancel: {
+      Reply r{done.request, {}};
+      ItemResult item;
+      if (ok) {
+        item.record = *done.record;
+        if (done.record->status.state == JobState::cancelled) stats_.cancelled++;
+        log(LogLine::Level::info, "job_cancel", done.id, "");
+      } else {
+        item.status = Status(Code::unavailable, "the cancel reached too few replicas; retry shortly");
+      }
+      r.items.push_back(std::move(item));
+      out_.replies.push_back(std::move(r));
+      break;
+    }
+    case Write::Kind::claim:
+      claim_settled(now, done.id, done.attempt, ok);
+      break;
+    case Write::Kind::hint:
+      hints_inflight_.erase({done.target, done.id});
+      if (ok) {
+        drop_hint(done.target, done.id);
+        stats_.hints_replayed++;
+      }
+      break;
+    case Write::Kind::plain:
+      break;
+  }
+}
+
+void Replica::finish_submit_item(Now, const Write& w, bool ok) {
+  auto it = submits_.find(w.request);
+  if (it == submits_.end()) return;
+  ItemResult& item = it->second.items[w.item];
+  if (!ok) {
+    item.status = Status(Code::unavailable, "the job reached " + std::to_string(w.acks) + " of its " +
+                                                std::to_string(w.asked) + " replicas and " +
+                                                std::to_string(w.need) +
+                                                " must store it; retry shortly");
+    stats_.quorum_failures++;
+  } else {
+    item.created = !w.existed;
+    item.record = w.existed && w.copy ? merge(*w.record, *w.copy) : *w.record;
+    (item.created ? stats_.submitted : stats_.duplicates)++;
+    if (item.created) log(LogLine::Level::debug, "job_accepted", w.id, w.record->type);
+  }
+  if (--it->second.left == 0) {
+    out_.replies.push_back(Reply{w.request, std::move(it->second.items)});
+    submits_.erase(it);
+  }
+}
+
+// Back-pressure before anything is written: when the records sent to a replica have waited for
+// their ack longer than a fifth of the quorum timeout, new work would likely time out half-written
+// (a 503 that may leave a copy); a 429 refuses it cleanly instead.
+std::optional<Status> Replica::lagging(Now now, const std::vector<std::string>& replicas) {
+  const uint64_t limit = config_.peer_timeout_ms / 5;
+  for (const std::string& m : replicas) {
+    auto it = open_replicates_.find(m);
+    if (m == self_ || it == open_replicates_.end() || it->second.empty()) continue;
+    const uint64_t sent = outstanding_.at(*it->second.begin()).sent_ms;
+    if (const uint64_t lag = now.mono_ms - sent; lag > limit) {
+      stats_.backpressure_refusals++;
+      return Status(Code::overloaded, "replication to " + m + " is " + std::to_string(lag) +
+                                          " ms behind; retry later");
+    }
+  }
+  return std::nullopt;
+}
+
+std::optional<Status> Replica::refusal(Now now, const JobRecord& r,
+                                       const std::vector<std::string>& replicas) {
+  if (run_queue_.size() >= config_.backlog_max) {
+    stats_.rejected++;
+    return Status(Code::overloaded, "the node's backlog is full; retry later");
+  }
+  if (auto behind = lagging(now, replicas)) return behind;
+  const size_t need = placement_->write_quorum();
+  if (replicas.size() < need)
+    return Status(Code::unavailable, "only " + std::to_string(replicas.size()) +
+                                         " replicas are reachable and " + std::to_string(need) +
+                                         " must store a job; retry shortly");
+  (void)r;
+  return std::nullopt;
+}
+
+void Replica::submit(Now now, uint64_t request, std::vector<JobRecord> admitted) {
+  SubmitOp op;
+  op.items.resize(admitted.size());
+  std::vector<std::pair<size_t, std::vector<std::string>>> go;
+  for (size_t i = 0; i < admitted.size(); ++i) {
+    if (!ready(now)) {
+      op.items[i].status =
+          Status(Code::unavailable, "this node has not joined the mesh yet; retry shortly");
+      continue;
+    }
+    auto replicas = placement_->replicas(admitted[i].id);
+    if (auto no = refusal(now, admitted[i], replicas)) {
+      op.items[i].status = *no;
+      continue;
+    }
+    go.emplace_back(i, std::move(replicas));
+  }
+  op.left = go.size();
+  if (go.empty()) {
+    out_.replies.push_back(Reply{request, std::move(op.items)});
+    return;
+  }
+  submits_.emplace(request, std::move(op));
+  for (auto& [i, replicas] : go) {
+    Write w;
+    w.kind = Write::Kind::submit;
+    w.request = request;
+    w.item = i;
+    w.need = placement_->write_quorum();
+    start_write(now, std::move(w), SharedRecord::of(std::move(admitted[i])), replicas);
+  }
+  pump(now);
+  flush(now);
+}
+
+void Replica::cancel(Now now, uint64_t request, const std::string& id) {
+  start_read(now, request, id, true);
+  flush(now);
+}
+
+void Replica::read(Now now, uint64_t request, const std::string& id) {
+  start_read(now, request, id, false);
+  flush(now);
+}
+
+// Merges each record (after checking a copy new here) and acks once the merge is durable.
+void Replica::on_replicate(Now now, const std::string& from, Replicate& m) {
+  stats_.replicate_received += m.records.size();
+  ReplicateAck ack;
+  ack.corr = m.corr;
+  uint64_t need_seq = 0;
+  for (const SharedRecord& rec : m.records) {
+    ItemAck item;
+    if (!index_.contains(rec->id) && !check_(*rec)) {
+      stats_.refused_records++;
+      ack.items.push_back(std::move(item));
+      continue;
+    }
+    Merged mm = merge_in(now, *rec);
+    item.ok = true;
+    item.existed = mm.before && submitted_before(*mm.before, rec->history);
+    item.state = mm.after->status.state;
+    item.attempt = mm.after->status.attempt;
+    item.node = mm.after->status.node;
+    item.cancel_requested = mm.after->cancel_requested;
+    if (item.existed) item.copy = SharedRecord::of(*mm.after);
+    need_seq = std::max(need_seq, pending_seq(rec->id));
+    ack.items.push_back(std::move(item));
+  }
+  if (need_seq == 0 || need_seq <= durable_seq_) {
+    out_.sends.push_back(Send{from, std::move(ack)});
+  } else {
+    ack_waits_.push_back(AckWait{need_seq, from, std::move(ack)});
+  }
+}
+
+void Replica::on_replicate_ack(Now now, const std::string& from, ReplicateAck& m) {
+  auto it = outstanding_.find(m.corr);
+  if (it == outstanding_.end() || it->second.peer != from ||
+      it->second.kind != Outstanding::Kind::replicate || it->second.ids.size() != m.items.size()) {
+    stats_.refused_messages++;
+    return;
+  }
+  Outstanding o = std::move(it->second);
+  outstanding_.erase(it);
+  open_replicates_[from].erase(m.corr);
+  for (size_t i = 0; i < m.items.size(); ++i) {
+    const ItemAck& a = m.items[i];
+    if (!a.ok) stats_.replicate_failed++;
+    int verdict = a.ok ? 1 : 0;
+    auto w = writes_.find(o.writes[i]);
+    if (a.ok && w != writes_.end() && w->second.kind == Write::Kind::claim &&
+        !(a.state == JobState::running && a.attempt == w->second.attempt && a.node == self_)) {
+      verdict = -1;  // this replica holds something newer: pull it
+      fetch_from(now, from, {o.ids[i]}, Outstanding::Why::pull, 0);
+    }
+    answer(now, o.writes[i], verdict, &a);
+  }
+}
+
+// A request that got no answer in time, or that the transport could not deliver.
+void Replica::fail_outstanding(Now now, uint64_t corr) {
+  auto it = outstanding_.find(corr);
+  if (it == outstanding_.end()) return;
+  Outstanding o = std::move(it->second);
+  outstanding_.erase(it);
+  switch (o.kind) {
+    case Outstanding::Kind::replicate:
+      open_replicates_[o.peer].erase(corr);
+      for (size_t i = 0; i < o.ids.size(); ++i) {
+        stats_.replicate_failed++;
+        remember_hint(o.peer, o.ids[i]);
+        answer(now, o.writes[i], 0, nullptr);
+      }
+      break;
+    case Outstanding::Kind::fetch:
+      if (o.why == Outstanding::Why::read) on_read_copy(now, o.request, o.peer, std::nullopt, false);
+      if (o.why == Outstanding::Why::takeover)
+        for (const std::string& id : o.ids) takeover_answered(now, id);
+      break;
+    case Outstanding::Kind::digest:
+      break;
+  }
+}
+
+// Fire and forget: the other replicas get the record; one that misses it gets a hint.
+void Replica::replicate_to_others(Now, const SharedRecord& rec) {
+  for (const std::string& m : placement_->replicas(rec->id))
+    if (m != self_) queue_replicate(m, rec, 0);
+}
+
+// Every usable replica's copy (and this node's) is gathered, then merged (finish_read).
+void Replica::start_read(Now now, uint64_t request, const std::string& id, bool cancel) {
+  ReadOp op;
+  op.cancel = cancel;
+  op.id = id;
+  op.deadline_ms = now.mono_ms + config_.peer_timeout_ms;
+  op.copies.emplace_back(self_, current(id));
+  std::vector<std::string> peers;
+  for (const std::string& m : placement_->replicas(id))
+    if (m != self_) peers.push_back(m);
+  op.waiting = peers.size();
+  reads_[request] = std::move(op);
+  for (const std::string& m : peers) fetch_from(now, m, {id}, Outstanding::Why::read, request);
+  if (peers.empty()) finish_read(now, request);
+}
+
+void Replica::on_read_copy(Now now, uint64_t request, const std::string& from,
+                           std::optional<JobRecord> copy, bool answered) {
+  auto it = reads_.find(request);
+  if (it == reads_.end()) return;
+  if (answered) it->second.copies.emplace_back(from, std::move(copy));
+  if (it->second.waiting > 0 && --it->second.waiting == 0) finish_read(now, request);
+}
+
+// Merges the copies that pass their checks, repairs the replicas that hold less, and answers.
+void Replica::finish_read(Now now, uint64_t request) {
+  auto it = reads_.find(request);
+  if (it == reads_.end()) return;
+  ReadOp op = std::move(it->second);
+  reads_.erase(it);
+  std::optional<JobRecord> merged;
+  for (auto& [m, rec] : op.copies) {
+    if (rec && (rec->id != op.id || (m != self_ && !index_.contains(op.id) && !check_(*rec)))) {
+      stats_.refused_records++;
+      rec.reset();
+    }
+    if (rec) merged = merged ? merge(*merged, *rec) : *rec;
+  }
+  ItemResult item;
+  if (!merged) {
+    item.status = op.copies.size() <= 1 && !index_.contains(op.id) && op.waiting > 0
+                      ? Status(Code::unavailable, "no replica of the job answered")
+                      : Status(Code::not_found, "no job with id " + op.id);
+    out_.replies.push_back(Reply{request, {std::move(item)}});
+    return;
+  }
+  std::optional<SharedRecord> repaired;
+  for (const auto& [m, rec] : op.copies) {
+    if (rec && same_state(*rec, *merged)) continue;
+    stats_.read_repairs++;
+    if (m == self_) {
+      if (placement_->is_replica(op.id, self_) || index_.contains(op.id)) merge_in(now, *merged);
+    } else {
+      if (!repaired) repaired = SharedRecord::of(*merged);
+      queue_replicate(m, *repaired, 0);
+    }
+  }
+  if (op.cancel) return finish_cancel(now, request, *merged);
+  item.record = std::move(merged);
+  out_.replies.push_back(Reply{request, {std::move(item)}});
+}
+
+// The cancel transition on the merged record: cancelled at once when not running, else a cancel
+// request the running handler obeys; written to a quorum of the job's replicas.
+void Replica::finish_cancel(Now now, uint64_t request, const JobRecord& cur) {
+  auto refuse = [&](Status s) { out_.replies.push_back(Reply{request, {ItemResult{s, false, {}}}}); };
+  if (is_terminal(cur.status.state))
+    return refuse(
+        Status(Code::conflict, "the job already " + std::string(state_name(cur.status.state))));
+  if (cur.cancel_requested) {
+    out_.replies.push_back(Reply{request, {ItemResult{Status::ok(), false, cur}}});
+    return;
+  }
+  JobRecord next = cur;
+  next.cancel_requested = true;
+  next.updated_at_ms = now.wall_ms;
+  if (cur.status.state == JobState::running) {
+    next.add_history(JobState::running, self_, cur.status.attempt, now.wall_ms, "cancel requested");
+  } else {
+    next.status = JobStatus{JobState::cancelled, cur.status.attempt, self_, now.wall_ms,
+                            "cancelled by request", 0};
+    next.add_history(JobState::cancelled, self_, cur.status.attempt, now.wall_ms,
+                     "cancelled by request before it ran");
+  }
+  const auto replicas = placement_->replicas(cur.id);
+  Write w;
+  w.kind = Write::Kind::cancel;
+  w.request = request;
+  w.need = std::min(placement_->write_quorum(), replicas.size());
+  if (w.need == 0)
+    return refuse(Status(Code::unavailable, "the cancel reached too few replicas; retry shortly"));
+  start_write(now, std::move(w), SharedRecord::of(std::move(next)), replicas);
+}
+
+// Writes, reads and requests that ran out of time.
+void Replica::expire(Now now) {
+  while (!outstanding_.empty() &&
+         outstanding_.begin()->second.sent_ms + config_.peer_timeout_ms <= now.mono_ms)
+    fail_outstanding(now, outstanding_.begin()->first);
+  std::vector<uint64_t> late;
+  for (const auto& [id, w] : writes_)
+    if (!w.decided && w.deadline_ms <= now.mono_ms) late.push_back(id);
+  for (uint64_t id : late)
+    if (auto it = writes_.find(id); it != writes_.end()) decide(now, id, it->second);
+  std::vector<uint64_t> slow;
+  for (const auto& [request, op] : reads_)
+    if (op.deadline_ms <= now.mono_ms) slow.push_back(request);
+  for (uint64_t request : slow) finish_read(now, request);
+}
+
+}  // namespace meshwork

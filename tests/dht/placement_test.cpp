@@ -1,0 +1,130 @@
+// Placement from one membership snapshot (dht/placement.h) and the record index and its digests
+// (dht/index.h): both pure, so checked here without processes.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include "dht/hash.h"
+#include "dht/index.h"
+#include "dht/placement.h"
+#include "tests/dht/replica_harness.h"
+
+namespace meshwork {
+namespace {
+
+Placement snapshot(const std::map<std::string, MemberState>& states, PlacementOptions o = {}) {
+  return Placement("n1", states, o, 1);
+}
+
+std::string id_of(int i) {
+  return blake2b_hex(std::to_string(i));
+}
+
+}  // namespace
+
+TEST_CASE("replicas are the first R usable members; a dead one's place goes to the next") {
+  const std::map<std::string, MemberState> all_alive = {{"n1", MemberState::alive},
+                                                        {"n2", MemberState::alive},
+                                                        {"n3", MemberState::alive},
+                                                        {"n4", MemberState::alive},
+                                                        {"n5", MemberState::alive}};
+  const Placement up = snapshot(all_alive);
+  auto with = all_alive;
+  with["n3"] = MemberState::dead;
+  const Placement down = snapshot(with);
+  CHECK(down.ring().member_count() == 5);  // a dead member keeps its tokens
+  CHECK_FALSE(down.usable("n3"));
+  int moved = 0;
+  for (int i = 0; i < 2000; ++i) {
+    const auto before = up.replicas(id_of(i));
+    const auto after = down.replicas(id_of(i));
+    REQUIRE(before.size() == 3);
+    REQUIRE(after.size() == 3);
+    CHECK(std::find(after.begin(), after.end(), "n3") == after.end());
+    if (std::find(before.begin(), before.end(), "n3") == before.end()) {
+      CHECK(before == after);  // lists without the dead member do not change
+    } else {
+      ++moved;
+      // The survivors keep their order; the stand-in comes last.
+      std::vector<std::string> kept;
+      for (const auto& m : before)
+        if (m != "n3") kept.push_back(m);
+      CHECK(std::equal(kept.begin(), kept.end(), after.begin()));
+    }
+    CHECK(down.owner(id_of(i)) == after.front());
+  }
+  CHECK(moved > 2000 * 3 / 5 * 8 / 10);  // about 3/5 of the lists held n3
+}
+
+TEST_CASE("suspects keep their place; left members leave the ring") {
+  const Placement t = snapshot({{"n2", MemberState::suspect}, {"n3", MemberState::left}});
+  CHECK(t.usable("n2"));
+  CHECK_FALSE(t.usable("n3"));
+  CHECK(t.ring().member_count() == 2);
+  for (int i = 0; i < 100; ++i) {
+    auto list = t.replicas(id_of(i));
+    CHECK(std::set<std::string>(list.begin(), list.end()) == std::set<std::string>{"n1", "n2"});
+  }
+}
+
+TEST_CASE("the write quorum is W, capped by the ring's size, and counts dead members") {
+  CHECK(snapshot({}).write_quorum() == 1);  // a one-node mesh acknowledges on its own disk
+  CHECK(snapshot({{"n2", MemberState::alive}}).write_quorum() == 2);
+  const Placement t = snapshot({{"n2", MemberState::dead}, {"n3", MemberState::dead}});
+  CHECK(t.write_quorum() == 2);  // two of three lost: still two disks, so refuse
+  CHECK(t.replicas(id_of(1)) == std::vector<std::string>{"n1"});
+  CHECK(Placement::majority(3) == 2);
+  CHECK(Placement::majority(1) == 1);
+  CHECK(Placement::majority(4) == 3);
+}
+
+TEST_CASE("usable peers are the alive and suspect members other than this node") {
+  const Placement t = snapshot({{"n2", MemberState::alive}, {"n3", MemberState::dead},
+                                {"n4", MemberState::suspect}});
+  CHECK(t.usable_peers() == std::vector<std::string>{"n2", "n4"});
+}
+
+TEST_CASE("the index tracks unfinished records and digests that agree exactly when contents do") {
+  RecordIndex a, b;
+  std::vector<JobRecord> recs;
+  for (int i = 0; i < 50; ++i) {
+    recs.push_back(stage::job(i, 1000));
+    const uint64_t fp = record_fingerprint(encode_record(recs.back()));
+    a.put(recs.back(), fp);
+    b.put(recs.back(), fp);
+  }
+  const RecordIndex::Keep all = [](const std::string&) { return true; };
+  CHECK(a.size() == 50);
+  CHECK(a.unfinished_count() == 50);
+  CHECK(a.digests(8, all) == b.digests(8, all));
+
+  // One record moves on at b only: exactly its bucket differs, and entries_in names it.
+  JobRecord done = recs[7];
+  done.status = JobStatus{JobState::succeeded, 1, "n2", 5, {}, 0};
+  b.put(done, record_fingerprint(encode_record(done)));
+  CHECK(b.unfinished_count() == 49);
+  const auto da = a.digests(8, all), db = b.digests(8, all);
+  std::set<uint32_t> differ;
+  for (uint32_t i = 0; i < da.size(); ++i)
+    if (da[i] != db[i]) differ.insert(i);
+  CHECK(differ == std::set<uint32_t>{bucket_of(done.id, 8)});
+  auto entries = b.entries_in(8, differ, all, 4096);
+  CHECK(std::any_of(entries.begin(), entries.end(),
+                    [&](const auto& e) { return e.first == done.id; }));
+  CHECK(b.entries_in(8, differ, all, 0).empty());  // bounded
+
+  // A filter that keeps nothing makes every digest zero.
+  const RecordIndex::Keep none = [](const std::string&) { return false; };
+  for (uint64_t d : a.digests(8, none)) CHECK(d == 0);
+}
+
+TEST_CASE("bucket_of takes the leading bits of the id") {
+  const std::string id(64, 'f');
+  CHECK(bucket_of(id, 8) == 255);
+  CHECK(bucket_of(std::string(64, '0'), 8) == 0);
+  CHECK(bucket_of("a" + std::string(63, '0'), 4) == 10);
+}
+
+}  // namespace meshwork

@@ -1,0 +1,323 @@
+// Scenario tests of the replica core (dht/replica.h) on the deterministic stage of
+// replica_harness.h: whole protocol stories — a quorum write, a takeover that must merge first,
+// read repair, hinted handoff, lease expiry of a stalled owner, cancels, restarts, bad peer input —
+// each staged step by step and asserted on what every node holds, started and stopped.
+#include <doctest/doctest.h>
+
+#include "tests/dht/replica_harness.h"
+
+namespace meshwork {
+namespace {
+
+using stage::Stage;
+
+// Quiet background repair, so that a scenario sees only the mechanism it stages.
+ReplicaConfig quiet() {
+  ReplicaConfig c;
+  c.anti_entropy_interval_ms = 3'600'000;
+  c.anti_entropy_interval_ms_max = 3'600'000;
+  c.hint_replay_interval_ms = 3'600'000;
+  return c;
+}
+
+size_t owner_of(Stage& s, const std::string& id) {
+  return s.index(*s.core(0).placement().owner(id));
+}
+
+// A job whose preference list over the stage's members is exactly `order` (names).
+JobRecord job_placed(Stage& s, const std::vector<std::string>& order, uint64_t now) {
+  for (int n = 0; n < 100'000; ++n) {
+    JobRecord r = stage::job(n, now);
+    if (s.core(0).placement().replicas(r.id) == order) return r;
+  }
+  FAIL("no job id lands on that preference list");
+  return {};
+}
+
+const Reply& reply(Stage& s, size_t i, uint64_t request) {
+  REQUIRE(s.node(i).replies.contains(request));
+  return s.node(i).replies.at(request);
+}
+
+}  // namespace
+
+TEST_CASE("a submission is acknowledged once W replicas hold it, runs once and converges") {
+  Stage s(3, quiet());
+  JobRecord r = stage::job(1, s.now().wall_ms);
+  const std::string id = r.id;
+  const uint64_t req = s.submit(0, r);
+  CHECK_FALSE(s.node(0).replies.contains(req));  // nothing is durable yet
+  s.settle();
+  const Reply& rep = reply(s, 0, req);
+  REQUIRE(rep.items.size() == 1);
+  CHECK(rep.items[0].status.is_ok());
+  CHECK(rep.items[0].created);
+  const size_t owner = owner_of(s, id);
+  REQUIRE(s.node(owner).running.contains(id));
+  CHECK(s.starts_of(id) == 1);
+  s.finish(owner, id);
+  s.settle();
+  for (size_t i = 0; i < 3; ++i) {
+    auto c = s.copy(i, id);
+    REQUIRE(c);
+    CHECK(c->status.state == JobState::succeeded);
+    CHECK(c->status.attempt == 1);
+  }
+  SUBCASE("the same signed job again is not a second job") {
+    const uint64_t again = s.submit(1, stage::again(r, "n2", s.now().wall_ms + 5));
+    s.settle();
+    const Reply& rep2 = reply(s, 1, again);
+    CHECK(rep2.items[0].status.is_ok());
+    CHECK_FALSE(rep2.items[0].created);
+    REQUIRE(rep2.items[0].record);
+    CHECK(rep2.items[0].record->status.state == JobState::succeeded);
+    CHECK(s.starts_of(id) == 1);
+  }
+}
+
+TEST_CASE("fewer than W reachable replicas: 503, never a false acknowledgement") {
+  Stage s(3, quiet());
+  s.crash(1);
+  s.crash(2);
+  // Gossip has not declared them dead yet: the write goes out and times out.
+  const uint64_t req = s.submit(0, stage::job(2, s.now().wall_ms));
+  s.run(6'000);
+  const Reply& rep = reply(s, 0, req);
+  CHECK(rep.items[0].status.code() == Code::unavailable);
+  // Once they are dead, the write is refused before anything is sent.
+  s.tell_all(1, MemberState::dead);
+  s.tell_all(2, MemberState::dead);
+  const uint64_t req2 = s.submit(0, stage::job(3, s.now().wall_ms));
+  const Reply& rep2 = reply(s, 0, req2);
+  CHECK(rep2.items[0].status.code() == Code::unavailable);
+  CHECK(s.core(0).stats().quorum_failures >= 1);
+}
+
+TEST_CASE("a takeover merges the other replicas' copies first: an outcome one of them holds wins") {
+  // The owner finished and told one replica, not the one that takes over (the chaos finding of
+  // seed 3): the taker must read that replica's copy instead of running the job again.
+  Stage s(3, quiet());
+  JobRecord r = job_placed(s, {"n1", "n3", "n2"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(1, r);
+  s.settle();
+  REQUIRE(s.node(0).running.contains(id));
+  s.cut(0, 2);  // n1's outcome reaches n2 only
+  s.finish(0, id);
+  s.settle();
+  CHECK(s.copy(1, id)->status.state == JobState::succeeded);
+  CHECK(s.copy(2, id)->status.state == JobState::running);
+  s.crash(0);
+  s.heal();
+  s.tell_all(0, MemberState::dead);  // n3 is the owner now
+  s.run(3'000);
+  CHECK(s.starts_of(id) == 1);
+  CHECK(s.core(2).stats().takeovers == 0);
+  CHECK(s.copy(2, id)->status.state == JobState::succeeded);
+}
+
+TEST_CASE("a takeover after the owner died runs the job again on the next replica") {
+  Stage s(3, quiet());
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(2, r);
+  s.settle();
+  REQUIRE(s.node(0).running.contains(id));
+  s.crash(0);
+  s.tell_all(0, MemberState::dead);
+  s.run(3'000);
+  CHECK(s.core(1).stats().takeovers == 1);
+  REQUIRE(s.node(1).running.contains(id));
+  CHECK(s.node(1).starts.back().attempt == 2);
+  s.finish(1, id);
+  s.settle();
+  CHECK(s.copy(2, id)->status.state == JobState::succeeded);
+  bool told = false;
+  const JobRecord held = *s.copy(2, id);
+  for (const HistoryEntry& h : held.history)
+    told = told || h.reason.find("owner n1 dead; n2 takes over") != std::string::npos;
+  CHECK(told);
+}
+
+TEST_CASE("a stalled owner loses its lease; its handler stops once it hears of the takeover") {
+  ReplicaConfig c = quiet();
+  c.lease_ms = 3'000;
+  c.lease_skew_ms = 500;
+  Stage s(3, c);
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(1, r);
+  s.settle();
+  REQUIRE(s.node(0).running.contains(id));
+  s.node(0).frozen = true;  // gossip still says alive: only the lease can tell
+  s.run(6'000);
+  CHECK(s.core(1).stats().takeovers == 1);
+  REQUIRE(s.node(1).running.contains(id));
+  CHECK(s.node(1).starts.back().attempt == 2);
+  s.node(0).frozen = false;
+  s.finish(1, id);
+  s.settle();
+  s.run(2'000);  // n1 wakes, hears of attempt 2's outcome (or pulls it) and stops attempt 1
+  bool stopped = false;
+  for (const Stop& st : s.node(0).stops) stopped = stopped || (st.id == id && st.attempt == 1);
+  CHECK(stopped);
+  CHECK(s.core(0).stats().superseded_stops >= 1);
+  CHECK(s.copy(0, id)->status.state == JobState::succeeded);
+  CHECK(s.copy(0, id)->status.attempt == 2);
+}
+
+TEST_CASE("a read merges every replica's copy and repairs the stale one") {
+  Stage s(3, quiet());
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(0, r);
+  s.settle();
+  s.cut(0, 2);  // n3 misses the outcome
+  s.finish(0, id);
+  s.settle();
+  s.heal();
+  REQUIRE(s.copy(2, id)->status.state == JobState::running);
+  const uint64_t req = s.read(1, id);
+  s.settle();
+  const Reply& rep = reply(s, 1, req);
+  REQUIRE(rep.items[0].status.is_ok());
+  CHECK(rep.items[0].record->status.state == JobState::succeeded);
+  CHECK(s.core(1).stats().read_repairs >= 1);
+  CHECK(s.copy(2, id)->status.state == JobState::succeeded);  // repaired by the read itself
+}
+
+TEST_CASE("a replica that was down during a write gets its hint replayed when it is back") {
+  ReplicaConfig c = quiet();
+  c.hint_replay_interval_ms = 1'000;
+  Stage s(3, c);
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.crash(2);
+  const uint64_t req = s.submit(0, r);
+  s.run(6'000);  // n3 never answers: W=2 acknowledged, n3's copy is owed
+  CHECK(reply(s, 0, req).items[0].status.is_ok());
+  CHECK(s.core(0).stats().hints_stored + s.core(1).stats().hints_stored >= 1);
+  s.restart(2);
+  CHECK_FALSE(s.copy(2, id));
+  s.tell_all(2, MemberState::alive);
+  s.run(3'000);
+  REQUIRE(s.copy(2, id));
+  CHECK(s.core(0).stats().hints_replayed + s.core(1).stats().hints_replayed >= 1);
+  CHECK(s.core(0).hints() + s.core(1).hints() == 0);
+}
+
+TEST_CASE("anti-entropy brings a returning replica up to date and then backs off") {
+  ReplicaConfig c;
+  c.hint_replay_interval_ms = 3'600'000;  // only anti-entropy repairs here
+  Stage s(3, c);
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.cut(0, 2);
+  s.cut(1, 2);
+  s.submit(0, r);
+  s.run(6'000);
+  CHECK_FALSE(s.copy(2, id));
+  s.heal();
+  s.run(10'000);
+  REQUIRE(s.copy(2, id));
+  s.finish(0, id);
+  s.run(10'000);
+  CHECK(s.copy(2, id)->status.state == JobState::succeeded);
+  // Quiet now: rounds back off towards the maximum instead of one every interval.
+  const uint64_t before = s.core(0).stats().anti_entropy_rounds;
+  s.run(120'000, 100);
+  const uint64_t rounds = s.core(0).stats().anti_entropy_rounds - before;
+  CHECK(rounds <= 8);  // 60 at the base interval of 2 s
+  CHECK(rounds >= 2);
+}
+
+TEST_CASE("cancel: a queued job is cancelled at once, a running one stops its handler") {
+  ReplicaConfig c = quiet();
+  c.workers = 1;
+  Stage s(3, c);
+  JobRecord a = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  JobRecord b = stage::job(99'999, s.now().wall_ms);
+  for (int n = 0; s.core(0).placement().owner(b.id) != "n1"; ++n)
+    b = stage::job(200'000 + n, s.now().wall_ms);
+  s.submit(0, a);
+  s.submit(0, b);
+  s.settle();
+  REQUIRE(s.node(0).running.size() == 1);  // one worker: the other waits queued
+  const std::string running = *s.node(0).running.begin();
+  const std::string waiting = running == a.id ? b.id : a.id;
+  const uint64_t c1 = s.cancel(2, waiting);
+  s.settle();
+  CHECK(reply(s, 2, c1).items[0].status.is_ok());
+  CHECK(s.copy(0, waiting)->status.state == JobState::cancelled);
+  const uint64_t c2 = s.cancel(1, running);
+  s.settle();
+  CHECK(reply(s, 1, c2).items[0].status.is_ok());
+  REQUIRE_FALSE(s.node(0).stops.empty());
+  CHECK(s.node(0).stops.back().why == Stop::Why::cancelled);
+  s.finish(0, running, JobState::cancelled, "cancelled");
+  s.settle();
+  CHECK(s.copy(2, running)->status.state == JobState::cancelled);
+  const uint64_t c3 = s.cancel(0, running);
+  s.settle();
+  CHECK(reply(s, 0, c3).items[0].status.code() == Code::conflict);
+}
+
+TEST_CASE("a restarted node ends the attempt it was running and runs the job again") {
+  Stage s(3, quiet());
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(0, r);
+  s.settle();
+  REQUIRE(s.node(0).running.contains(id));
+  s.crash(0);
+  s.restart(0);
+  s.run(2'000);
+  REQUIRE(s.node(0).running.contains(id));
+  CHECK(s.node(0).starts.back().attempt == 2);
+  bool told = false;
+  const JobRecord held = *s.copy(0, id);
+  for (const HistoryEntry& h : held.history)
+    told = told || h.reason.find("interrupted: node restarted") != std::string::npos;
+  CHECK(told);
+}
+
+TEST_CASE("a timed-out handler is stopped and the attempt retried") {
+  Stage s(3, quiet());
+  JobRecord r = stage::job(7, s.now().wall_ms, "n1", 2'000);
+  const std::string id = r.id;
+  s.submit(0, r);
+  s.settle();
+  const size_t owner = owner_of(s, id);
+  s.run(2'500);
+  REQUIRE_FALSE(s.node(owner).stops.empty());
+  CHECK(s.node(owner).stops.back().why == Stop::Why::timed_out);
+  s.finish(owner, id, JobState::failed, "timed out after 2000 ms");
+  s.settle();
+  CHECK(s.copy(owner, id)->status.state == JobState::retry_wait);
+  s.run(3'000);
+  CHECK(s.starts_of(id) == 2);
+}
+
+TEST_CASE("peer input that fails its checks is refused and counted, never applied") {
+  Stage s(3, quiet());
+  JobRecord forged = stage::job(8, s.now().wall_ms);
+  forged.envelope.signature = "forged" + std::string(58, 'x');
+  Replicate m;
+  m.corr = 77;
+  m.records.push_back(SharedRecord::of(forged));
+  s.core(1).receive(s.now(), "n1", m);
+  CHECK(s.core(1).stats().refused_records == 1);
+  CHECK_FALSE(s.copy(1, forged.id));
+  ReplicateAck stray;
+  stray.corr = 123456;
+  stray.items.push_back(ItemAck{});
+  s.core(1).receive(s.now(), "n3", stray);
+  FetchReply wrong;
+  wrong.corr = 999;
+  s.core(1).receive(s.now(), "n3", wrong);
+  CHECK(s.core(1).stats().refused_messages == 2);
+  s.core(1).handler_done(s.now(), Outcome{forged.id, 1, NodeResult{}});
+  CHECK(s.core(1).stats().refused_messages == 3);
+}
+
+}  // namespace meshwork
