@@ -55,7 +55,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, StoreOptions 
   leveldb::DB* db = nullptr;
   if (Status s = from_leveldb(leveldb::DB::Open(lo, dir, &db)); !s.is_ok()) return s;
   store->db_.reset(db);
-  Status scanned = store->scan([&](JobRecord&& r, std::string_view) { store->count(r); });
+  Status scanned =
+      store->scan([&](JobRecord&& r, std::string_view) { (void)store->count(r); });
   if (!scanned.is_ok()) return scanned;
   return store;
 }
@@ -73,12 +74,22 @@ void Store::start_writer(Durable durable) {
 
 void Store::write(std::vector<Persist> persists) {
   if (persists.empty()) return;
+  std::vector<Queued> queued;
+  queued.reserve(persists.size());
+  for (Persist& p : persists) {
+    bool first = false;
+    if (p.kind == Persist::Kind::record) {
+      MESHWORK_CHECK(p.record.record && p.record.bytes && p.record->id == p.id);
+      first = count(*p.record);
+    }
+    queued.push_back(Queued{std::move(p), first});
+  }
   {
     std::lock_guard lock(mu_);
-    for (Persist& p : persists) {
-      MESHWORK_CHECK(p.seq > last_queued_seq_);
-      last_queued_seq_ = p.seq;
-      queue_.push_back(std::move(p));
+    for (Queued& q : queued) {
+      MESHWORK_CHECK(q.persist.seq > last_queued_seq_);
+      last_queued_seq_ = q.persist.seq;
+      queue_.push_back(std::move(q));
     }
   }
   cv_.notify_one();
@@ -96,7 +107,7 @@ void Store::stop() {
 // Takes everything queued (up to batch_max), writes it as one group, reports it; the queue fills
 // with the next group meanwhile.
 void Store::writer_loop() {
-  std::vector<Persist> group;
+  std::vector<Queued> group;
   for (;;) {
     {
       std::unique_lock lock(mu_);
@@ -108,24 +119,20 @@ void Store::writer_loop() {
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(n));
     }
     const Status written = write_group(group);
-    if (durable_) durable_(group.back().seq, written);
+    if (durable_) durable_(group.back().persist.seq, written);
     group.clear();
   }
 }
 
-Status Store::write_group(const std::vector<Persist>& group) {
+Status Store::write_group(const std::vector<Queued>& group) {
   leveldb::WriteBatch batch;
-  std::vector<const JobRecord*> records;
-  records.reserve(group.size());
-  for (const Persist& p : group) {
+  for (const Queued& q : group) {
+    const Persist& p = q.persist;
     switch (p.kind) {
-      case Persist::Kind::record: {
-        MESHWORK_CHECK(p.record.record && p.record.bytes && p.record->id == p.id);
+      case Persist::Kind::record:
         batch.Put(record_key(p.id), *p.record.bytes);
-        if (!states_.contains(p.id)) batch.Put(created_key(*p.record), "");
-        records.push_back(p.record.record.get());
+        if (q.first) batch.Put(created_key(*p.record), "");
         break;
-      }
       case Persist::Kind::hint_put:
         batch.Put(hint_key(p.target, p.id), "");
         break;
@@ -138,21 +145,20 @@ Status Store::write_group(const std::vector<Persist>& group) {
   wo.sync = options_.sync;
   Status s = from_leveldb(db_->Write(wo, &batch));
   batches_++;
-  if (!s.is_ok()) return s;
-  persists_ += group.size();
-  for (const JobRecord* r : records) count(*r);
+  if (s.is_ok()) persists_ += group.size();
   return s;
 }
 
-// Writer thread (or open()): `r` is now the stored copy.
-void Store::count(const JobRecord& r) {
-  auto [it, inserted] = states_.try_emplace(r.id, r.status.state);
+// `r` is now this node's copy; true when it is the first one.
+bool Store::count(const JobRecord& r) {
   std::lock_guard lock(counts_mu_);
+  auto [it, inserted] = states_.try_emplace(r.id, r.status.state);
   if (!inserted) {
     counts_[size_t(it->second)]--;
     it->second = r.status.state;
   }
   counts_[size_t(r.status.state)]++;
+  return inserted;
 }
 
 Result<std::optional<JobRecord>> Store::get(const std::string& id) const {

@@ -22,7 +22,8 @@
 //      reported in increasing seq order, once per group, after the group's fsync.
 //   2. A record is checked (decode_record, id matches its key) on every read; one that fails is
 //      counted in corrupt_records() and never returned.
-//   3. counts() are the records on disk by state (tracked by the writer from what it writes).
+//   3. counts() are this node's records by state as handed to write() (so they agree at once with
+//      what the core answers, which reads through its not-yet-durable copies).
 #pragma once
 
 #include <array>
@@ -83,7 +84,7 @@ class Store final : public RecordReader {
 
   // Starts the writer thread. Call once, before the first write().
   void start_writer(Durable durable);
-  // Queues persists (seq order) for the writer. Never blocks on the disk.
+  // Queues persists (seq order) for the writer and counts their records. Never blocks on the disk.
   void write(std::vector<Persist> persists);
   // Writes what is queued, reports it, and joins the writer. Idempotent.
   void stop();
@@ -105,8 +106,13 @@ class Store final : public RecordReader {
  private:
   Store() = default;
   void writer_loop();
-  Status write_group(const std::vector<Persist>& group);
-  void count(const JobRecord& r);
+  // A persist and whether it holds the first copy of its record here (its listing key is due).
+  struct Queued {
+    Persist persist;
+    bool first = false;
+  };
+  Status write_group(const std::vector<Queued>& group);
+  bool count(const JobRecord& r);
 
   std::unique_ptr<leveldb::DB> db_;
   std::unique_ptr<leveldb::Cache> cache_;
@@ -116,16 +122,14 @@ class Store final : public RecordReader {
 
   mutable std::mutex mu_;  // guards the queue and the flags
   std::condition_variable cv_;
-  std::deque<Persist> queue_;
+  std::deque<Queued> queue_;
   uint64_t last_queued_seq_ = 0;
   bool stopping_ = false;
   std::thread writer_;
 
-  // Writer thread only (and open()): the state of every record on disk, for counts() and to know
-  // which record is new (its listing key is written once).
+  mutable std::mutex counts_mu_;  // guards states_ and counts_
+  // The state of every record written (or queued), for counts() and to know which record is new.
   std::unordered_map<std::string, JobState> states_;
-
-  mutable std::mutex counts_mu_;
   StateCounts counts_{};
   mutable std::atomic<uint64_t> corrupt_{0};
   std::atomic<uint64_t> batches_{0};
