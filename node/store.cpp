@@ -55,8 +55,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, StoreOptions 
   leveldb::DB* db = nullptr;
   if (Status s = from_leveldb(leveldb::DB::Open(lo, dir, &db)); !s.is_ok()) return s;
   store->db_.reset(db);
-  Status scanned =
-      store->scan([&](JobRecord&& r, std::string_view) { (void)store->count(r); });
+  Status scanned = store->scan_records(
+      [&](JobRecord&& r, std::string_view) { (void)store->count(r); }, /*count_corrupt=*/true);
   if (!scanned.is_ok()) return scanned;
   return store;
 }
@@ -214,13 +214,18 @@ Result<Store::Page> Store::list(const Filter& filter, size_t limit, const std::s
 }
 
 Status Store::scan(const std::function<void(JobRecord&&, std::string_view)>& fn) const {
+  return scan_records(fn, /*count_corrupt=*/false);  // open() counted them already
+}
+
+Status Store::scan_records(const std::function<void(JobRecord&&, std::string_view)>& fn,
+                           bool count_corrupt) const {
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
   const std::string prefix(kRecordPrefix);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
     const std::string_view bytes(it->value().data(), it->value().size());
     auto rec = decode_record(bytes);
     if (!rec.is_ok() || it->key().ToString().substr(prefix.size()) != rec.value().id) {
-      corrupt_++;
+      if (count_corrupt) corrupt_++;
       continue;
     }
     // Records stored before the binary form are handed on in it, so that their fingerprints

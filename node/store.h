@@ -75,8 +75,8 @@ class Store final : public RecordReader {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Boot: every stored record with its binary encoding, in id order (corrupt ones counted and
-  // skipped), and every hint.
+  // Boot: every stored record with its binary encoding, in id order (corrupt ones skipped; open()
+  // counted them), and every hint.
   [[nodiscard]] Status scan(
       const std::function<void(JobRecord&&, std::string_view encoded)>& fn) const;
   [[nodiscard]] Status scan_hints(
@@ -105,6 +105,8 @@ class Store final : public RecordReader {
 
  private:
   Store() = default;
+  [[nodiscard]] Status scan_records(
+      const std::function<void(JobRecord&&, std::string_view)>& fn, bool count_corrupt) const;
   void writer_loop();
   // A persist and whether it holds the first copy of its record here (its listing key is due).
   struct Queued {
