@@ -1,9 +1,9 @@
 // Signed job envelopes and job specs: the types and their pure parts.
 //
-// An envelope is {"job": "<JSON text of the job spec>", "public_key": "<b64>", "signature": "<b64>"}.
-// The Ed25519 signature covers the exact bytes of `job`; the job id is the hex BLAKE2b-256 of those
-// bytes followed by the 32 raw public-key bytes, so the same signed job always has the same id and a
-// second submission of it is recognised (idempotent submission).
+// An envelope is {"job": "<JSON text of the job spec>", "public_key": "<b64>", "signature":
+// "<b64>"}. The Ed25519 signature covers the exact bytes of `job`; the job id is the hex
+// BLAKE2b-256 of those bytes followed by the 32 raw public-key bytes, so the same signed job always
+// has the same id and a second submission of it is recognised (idempotent submission).
 //
 // A job spec is {"type", "payload", "nonce", "created_at", "max_attempts"?, "timeout_ms"?}.
 // Parsing, validating (against the handler registry) and signing are the node's: node/envelope.h.
@@ -21,7 +21,7 @@
 
 namespace meshwork {
 
-inline constexpr size_t kJobTextBytesMax = 300 * 1024;    // the signed `job` text
+inline constexpr size_t kJobTextBytesMax = 300 * 1024;  // the signed `job` text
 inline constexpr size_t kNonceBytesMax = 128;
 inline constexpr uint32_t kMaxAttemptsDefault = 3;
 inline constexpr uint32_t kMaxAttemptsMax = 20;

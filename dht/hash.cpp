@@ -67,16 +67,18 @@ std::string blake2b(std::string_view a, std::string_view b) {
   return out;
 }
 
-std::string blake2b_hex(std::string_view a, std::string_view b) { return to_hex(blake2b(a, b)); }
+std::string blake2b_hex(std::string_view a, std::string_view b) {
+  return to_hex(blake2b(a, b));
+}
 
 bool verify_signature(std::string_view message, std::string_view signature,
                       std::string_view public_key) {
   init_crypto();
   if (signature.size() != kSignatureBytes || public_key.size() != kPublicKeyBytes) return false;
-  return crypto_sign_verify_detached(reinterpret_cast<const unsigned char*>(signature.data()),
-                                     reinterpret_cast<const unsigned char*>(message.data()),
-                                     message.size(),
-                                     reinterpret_cast<const unsigned char*>(public_key.data())) == 0;
+  return crypto_sign_verify_detached(
+             reinterpret_cast<const unsigned char*>(signature.data()),
+             reinterpret_cast<const unsigned char*>(message.data()), message.size(),
+             reinterpret_cast<const unsigned char*>(public_key.data())) == 0;
 }
 
 }  // namespace meshwork

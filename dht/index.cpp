@@ -24,15 +24,19 @@ uint32_t bucket_of(std::string_view id, unsigned bits) {
 }
 
 void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
-  IndexEntry e{fingerprint,   r.status.state,         r.status.attempt,
-               r.status.node, r.claim.lease_until_ms, r.status.retry_at_ms,
-               r.cancel_requested};
+  IndexEntry& e = entries_[r.id];  // keeps the placement cache of a record already here
+  e.fingerprint = fingerprint;
+  e.state = r.status.state;
+  e.attempt = r.status.attempt;
+  e.status_node = r.status.node;
+  e.lease_until_ms = r.claim.lease_until_ms;
+  e.retry_at_ms = r.status.retry_at_ms;
+  e.cancel_requested = r.cancel_requested;
   if (is_terminal(e.state)) {
     if (auto it = unfinished_.find(r.id); it != unfinished_.end()) unfinished_.erase(it);
   } else {
     unfinished_.insert(r.id);
   }
-  entries_.insert_or_assign(r.id, std::move(e));
 }
 
 const IndexEntry* RecordIndex::find(std::string_view id) const {
@@ -43,7 +47,7 @@ const IndexEntry* RecordIndex::find(std::string_view id) const {
 std::vector<uint64_t> RecordIndex::digests(unsigned bits, const Keep& keep) const {
   std::vector<uint64_t> d(size_t(1) << bits, 0);
   for (const auto& [id, e] : entries_)
-    if (keep(id)) d[bucket_of(id, bits)] ^= e.fingerprint;
+    if (keep(id, e)) d[bucket_of(id, bits)] ^= e.fingerprint;
   return d;
 }
 
@@ -52,7 +56,7 @@ std::vector<std::pair<std::string, uint64_t>> RecordIndex::entries_in(
   std::vector<std::pair<std::string, uint64_t>> out;
   for (const auto& [id, e] : entries_) {
     if (out.size() == max) break;
-    if (buckets.contains(bucket_of(id, bits)) && keep(id)) out.emplace_back(id, e.fingerprint);
+    if (buckets.contains(bucket_of(id, bits)) && keep(id, e)) out.emplace_back(id, e.fingerprint);
   }
   return out;
 }

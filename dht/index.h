@@ -37,11 +37,15 @@ struct IndexEntry {
   uint64_t lease_until_ms = 0;  // wall clock, while running
   uint64_t retry_at_ms = 0;     // wall clock, while retry_wait
   bool cancel_requested = false;
+  // The record's replicas as the placement of `placed_version` lists them: a cache the replica
+  // core fills (anti-entropy asks for every record each round; the ring walk is the cost).
+  mutable uint64_t placed_version = 0;
+  mutable std::vector<std::string> replicas;
 };
 
 class RecordIndex {
  public:
-  using Keep = std::function<bool(const std::string& id)>;
+  using Keep = std::function<bool(const std::string& id, const IndexEntry& e)>;
 
   void put(const JobRecord& r, uint64_t fingerprint);
   [[nodiscard]] const IndexEntry* find(std::string_view id) const;

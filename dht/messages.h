@@ -37,7 +37,7 @@
 namespace meshwork {
 
 inline constexpr uint8_t kMessageVersion = 1;
-inline constexpr size_t kMessageItemsMax = 4'096;     // records, ids, acks or entries per message
+inline constexpr size_t kMessageItemsMax = 4'096;      // records, ids, acks or entries per message
 inline constexpr size_t kMessageBytesMax = 64u << 20;  // a larger message is refused whole
 inline constexpr unsigned kDigestBits = 8;             // 256 arcs per anti-entropy digest
 inline constexpr size_t kDigestBuckets = size_t{1} << kDigestBits;
@@ -91,7 +91,7 @@ struct Digest {
 
 struct DigestReply {
   uint64_t corr = 0;
-  std::vector<uint32_t> differ;                             // bucket numbers
+  std::vector<uint32_t> differ;                           // bucket numbers
   std::vector<std::pair<std::string, uint64_t>> entries;  // (id, fingerprint) in those buckets
 };
 

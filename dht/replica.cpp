@@ -57,8 +57,8 @@ void Replica::start(Now now) {
 }
 
 void Replica::rebuild_placement() {
-  placement_ = std::make_shared<const Placement>(self_, members_, config_.placement,
-                                                 ++placement_version_);
+  placement_ =
+      std::make_shared<const Placement>(self_, members_, config_.placement, ++placement_version_);
 }
 
 void Replica::set_member(Now now, const std::string& name, MemberState state) {
@@ -184,7 +184,8 @@ void Replica::durable(Now now, uint64_t seq, const Status& status) {
   while (!overlay_order_.empty() && overlay_order_.front().first <= seq) {
     auto [s, id] = std::move(overlay_order_.front());
     overlay_order_.pop_front();
-    if (auto it = overlay_.find(id); it != overlay_.end() && it->second.seq == s) overlay_.erase(it);
+    if (auto it = overlay_.find(id); it != overlay_.end() && it->second.seq == s)
+      overlay_.erase(it);
   }
   std::vector<uint64_t> done;
   for (auto it = local_waits_.begin(); it != local_waits_.end() && it->first <= seq;) {
@@ -238,8 +239,8 @@ uint64_t Replica::next_deadline_ms() const {
   if (!retry_timers_.empty()) t = std::min(t, retry_timers_.begin()->first);
   if (!outstanding_.empty())
     t = std::min(t, outstanding_.begin()->second.sent_ms + config_.peer_timeout_ms);
-  for (const auto& [id, w] : writes_)
-    if (!w.decided) t = std::min(t, w.deadline_ms);
+  // Write ids grow with time and every write waits the same timeout: the first ends first.
+  if (!writes_.empty()) t = std::min(t, writes_.begin()->second.deadline_ms);
   for (const auto& [request, op] : reads_) t = std::min(t, op.deadline_ms);
   return t;
 }

@@ -66,10 +66,16 @@ namespace meshwork {
 // A crash or a lost owner interrupts an attempt through no fault of the job; such attempts may run
 // past max_attempts by at most this many, so that a job that kills its node cannot loop forever.
 inline constexpr uint32_t kInterruptedAttemptsExtraMax = 3;
-inline constexpr size_t kBatchJobsMax = 1'000;        // records in one client submit
-inline constexpr size_t kHintsPerReplayMax = 512;     // records replayed to one target per round
+inline constexpr size_t kBatchJobsMax = 1'000;     // records in one client submit
+inline constexpr size_t kHintsPerReplayMax = 512;  // records replayed to one target per round
 inline constexpr size_t kAntiEntropyEntriesMax = 4'096;
+// A replicate message's records stop growing past this many bytes; a fetch asks for at most this
+// many ids, so that its reply (records of up to kJobTextBytesMax and more each) stays bounded too.
+inline constexpr size_t kReplicateBytesMax = 16u << 20;
+inline constexpr size_t kFetchIdsMax = 64;
 static_assert(kAntiEntropyEntriesMax <= kMessageItemsMax);
+static_assert(2 * kReplicateBytesMax < kMessageBytesMax, "an ack carrying copies back still fits");
+static_assert(kFetchIdsMax * 2 * kJobTextBytesMax < kMessageBytesMax, "a full fetch reply fits");
 static_assert(kBatchJobsMax <= kMessageItemsMax);
 
 struct Now {
@@ -79,21 +85,21 @@ struct Now {
 
 struct ReplicaConfig {
   PlacementOptions placement;
-  uint32_t workers = 2;            // handlers running at once on this node
-  size_t backlog_max = 10'000;     // runnable jobs waiting here before submissions get 429
+  uint32_t workers = 2;              // handlers running at once on this node
+  size_t backlog_max = 10'000;       // runnable jobs waiting here before submissions get 429
   uint64_t peer_timeout_ms = 5'000;  // longest a quorum, read or fetch waits for answers
   uint64_t sweep_interval_ms = 1'000;
-  uint64_t anti_entropy_interval_ms = 2'000;      // between rounds while replicas differ
+  uint64_t anti_entropy_interval_ms = 2'000;       // between rounds while replicas differ
   uint64_t anti_entropy_interval_ms_max = 30'000;  // backed off to while they agree
   uint64_t hint_replay_interval_ms = 1'000;
-  uint64_t settle_ms = 1'500;         // after joining, before this node starts jobs it owns
-  uint64_t alone_after_ms = 10'000;   // seeds never answered: run as a mesh of one
-  bool joining = false;               // started with seeds: not ready until another member is seen
-  uint64_t lease_ms = 15'000;         // a claim's lease, renewed every lease_ms / 3
-  uint64_t lease_skew_ms = 2'000;     // a lease counts as expired this long after its end
+  uint64_t settle_ms = 1'500;        // after joining, before this node starts jobs it owns
+  uint64_t alone_after_ms = 10'000;  // seeds never answered: run as a mesh of one
+  bool joining = false;              // started with seeds: not ready until another member is seen
+  uint64_t lease_ms = 15'000;        // a claim's lease, renewed every lease_ms / 3
+  uint64_t lease_skew_ms = 2'000;    // a lease counts as expired this long after its end
   uint64_t backoff_base_ms = 500;
   uint64_t backoff_max_ms = 30'000;
-  uint64_t seed = 1;                  // jitter and peer order
+  uint64_t seed = 1;      // jitter and peer order
   bool take_over = true;  // false only in the deliberately broken build of the chaos test
 };
 
@@ -243,9 +249,9 @@ class Replica {
     std::string id;
     uint64_t request = 0;  // submit/cancel: the client request; item: its index there
     size_t item = 0;
-    uint32_t attempt = 0;      // claim: the attempt claimed
-    std::string target;        // hint: the member the record is owed to
-    size_t need = 0;           // acks that decide it (this node's durable copy counts as one)
+    uint32_t attempt = 0;  // claim: the attempt claimed
+    std::string target;    // hint: the member the record is owed to
+    size_t need = 0;       // acks that decide it (this node's durable copy counts as one)
     size_t asked = 0, acks = 0, answered = 0;
     bool existed = false, decided = false, refused = false;
     std::shared_ptr<const JobRecord> record;  // what is written
@@ -257,10 +263,10 @@ class Replica {
     enum class Kind : uint8_t { replicate, fetch, digest } kind = Kind::replicate;
     enum class Why : uint8_t { none, read, takeover, pull } why = Why::none;  // fetch only
     std::string peer;
-    uint64_t sent_ms = 0;              // mono
-    std::vector<uint64_t> writes;      // replicate: write id per record (0: none)
-    std::vector<std::string> ids;      // the records' or fetched ids
-    uint64_t request = 0;              // fetch for a read: the client request
+    uint64_t sent_ms = 0;          // mono
+    std::vector<uint64_t> writes;  // replicate: write id per record (0: none)
+    std::vector<std::string> ids;  // the records' or fetched ids
+    uint64_t request = 0;          // fetch for a read: the client request
   };
   // A client read or cancel gathering every replica's copy.
   struct ReadOp {
@@ -388,14 +394,14 @@ class Replica {
 
   uint64_t next_id_ = 1;  // write ids and correlation ids
   std::map<uint64_t, Write> writes_;
-  std::map<uint64_t, Outstanding> outstanding_;  // by corr; corr grows with time
+  std::map<uint64_t, Outstanding> outstanding_;                // by corr; corr grows with time
   std::map<std::string, std::set<uint64_t>> open_replicates_;  // peer → corrs (back-pressure)
   std::map<std::string, std::pair<Replicate, std::vector<uint64_t>>> outbox_;
   std::map<uint64_t, SubmitOp> submits_;
   std::map<uint64_t, ReadOp> reads_;
 
   std::deque<std::string> run_queue_;
-  std::set<std::string> queued_;  // in run_queue_
+  std::set<std::string> queued_;                       // in run_queue_
   std::multimap<uint64_t, std::string> retry_timers_;  // mono due → id
   std::set<std::string> retry_scheduled_;
   std::map<std::string, Attempt> running_;  // attempts claimed here, until settled

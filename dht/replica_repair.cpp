@@ -8,8 +8,8 @@ namespace meshwork {
 
 void Replica::fetch_from(Now now, const std::string& peer, const std::vector<std::string>& ids,
                          Outstanding::Why why, uint64_t request) {
-  for (size_t start = 0; start < ids.size(); start += kMessageItemsMax) {
-    const size_t end = std::min(ids.size(), start + kMessageItemsMax);
+  for (size_t start = 0; start < ids.size(); start += kFetchIdsMax) {
+    const size_t end = std::min(ids.size(), start + kFetchIdsMax);
     const uint64_t corr = next_id_++;
     Outstanding o;
     o.kind = Outstanding::Kind::fetch;
@@ -116,11 +116,17 @@ void Replica::replay_hints(Now now) {
   for (const auto& [target, id] : gone) drop_hint(target, id);
 }
 
-// The records both this node and `peer` should hold in the current view.
+// The records both this node and `peer` should hold in the current view. Each record's replica
+// list is cached in its index entry until the placement changes, so a round costs a scan of the
+// index, not a ring walk per record.
 RecordIndex::Keep Replica::shared_with(const std::string& peer) const {
-  return [placement = placement_, peer, this](const std::string& id) {
+  return [placement = placement_, peer, this](const std::string& id, const IndexEntry& e) {
+    if (e.placed_version != placement->version()) {
+      e.replicas = placement->replicas(id);
+      e.placed_version = placement->version();
+    }
     bool me = false, them = false;
-    for (const std::string& m : placement->replicas(id)) {
+    for (const std::string& m : e.replicas) {
       me = me || m == self_;
       them = them || m == peer;
     }
@@ -193,7 +199,8 @@ void Replica::on_digest_reply(Now now, const std::string& from, DigestReply& m) 
   const RecordIndex::Keep keep = shared_with(from);
   std::vector<std::string> push, pull;
   std::set<std::string> seen;
-  for (const auto& [id, fp] : index_.entries_in(kDigestBits, buckets, keep, kAntiEntropyEntriesMax)) {
+  for (const auto& [id, fp] :
+       index_.entries_in(kDigestBits, buckets, keep, kAntiEntropyEntriesMax)) {
     seen.insert(id);
     auto t = theirs.find(id);
     if (t == theirs.end() || t->second != fp) push.push_back(id);

@@ -149,12 +149,12 @@ void Replica::finish_attempt(Now now, const std::string& id) {
     next.state = JobState::retry_wait;
     next.retry_at_ms = now.wall_ms + backoff_ms(a.attempt);
   }
-  const std::string reason =
-      next.state == JobState::succeeded ? "succeeded"
-      : next.state == JobState::retry_wait
-          ? "attempt failed, retry in " + std::to_string(next.retry_at_ms - now.wall_ms) +
-                " ms: " + result.error
-          : result.error;
+  const std::string reason = next.state == JobState::succeeded ? "succeeded"
+                             : next.state == JobState::retry_wait
+                                 ? "attempt failed, retry in " +
+                                       std::to_string(next.retry_at_ms - now.wall_ms) +
+                                       " ms: " + result.error
+                                 : result.error;
   JobRecord delta = *cur;
   delta.status = next;
   delta.results = {{self_, result}};
@@ -191,9 +191,8 @@ void Replica::release_unconfirmed(Now now, const std::string& id, uint32_t attem
   if (!cur || !holds_claim(*cur, attempt, self_)) return;
   const std::string why = "attempt " + std::to_string(attempt) + kUnconfirmedReason;
   JobRecord next = *cur;
-  next.status =
-      JobStatus{JobState::retry_wait, attempt, self_, now.wall_ms, why,
-                now.wall_ms + backoff_ms(attempt)};
+  next.status = JobStatus{JobState::retry_wait, attempt, self_,
+                          now.wall_ms,          why,     now.wall_ms + backoff_ms(attempt)};
   next.add_history(JobState::retry_wait, self_, attempt, now.wall_ms, why);
   next.updated_at_ms = now.wall_ms;
   commit(now, std::move(next));
@@ -260,12 +259,12 @@ void Replica::sweep(Now now) {
     if (!taker(now, id, e->status_node)) continue;
     const auto& members = placement_->members();
     const auto m = members.find(e->status_node);
-    const std::string what = !gone                  ? "lease expired"
+    const std::string what = !gone                ? "lease expired"
                              : m == members.end() ? "gone"
                                                   : std::string(member_state_name(m->second));
     taking_over.insert(id);
-    take_over_after_read(now, id, "owner " + e->status_node + " " + what + "; " + self_ +
-                                      " takes over");
+    take_over_after_read(now, id,
+                         "owner " + e->status_node + " " + what + "; " + self_ + " takes over");
   }
   // Forget reads for jobs that no longer need a takeover here, and reads that never came back.
   std::erase_if(takeover_reads_, [&](const auto& kv) {
@@ -302,8 +301,7 @@ void Replica::take_over_after_read(Now now, const std::string& id, const std::st
     takeover_reads_[id] = TakeoverRead{others.size(), now.mono_ms};
   }
   if (others.empty()) return take_over(now, id, reason);
-  for (const std::string& peer : others)
-    fetch_from(now, peer, {id}, Outstanding::Why::takeover, 0);
+  for (const std::string& peer : others) fetch_from(now, peer, {id}, Outstanding::Why::takeover, 0);
 }
 
 void Replica::takeover_answered(Now now, const std::string& id) {
@@ -321,8 +319,10 @@ void Replica::take_over(Now now, const std::string& id, const std::string& reaso
   const uint32_t n = cur->status.attempt;
   const bool again = n < cur->max_attempts + kInterruptedAttemptsExtraMax;
   JobRecord next = *cur;
-  next.status = JobStatus{again ? JobState::retry_wait : JobState::failed, n,
-                          self_, now.wall_ms,
+  next.status = JobStatus{again ? JobState::retry_wait : JobState::failed,
+                          n,
+                          self_,
+                          now.wall_ms,
                           "attempt " + std::to_string(n) + " interrupted: " + reason,
                           again ? now.wall_ms : 0};
   next.add_history(next.status.state, self_, n, now.wall_ms, reason);
@@ -350,8 +350,8 @@ void Replica::recover(Now now) {
     const std::string why = "attempt " + std::to_string(n) + " interrupted: node restarted";
     const bool again = may_retry(*cur, n, true);
     JobRecord next = *cur;
-    next.status = JobStatus{again ? JobState::retry_wait : JobState::failed, n, self_,
-                            now.wall_ms, why, now.wall_ms};
+    next.status = JobStatus{
+        again ? JobState::retry_wait : JobState::failed, n, self_, now.wall_ms, why, now.wall_ms};
     next.add_history(next.status.state, self_, n, now.wall_ms, why);
     next.updated_at_ms = now.wall_ms;
     commit(now, std::move(next));

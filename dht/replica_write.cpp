@@ -50,12 +50,14 @@ void Replica::queue_replicate(const std::string& peer, const SharedRecord& rec, 
   stats_.replicate_sent++;
 }
 
-// Every record queued for a peer during one input leaves in one message (a few, past the limit).
+// Every record queued for a peer during one input leaves in one message — a few, past
+// kMessageItemsMax records or kReplicateBytesMax bytes (so that the ack, which may carry the
+// replica's copies back, stays far below kMessageBytesMax too).
 void Replica::flush(Now now) {
   for (auto& [peer, queued] : outbox_) {
     auto& [msg, writes] = queued;
-    for (size_t start = 0; start < msg.records.size(); start += kMessageItemsMax) {
-      const size_t end = std::min(msg.records.size(), start + kMessageItemsMax);
+    size_t i = 0;
+    while (i < msg.records.size()) {
       const uint64_t corr = next_id_++;
       Outstanding o;
       o.kind = Outstanding::Kind::replicate;
@@ -63,7 +65,11 @@ void Replica::flush(Now now) {
       o.sent_ms = now.mono_ms;
       Replicate part;
       part.corr = corr;
-      for (size_t i = start; i < end; ++i) {
+      size_t bytes = 0;
+      for (; i < msg.records.size() && part.records.size() < kMessageItemsMax; ++i) {
+        const size_t size = msg.records[i].bytes->size();
+        if (!part.records.empty() && bytes + size > kReplicateBytesMax) break;
+        bytes += size;
         o.writes.push_back(writes[i]);
         o.ids.push_back(msg.records[i]->id);
         part.records.push_back(std::move(msg.records[i]));
@@ -110,7 +116,8 @@ void Replica::decide(Now now, uint64_t write_id, Write& w) {
         if (done.record->status.state == JobState::cancelled) stats_.cancelled++;
         log(LogLine::Level::info, "job_cancel", done.id, "");
       } else {
-        item.status = Status(Code::unavailable, "the cancel reached too few replicas; retry shortly");
+        item.status =
+            Status(Code::unavailable, "the cancel reached too few replicas; retry shortly");
       }
       r.items.push_back(std::move(item));
       out_.replies.push_back(std::move(r));
@@ -136,10 +143,10 @@ void Replica::finish_submit_item(Now, const Write& w, bool ok) {
   if (it == submits_.end()) return;
   ItemResult& item = it->second.items[w.item];
   if (!ok) {
-    item.status = Status(Code::unavailable, "the job reached " + std::to_string(w.acks) + " of its " +
-                                                std::to_string(w.asked) + " replicas and " +
-                                                std::to_string(w.need) +
-                                                " must store it; retry shortly");
+    item.status =
+        Status(Code::unavailable, "the job reached " + std::to_string(w.acks) + " of its " +
+                                      std::to_string(w.asked) + " replicas and " +
+                                      std::to_string(w.need) + " must store it; retry shortly");
     stats_.quorum_failures++;
   } else {
     item.created = !w.existed;
@@ -303,7 +310,8 @@ void Replica::fail_outstanding(Now now, uint64_t corr) {
       }
       break;
     case Outstanding::Kind::fetch:
-      if (o.why == Outstanding::Why::read) on_read_copy(now, o.request, o.peer, std::nullopt, false);
+      if (o.why == Outstanding::Why::read)
+        on_read_copy(now, o.request, o.peer, std::nullopt, false);
       if (o.why == Outstanding::Why::takeover)
         for (const std::string& id : o.ids) takeover_answered(now, id);
       break;
@@ -383,7 +391,9 @@ void Replica::finish_read(Now now, uint64_t request) {
 // The cancel transition on the merged record: cancelled at once when not running, else a cancel
 // request the running handler obeys; written to a quorum of the job's replicas.
 void Replica::finish_cancel(Now now, uint64_t request, const JobRecord& cur) {
-  auto refuse = [&](Status s) { out_.replies.push_back(Reply{request, {ItemResult{s, false, {}}}}); };
+  auto refuse = [&](Status s) {
+    out_.replies.push_back(Reply{request, {ItemResult{s, false, {}}}});
+  };
   if (is_terminal(cur.status.state))
     return refuse(
         Status(Code::conflict, "the job already " + std::string(state_name(cur.status.state))));
@@ -397,8 +407,8 @@ void Replica::finish_cancel(Now now, uint64_t request, const JobRecord& cur) {
   if (cur.status.state == JobState::running) {
     next.add_history(JobState::running, self_, cur.status.attempt, now.wall_ms, "cancel requested");
   } else {
-    next.status = JobStatus{JobState::cancelled, cur.status.attempt, self_, now.wall_ms,
-                            "cancelled by request", 0};
+    next.status = JobStatus{JobState::cancelled, cur.status.attempt,     self_,
+                            now.wall_ms,         "cancelled by request", 0};
     next.add_history(JobState::cancelled, self_, cur.status.attempt, now.wall_ms,
                      "cancelled by request before it ran");
   }
@@ -417,11 +427,8 @@ void Replica::expire(Now now) {
   while (!outstanding_.empty() &&
          outstanding_.begin()->second.sent_ms + config_.peer_timeout_ms <= now.mono_ms)
     fail_outstanding(now, outstanding_.begin()->first);
-  std::vector<uint64_t> late;
-  for (const auto& [id, w] : writes_)
-    if (!w.decided && w.deadline_ms <= now.mono_ms) late.push_back(id);
-  for (uint64_t id : late)
-    if (auto it = writes_.find(id); it != writes_.end()) decide(now, id, it->second);
+  while (!writes_.empty() && writes_.begin()->second.deadline_ms <= now.mono_ms)
+    decide(now, writes_.begin()->first, writes_.begin()->second);
   std::vector<uint64_t> slow;
   for (const auto& [request, op] : reads_)
     if (op.deadline_ms <= now.mono_ms) slow.push_back(request);

@@ -17,6 +17,8 @@ namespace {
 
 using asio::ip::udp;
 
+constexpr uint64_t kIdleTickMaxMs = 1'000;  // the longest the ticker sleeps, whatever the deadline
+
 udp::endpoint to_endpoint(gossip::Address a) {
   return udp::endpoint(asio::ip::address_v4(a.ip), a.port);
 }
@@ -43,8 +45,8 @@ Result<gossip::Keyring> load_cluster_keys(const std::string& path) {
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
     auto key = gossip::Keyring::key_from_hex(line);
     if (!key)
-      return Result<gossip::Keyring>(Code::invalid, path + ":" + std::to_string(n) +
-                                                        ": not a 64-hex-character cluster key");
+      return Result<gossip::Keyring>(
+          Code::invalid, path + ":" + std::to_string(n) + ": not a 64-hex-character cluster key");
     keys.push_back(*key);
   }
   if (keys.empty()) return Result<gossip::Keyring>(Code::invalid, path + " holds no cluster key");
@@ -80,7 +82,8 @@ Status GossipDriver::start() {
   socket_.open(udp::v4(), ec);
   if (!ec) socket_.bind(to_endpoint(*self), ec);
   if (!ec) socket_.non_blocking(true, ec);
-  if (ec) return {Code::io_error, "cannot bind gossip socket " + options_.bind + ": " + ec.message()};
+  if (ec)
+    return {Code::io_error, "cannot bind gossip socket " + options_.bind + ": " + ec.message()};
   if (self->port == 0) self->port = socket_.local_endpoint(ec).port();  // an ephemeral port
   // A restarted node must beat its old incarnation at once: start from wall-clock seconds.
   membership_.emplace(options_.config, options_.name, *self, options_.meta, wall_ms() / 1000,
@@ -89,7 +92,7 @@ Status GossipDriver::start() {
     membership_->join(mono_ms(), std::move(seeds), out_);
     flush();
     receive_next();
-    on_tick();
+    on_tick();  // ticks once, then arms at the next deadline
   });
   return Status::ok();
 }
@@ -107,6 +110,7 @@ void GossipDriver::deliver(const udp::endpoint& from, std::span<const uint8_t> b
   if (!addr) return;
   membership_->receive(mono_ms(), *addr, bytes, out_);
   flush();
+  arm();
 }
 
 // Reads every datagram already waiting, so that tick() never times out a probe whose ack arrived.
@@ -125,9 +129,25 @@ void GossipDriver::on_tick() {
   drain();
   membership_->tick(mono_ms(), out_);
   flush();
-  ticker_.expires_after(std::chrono::milliseconds(options_.config.tick_ms));
+  arm();
+}
+
+// The state machine is ticked exactly at its next deadline (the driver contract's alternative to
+// a fixed tick_ms), so an idle node wakes a few times a second instead of every tick_ms. Input can
+// move the deadline earlier (news to gossip), so every input re-arms when it did.
+void GossipDriver::arm() {
+  if (closed_) return;
+  const uint64_t at = membership_->next_deadline_ms();
+  if (armed_ && at >= armed_at_ms_) return;
+  const uint64_t now = mono_ms();
+  armed_ = true;
+  armed_at_ms_ = at;
+  ticker_.expires_after(
+      std::chrono::milliseconds(at > now ? std::min<uint64_t>(at - now, kIdleTickMaxMs) : 0));
   ticker_.async_wait([this](std::error_code ec) {
-    if (!ec) on_tick();
+    if (ec) return;  // cancelled by a re-arm, or closing
+    armed_ = false;
+    on_tick();
   });
 }
 
@@ -152,6 +172,7 @@ void GossipDriver::leave(uint64_t grace_ms) {
   on_io([this] {
     membership_->leave(mono_ms(), out_);
     flush();
+    arm();
     return 0;
   });
   // Keep gossiping until the news of our leaving has been sent its full retransmit count.

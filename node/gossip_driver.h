@@ -21,8 +21,8 @@
 #include <asio/steady_timer.hpp>
 #include <nlohmann/json.hpp>
 
-#include "gossip/membership.h"
 #include "dht/result.h"
+#include "gossip/membership.h"
 
 namespace meshwork {
 
@@ -64,6 +64,7 @@ class GossipDriver {
  private:
   void receive_next();
   void on_tick();
+  void arm();  // (re)sets the ticker to the state machine's next deadline
   void drain();
   void deliver(const asio::ip::udp::endpoint& from, std::span<const uint8_t> bytes);
   void flush();
@@ -74,6 +75,8 @@ class GossipDriver {
   GossipOptions options_;
   asio::ip::udp::socket socket_;
   asio::steady_timer ticker_;
+  bool armed_ = false;
+  uint64_t armed_at_ms_ = 0;  // mono: when the ticker fires
   std::optional<gossip::Membership> membership_;
   gossip::Output out_;
   // The pending asynchronous receive owns buffer_; drain() reads into drain_buffer_, so a datagram

@@ -146,7 +146,7 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
     for r in records.values():
         if r.get("state") in states:
             states[r["state"]] += 1
-    dup_jobs, dup_extra, dup_confirmed = verify.duplicates(acks, records)
+    dup_jobs, dup_extra, dup_confirmed, dup_completed = verify.duplicates(acks, records)
     starts = [verify.executions(r)[0] for r in records.values()]
     fo = verify.failovers(faults.windows, records)
     fo_ms = [f["ms"] for f in fo]
@@ -178,6 +178,7 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
         "duplicate_executions": len(dup_jobs),
         "duplicate_extra_runs": dup_extra,
         "duplicate_executions_confirmed": len(dup_confirmed),
+        "duplicate_completions": len(dup_completed),
         "most_attempts": max(starts) if starts else 0,
         "unconfirmed_claims": sum(verify.UNCONFIRMED in h.get("reason", "")
                                   for r in records.values() for h in r.get("history", [])),
@@ -187,6 +188,8 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
         "deaths_declared": len(deaths),
         "failover_ms": {"p50": verify.percentile(fo_ms, 50), "p99": verify.percentile(fo_ms, 99),
                         "max": max(fo_ms) if fo_ms else None, "count": len(fo_ms)},
+        "failover_slowest": [dict(f, fault_t=rel(f["fault_t"]))
+                             for f in sorted(fo, key=lambda f: -f["ms"])[:10]],
         "faults": [{"kind": i["kind"], "nodes": ["n%d" % (k + 1) for k in i["nodes"]],
                     "planned_at_s": i["start"], "planned_until_s": i["end"],
                     "at_s": rel(i.get("at")), "until_s": rel(i.get("until")),
@@ -216,10 +219,15 @@ def print_summary(r, report_path, svg_path):
           " %d claims not confirmed; most attempts of a job %d)" % (
               r["duplicate_executions"], r["duplicate_extra_runs"],
               r["duplicate_executions_confirmed"], r["unconfirmed_claims"], r["most_attempts"]))
+    print("  duplicate ends    %d jobs completed more often than they need" %
+          r["duplicate_completions"])
     print("  false deaths      %d (deaths declared %d; %d seen by faulted nodes)" % (
         r["false_deaths"], r["deaths_declared"], r["deaths_seen_by_faulted_nodes"]))
     print("  failover ms       p50 %s  p99 %s  max %s  (%d jobs)" % (fo["p50"], fo["p99"],
                                                                      fo["max"], fo["count"]))
+    for f in r["failover_slowest"][:5]:
+        print("    %s  %s %s at %.1f s: %d ms" % (f["job"][:12], f["kind"], f["node"], f["fault_t"],
+                                                 f["ms"]))
     print("  crashes           %d" % len(r["crashes"]))
     for c in r["crashes"]:
         print("    %s exited with %s at %.1f s" % (c["node"], c["exit_code"], c["t"]))

@@ -8,6 +8,10 @@
                   numbers with a claim entry ("attempt N", state running) in its history (the
                   record's `attempts` when the bounded history has dropped some). A duplicate is an
                   execution beyond what the job needs without faults (1; fail_times + 1 for flaky).
+                  Completions are counted apart: the attempts whose handler's outcome was recorded
+                  (succeeded, failed, or failed and retried) — a duplicate completion is a job that
+                  ran to an outcome more often than it needs, the costlier kind of duplicate (a
+                  duplicate start whose handler was stopped when its claim lost is cheaper).
   failover        for every fault on node X at T and every job whose attempt was running on X at T
                   (X's claim entry before T and no end of that attempt before T) that later
                   succeeded on another node: the time from T to that success.
@@ -120,10 +124,26 @@ def executions(rec):
     return n, n - len(refused & started)
 
 
+INTERRUPTED = ("interrupted", "takes over", "lease expired", UNCONFIRMED)
+
+
+def completions(rec):
+    """→ attempts whose handler's outcome was recorded: a `succeeded` or `failed` entry, or the
+    retry after a failed attempt — not the end of an attempt by takeover, restart or lost claim."""
+    done = set()
+    for h in rec.get("history", []):
+        reason = h.get("reason", "")
+        if any(word in reason for word in INTERRUPTED):
+            continue
+        if h.get("state") in ("succeeded", "failed") or reason.startswith("attempt failed"):
+            done.add(h["attempt"])
+    return len(done)
+
+
 def duplicates(acks, records):
     """→ (ids of jobs started more often than needed, extra starts, ids of jobs whose confirmed
-    attempts alone exceed the need)."""
-    jobs, extra, confirmed = [], 0, []
+    attempts alone exceed the need, ids of jobs that completed more often than needed)."""
+    jobs, extra, confirmed, completed = [], 0, [], []
     for a in acks:
         rec = records.get(a["id"])
         if rec is None:
@@ -135,7 +155,9 @@ def duplicates(acks, records):
             extra += started - need
         if held > need:
             confirmed.append(a["id"])
-    return jobs, extra, confirmed
+        if completions(rec) > need:
+            completed.append(a["id"])
+    return jobs, extra, confirmed, completed
 
 
 def _faulted(windows, node, t0, t1):

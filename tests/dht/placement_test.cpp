@@ -81,8 +81,8 @@ TEST_CASE("the write quorum is W, capped by the ring's size, and counts dead mem
 }
 
 TEST_CASE("usable peers are the alive and suspect members other than this node") {
-  const Placement t = snapshot({{"n2", MemberState::alive}, {"n3", MemberState::dead},
-                                {"n4", MemberState::suspect}});
+  const Placement t = snapshot(
+      {{"n2", MemberState::alive}, {"n3", MemberState::dead}, {"n4", MemberState::suspect}});
   CHECK(t.usable_peers() == std::vector<std::string>{"n2", "n4"});
 }
 
@@ -95,7 +95,7 @@ TEST_CASE("the index tracks unfinished records and digests that agree exactly wh
     a.put(recs.back(), fp);
     b.put(recs.back(), fp);
   }
-  const RecordIndex::Keep all = [](const std::string&) { return true; };
+  const RecordIndex::Keep all = [](const std::string&, const IndexEntry&) { return true; };
   CHECK(a.size() == 50);
   CHECK(a.unfinished_count() == 50);
   CHECK(a.digests(8, all) == b.digests(8, all));
@@ -116,7 +116,7 @@ TEST_CASE("the index tracks unfinished records and digests that agree exactly wh
   CHECK(b.entries_in(8, differ, all, 0).empty());  // bounded
 
   // A filter that keeps nothing makes every digest zero.
-  const RecordIndex::Keep none = [](const std::string&) { return false; };
+  const RecordIndex::Keep none = [](const std::string&, const IndexEntry&) { return false; };
   for (uint64_t d : a.digests(8, none)) CHECK(d == 0);
 }
 

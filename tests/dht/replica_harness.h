@@ -31,8 +31,10 @@ inline JobRecord job(int n, uint64_t now_ms, const std::string& entry = "n1",
   spec.nonce = "nonce-" + std::to_string(n);
   spec.created_at_ms = now_ms;
   spec.timeout_ms = timeout_ms;
-  nlohmann::json text = {{"type", spec.type},     {"payload", spec.payload},
-                         {"nonce", spec.nonce},   {"created_at", now_ms},
+  nlohmann::json text = {{"type", spec.type},
+                         {"payload", spec.payload},
+                         {"nonce", spec.nonce},
+                         {"created_at", now_ms},
                          {"timeout_ms", timeout_ms}};
   Envelope env{text.dump(), std::string(32, 'k'), std::string(64, 's')};
   return make_record(env, spec, entry, now_ms);

@@ -23,6 +23,7 @@ from harness import BIN, scaled
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHAOS = os.path.normpath(os.path.join(HERE, "..", "..", "simulations", "chaos.sh"))
 FIELDS = ("acknowledged", "succeeded", "failed", "cancelled", "lost", "duplicate_executions",
+          "duplicate_completions",
           "false_deaths", "failover_ms", "faults", "seed")
 
 

@@ -1,0 +1,438 @@
+// The binary codec of the replica protocol's peer messages (the wire form is in messages.h).
+//
+// Layout per kind, after the header (u8 kMessageVersion, u8 kind, u64 corr); "str" is a u32 byte
+// length then the bytes, "list<T>" a u32 count then the items, "bool" one byte 0 or 1, "state" one
+// byte holding a JobState, "record" a str holding encode_record's binary form, "opt<T>" a bool
+// then T when it is 1:
+//
+//   0 replicate      list<record>
+//   1 replicate_ack  list<ack>; ack: bool ok, bool existed, state, u32 attempt,
+//                    str node (<= kNodeNameBytesMax), bool cancel_requested, opt<record> copy
+//   2 fetch          list<str id>                       each id a job id (64 lowercase hex)
+//   3 fetch_reply    list<opt<record>>
+//   4 digest         list<u64>                          exactly kDigestBuckets
+//   5 digest_reply   list<u32 bucket>, list<str id, u64 fingerprint>
+//
+// Decoding trusts nothing: every count is checked against kMessageItemsMax and against the bytes
+// left (count × the smallest valid item) before anything is reserved, every length against the
+// bytes left before a string is built, and every record goes through decode_record. A record must
+// also be in encode_record's binary form exactly (decode_record would accept the JSON form too, and
+// the received bytes must equal encode_record of what they decode to): a decoded SharedRecord's
+// bytes are then both what came in and encode_record(*record), and a message has exactly one
+// encoding, so decode(encode(m)) == m and encode(decode(b)) == b.
+//
+// Encoding checks the same shape (a caller that builds a message the decoder would refuse has a
+// bug, and the process stops) except the total size: the sender splits batches by bytes, and a
+// message past kMessageBytesMax is refused whole by the receiver with Code::too_large.
+//
+// Thread-safety: pure functions.
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+
+#include "dht/envelope.h"
+#include "dht/messages.h"
+
+namespace meshwork {
+namespace {
+
+constexpr std::array<std::string_view, 6> kKindNames = {
+    "replicate", "replicate_ack", "fetch", "fetch_reply", "digest", "digest_reply"};
+static_assert(std::variant_size_v<Message> == kKindNames.size());
+
+constexpr size_t kHeaderBytes = 1 + 1 + 8;  // version, kind, corr
+constexpr size_t kLengthBytes = 4;          // a str's length, a list's count
+constexpr size_t kJobIdBytes = 2 * kHashBytes;
+// The smallest encoding of one valid item of each list, to refuse a count the bytes cannot hold.
+constexpr size_t kRecordItemBytesMin = kLengthBytes + 1;
+constexpr size_t kAckItemBytesMin = 1 + 1 + 1 + 4 + kLengthBytes + 1 + 1;
+constexpr size_t kOptionalRecordBytesMin = 1;
+constexpr size_t kIdItemBytesMin = kLengthBytes + kJobIdBytes;
+constexpr size_t kBucketItemBytes = 8;
+constexpr size_t kDifferItemBytes = 4;
+constexpr size_t kEntryItemBytesMin = kIdItemBytesMin + 8;
+static_assert(kMessageBytesMax <= UINT32_MAX);  // so any length inside fits a u32
+static_assert(kDigestBuckets - 1 <= UINT32_MAX);
+static_assert(static_cast<uint8_t>(JobState::succeeded) == 5);  // the last enumerator
+
+// A broken precondition is a bug in the caller: stop before sending something the peer refuses.
+void require(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "meshwork::dht: message precondition failed: %s\n", what);
+    std::abort();
+  }
+}
+
+// ---- encoding -----------------------------------------------------------------------------------
+
+class Writer {
+ public:
+  explicit Writer(size_t reserve) { out_.reserve(reserve); }
+  void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u32(uint32_t v) { fixed(v, 4); }
+  void u64(uint64_t v) { fixed(v, 8); }
+  void boolean(bool v) { u8(v ? 1 : 0); }
+  void str(std::string_view s) {
+    require(s.size() <= kMessageBytesMax, "string longer than a message");
+    u32(static_cast<uint32_t>(s.size()));
+    out_.append(s);
+  }
+  void count(size_t n) {
+    require(n <= kMessageItemsMax, "more than kMessageItemsMax items in a list");
+    u32(static_cast<uint32_t>(n));
+  }
+  void record(const SharedRecord& r) {
+    require(r.record && r.bytes, "SharedRecord without its record or bytes");
+    str(*r.bytes);
+  }
+  void optional_record(const std::optional<SharedRecord>& r) {
+    boolean(r.has_value());
+    if (r) record(*r);
+  }
+  void id(std::string_view id) {
+    require(is_job_id(id), "an id that is not a job id");
+    str(id);
+  }
+  std::string take() { return std::move(out_); }
+
+ private:
+  void fixed(uint64_t v, int bytes) {
+    for (int i = 0; i < bytes; ++i) out_.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+  }
+  std::string out_;
+};
+
+size_t record_bytes(const std::optional<SharedRecord>& r) {
+  return r && r->bytes ? r->bytes->size() : 0;
+}
+
+// Writes a message's body (after the header).
+struct BodyWriter {
+  Writer& w;
+
+  void operator()(const Replicate& m) {
+    w.count(m.records.size());
+    for (const SharedRecord& r : m.records) w.record(r);
+  }
+  void operator()(const ReplicateAck& m) {
+    w.count(m.items.size());
+    for (const ItemAck& a : m.items) {
+      require(a.node.size() <= kNodeNameBytesMax, "ack node name longer than kNodeNameBytesMax");
+      w.boolean(a.ok);
+      w.boolean(a.existed);
+      w.u8(static_cast<uint8_t>(a.state));
+      w.u32(a.attempt);
+      w.str(a.node);
+      w.boolean(a.cancel_requested);
+      w.optional_record(a.copy);
+    }
+  }
+  void operator()(const Fetch& m) {
+    w.count(m.ids.size());
+    for (const std::string& id : m.ids) w.id(id);
+  }
+  void operator()(const FetchReply& m) {
+    w.count(m.records.size());
+    for (const auto& r : m.records) w.optional_record(r);
+  }
+  void operator()(const Digest& m) {
+    require(m.buckets.size() == kDigestBuckets, "digest without exactly kDigestBuckets buckets");
+    w.count(m.buckets.size());
+    for (uint64_t b : m.buckets) w.u64(b);
+  }
+  void operator()(const DigestReply& m) {
+    w.count(m.differ.size());
+    for (uint32_t b : m.differ) {
+      require(b < kDigestBuckets, "digest reply bucket out of range");
+      w.u32(b);
+    }
+    w.count(m.entries.size());
+    for (const auto& [id, fingerprint] : m.entries) {
+      w.id(id);
+      w.u64(fingerprint);
+    }
+  }
+};
+
+// Enough to hold the message without growing (records dominate; the rest is an estimate).
+size_t size_hint(const Message& m) {
+  size_t n = kHeaderBytes + 2 * kLengthBytes;
+  if (const auto* r = std::get_if<Replicate>(&m)) {
+    for (const SharedRecord& s : r->records) n += kLengthBytes + record_bytes(s);
+  } else if (const auto* a = std::get_if<ReplicateAck>(&m)) {
+    for (const ItemAck& i : a->items)
+      n += kAckItemBytesMin + i.node.size() + kLengthBytes + record_bytes(i.copy);
+  } else if (const auto* f = std::get_if<Fetch>(&m)) {
+    n += f->ids.size() * kIdItemBytesMin;
+  } else if (const auto* fr = std::get_if<FetchReply>(&m)) {
+    for (const auto& s : fr->records) n += 1 + kLengthBytes + record_bytes(s);
+  } else if (const auto* d = std::get_if<Digest>(&m)) {
+    n += d->buckets.size() * kBucketItemBytes;
+  } else if (const auto* dr = std::get_if<DigestReply>(&m)) {
+    n += dr->differ.size() * kDifferItemBytes + dr->entries.size() * kEntryItemBytesMin;
+  }
+  return n;
+}
+
+// ---- decoding -----------------------------------------------------------------------------------
+
+// Reads untrusted bytes. The first failure is kept (its code and what was wrong); after it every
+// read returns a zero value, so a decoder checks ok() once per item rather than after every read.
+class Reader {
+ public:
+  explicit Reader(std::string_view in) : in_(in) {}
+  [[nodiscard]] bool ok() const { return status_.is_ok(); }
+  [[nodiscard]] size_t left() const { return in_.size() - pos_; }
+  [[nodiscard]] const Status& status() const { return status_; }
+
+  void fail(Code code, std::string detail) {
+    if (ok()) status_ = Status(code, std::move(detail));
+  }
+  uint8_t u8(const char* what) { return static_cast<uint8_t>(fixed(1, what)); }
+  uint32_t u32(const char* what) { return static_cast<uint32_t>(fixed(4, what)); }
+  uint64_t u64(const char* what) { return fixed(8, what); }
+  bool boolean(const char* what) {
+    const uint8_t v = u8(what);
+    if (v > 1) fail(Code::malformed, std::string(what) + " is " + std::to_string(v) + ", not 0/1");
+    return v == 1;
+  }
+  JobState state(const char* what) {
+    const uint8_t v = u8(what);
+    if (v > static_cast<uint8_t>(JobState::succeeded)) {
+      fail(Code::malformed, std::string(what) + " " + std::to_string(v) + " is not a job state");
+      return JobState::queued;
+    }
+    return static_cast<JobState>(v);
+  }
+  // A u32 length, then that many bytes (a view into the input), at most bytes_max of them.
+  std::string_view str(size_t bytes_max, const char* what) {
+    const uint32_t n = u32(what);
+    if (ok() && n > bytes_max) {
+      fail(Code::malformed, std::string(what) + " of " + std::to_string(n) +
+                                " bytes exceeds its limit of " + std::to_string(bytes_max));
+    } else if (ok() && n > left()) {
+      fail(Code::malformed, std::string(what) + " of " + std::to_string(n) + " bytes, but only " +
+                                std::to_string(left()) + " left");
+    }
+    if (!ok()) return {};
+    const std::string_view s = in_.substr(pos_, n);
+    pos_ += n;
+    return s;
+  }
+  // A list's u32 count, checked against kMessageItemsMax and the bytes left.
+  size_t count(size_t item_bytes_min, const char* what) {
+    const uint32_t n = u32(what);
+    if (ok() && n > kMessageItemsMax) {
+      fail(Code::too_large, std::to_string(n) + " " + what + " exceed kMessageItemsMax (" +
+                                std::to_string(kMessageItemsMax) + ")");
+    } else if (ok() && n > left() / item_bytes_min) {
+      fail(Code::malformed, std::to_string(n) + " " + what + " cannot fit in the " +
+                                std::to_string(left()) + " bytes left");
+    }
+    return ok() ? n : 0;
+  }
+
+ private:
+  uint64_t fixed(size_t bytes, const char* what) {
+    if (!ok()) return 0;
+    if (left() < bytes) {
+      fail(Code::malformed, std::string("the message ends inside ") + what);
+      return 0;
+    }
+    uint64_t v = 0;
+    for (size_t i = 0; i < bytes; ++i)
+      v |= uint64_t{static_cast<uint8_t>(in_[pos_ + i])} << (8 * i);
+    pos_ += bytes;
+    return v;
+  }
+
+  std::string_view in_;
+  size_t pos_ = 0;
+  Status status_;
+};
+
+// Names the i-th item of a list in a failure's detail; built only when something failed.
+struct Label {
+  const char* what;
+  size_t i;
+  [[nodiscard]] std::string str() const { return std::string(what) + " " + std::to_string(i); }
+};
+
+// A record in encode_record's binary form, checked by decode_record.
+std::optional<SharedRecord> read_record(Reader& in, Label label) {
+  const std::string_view bytes = in.str(kMessageBytesMax, label.what);
+  if (!in.ok()) return std::nullopt;
+  Result<JobRecord> r = decode_record(bytes);
+  if (!r.is_ok()) {
+    in.fail(Code::malformed, label.str() + ": " + r.status().message());
+    return std::nullopt;
+  }
+  std::string canonical = encode_record(r.value());
+  if (canonical != bytes) {
+    in.fail(Code::malformed, label.str() + " is not in encode_record's binary form");
+    return std::nullopt;
+  }
+  return SharedRecord{std::make_shared<const JobRecord>(std::move(r).value()),
+                      std::make_shared<const std::string>(std::move(canonical))};
+}
+
+std::optional<SharedRecord> read_optional_record(Reader& in, Label label) {
+  if (!in.boolean("record presence byte")) return std::nullopt;
+  return read_record(in, label);
+}
+
+std::string read_id(Reader& in, Label label) {
+  const std::string_view id = in.str(kJobIdBytes, label.what);
+  if (in.ok() && !is_job_id(id)) in.fail(Code::malformed, label.str() + " is not a job id");
+  return std::string(id);
+}
+
+Replicate read_replicate(Reader& in) {
+  Replicate m;
+  const size_t n = in.count(kRecordItemBytesMin, "records");
+  m.records.reserve(n);
+  for (size_t i = 0; i < n && in.ok(); ++i) {
+    std::optional<SharedRecord> r = read_record(in, {"record", i});
+    if (r) m.records.push_back(std::move(*r));
+  }
+  return m;
+}
+
+ReplicateAck read_replicate_ack(Reader& in) {
+  ReplicateAck m;
+  const size_t n = in.count(kAckItemBytesMin, "acks");
+  m.items.reserve(n);
+  for (size_t i = 0; i < n && in.ok(); ++i) {
+    ItemAck a;
+    a.ok = in.boolean("ack's ok");
+    a.existed = in.boolean("ack's existed");
+    a.state = in.state("ack's state");
+    a.attempt = in.u32("ack's attempt");
+    a.node = in.str(kNodeNameBytesMax, "ack's node name");
+    a.cancel_requested = in.boolean("ack's cancel_requested");
+    a.copy = read_optional_record(in, {"copy in ack", i});
+    m.items.push_back(std::move(a));
+  }
+  return m;
+}
+
+Fetch read_fetch(Reader& in) {
+  Fetch m;
+  const size_t n = in.count(kIdItemBytesMin, "ids");
+  m.ids.reserve(n);
+  for (size_t i = 0; i < n && in.ok(); ++i) m.ids.push_back(read_id(in, {"id", i}));
+  return m;
+}
+
+FetchReply read_fetch_reply(Reader& in) {
+  FetchReply m;
+  const size_t n = in.count(kOptionalRecordBytesMin, "records");
+  m.records.reserve(n);
+  for (size_t i = 0; i < n && in.ok(); ++i)
+    m.records.push_back(read_optional_record(in, {"record", i}));
+  return m;
+}
+
+Digest read_digest(Reader& in) {
+  Digest m;
+  const size_t n = in.count(kBucketItemBytes, "buckets");
+  if (in.ok() && n != kDigestBuckets) {
+    in.fail(Code::malformed,
+            std::to_string(n) + " buckets, not exactly " + std::to_string(kDigestBuckets));
+  }
+  if (!in.ok()) return m;
+  m.buckets.reserve(n);
+  for (size_t i = 0; i < n; ++i) m.buckets.push_back(in.u64("bucket digest"));
+  return m;
+}
+
+DigestReply read_digest_reply(Reader& in) {
+  DigestReply m;
+  const size_t n_differ = in.count(kDifferItemBytes, "differing buckets");
+  m.differ.reserve(n_differ);
+  for (size_t i = 0; i < n_differ && in.ok(); ++i) {
+    const uint32_t b = in.u32("differing bucket");
+    if (in.ok() && b >= kDigestBuckets)
+      in.fail(Code::malformed, "differing bucket " + std::to_string(b) + " is out of range");
+    m.differ.push_back(b);
+  }
+  const size_t n_entries = in.count(kEntryItemBytesMin, "entries");
+  m.entries.reserve(n_entries);
+  for (size_t i = 0; i < n_entries && in.ok(); ++i) {
+    std::string id = read_id(in, {"entry id", i});
+    const uint64_t fingerprint = in.u64("entry's fingerprint");
+    m.entries.emplace_back(std::move(id), fingerprint);
+  }
+  return m;
+}
+
+Message read_body(Reader& in, uint8_t kind) {
+  switch (kind) {
+    case 0:
+      return read_replicate(in);
+    case 1:
+      return read_replicate_ack(in);
+    case 2:
+      return read_fetch(in);
+    case 3:
+      return read_fetch_reply(in);
+    case 4:
+      return read_digest(in);
+    default:
+      return read_digest_reply(in);
+  }
+}
+
+}  // namespace
+
+SharedRecord SharedRecord::of(JobRecord r) {
+  auto bytes = std::make_shared<const std::string>(encode_record(r));
+  return SharedRecord{std::make_shared<const JobRecord>(std::move(r)), std::move(bytes)};
+}
+
+uint64_t corr_of(const Message& m) {
+  return std::visit([](const auto& x) { return x.corr; }, m);
+}
+
+std::string_view message_name(const Message& m) {
+  return kKindNames[m.index()];
+}
+
+std::string encode_message(const Message& m) {
+  require(corr_of(m) != 0, "a message with corr 0");
+  Writer w(size_hint(m));
+  w.u8(kMessageVersion);
+  w.u8(static_cast<uint8_t>(m.index()));
+  w.u64(corr_of(m));
+  std::visit(BodyWriter{w}, m);
+  return w.take();
+}
+
+Result<Message> decode_message(std::string_view bytes) {
+  if (bytes.size() > kMessageBytesMax) {
+    return Result<Message>(Code::too_large, "message of " + std::to_string(bytes.size()) +
+                                                " bytes exceeds kMessageBytesMax (" +
+                                                std::to_string(kMessageBytesMax) + ")");
+  }
+  Reader in(bytes);
+  const uint8_t version = in.u8("message version");
+  if (in.ok() && version != kMessageVersion) {
+    return Result<Message>(Code::malformed, "message version " + std::to_string(version) +
+                                                " is not " + std::to_string(kMessageVersion));
+  }
+  const uint8_t kind = in.u8("message kind");
+  if (in.ok() && kind >= kKindNames.size())
+    return Result<Message>(Code::malformed, "unknown message kind " + std::to_string(kind));
+  const uint64_t corr = in.u64("correlation id");
+  if (!in.ok()) return in.status();
+  const std::string name(kKindNames[kind]);
+  if (corr == 0) return Result<Message>(Code::malformed, name + " with correlation id 0");
+  Message m = read_body(in, kind);
+  if (in.ok() && in.left() != 0)
+    in.fail(Code::malformed, std::to_string(in.left()) + " trailing bytes");
+  if (!in.ok()) return Status(in.status().code(), name + ": " + in.status().message());
+  std::visit([corr](auto& x) { x.corr = corr; }, m);
+  return m;
+}
+
+}  // namespace meshwork
