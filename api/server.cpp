@@ -85,7 +85,8 @@ ApiServer::ApiServer(Services services, ApiOptions options, Providers providers)
   });
   server_.set_keep_alive_max_count(100'000);
   // The largest body any route takes; each route checks its own limit.
-  server_.set_payload_max_length(std::max(options_.body_bytes_max, options_.batch_body_bytes_max));
+  server_.set_payload_max_length(std::max(
+      {options_.body_bytes_max, options_.batch_body_bytes_max, options_.peer_body_bytes_max}));
   routes();
 }
 
@@ -115,8 +116,17 @@ void ApiServer::routes() {
   // Nothing here is a byte-addressable file, so Range is ignored (RFC 9110 allows it). cpp-httplib
   // 0.11 would otherwise cut any answer, a 202 included, to the requested bytes. The request object
   // is the server's own, mutable one; the handler only sees it through a const reference.
-  server_.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+  //
+  // Only peer messages may be as large as kMessageBytesMax: any other request that announces a
+  // larger body is refused before the body is read (this runs before cpp-httplib reads it).
+  server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     const_cast<httplib::Request&>(req).ranges.clear();
+    const size_t public_max = std::max(options_.body_bytes_max, options_.batch_body_bytes_max);
+    if (req.path != kMessagePath && req.has_header("Content-Length") &&
+        req.get_header_value<uint64_t>("Content-Length") > public_max) {
+      problem(res, 413, "the request body exceeds the node's limit");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   server_.Post("/v1/jobs", [this](const auto& req, auto& res) { post_job(req, res); });
@@ -243,11 +253,13 @@ void ApiServer::peer(const httplib::Request& req, httplib::Response& res) {
   auto sender = verify_peer_request(
       req, [this](std::string_view n) { return services_.driver.public_key_of(n); }, wall_ms());
   if (!sender.is_ok()) return problem(res, sender.status());
-  if (req.body.size() > options_.batch_body_bytes_max) {
+  const std::string name = req.matches[1];
+  const size_t body_max =
+      name == "msg" ? options_.peer_body_bytes_max : options_.batch_body_bytes_max;
+  if (req.body.size() > body_max) {
     bad_peer_bodies_++;
     return problem(res, 413, "the request body exceeds the node's limit");
   }
-  const std::string name = req.matches[1];
   if (name == "msg") return peer_messages(sender.value(), req, res);
   Result<std::string> out = Status(Code::not_found, "no peer endpoint " + name);
   if (name == "list") out = services_.cluster.answer_list(req.body);

@@ -49,7 +49,10 @@ struct ApiOptions {
   size_t threads = 64;                     // HTTP worker threads at most (one per connection)
   size_t body_bytes_max = 1024 * 1024;     // larger bodies get 413
   size_t inflight_submits_max = 4'096;     // concurrent submissions before 429
-  size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and peer requests
+  size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and /internal/v1/{list,held}
+  // POST /internal/v1/msg: the peer client packs messages up to 4 MiB per body, but one message
+  // of up to kMessageBytesMax goes alone, with its 4-byte length.
+  size_t peer_body_bytes_max = kMessageBytesMax + 4;
 };
 
 class ApiServer {
