@@ -299,6 +299,7 @@ void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {
   if (!local_scope(req, res, local)) return;
   std::optional<JobRecord> rec;
   if (local) {
+    services_.store.wait_written(kListWaitWrittenMs);  // what a read through the core saw
     auto got = services_.store.get(id);
     if (!got.is_ok()) return problem_for(res, got.status());
     rec = std::move(got).value();

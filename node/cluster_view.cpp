@@ -52,6 +52,7 @@ ClusterView::ClusterView(Store& store, PeerClient& peers, const ReplicaDriver& d
       peer_timeout_ms_(peer_timeout_ms) {}
 
 Result<Store::Page> ClusterView::list_local(const ListQuery& q) const {
+  store_.wait_written(kListWaitWrittenMs);
   return store_.list([&q](const JobRecord& r) { return matches(q, r); }, q.limit, q.cursor);
 }
 

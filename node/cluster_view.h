@@ -6,7 +6,8 @@
 // Everything here runs on the calling HTTP thread and reads only the store, the driver's snapshot
 // and member directory, and other members' answers: it never touches the replica core and never
 // changes anything. A member that does not answer is skipped (its copies may be missing from a
-// page; the ring view shows its jobs_held as null).
+// page; the ring view shows its jobs_held as null). A listing first waits for the store to write
+// what the core had queued, so it never shows a job older than a read through the core just did.
 //
 // Wire contract (signed like every peer request, node/peer_auth.h):
 //   POST /internal/v1/list  {"state":"","type":"","limit":n,"cursor":""}
@@ -29,6 +30,8 @@
 namespace meshwork {
 
 inline constexpr size_t kFanoutMax = 32;  // peers asked at once by a cluster-wide list or ring view
+// Longest a listing waits for the store to write what the core had queued (Store::wait_written).
+inline constexpr uint64_t kListWaitWrittenMs = 1'000;
 
 struct ListQuery {
   std::optional<JobState> state;  // matched on the public state: queued also matches retry_wait

@@ -6,6 +6,7 @@
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
+#include <chrono>
 #include <cstdio>
 
 #include "node/check.h"
@@ -104,6 +105,13 @@ void Store::stop() {
   if (writer_.joinable()) writer_.join();
 }
 
+void Store::wait_written(uint64_t timeout_ms) const {
+  std::unique_lock lock(mu_);
+  const uint64_t target = last_queued_seq_;
+  written_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                       [&] { return last_written_seq_ >= target; });
+}
+
 // Takes everything queued (up to batch_max), writes it as one group, reports it; the queue fills
 // with the next group meanwhile.
 void Store::writer_loop() {
@@ -119,6 +127,11 @@ void Store::writer_loop() {
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(n));
     }
     const Status written = write_group(group);
+    {
+      std::lock_guard lock(mu_);
+      last_written_seq_ = group.back().persist.seq;
+    }
+    written_cv_.notify_all();
     if (durable_) durable_(group.back().persist.seq, written);
     group.clear();
   }

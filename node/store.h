@@ -88,6 +88,10 @@ class Store final : public RecordReader {
   void write(std::vector<Persist> persists);
   // Writes what is queued, reports it, and joins the writer. Idempotent.
   void stop();
+  // Waits (at most `timeout_ms`) until everything queued before the call has been written, so that
+  // a reader sees every change the core had made when the call began — what the core answered a
+  // client is never newer than what a listing then shows. Any thread but the writer's.
+  void wait_written(uint64_t timeout_ms) const;
 
   // RecordReader: the stored copy, or nullopt (absent, unreadable or corrupt).
   [[nodiscard]] std::optional<JobRecord> read(const std::string& id) const override;
@@ -122,10 +126,12 @@ class Store final : public RecordReader {
   StoreOptions options_;
   Durable durable_;
 
-  mutable std::mutex mu_;  // guards the queue and the flags
+  mutable std::mutex mu_;  // guards the queue, the seqs and the flags
   std::condition_variable cv_;
+  mutable std::condition_variable written_cv_;
   std::deque<Queued> queue_;
   uint64_t last_queued_seq_ = 0;
+  uint64_t last_written_seq_ = 0;  // written (or failed): nothing up to it is still queued
   bool stopping_ = false;
   std::thread writer_;
 

@@ -109,6 +109,21 @@ TEST_CASE("persists are written in fsync'd groups, reported in order, and surviv
   CHECK(listed.value().records.size() == 600);  // one listing key per record
 }
 
+TEST_CASE("wait_written returns once everything queued before it is readable") {
+  test::TempDir dir;
+  const Identity key = Identity::generate();
+  Written w(dir);
+  std::vector<JobRecord> records;
+  std::vector<Persist> burst;
+  for (int i = 0; i < 300; ++i) {
+    records.push_back(test::queued_record(key, "echo", {{"w", i}}));
+    burst.push_back(w.record(records.back()));
+  }
+  w.store->write(std::move(burst));
+  w.store->wait_written(10'000);
+  for (const JobRecord& r : records) CHECK(w.store->read(r.id).has_value());
+}
+
 TEST_CASE("hints are put and dropped with the records, and listed at boot") {
   test::TempDir dir;
   const Identity key = Identity::generate();
