@@ -164,19 +164,18 @@ nlohmann::json ClusterView::ring_json() const {
     nlohmann::json ranges = nlohmann::json::array();
     for (const auto& r : placement.ring().ranges_of(s.name, 1))
       ranges.push_back({hex16(r.start), hex16(r.end)});
-    members.push_back(
-        {{"name", s.name},
-         {"state", state == placement.members().end()
-                       ? "unknown"
-                       : std::string(member_state_name(state->second))},
-         {"api", s.name == placement.self() ? self_api_
-                 : known == directory.end() ? std::string()
-                                            : known->second.api},
-         {"tokens", s.tokens},
-         {"primary_fraction", s.primary_fraction},
-         {"replica_fraction", s.replica_fraction},
-         {"jobs_held", it == held_by.end() ? nlohmann::json(nullptr) : it->second},
-         {"primary_ranges", std::move(ranges)}});
+    members.push_back({{"name", s.name},
+                       {"state", state == placement.members().end()
+                                     ? "unknown"
+                                     : std::string(member_state_name(state->second))},
+                       {"api", s.name == placement.self() ? self_api_
+                               : known == directory.end() ? std::string()
+                                                          : known->second.api},
+                       {"tokens", s.tokens},
+                       {"primary_fraction", s.primary_fraction},
+                       {"replica_fraction", s.replica_fraction},
+                       {"jobs_held", it == held_by.end() ? nlohmann::json(nullptr) : it->second},
+                       {"primary_ranges", std::move(ranges)}});
   }
   return {{"vnodes", o.vnodes},
           {"replicas", o.replicas},

@@ -40,9 +40,8 @@ void JobRunner::start(const Start& s) {
   }
   if (s.record->cancel_requested) running->token.cancel();
   log_event(spdlog::level::debug, "job_started", s.id, "attempt " + std::to_string(s.attempt));
-  if (!executor_.post([this, rec = s.record, attempt = s.attempt, running] {
-        run(rec, attempt, running);
-      })) {
+  if (!executor_.post(
+          [this, rec = s.record, attempt = s.attempt, running] { run(rec, attempt, running); })) {
     std::lock_guard lock(mu_);
     running_.erase(s.id);
   }

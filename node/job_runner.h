@@ -45,7 +45,8 @@ class JobRunner {
   [[nodiscard]] size_t busy() const { return executor_.busy(); }
 
   // The outcome of running attempt `attempt` of `rec`'s handler (any exception becomes a failure).
-  [[nodiscard]] static HandlerOutcome execute(const JobRecord& rec, uint32_t attempt, CancelToken& token);
+  [[nodiscard]] static HandlerOutcome execute(const JobRecord& rec, uint32_t attempt,
+                                              CancelToken& token);
   // `outcome` as this node's signed result of attempt `attempt`.
   [[nodiscard]] static NodeResult sign_result(const Identity& key, const std::string& node,
                                               const std::string& id, uint32_t attempt,
@@ -65,7 +66,7 @@ class JobRunner {
   const Done done_;
   Executor executor_;
   std::mutex mu_;
-  bool stopping_ = false;                                   // guarded by mu_
+  bool stopping_ = false;                                    // guarded by mu_
   std::map<std::string, std::shared_ptr<Running>> running_;  // guarded by mu_
 };
 

@@ -5,8 +5,8 @@
 
 #include <cstring>
 #include <filesystem>
-#include <future>
 #include <fstream>
+#include <future>
 
 #include "node/clock.h"
 
@@ -102,8 +102,8 @@ Status Node::open() {
       [admission = admission_.get()](const JobRecord& r) { return admission->check(r); });
   if (Status s = driver_->boot(); !s.is_ok()) return s;
   const std::string self_api = config_.api_host + ":" + std::to_string(config_.api_port);
-  cluster_ = std::make_unique<ClusterView>(*store_, *peers_, *driver_, self_api,
-                                           rc.peer_timeout_ms);
+  cluster_ =
+      std::make_unique<ClusterView>(*store_, *peers_, *driver_, self_api, rc.peer_timeout_ms);
 
   api::ApiOptions api_options;
   api_options.threads = config_.http_threads;

@@ -1,5 +1,5 @@
-// A running meshwork node: identity, store, replica core and its driver, membership, peer transport,
-// HTTP API and the loop thread, wired together.
+// A running meshwork node: identity, store, replica core and its driver, membership, peer
+// transport, HTTP API and the loop thread, wired together.
 //
 // Node::start() opens everything in order (data dir, identity key, store, loop thread, the replica
 // core booted from the store, API socket, gossip socket and join) and returns once both sockets are
@@ -20,10 +20,10 @@
 #include <asio/io_context.hpp>
 
 #include "api/server.h"
-#include "node/crypto.h"
-#include "node/gossip_driver.h"
 #include "node/admission.h"
 #include "node/cluster_view.h"
+#include "node/crypto.h"
+#include "node/gossip_driver.h"
 #include "node/log.h"
 #include "node/peer_client.h"
 #include "node/replica_driver.h"

@@ -33,8 +33,8 @@ struct Conn {
 };
 
 struct Peer {
-  Peer(std::string n, size_t lanes) : name(std::move(n)), threads(lanes), live(lanes, false),
-                                      conns(lanes) {}
+  Peer(std::string n, size_t lanes)
+      : name(std::move(n)), threads(lanes), live(lanes, false), conns(lanes) {}
 
   const std::string name;
   std::mutex mu;               // guards the fields up to the counters
@@ -118,7 +118,6 @@ Code code_for_http_status(int status) {
   if (status >= 500 && status <= 599) return Code::unavailable;
   return Code::io_error;
 }
-
 
 void append_u32(std::string& out, size_t v) {
   MESHWORK_CHECK(v <= UINT32_MAX);
@@ -334,8 +333,8 @@ void PeerClient::lane_main(const std::shared_ptr<Peer>& p, size_t lane) {
     std::vector<std::string_view> views;
     views.reserve(batch.size());
     for (const Item& i : batch) views.emplace_back(i.message);
-    auto response = post(*conn, p->name, kMessagePath, message_body(views),
-                         "application/octet-stream");
+    auto response =
+        post(*conn, p->name, kMessagePath, message_body(views), "application/octet-stream");
     p->requests++;
     p->messages += batch.size();
     if (!response.is_ok()) {

@@ -48,7 +48,7 @@ struct Conn;  // one keep-alive connection to a peer's address
 }  // namespace peer_detail
 
 inline constexpr const char* kMessagePath = "/internal/v1/msg";
-inline constexpr size_t kPeerCallIdleMax = 4;        // idle keep-alive connections kept for call()
+inline constexpr size_t kPeerCallIdleMax = 4;  // idle keep-alive connections kept for call()
 inline constexpr size_t kMessageBodyItemsMax = 4'096;  // messages in one request body
 
 // A request body holding `messages` (each as encode_message makes it).
@@ -57,7 +57,7 @@ inline constexpr size_t kMessageBodyItemsMax = 4'096;  // messages in one reques
 // exactly a sequence of length-prefixed items (or holds none), Code::too_large past `items_max`.
 // Never throws; reads nothing past the body.
 [[nodiscard]] Result<std::vector<std::string_view>> parse_message_body(std::string_view body,
-                                                                        size_t items_max);
+                                                                       size_t items_max);
 
 struct PeerOptions {
   size_t lanes = 2;                     // concurrent connections (sender threads) per peer

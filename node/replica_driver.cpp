@@ -145,9 +145,8 @@ Result<Reply> ReplicaDriver::request(Input input) {
 Result<std::vector<ItemResult>> ReplicaDriver::submit(std::vector<JobRecord> admitted) {
   const size_t n = admitted.size();
   auto records = std::make_shared<std::vector<JobRecord>>(std::move(admitted));
-  auto reply = request([records](Replica& r, Now t, uint64_t id) {
-    r.submit(t, id, std::move(*records));
-  });
+  auto reply =
+      request([records](Replica& r, Now t, uint64_t id) { r.submit(t, id, std::move(*records)); });
   if (!reply.is_ok()) return reply.status();
   if (reply.value().items.size() != n) return Status(Code::unavailable, "the node is stopping");
   return std::move(reply.value().items);
@@ -184,9 +183,9 @@ void ReplicaDriver::on_member(const gossip::MemberInfo& m) {
   {
     std::lock_guard lock(members_mu_);
     auto key = from_base64(m.meta.public_key);
-    members_[m.name] = MemberView{m.meta.api,
-                                  key && key->size() == kPublicKeyBytes ? *key : std::string(),
-                                  member_state_of(m.state)};
+    members_[m.name] =
+        MemberView{m.meta.api, key && key->size() == kPublicKeyBytes ? *key : std::string(),
+                   member_state_of(m.state)};
     for (const auto& [name, v] : members_)
       if (usable(v.state)) addresses.emplace(name, v.api);
   }
@@ -244,8 +243,8 @@ void ReplicaDriver::publish() {
 void ReplicaDriver::arm_timer() {
   if (stopped_) return;
   const uint64_t now_ms = mono_ms();
-  const uint64_t at = std::max(std::min(replica_->next_deadline_ms(), now_ms + kSnapshotRefreshMs),
-                               now_ms + 1);
+  const uint64_t at =
+      std::max(std::min(replica_->next_deadline_ms(), now_ms + kSnapshotRefreshMs), now_ms + 1);
   if (timer_armed_ && timer_at_ms_ <= at) return;
   timer_armed_ = true;
   timer_at_ms_ = at;

@@ -1,13 +1,13 @@
 // ReplicaDriver: runs the replica core (dht/replica.h) on the node's one io_context thread — the
 // loop — and carries out its actions. It is the only code that touches the core.
 //
-//   input (who posts it to the loop)                 action (what the driver does with it)
-//   boot: stored records and hints (Node::open)      persists → Store::write (pipelined group commit)
-//   set_member: gossip events (already on the loop)  sends    → encode_message → PeerClient::send
-//   submit/cancel/read: HTTP threads                 replies  → wake the HTTP thread that waits
-//   receive: HTTP threads (/internal/v1/msg)         starts   → JobRunner::start (a worker)
-//   undeliverable: PeerClient lanes                  stops    → JobRunner::stop (cancel token)
-//   durable: the store's writer thread               logs     → log_event
+//   input (who posts it to the loop)          action (what the driver does with it)
+//   boot: stored records, hints (Node::open)  persists → Store::write (pipelined group commit)
+//   set_member: gossip events (on the loop)   sends    → encode_message → PeerClient::send
+//   submit/cancel/read: HTTP threads          replies  → wake the HTTP thread that waits
+//   receive: HTTP threads (/internal/v1/msg)  starts   → JobRunner::start (a worker)
+//   undeliverable: PeerClient lanes           stops    → JobRunner::stop (cancel token)
+//   durable: the store's writer thread        logs     → log_event
 //   handler_done: executor workers
 //   tick: a steady_timer at next_deadline_ms()
 // After every input the driver drains output(), re-arms the timer when the deadline moved, and

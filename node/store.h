@@ -109,8 +109,8 @@ class Store final : public RecordReader {
 
  private:
   Store() = default;
-  [[nodiscard]] Status scan_records(
-      const std::function<void(JobRecord&&, std::string_view)>& fn, bool count_corrupt) const;
+  [[nodiscard]] Status scan_records(const std::function<void(JobRecord&&, std::string_view)>& fn,
+                                    bool count_corrupt) const;
   void writer_loop();
   // A persist and whether it holds the first copy of its record here (its listing key is due).
   struct Queued {

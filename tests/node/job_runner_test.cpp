@@ -91,8 +91,7 @@ TEST_CASE("stops: a cancel ends the handler cancelled, a timeout as a timed-out 
   auto timed_out = outcomes.wait(2);
   REQUIRE(timed_out);
   CHECK(timed_out->result.outcome == JobState::failed);
-  CHECK(timed_out->result.error ==
-        "timed out after " + std::to_string(slower.timeout_ms) + " ms");
+  CHECK(timed_out->result.error == "timed out after " + std::to_string(slower.timeout_ms) + " ms");
   CHECK(timed_out->result.receipt.result_hash == blake2b_hex(timed_out->result.error));
 }
 

@@ -30,7 +30,8 @@ constexpr auto kWaitMax = 10s;  // generous: nothing here should take more than 
 // Counts events; wait_for(n) blocks until n have happened or kWaitMax passes.
 class Counter {
  public:
-  void add(size_t k = 1) {  // notifies under the lock: a waiter may destroy the Counter once it wakes
+  void add(
+      size_t k = 1) {  // notifies under the lock: a waiter may destroy the Counter once it wakes
     std::lock_guard lk(mu_);
     n_ += k;
     cv_.notify_all();
@@ -275,7 +276,7 @@ TEST_CASE("an unreachable or refusing peer fails each of its messages once") {
   SUBCASE("nothing listens") {
     Failures f;  // outlives the client: stop() may fail messages
     auto client = client_for(key, "127.0.0.1:" + std::to_string(closed_port()));
-      f.send(*client, 0, 50);
+    f.send(*client, 0, 50);
     REQUIRE(f.done.wait_for(50));
     std::lock_guard lk(f.mu);
     for (size_t k = 0; k < 50; ++k) {
@@ -296,7 +297,7 @@ TEST_CASE("an unreachable or refusing peer fails each of its messages once") {
   SUBCASE("the peer refuses our signature") {
     Identity stranger = Identity::generate();
     FakePeer fake(stranger);  // expects n1 to sign with another key
-    Failures f;  // outlives the client: stop() may fail messages
+    Failures f;               // outlives the client: stop() may fail messages
     auto client = client_for(key, fake.address());
     f.send(*client, 0, 5);
     REQUIRE(f.done.wait_for(5));

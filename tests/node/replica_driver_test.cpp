@@ -27,10 +27,9 @@ struct OneNode {
     rc.workers = 2;
     rc.backoff_base_ms = 10;
     rc.backoff_max_ms = 40;
-    driver = std::make_unique<ReplicaDriver>(io, "n1", rc, *store, *peers, key,
-                                             [this](const JobRecord& r) {
-                                               return admission.check(r);
-                                             });
+    driver =
+        std::make_unique<ReplicaDriver>(io, "n1", rc, *store, *peers, key,
+                                        [this](const JobRecord& r) { return admission.check(r); });
     REQUIRE(driver->boot().is_ok());
   }
   ~OneNode() {

@@ -100,10 +100,12 @@ TEST_CASE("persists are written in fsync'd groups, reported in order, and surviv
   CHECK(reopened->counts()[size_t(JobState::queued)] == 599);
   CHECK(reopened->counts()[size_t(JobState::running)] == 1);
   size_t scanned = 0;
-  REQUIRE(reopened->scan([&](JobRecord&& r, std::string_view encoded) {
-    ++scanned;
-    CHECK(encoded == encode_record(r));
-  }).is_ok());
+  REQUIRE(reopened
+              ->scan([&](JobRecord&& r, std::string_view encoded) {
+                ++scanned;
+                CHECK(encoded == encode_record(r));
+              })
+              .is_ok());
   CHECK(scanned == 600);
   auto listed = reopened->list(nullptr, 1'000, "");
   CHECK(listed.value().records.size() == 600);  // one listing key per record
@@ -139,9 +141,11 @@ TEST_CASE("hints are put and dropped with the records, and listed at boot") {
   }
   auto store = std::move(Store::open(dir.str(), {}).value());
   std::set<std::pair<std::string, std::string>> hints;
-  REQUIRE(store->scan_hints([&](const std::string& target, const std::string& id) {
-    hints.emplace(target, id);
-  }).is_ok());
+  REQUIRE(store
+              ->scan_hints([&](const std::string& target, const std::string& id) {
+                hints.emplace(target, id);
+              })
+              .is_ok());
   CHECK(hints == std::set<std::pair<std::string, std::string>>{{"n2", a.id}, {"n3", b.id}});
 }
 
@@ -186,7 +190,8 @@ TEST_CASE("a corrupt record on disk is reported, counted and skipped, never retu
     leveldb::DB* raw = nullptr;
     leveldb::Options o;
     REQUIRE(leveldb::DB::Open(o, dir.str(), &raw).ok());
-    REQUIRE(raw->Put(leveldb::WriteOptions(), "j/" + std::string(64, 'a'), "{\"v\":1,\"id\":").ok());
+    REQUIRE(
+        raw->Put(leveldb::WriteOptions(), "j/" + std::string(64, 'a'), "{\"v\":1,\"id\":").ok());
     delete raw;
   }
   auto store = std::move(Store::open(dir.str(), {}).value());
@@ -221,9 +226,11 @@ TEST_CASE("a data dir written with JSON records still loads, in the binary form"
     REQUIRE(got.is_ok());
     REQUIRE(got.value().has_value());
     CHECK(same_state(*got.value(), old));
-    REQUIRE(w.store->scan([&](JobRecord&& r, std::string_view encoded) {
-      CHECK(encoded == encode_record(r));  // handed on in the binary form
-    }).is_ok());
+    REQUIRE(w.store
+                ->scan([&](JobRecord&& r, std::string_view encoded) {
+                  CHECK(encoded == encode_record(r));  // handed on in the binary form
+                })
+                .is_ok());
     JobRecord running = old;
     running.status.state = JobState::running;
     running.status.attempt = 1;
