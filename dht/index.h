@@ -37,8 +37,9 @@ struct IndexEntry {
   uint64_t lease_until_ms = 0;  // wall clock, while running
   uint64_t retry_at_ms = 0;     // wall clock, while retry_wait
   bool cancel_requested = false;
-  // The record's replicas as the placement of `placed_version` lists them: a cache the replica
-  // core fills (anti-entropy asks for every record each round; the ring walk is the cost).
+  // The record's replicas as the placement of `placed_version` lists them (0: never placed): the
+  // replica core's hand-off compares them with the new list after a membership change, and
+  // anti-entropy reads them instead of walking the ring for every record each round.
   mutable uint64_t placed_version = 0;
   mutable std::vector<std::string> replicas;
 };
@@ -51,6 +52,9 @@ class RecordIndex {
   [[nodiscard]] const IndexEntry* find(std::string_view id) const;
   [[nodiscard]] bool contains(std::string_view id) const { return find(id) != nullptr; }
   [[nodiscard]] size_t size() const { return entries_.size(); }
+  [[nodiscard]] const std::map<std::string, IndexEntry, std::less<>>& entries() const {
+    return entries_;
+  }
   [[nodiscard]] size_t unfinished_count() const { return unfinished_.size(); }
   // Unfinished record ids, in id order.
   [[nodiscard]] const std::set<std::string, std::less<>>& unfinished() const { return unfinished_; }

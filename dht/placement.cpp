@@ -33,6 +33,24 @@ Placement::Placement(std::string self, const std::map<std::string, MemberState>&
     for (const std::string& n : names) (void)ring_.add(n);
 }
 
+bool Placement::set(const std::string& name, MemberState state) {
+  if (name == self_) return false;
+  auto it = members_.find(name);
+  if (state == MemberState::left) {
+    if (it == members_.end()) return false;
+    members_.erase(it);
+    (void)ring_.remove(name);
+  } else if (it == members_.end()) {
+    if (ring_.add(name) != dht::Status::ok) return false;
+    members_.emplace(name, state);
+  } else {
+    if (it->second == state) return false;
+    it->second = state;
+  }
+  ++version_;
+  return true;
+}
+
 bool Placement::usable(std::string_view name) const {
   auto it = members_.find(name);
   return it != members_.end() &&

@@ -1,6 +1,8 @@
-// Placement: one immutable snapshot of who holds which job — the members this node knows with
-// their state, and the consistent-hash ring over them (dht/ring.h). The replica core (replica.h)
-// rebuilds it on every membership change; the node and the simulator read it through the core.
+// Placement: who holds which job — the members this node knows with their state, and the
+// consistent-hash ring over them (dht/ring.h). The replica core (replica.h) owns one and updates it
+// on every membership change: a state change (alive, suspect, dead) touches only the member table;
+// a member joining or leaving adds or removes its tokens (V hashes and one sorted insert), never a
+// rebuild of the whole ring. version() grows with every change.
 //
 // Rules (docs/ring.md, DESIGN.md §5):
 //   ring members  every known member that has not left: alive, suspect and dead ones (a dead
@@ -13,7 +15,7 @@
 //   write quorum  min(W, ring members): a one-node mesh acknowledges on its own disk, but a mesh
 //                 that has lost members still needs W live replicas.
 //
-// Thread-safety: immutable after construction. Pure: no I/O, no clock.
+// Thread-safety: none (the core's thread). Pure: no I/O, no clock.
 #pragma once
 
 #include <cstdint>
@@ -51,6 +53,10 @@ class Placement {
   [[nodiscard]] const std::map<std::string, MemberState, std::less<>>& members() const {
     return members_;
   }
+
+  // `name` is now in `state` (left: out of the ring). False when nothing changed, or when the ring
+  // refuses the name (gossip bounds names, so that is a name it should not have let through).
+  bool set(const std::string& name, MemberState state);
 
   [[nodiscard]] bool usable(std::string_view name) const;
   [[nodiscard]] std::vector<std::string> replicas(std::string_view id) const;

@@ -71,23 +71,22 @@ JobRecord record_from_json_unchecked(const json& j) {
   r.envelope.public_key = from_base64(env.at("public_key").get<std::string>()).value_or("");
   r.envelope.signature = from_base64(env.at("signature").get<std::string>()).value_or("");
   const json& st = j.at("status");
-  r.status = JobStatus{state_from_json(st.at("state")), st.at("attempt").get<uint32_t>(),
-                    st.at("node").get<std::string>(), st.at("at").get<uint64_t>(),
-                    st.at("error").get<std::string>(), st.at("retry_at").get<uint64_t>()};
+  r.status = JobStatus{state_from_json(st.at("state")),   st.at("attempt").get<uint32_t>(),
+                       st.at("node").get<std::string>(),  st.at("at").get<uint64_t>(),
+                       st.at("error").get<std::string>(), st.at("retry_at").get<uint64_t>()};
   const json& cl = j.at("claim");
   r.claim = Claim{cl.at("attempt").get<uint32_t>(), cl.at("node").get<std::string>(),
                   cl.at("lease_until").get<uint64_t>()};
   r.cancel_requested = j.at("cancel_requested").get<bool>();
   for (const auto& [node, res] : j.at("results").items()) {
-    r.results[node] = NodeResult{res.at("attempt").get<uint32_t>(),
-                                 state_from_json(res.at("outcome")),
-                                 res.at("result").get<std::string>(),
-                                 res.at("error").get<std::string>(),
-                                 res.at("at").get<uint64_t>(),
-                                 receipt_from_json(res.at("receipt"))};
+    r.results[node] =
+        NodeResult{res.at("attempt").get<uint32_t>(),   state_from_json(res.at("outcome")),
+                   res.at("result").get<std::string>(), res.at("error").get<std::string>(),
+                   res.at("at").get<uint64_t>(),        receipt_from_json(res.at("receipt"))};
   }
   for (const json& h : j.at("history"))
-    r.history.push_back(HistoryEntry{state_from_json(h.at("state")), h.at("node").get<std::string>(),
+    r.history.push_back(HistoryEntry{state_from_json(h.at("state")),
+                                     h.at("node").get<std::string>(),
                                      h.at("attempt").get<uint32_t>(), h.at("at").get<uint64_t>(),
                                      h.at("reason").get<std::string>()});
   r.updated_at_ms = j.at("updated_at").get<uint64_t>();
@@ -371,17 +370,24 @@ json record_to_json(const JobRecord& r) {
                      {"at", res.at_ms},        {"receipt", receipt_to_json(res.receipt)}};
   json history = json::array();
   for (const auto& h : r.history)
-    history.push_back({{"state", state_name(h.state)}, {"node", h.node}, {"attempt", h.attempt},
-                       {"at", h.at_ms}, {"reason", h.reason}});
+    history.push_back({{"state", state_name(h.state)},
+                       {"node", h.node},
+                       {"attempt", h.attempt},
+                       {"at", h.at_ms},
+                       {"reason", h.reason}});
   return {{"v", kRecordVersion},
           {"id", r.id},
           {"envelope", r.envelope.to_json()},
           {"status",
-           {{"state", state_name(r.status.state)}, {"attempt", r.status.attempt},
-            {"node", r.status.node}, {"at", r.status.at_ms}, {"error", r.status.error},
+           {{"state", state_name(r.status.state)},
+            {"attempt", r.status.attempt},
+            {"node", r.status.node},
+            {"at", r.status.at_ms},
+            {"error", r.status.error},
             {"retry_at", r.status.retry_at_ms}}},
           {"claim",
-           {{"attempt", r.claim.attempt}, {"node", r.claim.node},
+           {{"attempt", r.claim.attempt},
+            {"node", r.claim.node},
             {"lease_until", r.claim.lease_until_ms}}},
           {"cancel_requested", r.cancel_requested},
           {"results", std::move(results)},

@@ -26,10 +26,9 @@ Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& rea
       config_(std::move(config)),
       reader_(reader),
       check_(std::move(check)),
+      placement_(self_, {}, config_.placement, 1),
       rng_state_(config_.seed ^ 0x9e3779b97f4a7c15ull),
-      ae_interval_ms_(config_.anti_entropy_interval_ms) {
-  rebuild_placement();
-}
+      ae_interval_ms_(config_.anti_entropy_interval_ms) {}
 
 void Replica::load(const JobRecord& r, std::string_view encoded) {
   index_.put(r, record_fingerprint(encoded));
@@ -56,20 +55,13 @@ void Replica::start(Now now) {
   flush(now);
 }
 
-void Replica::rebuild_placement() {
-  placement_ =
-      std::make_shared<const Placement>(self_, members_, config_.placement, ++placement_version_);
-}
-
 void Replica::set_member(Now now, const std::string& name, MemberState state) {
   if (name == self_ || name.empty() || name.size() > kNodeNameBytesMax) return;
-  auto it = members_.find(name);
-  if (it != members_.end() && it->second == state) return;
-  members_[name] = state;
-  rebuild_placement();
+  if (!placement_.set(name, state)) return;
   if (state == MemberState::alive) {
     seen_peer_ = true;
-    ae_soon_.insert(name);  // joined or back: reconcile with it first
+    // Back (or joined) and sharing records with this node: reconcile with it first.
+    if (std::binary_search(co_replicas_.begin(), co_replicas_.end(), name)) ae_soon_.insert(name);
   }
   ae_interval_ms_ = config_.anti_entropy_interval_ms;
   next_sweep_ms_ = now.mono_ms;  // a membership change: sweep at once
@@ -86,7 +78,7 @@ bool Replica::owns(Now now, const std::string& id) const {
   if (!started_ || !ready(now)) return false;
   if (config_.joining && now.mono_ms < started_ms_ + config_.settle_ms) return false;
   if (adopted_.contains(id)) return true;
-  auto owner = placement_->owner(id);
+  auto owner = placement_.owner(id);
   return owner && *owner == self_;
 }
 
@@ -108,6 +100,14 @@ uint64_t Replica::commit(Now now, JobRecord next) {
   const uint64_t seq = next_seq_++;
   const std::string& id = rec->id;
   index_.put(*rec, record_fingerprint(*rec.bytes));
+  // The list hand_off compares with after the next change; a record that hand_off has yet to see
+  // in a new placement keeps its old list, so that its new members are not skipped.
+  const IndexEntry* e = index_.find(id);
+  if (e->placed_version != placement_.version() &&
+      (e->placed_version == 0 || handed_version_ == placement_.version())) {
+    e->replicas = placement_.replicas(id);
+    e->placed_version = placement_.version();
+  }
   overlay_[id] = Overlay{rec, seq};
   overlay_order_.emplace_back(seq, id);
   out_.persists.push_back(Persist{seq, Persist::Kind::record, rec, "", id});

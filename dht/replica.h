@@ -188,6 +188,7 @@ struct ReplicaStats {
   uint64_t superseded_stops = 0;       // handlers stopped because another claim or state won
   uint64_t refused_records = 0;        // peer records that failed their check
   uint64_t refused_messages = 0;       // answers nobody asked for, from the wrong peer, etc.
+  uint64_t handed_off = 0;             // records sent to members new in their replica lists
 };
 
 class Replica {
@@ -230,7 +231,7 @@ class Replica {
 
   // Read-only views for the node's API and the simulator's checks.
   [[nodiscard]] const std::string& self() const { return self_; }
-  [[nodiscard]] const Placement& placement() const { return *placement_; }
+  [[nodiscard]] const Placement& placement() const { return placement_; }
   [[nodiscard]] const ReplicaConfig& config() const { return config_; }
   [[nodiscard]] const ReplicaStats& stats() const { return stats_; }
   [[nodiscard]] const RecordIndex& index() const { return index_; }
@@ -263,10 +264,11 @@ class Replica {
     enum class Kind : uint8_t { replicate, fetch, digest } kind = Kind::replicate;
     enum class Why : uint8_t { none, read, takeover, pull } why = Why::none;  // fetch only
     std::string peer;
-    uint64_t sent_ms = 0;          // mono
-    std::vector<uint64_t> writes;  // replicate: write id per record (0: none)
-    std::vector<std::string> ids;  // the records' or fetched ids
-    uint64_t request = 0;          // fetch for a read: the client request
+    uint64_t sent_ms = 0;               // mono
+    std::vector<uint64_t> writes;       // replicate: write id per record (0: none)
+    std::vector<std::string> ids;       // the records' or fetched ids
+    std::vector<SharedRecord> records;  // replicate: the records sent
+    uint64_t request = 0;               // fetch for a read: the client request
   };
   // A client read or cancel gathering every replica's copy.
   struct ReadOp {
@@ -304,7 +306,6 @@ class Replica {
   };
 
   // replica.cpp: records, reactions, timers
-  void rebuild_placement();
   bool owns(Now now, const std::string& id) const;
   uint64_t commit(Now now, JobRecord next);
   Merged merge_in(Now now, const JobRecord& incoming);
@@ -359,6 +360,7 @@ class Replica {
   void drop_hint(const std::string& peer, const std::string& id);
   void replay_hints(Now now);
   RecordIndex::Keep shared_with(const std::string& peer) const;
+  void hand_off(Now now);
   void anti_entropy_round(Now now);
   void on_digest(Now now, const std::string& from, Digest& m);
   void on_digest_reply(Now now, const std::string& from, DigestReply& m);
@@ -367,9 +369,7 @@ class Replica {
   const ReplicaConfig config_;
   const RecordReader& reader_;
   const EnvelopeCheck check_;
-  std::shared_ptr<const Placement> placement_;
-  std::map<std::string, MemberState> members_;
-  uint64_t placement_version_ = 0;
+  Placement placement_;
   RecordIndex index_;
   ReplicaStats stats_;
   Output out_;
@@ -412,6 +412,9 @@ class Replica {
   std::map<std::string, std::set<std::string>> hints_;  // target → ids
   std::set<std::pair<std::string, std::string>> hints_inflight_;
   std::set<std::string> ae_soon_;
+  std::vector<std::string> co_replicas_;  // members sharing a record with this node (hand_off)
+  uint64_t handed_version_ = 0;           // the placement version hand_off last ran for
+  uint64_t next_hand_off_ms_ = 0;
   size_t ae_next_ = 0;
   uint64_t ae_interval_ms_ = 0;
 

@@ -92,7 +92,7 @@ void Replica::drop_hint(const std::string& peer, const std::string& id) {
 void Replica::replay_hints(Now now) {
   std::vector<std::pair<std::string, std::string>> gone, send;
   for (const auto& [target, ids] : hints_) {
-    if (!placement_->usable(target)) continue;
+    if (!placement_.usable(target)) continue;
     size_t n = 0;
     for (const std::string& id : ids) {
       if (hints_inflight_.contains({target, id})) continue;
@@ -116,22 +116,52 @@ void Replica::replay_hints(Now now) {
   for (const auto& [target, id] : gone) drop_hint(target, id);
 }
 
-// The records both this node and `peer` should hold in the current view. Each record's replica
-// list is cached in its index entry until the placement changes, so a round costs a scan of the
-// index, not a ring walk per record.
+// The records both this node and `peer` should hold in the current view. A record's replica list
+// comes from its index entry while that is current (hand_off keeps it so), else from the ring.
 RecordIndex::Keep Replica::shared_with(const std::string& peer) const {
-  return [placement = placement_, peer, this](const std::string& id, const IndexEntry& e) {
-    if (e.placed_version != placement->version()) {
-      e.replicas = placement->replicas(id);
-      e.placed_version = placement->version();
-    }
+  return [peer, this](const std::string& id, const IndexEntry& e) {
+    const std::vector<std::string> fresh = e.placed_version == placement_.version()
+                                               ? std::vector<std::string>()
+                                               : placement_.replicas(id);
+    const std::vector<std::string>& list = fresh.empty() ? e.replicas : fresh;
     bool me = false, them = false;
-    for (const std::string& m : e.replicas) {
+    for (const std::string& m : list) {
       me = me || m == self_;
       them = them || m == peer;
     }
     return me && them;
   };
+}
+
+// After the placement changed, every record this node holds goes to the members of its new replica
+// list that were not in its old one — a member back or joined takes its ranges back, a stand-in
+// steps in for a dead one — so R copies are restored in one round trip instead of waiting for
+// anti-entropy to reach the right peer (DESIGN.md §5). Every holder sends (a few copies more, no
+// coordination); the index entries keep the lists compared against next time, and the members
+// that share any record with this node become its anti-entropy partners. Runs from the sweep, at
+// most once a sweep interval, so a storm of joins costs one pass per second, not one per event.
+void Replica::hand_off(Now now) {
+  if (handed_version_ == placement_.version() || now.mono_ms < next_hand_off_ms_) return;
+  handed_version_ = placement_.version();
+  next_hand_off_ms_ = now.mono_ms + config_.sweep_interval_ms;
+  std::set<std::string> co;
+  std::vector<std::pair<std::string, std::string>> pushes;  // (member, id)
+  for (const auto& [id, e] : index_.entries()) {
+    std::vector<std::string> next = placement_.replicas(id);
+    for (const std::string& m : next) {
+      if (m == self_) continue;
+      co.insert(m);
+      const bool known = e.placed_version == 0 ||
+                         std::find(e.replicas.begin(), e.replicas.end(), m) != e.replicas.end();
+      if (!known) pushes.emplace_back(m, id);
+    }
+    e.replicas = std::move(next);
+    e.placed_version = placement_.version();
+  }
+  co_replicas_.assign(co.begin(), co.end());
+  for (const auto& [member, id] : pushes)
+    if (auto rec = current(id)) queue_replicate(member, SharedRecord::of(std::move(*rec)), 0);
+  stats_.handed_off += pushes.size();
 }
 
 // One exchange: our per-arc digests go to one peer (a member just back first, else each in turn),
@@ -143,10 +173,12 @@ void Replica::anti_entropy_round(Now now) {
   while (!ae_soon_.empty() && peer.empty()) {
     std::string p = *ae_soon_.begin();
     ae_soon_.erase(ae_soon_.begin());
-    if (placement_->usable(p)) peer = std::move(p);
+    if (placement_.usable(p)) peer = std::move(p);
   }
-  if (peer.empty()) {
-    const auto peers = placement_->usable_peers();
+  if (peer.empty()) {  // the members this node shares records with, in turn
+    std::vector<std::string> peers;
+    for (const std::string& m : co_replicas_)
+      if (placement_.usable(m)) peers.push_back(m);
     if (peers.empty()) return;
     peer = peers[ae_next_++ % peers.size()];
   }

@@ -72,7 +72,7 @@ void Replica::claim(Now now, const JobRecord& r) {
   next.claim = Claim{attempt, self_, now.wall_ms + config_.lease_ms};
   next.add_history(JobState::running, self_, attempt, now.wall_ms,
                    "attempt " + std::to_string(attempt));
-  next.updated_at_ms = now.wall_ms;
+  next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   commit(now, std::move(next));
   Attempt a;
   a.attempt = attempt;
@@ -84,7 +84,7 @@ void Replica::claim(Now now, const JobRecord& r) {
   const SharedRecord claimed = overlay_.at(r.id).record;
   out_.starts.push_back(Start{r.id, attempt, claimed.record});
   if (r.cancel_requested) out_.stops.push_back(Stop{Stop::Why::cancelled, r.id, attempt});
-  const auto replicas = placement_->replicas(r.id);
+  const auto replicas = placement_.replicas(r.id);
   Write w;
   w.kind = Write::Kind::claim;
   w.attempt = attempt;
@@ -159,7 +159,7 @@ void Replica::finish_attempt(Now now, const std::string& id) {
   delta.status = next;
   delta.results = {{self_, result}};
   delta.add_history(next.state, self_, a.attempt, now.wall_ms, reason);
-  delta.updated_at_ms = now.wall_ms;
+  delta.updated_at_ms = std::max(delta.updated_at_ms, now.wall_ms);
   commit(now, merge(*cur, delta));
   replicate_to_others(now, overlay_.at(id).record);
   switch (next.state) {
@@ -194,7 +194,7 @@ void Replica::release_unconfirmed(Now now, const std::string& id, uint32_t attem
   next.status = JobStatus{JobState::retry_wait, attempt, self_,
                           now.wall_ms,          why,     now.wall_ms + backoff_ms(attempt)};
   next.add_history(JobState::retry_wait, self_, attempt, now.wall_ms, why);
-  next.updated_at_ms = now.wall_ms;
+  next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   commit(now, std::move(next));
   replicate_to_others(now, overlay_.at(id).record);
 }
@@ -232,6 +232,7 @@ void Replica::watch_deadlines(Now now) {
 // rather than leave it to a claimant that has stopped renewing.
 void Replica::sweep(Now now) {
   if (!ready(now)) return;
+  hand_off(now);
   std::vector<std::string> ids(index_.unfinished().begin(), index_.unfinished().end());
   std::set<std::string> taking_over;
   for (const std::string& id : ids) {
@@ -250,14 +251,14 @@ void Replica::sweep(Now now) {
     }
     if (e->state != JobState::running || running_.contains(id)) continue;
     const bool expired = e->lease_until_ms + config_.lease_skew_ms < now.wall_ms;
-    const bool gone = e->status_node != self_ && !placement_->usable(e->status_node);
+    const bool gone = e->status_node != self_ && !placement_.usable(e->status_node);
     if (!gone && !expired) continue;
     if (e->status_node == self_) {  // a claim of this node's that nothing here runs any more
       take_over(now, id, "own lease expired on " + self_);
       continue;
     }
     if (!taker(now, id, e->status_node)) continue;
-    const auto& members = placement_->members();
+    const auto& members = placement_.members();
     const auto m = members.find(e->status_node);
     const std::string what = !gone                ? "lease expired"
                              : m == members.end() ? "gone"
@@ -278,7 +279,7 @@ void Replica::sweep(Now now) {
 bool Replica::taker(Now now, const std::string& id, const std::string& claimant) const {
   if (!started_ || !ready(now)) return false;
   if (config_.joining && now.mono_ms < started_ms_ + config_.settle_ms) return false;
-  for (const std::string& m : placement_->replicas(id))
+  for (const std::string& m : placement_.replicas(id))
     if (m != claimant) return m == self_;
   return claimant == self_;
 }
@@ -290,8 +291,8 @@ bool Replica::taker(Now now, const std::string& id, const std::string& claimant)
 // hold the takeover up for longer than that.
 void Replica::take_over_after_read(Now now, const std::string& id, const std::string& reason) {
   std::vector<std::string> others;
-  for (const std::string& m : placement_->replicas(id))
-    if (m != self_ && placement_->usable(m)) others.push_back(m);
+  for (const std::string& m : placement_.replicas(id))
+    if (m != self_ && placement_.usable(m)) others.push_back(m);
   if (auto it = takeover_reads_.find(id); it != takeover_reads_.end()) {
     const bool waited_out = now.mono_ms > it->second.started_ms + config_.peer_timeout_ms;
     if (it->second.left > 0 && !waited_out) return;  // still reading
@@ -326,9 +327,9 @@ void Replica::take_over(Now now, const std::string& id, const std::string& reaso
                           "attempt " + std::to_string(n) + " interrupted: " + reason,
                           again ? now.wall_ms : 0};
   next.add_history(next.status.state, self_, n, now.wall_ms, reason);
-  next.updated_at_ms = now.wall_ms;
+  next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   // The claimant may still be a member (its lease ran out): this node runs the job then.
-  if (cur->status.node != self_ && placement_->usable(cur->status.node)) adopted_.insert(id);
+  if (cur->status.node != self_ && placement_.usable(cur->status.node)) adopted_.insert(id);
   commit(now, std::move(next));
   stats_.takeovers++;
   log(LogLine::Level::info, "takeover", id, reason);
@@ -353,7 +354,7 @@ void Replica::recover(Now now) {
     next.status = JobStatus{
         again ? JobState::retry_wait : JobState::failed, n, self_, now.wall_ms, why, now.wall_ms};
     next.add_history(next.status.state, self_, n, now.wall_ms, why);
-    next.updated_at_ms = now.wall_ms;
+    next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
     commit(now, std::move(next));
   }
   log(LogLine::Level::info, "recovered", "",

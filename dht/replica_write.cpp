@@ -72,6 +72,7 @@ void Replica::flush(Now now) {
         bytes += size;
         o.writes.push_back(writes[i]);
         o.ids.push_back(msg.records[i]->id);
+        o.records.push_back(msg.records[i]);
         part.records.push_back(std::move(msg.records[i]));
       }
       outstanding_.emplace(corr, std::move(o));
@@ -185,7 +186,7 @@ std::optional<Status> Replica::refusal(Now now, const JobRecord& r,
     return Status(Code::overloaded, "the node's backlog is full; retry later");
   }
   if (auto behind = lagging(now, replicas)) return behind;
-  const size_t need = placement_->write_quorum();
+  const size_t need = placement_.write_quorum();
   if (replicas.size() < need)
     return Status(Code::unavailable, "only " + std::to_string(replicas.size()) +
                                          " replicas are reachable and " + std::to_string(need) +
@@ -204,7 +205,7 @@ void Replica::submit(Now now, uint64_t request, std::vector<JobRecord> admitted)
           Status(Code::unavailable, "this node has not joined the mesh yet; retry shortly");
       continue;
     }
-    auto replicas = placement_->replicas(admitted[i].id);
+    auto replicas = placement_.replicas(admitted[i].id);
     if (auto no = refusal(now, admitted[i], replicas)) {
       op.items[i].status = *no;
       continue;
@@ -222,7 +223,7 @@ void Replica::submit(Now now, uint64_t request, std::vector<JobRecord> admitted)
     w.kind = Write::Kind::submit;
     w.request = request;
     w.item = i;
-    w.need = placement_->write_quorum();
+    w.need = placement_.write_quorum();
     start_write(now, std::move(w), SharedRecord::of(std::move(admitted[i])), replicas);
   }
   pump(now);
@@ -305,6 +306,9 @@ void Replica::fail_outstanding(Now now, uint64_t corr) {
       open_replicates_[o.peer].erase(corr);
       for (size_t i = 0; i < o.ids.size(); ++i) {
         stats_.replicate_failed++;
+        // The record is owed to the peer: a node that does not hold it (an entry node outside the
+        // replica list) keeps a copy as the peer's stand-in, so that the hint can be replayed.
+        if (!index_.contains(o.ids[i])) merge_in(now, *o.records[i]);
         remember_hint(o.peer, o.ids[i]);
         answer(now, o.writes[i], 0, nullptr);
       }
@@ -322,7 +326,7 @@ void Replica::fail_outstanding(Now now, uint64_t corr) {
 
 // Fire and forget: the other replicas get the record; one that misses it gets a hint.
 void Replica::replicate_to_others(Now, const SharedRecord& rec) {
-  for (const std::string& m : placement_->replicas(rec->id))
+  for (const std::string& m : placement_.replicas(rec->id))
     if (m != self_) queue_replicate(m, rec, 0);
 }
 
@@ -334,7 +338,7 @@ void Replica::start_read(Now now, uint64_t request, const std::string& id, bool 
   op.deadline_ms = now.mono_ms + config_.peer_timeout_ms;
   op.copies.emplace_back(self_, current(id));
   std::vector<std::string> peers;
-  for (const std::string& m : placement_->replicas(id))
+  for (const std::string& m : placement_.replicas(id))
     if (m != self_) peers.push_back(m);
   op.waiting = peers.size();
   reads_[request] = std::move(op);
@@ -377,7 +381,7 @@ void Replica::finish_read(Now now, uint64_t request) {
     if (rec && same_state(*rec, *merged)) continue;
     stats_.read_repairs++;
     if (m == self_) {
-      if (placement_->is_replica(op.id, self_) || index_.contains(op.id)) merge_in(now, *merged);
+      if (placement_.is_replica(op.id, self_) || index_.contains(op.id)) merge_in(now, *merged);
     } else {
       if (!repaired) repaired = SharedRecord::of(*merged);
       queue_replicate(m, *repaired, 0);
@@ -403,7 +407,7 @@ void Replica::finish_cancel(Now now, uint64_t request, const JobRecord& cur) {
   }
   JobRecord next = cur;
   next.cancel_requested = true;
-  next.updated_at_ms = now.wall_ms;
+  next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   if (cur.status.state == JobState::running) {
     next.add_history(JobState::running, self_, cur.status.attempt, now.wall_ms, "cancel requested");
   } else {
@@ -412,11 +416,11 @@ void Replica::finish_cancel(Now now, uint64_t request, const JobRecord& cur) {
     next.add_history(JobState::cancelled, self_, cur.status.attempt, now.wall_ms,
                      "cancelled by request before it ran");
   }
-  const auto replicas = placement_->replicas(cur.id);
+  const auto replicas = placement_.replicas(cur.id);
   Write w;
   w.kind = Write::Kind::cancel;
   w.request = request;
-  w.need = std::min(placement_->write_quorum(), replicas.size());
+  w.need = std::min(placement_.write_quorum(), replicas.size());
   if (w.need == 0)
     return refuse(Status(Code::unavailable, "the cancel reached too few replicas; retry shortly"));
   start_write(now, std::move(w), SharedRecord::of(std::move(next)), replicas);

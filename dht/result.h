@@ -14,17 +14,17 @@ namespace meshwork {
 
 enum class Code {
   ok,
-  malformed,        // input could not be parsed (HTTP 400)
-  unauthorized,     // missing or bad signature (401)
-  forbidden,        // signed by a key that is not allowed (403)
-  not_found,        // (404)
-  conflict,         // the request contradicts the current state (409)
-  too_large,        // (413)
-  invalid,          // parsed, but a field is invalid or unknown (422)
-  overloaded,       // (429)
-  unavailable,      // not ready, or not enough replicas (503)
-  io_error,         // disk or network failure (500)
-  corruption,       // stored data failed its checks (500)
+  malformed,     // input could not be parsed (HTTP 400)
+  unauthorized,  // missing or bad signature (401)
+  forbidden,     // signed by a key that is not allowed (403)
+  not_found,     // (404)
+  conflict,      // the request contradicts the current state (409)
+  too_large,     // (413)
+  invalid,       // parsed, but a field is invalid or unknown (422)
+  overloaded,    // (429)
+  unavailable,   // not ready, or not enough replicas (503)
+  io_error,      // disk or network failure (500)
+  corruption,    // stored data failed its checks (500)
 };
 
 class [[nodiscard]] Status {
@@ -45,7 +45,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT(google-explicit-constructor)
+  Result(T value) : v_(std::move(value)) {}       // NOLINT(google-explicit-constructor)
   Result(Status error) : v_(std::move(error)) {}  // NOLINT(google-explicit-constructor)
   Result(Code code, std::string message) : v_(Status(code, std::move(message))) {}
 

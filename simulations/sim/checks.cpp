@@ -53,8 +53,12 @@ std::optional<std::string> check_dead_detected(const Cluster& c, const Plan& pla
       // A node (re)started after the crash may never have heard of the dead one: that is fine.
       const bool never_knew = seen == View::unknown && c.started_ms(v) > r.at_ms;
       if (seen != View::dead && seen != View::left && !never_knew) {
+        std::string listed = "absent from its member list";
+        for (const gossip::MemberInfo& m : c.membership(v)->members())
+          if (m.name == node_name(r.node))
+            listed = "listed as " + std::string(gossip::to_string(m.state));
         return "n" + std::to_string(v) + " still sees crashed n" + std::to_string(r.node) +
-               (seen == View::unknown ? " as unknown" : " as live");
+               (seen == View::unknown ? " as unknown" : " as live") + " (" + listed + ")";
       }
     }
   }

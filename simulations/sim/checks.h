@@ -2,8 +2,8 @@
 //   1 dead-detected  every crashed, not restarted node is dead or left in every live node's view
 //   3 agreement      every live node sees exactly the live nodes as alive, and so builds the same
 //                    ring (compared by a digest of preference lists)
-// Invariant 2 (no false deaths) is counted while the run goes (run.cpp); invariant 4 (job records
-// converge) is JobSim's.
+// Invariant 2 (no false deaths) is counted while the run goes (run.cpp); the job invariants 4-8
+// are in job_checks.h and replica_sim.h.
 //
 // Thread-safety: none; read-only over the cluster.
 #pragma once

@@ -98,6 +98,7 @@ void Cluster::start(uint32_t i, const std::vector<uint32_t>& seeds) {
   std::fill(views_.begin() + static_cast<std::ptrdiff_t>(row(i)),
             views_.begin() + static_cast<std::ptrdiff_t>(row(i) + nodes_.size()), View::unknown);
   views_[row(i) + i] = View::alive;
+  if (lifecycle_) lifecycle_(i, true);
   std::vector<gossip::Address> addrs;
   for (const uint32_t s : seeds) addrs.push_back(node_address(s));
   out_.packets.clear();
@@ -109,6 +110,7 @@ void Cluster::start(uint32_t i, const std::vector<uint32_t>& seeds) {
 
 void Cluster::crash(uint32_t i) {
   if (!up(i)) return;
+  if (lifecycle_) lifecycle_(i, false);
   nodes_[i].m.reset();
   nodes_[i].started_ms = never_ms;
   nodes_[i].wake_ms = never_ms;
@@ -187,7 +189,10 @@ void Cluster::on_deliver(uint32_t slot) {
 
 void Cluster::on_app(uint32_t slot) {
   AppMessage msg = app_messages_.take(slot);
-  if (!up(msg.to)) return;
+  if (!up(msg.to) || net_.cut_off(msg.from, msg.to)) {
+    if (app_undelivered_) app_undelivered_(msg.to, msg.from, std::move(msg.bytes));
+    return;
+  }
   const uint64_t at = net_.arrival(msg.from, msg.to, now_ms_);
   if (at == never_ms) return;
   if (at > now_ms_) {

@@ -6,8 +6,11 @@
 // over before that instant's ticks, as the Membership driver contract asks. Crashes drop the
 // state machine; a restart builds a new one with a higher incarnation that rejoins through a seed.
 //
-// Beside the gossip packets the queue carries opaque application messages (the job records of
-// jobs.h, over the same lossy network) and scheduled actions (the scenario's faults).
+// Beside the gossip packets the queue carries opaque application messages (the replica cores'
+// peer messages, replica_sim.h, over the same lossy network) and scheduled actions (the
+// scenario's faults, and everything the replica driver schedules: fsyncs, handlers, wake-ups).
+// A message that reaches a node that is down or cut off from its sender is reported to the
+// sender's side (AppUndelivered), as a real transport's connection error would be.
 //
 // The cluster keeps, from the member events, each node's view of every other node (one byte per
 // pair), so convergence checks cost O(N^2) byte compares and no copies of member lists.
@@ -55,6 +58,11 @@ class Cluster {
   using EventObserver = std::function<void(uint64_t now_ms, uint32_t viewer,
                                            const gossip::MemberEvent& e, bool first_hand)>;
   using AppReceiver = std::function<void(uint32_t to, uint32_t from, const std::string& bytes)>;
+  // A message that arrived at a node that is down, or cut off from the sender, by then.
+  using AppUndelivered = std::function<void(uint32_t to, uint32_t from, std::string bytes)>;
+  // Node i came up (called before it joins, so it sees its own first member events) or went down
+  // (called before its state machine is dropped).
+  using Lifecycle = std::function<void(uint32_t node, bool up)>;
 
   Cluster(gossip::Config cfg, NetworkParams net, uint32_t nodes, Random rng);
 
@@ -84,6 +92,8 @@ class Cluster {
 
   void observe(EventObserver f) { observer_ = std::move(f); }
   void receive_app(AppReceiver f) { app_receiver_ = std::move(f); }
+  void app_undelivered(AppUndelivered f) { app_undelivered_ = std::move(f); }
+  void lifecycle(Lifecycle f) { lifecycle_ = std::move(f); }
 
  private:
   enum class Kind : uint8_t { action, deliver, app, tick };  // same-instant order, too
@@ -146,6 +156,8 @@ class Cluster {
   std::vector<uint64_t> arrivals_;
   EventObserver observer_;
   AppReceiver app_receiver_;
+  AppUndelivered app_undelivered_;
+  Lifecycle lifecycle_;
   Traffic traffic_;
   uint64_t now_ms_ = 0;
   uint64_t seq_ = 0;

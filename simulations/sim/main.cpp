@@ -1,6 +1,6 @@
 // meshwork-sim: the deterministic simulator (docs/simulation.md). Runs one seed, or a batch of
-// seeds, of a scenario over N simulated gossip nodes and job replicas, checks the invariants and
-// exits non-zero if any seed failed (printing each failing seed and invariant).
+// seeds, of a scenario over N simulated nodes — the real gossip and replica cores — checks the
+// invariants and exits non-zero if any seed failed (printing each failing seed and invariant).
 #include <CLI/CLI.hpp>
 
 #include <iostream>
@@ -37,7 +37,7 @@ struct Flags {
   RunOptions o;
   std::string seeds, profile = "lan", breaks;
   uint32_t runs = 1;
-  double duration_s = 60, settle_s = 300;
+  double duration_s = 60, settle_s = 300, stall_s = 30, lease_s = 15;
 };
 
 void add_flags(CLI::App& app, Flags& f) {
@@ -47,7 +47,7 @@ void add_flags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--seeds", f.seeds, "a batch of seeds, A..B inclusive");
   app.add_option("--runs", f.runs, "a batch of K seeds from --seed on")->capture_default_str();
-  app.add_option("--scenario", o.scenario.name, "mixed | detect | calm | heal")
+  app.add_option("--scenario", o.scenario.name, "mixed | detect | calm | heal | stall | hints")
       ->capture_default_str();
   app.add_option("--loss", o.scenario.loss, "per-datagram loss probability")->capture_default_str();
   app.add_option("--loss-bound", o.loss_bound,
@@ -64,17 +64,30 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--settle-max", f.settle_s, "virtual seconds allowed for quiescence (<= 3600)")
       ->capture_default_str();
   app.add_option("--crashes", o.scenario.crashes,
-                 "crashes in mixed (0: N/100, 2..50) and heal (0: N/20, 1..50)")
+                 "crashes in mixed (0: N/100, 2..50), heal and hints (0: N/20, 1..50)")
       ->capture_default_str();
-  app.add_option("--jobs", o.jobs.jobs, "job records replicated over the network")
+  app.add_option("--jobs", o.workload.jobs,
+                 "jobs the clients submit over the run (0: gossip only, no replica cores)")
+      ->capture_default_str();
+  app.add_option("--workers", o.replicas.workers, "handlers running at once per node (1..64)")
+      ->capture_default_str();
+  app.add_option("--vnodes", o.replicas.vnodes, "ring tokens per member in the replica cores")
+      ->capture_default_str();
+  app.add_option("--lease", f.lease_s, "a claim's lease, virtual seconds (1..600)")
+      ->capture_default_str();
+  app.add_option("--clock-skew", o.replicas.clock_skew_ms_max,
+                 "each node's wall clock runs 0..this many ms ahead of virtual time")
+      ->capture_default_str();
+  app.add_option("--stall", f.stall_s, "stall: how long the core gets no input, virtual seconds")
       ->capture_default_str();
   app.add_option("--profile", f.profile, "gossip timing profile: local | lan | wan")
       ->capture_default_str();
   app.add_option("--break", f.breaks,
                  "deliberately break something to show the checker fails: deaf-node | "
-                 "no-anti-entropy");
+                 "no-takeover");
+  app.add_option("--trace-job", o.trace_job, "print every core action on jobs with this id prefix");
   app.add_flag("--quiet", o.quiet, "one line per seed");
-  app.add_flag("--verbose", o.verbose, "print every member event");
+  app.add_flag("--verbose", o.verbose, "print every member event and core log line");
 }
 
 // Completes f.o and the seed range from the flags; the reason they are unusable, or nullopt.
@@ -87,13 +100,20 @@ std::optional<std::string> resolve(Flags& f, uint64_t& first, uint64_t& last) {
       !(f.settle_s >= 0 && f.settle_s <= settle_s_max))
     return "--duration and --settle-max must be 0..3600 s";
   o.scenario.duration_ms = static_cast<uint64_t>(f.duration_s * 1000);
+  if (!(f.stall_s >= 0 && f.stall_s <= 3'600)) return "--stall must be 0..3600 s";
+  o.scenario.stall_ms = static_cast<uint64_t>(f.stall_s * 1000);
+  if (!(f.lease_s >= 1 && f.lease_s <= 600)) return "--lease must be 1..600 s";
+  o.replicas.lease_ms = static_cast<uint64_t>(f.lease_s * 1000);
+  if (o.replicas.workers < 1 || o.replicas.workers > 64) return "--workers must be 1..64";
+  if (o.replicas.vnodes < 1 || o.replicas.vnodes > 1024) return "--vnodes must be 1..1024";
+  if (o.replicas.clock_skew_ms_max > 60'000) return "--clock-skew must be 0..60000 ms";
   o.settle_max_ms = static_cast<uint64_t>(f.settle_s * 1000);
   if (f.breaks == "deaf-node")
     o.scenario.deaf_node = true;
-  else if (f.breaks == "no-anti-entropy")
-    o.jobs.anti_entropy = false;
+  else if (f.breaks == "no-takeover")
+    o.replicas.take_over = false;
   else if (!f.breaks.empty())
-    return "--break must be deaf-node or no-anti-entropy";
+    return "--break must be deaf-node or no-takeover";
   if (f.runs == 0 || f.runs > seeds_per_batch_max) return "--runs must be 1..100000";
   first = o.seed;
   last = o.seed + (f.runs - 1);
@@ -108,14 +128,16 @@ std::optional<std::string> resolve(Flags& f, uint64_t& first, uint64_t& last) {
   if (auto why = meshwork::gossip::config_error(o.gossip)) return *why;
   if (auto why = meshwork::sim::network_error(o.net)) return *why;
   if (auto why = meshwork::sim::scenario_error(o.scenario)) return *why;
-  if (o.jobs.jobs > meshwork::sim::jobs_max) return "--jobs must be at most 100000";
+  if (o.workload.jobs > meshwork::sim::jobs_max) return "--jobs must be at most 100000";
+  if (o.workload.jobs == 0 && (o.scenario.name == "stall" || o.scenario.name == "hints"))
+    return "--scenario stall and hints need jobs";
   return std::nullopt;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-  CLI::App app{"meshwork-sim: the deterministic simulator of gossip membership and job records"};
+  CLI::App app{"meshwork-sim: the deterministic simulator of the gossip and replica cores"};
   Flags flags;
   add_flags(app, flags);
   CLI11_PARSE(app, argc, argv);

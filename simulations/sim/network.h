@@ -52,6 +52,8 @@ class Network {
   void make_deaf(uint32_t node) { deaf_[node] = 1; }
   void set_loss(double loss) { params_.loss = loss; }
   const NetworkParams& params() const { return params_; }
+  // True while a partition separates `a` and `b`.
+  bool cut_off(uint32_t a, uint32_t b) const { return cut(a, b); }
 
  private:
   bool cut(uint32_t from, uint32_t to) const { return group_[from] != group_[to]; }

@@ -1,6 +1,6 @@
-// One simulated run from a seed: schedule the scenario and the job records, run the faults, wait
-// for quiescence, check the four invariants and report figures. Everything printed depends only on
-// the options (the seed among them), never on wall-clock time or addresses.
+// One simulated run from a seed: schedule the scenario and the clients' jobs, run the faults (and
+// the stalls), wait for quiescence, check the invariants and report figures. Everything printed
+// depends only on the options (the seed among them), never on wall-clock time or addresses.
 //
 // Thread-safety: none.
 #pragma once
@@ -10,9 +10,10 @@
 #include <string>
 
 #include "gossip/config.h"
-#include "simulations/sim/jobs.h"
 #include "simulations/sim/network.h"
+#include "simulations/sim/replica_sim.h"
 #include "simulations/sim/scenario.h"
+#include "simulations/sim/workload.h"
 
 namespace meshwork::sim {
 
@@ -22,12 +23,14 @@ struct RunOptions {
   gossip::Config gossip;
   NetworkParams net;
   ScenarioOptions scenario;
-  JobOptions jobs;
+  ReplicaOptions replicas;
+  WorkloadOptions workload;
   // Invariant 2 is asserted only while loss <= this; above it false deaths are counted, not failed.
   double loss_bound = 0.05;
   uint64_t settle_max_ms = 300'000;  // how long quiescence may take after the last fault
-  bool verbose = false;              // print every member event
+  bool verbose = false;              // print every member event and every core log line
   bool quiet = false;                // print one line
+  std::string trace_job;             // print every action on jobs whose id starts with this
 };
 
 struct RunReport {

@@ -138,11 +138,29 @@ void heal(Cluster& c, const ScenarioOptions& o, Random& rng, Plan& plan) {
   }
 }
 
+// Crashes max(1, min(50, N/20)) nodes as the window opens and restarts them halfway; jobs are
+// submitted only while they are down.
+void hints(Cluster& c, const ScenarioOptions& o, Random& rng, Plan& plan) {
+  const uint32_t n = c.size();
+  std::vector<uint8_t> free(n, 1);
+  const uint32_t crashes = o.crashes != 0 ? o.crashes : std::clamp<uint32_t>(n / 20, 1, 50);
+  const uint64_t back_ms = plan.faults_start_ms + o.duration_ms / 2;
+  for (const uint32_t v : draw(free, std::min(crashes, n / 4 + 1), rng)) {
+    crash_at(c, plan, v, plan.faults_start_ms);
+    restart_at(c, rng, plan, v, back_ms);
+  }
+  plan.jobs_from_ms = plan.faults_start_ms + 1'000;
+  plan.jobs_to_ms = back_ms - 1'000;
+}
+
 }  // namespace
 
 std::optional<std::string> scenario_error(const ScenarioOptions& o) {
-  if (o.name != "mixed" && o.name != "detect" && o.name != "calm" && o.name != "heal")
-    return "scenario must be mixed, detect, calm or heal";
+  if (o.name != "mixed" && o.name != "detect" && o.name != "calm" && o.name != "heal" &&
+      o.name != "stall" && o.name != "hints")
+    return "scenario must be mixed, detect, calm, heal, stall or hints";
+  if (o.name == "stall" && (o.stall_ms < 1'000 || o.stall_ms > o.duration_ms))
+    return "--stall must be 1 s..--duration";
   if (o.duration_ms < 10'000 || o.duration_ms > 3'600'000) return "duration must be 10..3600 s";
   if (o.crashes > 1'000) return "at most 1000 crashes";
   return std::nullopt;
@@ -156,6 +174,8 @@ void schedule(Cluster& c, const ScenarioOptions& o, Random& rng, Plan& plan) {
   plan.faults_end_ms = plan.faults_start_ms + o.duration_ms;
   plan.steady_from_ms = plan.boot_end_ms + quiet_ms / 3;
   plan.steady_to_ms = plan.faults_start_ms;
+  plan.jobs_from_ms = plan.boot_end_ms;
+  plan.jobs_to_ms = plan.faults_end_ms;
   if (o.deaf_node) {
     c.network().make_deaf(1);  // and not marked unreachable: the checker must object
     plan.lines.push_back("break: n1 never receives a datagram");
@@ -172,6 +192,7 @@ void schedule(Cluster& c, const ScenarioOptions& o, Random& rng, Plan& plan) {
     // Traffic is measured once the join chatter has died down: 20 s before the first crash.
     plan.faults_start_ms = plan.boot_end_ms + detect_quiet_ms;
     plan.faults_end_ms = plan.faults_start_ms + o.duration_ms;
+    plan.jobs_to_ms = plan.faults_end_ms;
     plan.steady_from_ms = plan.faults_start_ms - 20'000;
     plan.steady_to_ms = plan.faults_start_ms;
     std::vector<uint8_t> free(n, 1);
@@ -182,6 +203,12 @@ void schedule(Cluster& c, const ScenarioOptions& o, Random& rng, Plan& plan) {
       crash_at(c, plan, victims[i], plan.faults_start_ms + detect_every_ms * i);
   } else if (o.name == "heal") {
     heal(c, o, rng, plan);
+  } else if (o.name == "stall") {
+    plan.stalls.push_back({plan.faults_start_ms + o.duration_ms / 3, o.stall_ms});
+    plan.lines.push_back("stall the busiest core from " + at_s(plan.stalls.back().at_ms) + " for " +
+                         at_s(o.stall_ms));
+  } else if (o.name == "hints") {
+    hints(c, o, rng, plan);
   } else {
     mixed(c, o, rng, plan);
   }

@@ -128,3 +128,33 @@ TEST_CASE("bucket_of takes the leading bits of the id") {
 }
 
 }  // namespace meshwork
+
+namespace meshwork {
+
+TEST_CASE("a placement changed member by member places like one built from the final view") {
+  Placement p("n1", {}, PlacementOptions{}, 1);
+  CHECK(p.set("n2", MemberState::alive));
+  CHECK(p.set("n3", MemberState::alive));
+  CHECK(p.set("n4", MemberState::suspect));
+  CHECK(p.set("n5", MemberState::alive));
+  CHECK(p.set("n5", MemberState::dead));
+  CHECK(p.set("n6", MemberState::alive));
+  CHECK(p.set("n6", MemberState::left));
+  CHECK_FALSE(p.set("n6", MemberState::left));   // nothing changed
+  CHECK_FALSE(p.set("n2", MemberState::alive));  // nothing changed
+  CHECK_FALSE(p.set("n1", MemberState::dead));   // this node is always alive in its own view
+  const Placement fresh("n1",
+                        {{"n2", MemberState::alive},
+                         {"n3", MemberState::alive},
+                         {"n4", MemberState::suspect},
+                         {"n5", MemberState::dead}},
+                        PlacementOptions{}, 1);
+  CHECK(p.ring().member_count() == 5);
+  CHECK(p.version() > fresh.version());
+  for (int i = 0; i < 500; ++i) {
+    const std::string id = blake2b_hex(std::to_string(i));
+    CHECK(p.replicas(id) == fresh.replicas(id));
+  }
+}
+
+}  // namespace meshwork

@@ -321,3 +321,52 @@ TEST_CASE("peer input that fails its checks is refused and counted, never applie
 }
 
 }  // namespace meshwork
+
+namespace meshwork {
+
+TEST_CASE("a member back from the dead gets the records written while it was away, by hand-off") {
+  // Written while n3 was dead: nobody asked n3, so nobody holds a hint for it; anti-entropy and
+  // hint replay are off, so only the hand-off on the placement change can bring n3 its copy.
+  Stage s(4, quiet());
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.crash(2);
+  s.tell_all(2, MemberState::dead);
+  const uint64_t req = s.submit(3, r);
+  s.settle();
+  REQUIRE(reply(s, 3, req).items[0].status.is_ok());
+  CHECK(s.copy(3, id));  // n4 stands in for n3
+  s.restart(2);
+  s.tell_all(2, MemberState::alive);
+  s.run(2'500);
+  REQUIRE(s.copy(2, id));
+  CHECK(s.core(0).stats().handed_off + s.core(1).stats().handed_off +
+            s.core(3).stats().handed_off >=
+        1);
+  CHECK(s.core(0).hints() + s.core(1).hints() + s.core(3).hints() == 0);
+}
+
+TEST_CASE("an entry node outside the replicas keeps a copy for the replica it could not reach") {
+  // The write to the owner is lost; W=2 is met by the other two, so the client has its 202. The
+  // entry node holds no copy of its own, so it keeps one as the owner's stand-in, with a hint, and
+  // the owner gets the job when it is reachable again and runs it.
+  ReplicaConfig c = quiet();
+  c.hint_replay_interval_ms = 1'000;
+  Stage s(4, c);
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.cut(3, 0);
+  const uint64_t req = s.submit(3, r);
+  s.settle();
+  REQUIRE(reply(s, 3, req).items[0].status.is_ok());
+  CHECK_FALSE(s.copy(0, id));
+  CHECK(s.copy(3, id));
+  CHECK(s.core(3).hints() == 1);
+  s.heal();
+  s.run(2'000);
+  REQUIRE(s.copy(0, id));
+  CHECK(s.node(0).running.contains(id));
+  CHECK(s.core(3).hints() == 0);
+}
+
+}  // namespace meshwork

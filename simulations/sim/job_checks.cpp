@@ -1,0 +1,131 @@
+// The job invariants 4-6 and the duplicate counts; see job_checks.h.
+#include "simulations/sim/job_checks.h"
+
+#include <map>
+#include <optional>
+#include <vector>
+
+namespace meshwork::sim {
+namespace {
+
+struct Holding {
+  std::optional<JobRecord> merged;  // of every up holder's copy
+  uint32_t first_holder = UINT32_MAX;
+};
+
+Holding holding(const Cluster& c, const ReplicaSim& replicas, const std::string& id,
+                const std::vector<uint32_t>& writers) {
+  Holding h;
+  for (const uint32_t i : writers) {
+    const Replica* r = replicas.replica(i);
+    if (!c.up(i) || r == nullptr) continue;
+    std::optional<JobRecord> copy = r->current(id);
+    if (!copy) continue;
+    if (h.first_holder == UINT32_MAX) h.first_holder = i;
+    h.merged = h.merged ? merge(*h.merged, *copy) : std::move(*copy);
+  }
+  return h;
+}
+
+// Which merged parts of two copies differ (for the failure message).
+std::string parts_differing(const JobRecord& a, const JobRecord& b) {
+  std::string out;
+  const auto add = [&](bool differs, const char* part) {
+    if (differs) out += (out.empty() ? "" : ", ") + std::string(part);
+  };
+  add(a.status.state != b.status.state || a.status.attempt != b.status.attempt ||
+          a.status.node != b.status.node || a.status.at_ms != b.status.at_ms ||
+          a.status.error != b.status.error || a.status.retry_at_ms != b.status.retry_at_ms,
+      "status");
+  add(a.claim.attempt != b.claim.attempt || a.claim.node != b.claim.node ||
+          a.claim.lease_until_ms != b.claim.lease_until_ms,
+      "claim");
+  add(a.cancel_requested != b.cancel_requested, "cancel_requested");
+  add(a.results.size() != b.results.size(), "results");
+  add(a.history.size() != b.history.size(), "history");
+  add(a.updated_at_ms != b.updated_at_ms, "updated_at");
+  return out.empty() ? "details" : out;
+}
+
+// Why one of `names` does not hold `merged`, or "".
+std::string divergence_among(const Cluster& c, const ReplicaSim& replicas,
+                             const std::vector<std::string>& names, const JobRecord& merged) {
+  for (const std::string& name : names) {
+    const uint32_t i = node_index(name);
+    const Replica* r = i < c.size() ? replicas.replica(i) : nullptr;
+    if (r == nullptr) return name + " (a replica) is down";
+    const std::optional<JobRecord> copy = r->current(merged.id);
+    if (!copy) return name + " (a replica) does not hold it";
+    if (!same_state(*copy, merged))
+      return name + " holds " + std::string(state_name(copy->status.state)) + " attempt " +
+             std::to_string(copy->status.attempt) + ", the merge is " +
+             std::string(state_name(merged.status.state)) + " attempt " +
+             std::to_string(merged.status.attempt) + " (" + parts_differing(*copy, merged) +
+             " differ)";
+  }
+  return "";
+}
+
+// Why the job's replicas (as `viewer` places it) do not all hold `merged`, or "".
+std::string divergence(const Cluster& c, const ReplicaSim& replicas, uint32_t viewer,
+                       const JobRecord& merged) {
+  const std::vector<std::string> names = replicas.replica(viewer)->placement().replicas(merged.id);
+  std::string list;
+  for (const std::string& name : names) list += (list.empty() ? "" : ",") + name;
+  const std::string why = divergence_among(c, replicas, names, merged);
+  return why.empty() ? why : why + " (replicas " + list + ")";
+}
+
+void count_ledger(const ReplicaSim& replicas, JobFigures& f) {
+  for (const auto& [id, l] : replicas.ledger()) {
+    f.jobs_started += l.starts > 0 ? 1 : 0;
+    f.starts += l.starts;
+    f.duplicate_starts += l.duplicate_starts;
+    f.jobs_started_twice += l.duplicate_starts > 0 ? 1 : 0;
+    f.same_attempt_starts += l.same_attempt_starts;
+    f.duplicate_completions += l.succeeded > 1 ? l.succeeded - 1 : 0;
+    f.jobs_completed_twice += l.succeeded > 1 ? 1 : 0;
+  }
+}
+
+}  // namespace
+
+JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workload& workload) {
+  JobFigures f;
+  std::map<std::string, Holding> held;
+  for (const auto& [id, writers] : replicas.writers()) {
+    Holding h = holding(c, replicas, id, writers);
+    if (!h.merged) continue;
+    ++f.stored;
+    const std::string why = divergence(c, replicas, h.first_holder, *h.merged);
+    if (!why.empty() && f.diverged++ == 0) f.first_diverged = "job " + id.substr(0, 12) + ": " + why;
+    held.emplace(id, std::move(h));
+  }
+  for (const ClientJob& job : workload.jobs()) {
+    if (!job.acknowledged) continue;
+    ++f.acknowledged;
+    const auto it = held.find(job.id);
+    if (it == held.end()) {
+      if (f.lost++ == 0)
+        f.first_lost = "job " + job.id.substr(0, 12) + " (acknowledged at " +
+                       std::to_string(job.acknowledged_ms) + " ms) is held by no up node";
+      continue;
+    }
+    const JobStatus& s = it->second.merged->status;
+    if (!is_terminal(s.state)) {
+      if (f.unfinished++ == 0)
+        f.first_unfinished = "job " + job.id.substr(0, 12) + " is still " +
+                             std::string(state_name(s.state)) + " attempt " +
+                             std::to_string(s.attempt) + " by " + s.node;
+      continue;
+    }
+    ++f.terminal;
+    f.succeeded += s.state == JobState::succeeded ? 1 : 0;
+    f.failed += s.state == JobState::failed ? 1 : 0;
+    f.cancelled += s.state == JobState::cancelled ? 1 : 0;
+  }
+  count_ledger(replicas, f);
+  return f;
+}
+
+}  // namespace meshwork::sim

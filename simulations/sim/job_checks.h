@@ -1,0 +1,46 @@
+// The job invariants, checked after the faults end and the mesh settles (the numbering of
+// docs/simulation.md):
+//   4 no-lost-jobs       every acknowledged job is held by at least one up node
+//   5 jobs-terminal      every acknowledged job is succeeded, failed or cancelled in the merge of
+//                        the copies its up holders hold
+//   6 jobs-converge      for every stored job, each of its replicas (the first R usable members,
+//                        as the up nodes now agree) holds exactly that merge (same_state)
+//   7 no-superseded-start  counted by ReplicaSim at every Start
+// and what is reported, not failed: duplicate starts and duplicate completions.
+//
+// Thread-safety: none; read-only over the simulation.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "simulations/sim/cluster.h"
+#include "simulations/sim/replica_sim.h"
+#include "simulations/sim/workload.h"
+
+namespace meshwork::sim {
+
+struct JobFigures {
+  size_t stored = 0;        // jobs some up node holds
+  size_t acknowledged = 0;
+  size_t lost = 0;          // acknowledged, held by no up node
+  size_t terminal = 0;      // acknowledged and terminal in the merged view
+  size_t unfinished = 0;    // acknowledged, held, not terminal
+  size_t diverged = 0;      // stored jobs whose replicas do not all hold the merge
+  size_t succeeded = 0, failed = 0, cancelled = 0;  // acknowledged, by final state
+  std::string first_lost, first_unfinished, first_diverged;
+  // From the executors' ledger:
+  size_t jobs_started = 0, starts = 0;
+  size_t duplicate_starts = 0, jobs_started_twice = 0;  // starts while an earlier had not failed
+  size_t same_attempt_starts = 0;
+  size_t duplicate_completions = 0, jobs_completed_twice = 0;  // succeeded outcomes beyond one
+};
+
+JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workload& workload);
+
+// True once nothing would fail invariants 4-6 (the settle loop asks every virtual second).
+inline bool jobs_settled(const JobFigures& f) {
+  return f.lost == 0 && f.unfinished == 0 && f.diverged == 0;
+}
+
+}  // namespace meshwork::sim

@@ -1,0 +1,148 @@
+// The simulated clients; see workload.h.
+#include "simulations/sim/workload.h"
+
+#include <nlohmann/json.hpp>
+
+#include "dht/hash.h"
+
+namespace meshwork::sim {
+namespace {
+
+constexpr std::string_view signer_key = "meshwork-sim-signer";
+constexpr uint64_t cancel_after_ms_max = 3'000;
+constexpr uint64_t read_after_ms_max = 10'000;
+
+std::string signature_for(const std::string& id) {
+  const std::string h = blake2b(id, signer_key);
+  return h + h;
+}
+
+std::string random_bytes(Random& rng, size_t n) {
+  std::string s(n, '\0');
+  for (char& ch : s) ch = static_cast<char>(rng.below(256));
+  return s;
+}
+
+}  // namespace
+
+bool sim_signature_ok(const JobRecord& r) {
+  return r.envelope.signature == signature_for(r.id);
+}
+
+Workload::Workload(Cluster& cluster, ReplicaSim& replicas, WorkloadOptions o, Random rng)
+    : c_(cluster), replicas_(replicas), o_(o), rng_(rng) {
+  replicas_.on_reply([this](uint32_t node, const Reply& r) { on_reply(node, r); });
+}
+
+size_t Workload::acknowledged() const {
+  size_t n = 0;
+  for (const ClientJob& j : jobs_) n += j.acknowledged ? 1 : 0;
+  return n;
+}
+
+void Workload::schedule(uint64_t from_ms, uint64_t to_ms) {
+  const std::string client_key = random_bytes(rng_, kPublicKeyBytes);
+  const uint64_t span = to_ms > from_ms ? to_ms - from_ms : 1;
+  jobs_.resize(o_.jobs);
+  for (uint32_t j = 0; j < o_.jobs; ++j) {
+    const uint64_t at = from_ms + rng_.below(span + 1);
+    ClientJob& job = jobs_[j];
+    job.spec.type = "sim";
+    job.spec.payload = {{"job", j}};
+    job.spec.nonce = std::to_string(rng_.next());
+    job.spec.created_at_ms = at;
+    const nlohmann::json text = {{"type", job.spec.type},
+                                 {"payload", job.spec.payload},
+                                 {"nonce", job.spec.nonce},
+                                 {"created_at", job.spec.created_at_ms}};
+    job.envelope = Envelope{text.dump(), client_key, ""};
+    job.id = job.envelope.id();
+    job.envelope.signature = signature_for(job.id);
+    c_.at(at, [this, j] { submit(j); });
+  }
+}
+
+uint32_t Workload::random_up_node() {
+  uint32_t i = static_cast<uint32_t>(rng_.below(c_.size()));
+  while (!c_.up(i)) i = (i + 1) % c_.size();
+  return i;
+}
+
+void Workload::submit(uint32_t j) {
+  ClientJob& job = jobs_[j];
+  if (job.acknowledged || c_.up_count() == 0) return;
+  ++job.tries;
+  ++counts_.submits;
+  const uint32_t node = random_up_node();
+  const uint64_t request = next_request_++;
+  requests_[request] = Request{Kind::submit, j};
+  JobRecord r = make_record(job.envelope, job.spec, node_name(node), replicas_.now_of(node).wall_ms);
+  replicas_.submit(node, request, std::move(r));
+  c_.at(c_.now_ms() + o_.reply_timeout_ms, [this, request] { on_timeout(request); });
+}
+
+void Workload::on_timeout(uint64_t request) {
+  const Request& r = requests_.at(request);
+  if (r.answered || jobs_[r.job].acknowledged) return;
+  ++counts_.unanswered_retries;
+  retry(r.job);
+}
+
+void Workload::retry(uint32_t j) {
+  if (jobs_[j].tries >= o_.submit_tries_max) return;
+  c_.at(c_.now_ms() + rng_.between(o_.retry_ms_min, o_.retry_ms_max), [this, j] { submit(j); });
+}
+
+void Workload::on_reply(uint32_t node, const Reply& reply) {
+  (void)node;
+  const auto it = requests_.find(reply.request);
+  if (it == requests_.end() || it->second.answered || reply.items.empty()) return;
+  Request& req = it->second;
+  req.answered = true;
+  ClientJob& job = jobs_[req.job];
+  const Status& status = reply.items.front().status;
+  switch (req.kind) {
+    case Kind::submit:
+      if (!status.is_ok()) {
+        ++counts_.refused;
+        retry(req.job);
+      } else if (!job.acknowledged) {
+        job.acknowledged = true;
+        job.acknowledged_ms = c_.now_ms();
+        follow_up(req.job);
+      }
+      break;
+    case Kind::cancel:
+      counts_.cancels_ok += status.is_ok() ? 1 : 0;
+      break;
+    case Kind::read:
+      counts_.reads_ok += status.is_ok() ? 1 : 0;
+      counts_.reads_not_found += status.code() == Code::not_found ? 1 : 0;
+      break;
+  }
+}
+
+// After an acknowledgement: maybe a cancel, maybe a read, each at a random up node.
+void Workload::follow_up(uint32_t j) {
+  if (rng_.chance(o_.cancel_fraction)) {
+    c_.at(c_.now_ms() + rng_.below(cancel_after_ms_max + 1), [this, j] {
+      if (c_.up_count() == 0) return;
+      ++counts_.cancels;
+      jobs_[j].cancel_sent = true;
+      const uint64_t request = next_request_++;
+      requests_[request] = Request{Kind::cancel, j};
+      replicas_.cancel(random_up_node(), request, jobs_[j].id);
+    });
+  }
+  if (rng_.chance(o_.read_fraction)) {
+    c_.at(c_.now_ms() + rng_.below(read_after_ms_max + 1), [this, j] {
+      if (c_.up_count() == 0) return;
+      ++counts_.reads;
+      const uint64_t request = next_request_++;
+      requests_[request] = Request{Kind::read, j};
+      replicas_.read(random_up_node(), request, jobs_[j].id);
+    });
+  }
+}
+
+}  // namespace meshwork::sim
