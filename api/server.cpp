@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "api/problem.h"
+#include "api/task_queue.h"
 #include "api/views.h"
 #include "node/clock.h"
 #include "node/json_bounded.h"
@@ -55,16 +56,6 @@ void problem_for(httplib::Response& res, const Status& s) {
   problem(res, s);
 }
 
-json item_json(const Mesh::ItemResult& r, const Mesh& mesh) {
-  if (!r.status.is_ok())
-    return {{"status", http_status(r.status.code())}, {"detail", r.status.message()}};
-  json j = {{"status", r.created ? 202 : 200},
-            {"id", r.record->id},
-            {"state", public_state_name(r.record->status.state)}};
-  j.update(mesh.placement_json(r.record->id));
-  return j;
-}
-
 bool parse_limit(const std::string& text, size_t& out) {
   if (text.empty() || text.size() > 6) return false;
   size_t v = 0;
@@ -79,9 +70,11 @@ bool parse_limit(const std::string& text, size_t& out) {
 
 }  // namespace
 
-ApiServer::ApiServer(Mesh& mesh, ApiOptions options, Providers providers)
-    : mesh_(mesh), options_(options), providers_(std::move(providers)) {
-  server_.new_task_queue = [n = options_.threads] { return new httplib::ThreadPool(n); };
+ApiServer::ApiServer(Services services, ApiOptions options, Providers providers)
+    : services_(services), options_(options), providers_(std::move(providers)) {
+  server_.new_task_queue = [n = options_.threads] {
+    return new ElasticTaskQueue(n, kHttpThreadsIdle, kHttpThreadIdleMs);
+  };
   server_.set_tcp_nodelay(true);
   // cpp-httplib's default sets SO_REUSEPORT, which lets a second node bind a port in use and take
   // half its connections; SO_REUSEADDR alone still allows a quick restart (TIME_WAIT).
@@ -92,7 +85,8 @@ ApiServer::ApiServer(Mesh& mesh, ApiOptions options, Providers providers)
   });
   server_.set_keep_alive_max_count(100'000);
   // The largest body any route takes; each route checks its own limit.
-  server_.set_payload_max_length(std::max(options_.body_bytes_max, options_.batch_body_bytes_max));
+  server_.set_payload_max_length(std::max(
+      {options_.body_bytes_max, options_.batch_body_bytes_max, options_.peer_body_bytes_max}));
   routes();
 }
 
@@ -122,15 +116,25 @@ void ApiServer::routes() {
   // Nothing here is a byte-addressable file, so Range is ignored (RFC 9110 allows it). cpp-httplib
   // 0.11 would otherwise cut any answer, a 202 included, to the requested bytes. The request object
   // is the server's own, mutable one; the handler only sees it through a const reference.
-  server_.set_pre_routing_handler([](const httplib::Request& req, httplib::Response&) {
+  //
+  // Only peer messages may be as large as kMessageBytesMax: any other request that announces a
+  // larger body is refused before the body is read (this runs before cpp-httplib reads it).
+  server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     const_cast<httplib::Request&>(req).ranges.clear();
+    const size_t public_max = std::max(options_.body_bytes_max, options_.batch_body_bytes_max);
+    if (req.path != kMessagePath && req.has_header("Content-Length") &&
+        req.get_header_value<uint64_t>("Content-Length") > public_max) {
+      problem(res, 413, "the request body exceeds the node's limit");
+      return httplib::Server::HandlerResponse::Handled;
+    }
     return httplib::Server::HandlerResponse::Unhandled;
   });
   server_.Post("/v1/jobs", [this](const auto& req, auto& res) { post_job(req, res); });
   server_.Post("/v1/jobs/batch", [this](const auto& req, auto& res) { post_batch(req, res); });
   server_.Post(R"(/internal/v1/([a-z]+))", [this](const auto& req, auto& res) { peer(req, res); });
-  server_.Get("/v1/cluster/ring",
-              [this](const auto&, auto& res) { send_json(res, 200, mesh_.ring_json()); });
+  server_.Get("/v1/cluster/ring", [this](const auto&, auto& res) {
+    send_json(res, 200, services_.cluster.ring_json());
+  });
   server_.Get(R"(/v1/jobs/([^/]+))", [this](const auto& req, auto& res) { get_job(req, res); });
   server_.Get("/v1/jobs", [this](const auto& req, auto& res) { list_jobs(req, res); });
   server_.Post(R"(/v1/jobs/([^/]+)/cancel)",
@@ -169,12 +173,30 @@ void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
   auto body = parse_json_bounded(req.body);
   if (!body.is_ok()) return problem(res, body.status());
   if (!body.value().is_object()) return problem(res, 400, "the body must be a JSON object");
-  Mesh::ItemResult r = mesh_.submit(body.value());
+  auto admitted = services_.admission.admit(body.value());
+  if (!admitted.is_ok()) return problem_for(res, admitted.status());
+  std::vector<JobRecord> one;
+  one.push_back(std::move(admitted).value());
+  auto items = services_.driver.submit(std::move(one));
+  if (!items.is_ok()) return problem_for(res, items.status());
+  ItemResult& r = items.value().front();
   if (!r.status.is_ok()) return problem_for(res, r.status);
+  if (!r.record) return problem(res, 500, "the mesh answered without the job");
   res.set_header("Location", "/v1/jobs/" + r.record->id);
   json view = job_view(*r.record);
-  view.update(mesh_.placement_json(r.record->id));
+  view.update(services_.cluster.placement_json(r.record->id));
   send_json(res, r.created ? 202 : 200, view);
+}
+
+json ApiServer::item_json(const ItemResult& r) const {
+  if (!r.status.is_ok())
+    return {{"status", http_status(r.status.code())}, {"detail", r.status.message()}};
+  if (!r.record) return {{"status", 500}, {"detail", "the mesh answered without the job"}};
+  json j = {{"status", r.created ? 202 : 200},
+            {"id", r.record->id},
+            {"state", public_state_name(r.record->status.state)}};
+  j.update(services_.cluster.placement_json(r.record->id));
+  return j;
 }
 
 void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) {
@@ -190,23 +212,35 @@ void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) 
     return problem(res, 400, "the body must be {\"jobs\": [job, ...]}");
   if (b["jobs"].empty() || b["jobs"].size() > kBatchJobsMax)
     return problem(res, 422, "a batch holds 1 to " + std::to_string(kBatchJobsMax) + " jobs");
-  std::vector<json> jobs;
-  jobs.reserve(b["jobs"].size());
-  for (const json& j : b["jobs"]) {
-    if (j.is_object()) {
-      jobs.push_back(j);
-    } else {
-      jobs.push_back(json::object({{"not_an_object", true}}));  // refused per item below
+  // Admission per item on this thread; the admitted ones go to the core together.
+  const json& list = b["jobs"];
+  std::vector<ItemResult> results(list.size());
+  std::vector<JobRecord> admitted;
+  std::vector<size_t> index;  // admitted[k] answers results[index[k]]
+  for (size_t i = 0; i < list.size(); ++i) {
+    if (!list[i].is_object()) {
+      results[i].status = Status(Code::malformed, "each job must be a JSON object");
+      continue;
     }
+    auto rec = services_.admission.admit(list[i]);
+    if (!rec.is_ok()) {
+      results[i].status = rec.status();
+      continue;
+    }
+    admitted.push_back(std::move(rec).value());
+    index.push_back(i);
   }
-  auto results = mesh_.submit_batch(jobs);
+  if (!admitted.empty()) {
+    auto stored = services_.driver.submit(std::move(admitted));
+    for (size_t k = 0; k < index.size(); ++k)
+      results[index[k]] = stored.is_ok() ? std::move(stored.value()[k])
+                                         : ItemResult{stored.status(), false, std::nullopt};
+  }
   json items = json::array();
   size_t accepted = 0, duplicates = 0;
-  for (size_t i = 0; i < results.size(); ++i) {
-    if (!b["jobs"][i].is_object())
-      results[i].status = Status(Code::malformed, "each job must be a JSON object");
-    if (results[i].status.is_ok()) (results[i].created ? accepted : duplicates)++;
-    items.push_back(item_json(results[i], mesh_));
+  for (const ItemResult& r : results) {
+    if (r.status.is_ok() && r.record) (r.created ? accepted : duplicates)++;
+    items.push_back(item_json(r));
   }
   send_json(res, 200,
             {{"results", std::move(items)},
@@ -217,14 +251,45 @@ void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) 
 
 void ApiServer::peer(const httplib::Request& req, httplib::Response& res) {
   auto sender = verify_peer_request(
-      req, [this](std::string_view n) { return mesh_.public_key_of(n); }, wall_ms());
+      req, [this](std::string_view n) { return services_.driver.public_key_of(n); }, wall_ms());
   if (!sender.is_ok()) return problem(res, sender.status());
-  if (req.body.size() > options_.batch_body_bytes_max)
+  const std::string name = req.matches[1];
+  const size_t body_max =
+      name == "msg" ? options_.peer_body_bytes_max : options_.batch_body_bytes_max;
+  if (req.body.size() > body_max) {
+    bad_peer_bodies_++;
     return problem(res, 413, "the request body exceeds the node's limit");
-  auto out = mesh_.handle_peer(req.matches[1], sender.value(), req.body);
+  }
+  if (name == "msg") return peer_messages(sender.value(), req, res);
+  Result<std::string> out = Status(Code::not_found, "no peer endpoint " + name);
+  if (name == "list") out = services_.cluster.answer_list(req.body);
+  if (name == "held") out = services_.cluster.answer_held();
   if (!out.is_ok()) return problem_for(res, out.status());
   res.status = 200;
   res.set_content(std::move(out).value(), "application/json");
+}
+
+// Decodes every message before any reaches the core: a body that is not entirely well-formed is
+// refused whole (400) and counted, and changes nothing.
+void ApiServer::peer_messages(const std::string& sender, const httplib::Request& req,
+                              httplib::Response& res) {
+  auto items = parse_message_body(req.body, kMessageBodyItemsMax);
+  if (!items.is_ok()) {
+    bad_peer_bodies_++;
+    return problem(res, items.status());
+  }
+  std::vector<Message> messages;
+  messages.reserve(items.value().size());
+  for (std::string_view bytes : items.value()) {
+    auto m = decode_message(bytes);
+    if (!m.is_ok()) {
+      bad_peer_bodies_++;
+      return problem(res, m.status());
+    }
+    messages.push_back(std::move(m).value());
+  }
+  services_.driver.deliver(sender, std::move(messages));
+  res.status = 204;
 }
 
 void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {
@@ -232,15 +297,26 @@ void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {
   if (!is_job_id(id)) return problem(res, 404, "'" + id.substr(0, 80) + "' is not a job id");
   bool local = false;
   if (!local_scope(req, res, local)) return;
-  auto rec = mesh_.get(id, local);
-  if (!rec.is_ok()) return problem_for(res, rec.status());
-  json view = job_view(rec.value());
-  view.update(mesh_.placement_json(id));
+  std::optional<JobRecord> rec;
+  if (local) {
+    services_.store.wait_written(kListWaitWrittenMs);  // what a read through the core saw
+    auto got = services_.store.get(id);
+    if (!got.is_ok()) return problem_for(res, got.status());
+    rec = std::move(got).value();
+  } else {
+    auto got = services_.driver.read(id);
+    if (!got.is_ok()) return problem_for(res, got.status());
+    if (!got.value().status.is_ok()) return problem_for(res, got.value().status);
+    rec = std::move(got.value().record);
+  }
+  if (!rec) return problem(res, 404, "no job with id " + id);
+  json view = job_view(*rec);
+  view.update(services_.cluster.placement_json(id));
   send_json(res, 200, view);
 }
 
 void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
-  Jobs::ListQuery q;
+  ListQuery q;
   q.limit = kListLimitDefault;
   if (req.has_param("state")) {
     auto st = parse_state(req.get_param_value("state"));
@@ -258,7 +334,7 @@ void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
   }
   bool local = false;
   if (!local_scope(req, res, local)) return;
-  auto page = mesh_.list(q, local);
+  auto page = services_.cluster.list(q, local);
   if (!page.is_ok()) return problem_for(res, page.status());
   json jobs = json::array();
   for (const auto& r : page.value().records) jobs.push_back(job_summary(r));
@@ -271,10 +347,12 @@ void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
 void ApiServer::cancel_job(const httplib::Request& req, httplib::Response& res) {
   const std::string id = req.matches[1];
   if (!is_job_id(id)) return problem(res, 404, "'" + id.substr(0, 80) + "' is not a job id");
-  auto rec = mesh_.cancel(id);
-  if (!rec.is_ok()) return problem_for(res, rec.status());
-  json view = job_view(rec.value());
-  view.update(mesh_.placement_json(id));
+  auto got = services_.driver.cancel(id);
+  if (!got.is_ok()) return problem_for(res, got.status());
+  if (!got.value().status.is_ok()) return problem_for(res, got.value().status);
+  if (!got.value().record) return problem(res, 404, "no job with id " + id);
+  json view = job_view(*got.value().record);
+  view.update(services_.cluster.placement_json(id));
   send_json(res, 200, view);
 }
 

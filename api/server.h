@@ -10,12 +10,18 @@
 //   GET  /v1/cluster/members    the membership as this node sees it (gossip)
 //   GET  /v1/cluster/ring       tokens, ranges and jobs held per member
 //   GET  /healthz, /readyz      liveness, readiness
-//   POST /internal/v1/{name}    peer-only (replicate, fetch, digest, list, held): requests must be
-//                               signed by a member's node key (node/peer_auth.h), else 401
+//   POST /internal/v1/msg       peer-only: replica-core messages (node/peer_client.h has the wire
+//                               form), decoded here, handed to the loop, answered 204 at once
+//   POST /internal/v1/{list,held}  peer-only, read-only scatter-gather (node/cluster_view.h)
+//                               Every /internal request must be signed by a member's node key
+//                               (node/peer_auth.h), else 401.
 // Errors are application/problem+json (api/problem.h). Every server socket has TCP_NODELAY.
 //
-// Thread-safety: routes run on cpp-httplib's bounded pool; they call the thread-safe Mesh, which
-// blocks each request only until its quorum answers.
+// Thread-safety: routes run on cpp-httplib's workers (an ElasticTaskQueue: threads start on
+// demand and the ones above a small floor exit when idle). A route parses and validates on its own
+// thread — admission (signature checks, signing) included — hands the request to the replica
+// driver's loop and waits for its reply, bounded; it never touches the core or holds shared state
+// while it waits.
 #pragma once
 
 #include <atomic>
@@ -26,18 +32,27 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
-#include "node/mesh.h"
+#include "node/admission.h"
+#include "node/cluster_view.h"
+#include "node/replica_driver.h"
+#include "node/store.h"
 
 namespace meshwork::api {
 
 inline constexpr int kListenBacklog =
     1024;  // pending connections (the kernel caps it at somaxconn)
 
+inline constexpr size_t kHttpThreadsIdle = 4;         // HTTP threads kept while idle
+inline constexpr uint64_t kHttpThreadIdleMs = 5'000;  // an HTTP thread above that exits after this
+
 struct ApiOptions {
-  size_t threads = 64;                     // HTTP worker threads (each serves one connection)
+  size_t threads = 64;                     // HTTP worker threads at most (one per connection)
   size_t body_bytes_max = 1024 * 1024;     // larger bodies get 413
   size_t inflight_submits_max = 4'096;     // concurrent submissions before 429
-  size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and peer requests
+  size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and /internal/v1/{list,held}
+  // POST /internal/v1/msg: the peer client packs messages up to 4 MiB per body, but one message
+  // of up to kMessageBytesMax goes alone, with its 4-byte length.
+  size_t peer_body_bytes_max = kMessageBytesMax + 4;
 };
 
 class ApiServer {
@@ -49,7 +64,15 @@ class ApiServer {
     std::function<nlohmann::json()> members;    // GET /v1/cluster/members
   };
 
-  ApiServer(Mesh& mesh, ApiOptions options, Providers providers);
+  // What the routes call; all outlive the server.
+  struct Services {
+    Admission& admission;
+    ReplicaDriver& driver;
+    ClusterView& cluster;
+    Store& store;
+  };
+
+  ApiServer(Services services, ApiOptions options, Providers providers);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
@@ -60,6 +83,9 @@ class ApiServer {
   void serve();
   void stop();
 
+  // Peer message bodies refused as malformed or too large (400/413).
+  [[nodiscard]] uint64_t bad_peer_bodies() const { return bad_peer_bodies_.load(); }
+
  private:
   void routes();
   void post_job(const httplib::Request& req, httplib::Response& res);
@@ -68,13 +94,17 @@ class ApiServer {
   void get_job(const httplib::Request& req, httplib::Response& res);
   void list_jobs(const httplib::Request& req, httplib::Response& res);
   void cancel_job(const httplib::Request& req, httplib::Response& res);
+  void peer_messages(const std::string& sender, const httplib::Request& req,
+                     httplib::Response& res);
+  [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
 
-  Mesh& mesh_;
+  Services services_;
   ApiOptions options_;
   Providers providers_;
   httplib::Server server_;
   socket_t listen_fd_ = -1;  // the listening socket, seen in the socket-options callback
   std::atomic<size_t> inflight_submits_{0};
+  std::atomic<uint64_t> bad_peer_bodies_{0};
 };
 
 }  // namespace meshwork::api

@@ -122,7 +122,8 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
       ->capture_default_str();
   node->add_option("--backlog-max", cfg.backlog_max, "queued jobs before submissions get 429")
       ->capture_default_str();
-  node->add_option("--http-threads", cfg.http_threads, "HTTP worker threads (one per connection)")
+  node->add_option("--http-threads", cfg.http_threads,
+                   "most HTTP worker threads (one per connection; idle ones above 4 exit)")
       ->capture_default_str();
   node->add_option("--replicas", cfg.placement.replicas, "R: nodes that store each job")
       ->capture_default_str()

@@ -3,8 +3,10 @@
 
 #include <asio/signal_set.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 
 #include "node/clock.h"
 
@@ -53,6 +55,20 @@ Result<std::unique_ptr<Node>> Node::start(NodeConfig config) {
   return node;
 }
 
+ReplicaConfig Node::replica_config() const {
+  ReplicaConfig rc;
+  rc.placement = config_.placement;
+  rc.workers = static_cast<uint32_t>(
+      config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency()));
+  rc.backlog_max = config_.backlog_max;
+  for (const std::string& seed : config_.join)
+    if (seed != config_.gossip_bind) rc.joining = true;
+  rc.take_over = config_.test_break != "skip-takeover";
+  const std::string seed = random_bytes(sizeof rc.seed);
+  std::memcpy(&rc.seed, seed.data(), sizeof rc.seed);
+  return rc;
+}
+
 Status Node::open() {
   started_ms_ = wall_ms();
   if (config_.data_dir.empty()) config_.data_dir = "data/" + config_.name;
@@ -64,52 +80,53 @@ Status Node::open() {
   if (!id.is_ok()) return id.status();
   identity_ = std::move(id).value();
 
-  JobsOptions jo;
-  jo.workers =
-      config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency());
-  jo.backlog_max = config_.backlog_max;
-  jo.limits.payload_bytes_max = config_.payload_bytes_max;
-  jo.require_signed = config_.require_signed;
+  AdmissionOptions ao;
+  ao.limits.payload_bytes_max = config_.payload_bytes_max;
+  ao.require_signed = config_.require_signed;
   if (!config_.allowed_keys_file.empty()) {
     auto keys = load_allowed_keys(config_.allowed_keys_file);
     if (!keys.is_ok()) return keys.status();
-    jo.allowed_keys = std::move(keys).value();
+    ao.allowed_keys = std::move(keys).value();
   }
+  admission_ = std::make_unique<Admission>(*identity_, config_.name, std::move(ao));
   auto store = Store::open(config_.data_dir + "/jobs", StoreOptions{.sync = config_.fsync});
   if (!store.is_ok()) return store.status();
   store_ = std::move(store).value();
 
   work_.emplace(io_.get_executor());
   io_thread_ = std::thread([this] { io_.run(); });
-  jobs_ = std::make_unique<Jobs>(io_, *store_, *identity_, config_.name, jo);
-  MeshOptions mo;
-  mo.placement = config_.placement;
-  mo.test_skip_takeover = config_.test_break == "skip-takeover";
-  for (const std::string& seed : config_.join)
-    if (seed != config_.gossip_bind) mo.joining = true;
-  mesh_ = std::make_unique<Mesh>(*store_, *jobs_, *identity_, config_.name,
-                                 config_.api_host + ":" + std::to_string(config_.api_port), mo);
-  if (Status s = mesh_->attach(); !s.is_ok()) return s;
-  if (Status s = jobs_->start(); !s.is_ok()) return s;
+  peers_ = std::make_unique<PeerClient>(*identity_, config_.name, PeerOptions{});
+  const ReplicaConfig rc = replica_config();
+  driver_ = std::make_unique<ReplicaDriver>(
+      io_, config_.name, rc, *store_, *peers_, *identity_,
+      [admission = admission_.get()](const JobRecord& r) { return admission->check(r); });
+  if (Status s = driver_->boot(); !s.is_ok()) return s;
+  const std::string self_api = config_.api_host + ":" + std::to_string(config_.api_port);
+  cluster_ =
+      std::make_unique<ClusterView>(*store_, *peers_, *driver_, self_api, rc.peer_timeout_ms);
 
-  api::ApiOptions ao;
-  ao.threads = config_.http_threads;
-  ao.body_bytes_max = config_.body_bytes_max;
+  api::ApiOptions api_options;
+  api_options.threads = config_.http_threads;
+  api_options.body_bytes_max = config_.body_bytes_max;
   api::ApiServer::Providers providers;
   providers.node_info = [this] { return info(); };
-  providers.ready = [this] { return mesh_->ready() && jobs_->backlog() < config_.backlog_max; };
+  providers.ready = [this] {
+    const ReplicaSnapshot s = driver_->snapshot();
+    return s.ready && s.backlog < config_.backlog_max;
+  };
   providers.members = [this] { return gossip_->members_json(); };
-  api_ = std::make_unique<api::ApiServer>(*mesh_, ao, std::move(providers));
+  api_ = std::make_unique<api::ApiServer>(
+      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_}, api_options,
+      std::move(providers));
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
     return {Code::io_error,
             "cannot listen on " + config_.api_host + ":" + std::to_string(config_.api_port)};
   api_thread_ = std::thread([this] { api_->serve(); });
   if (Status s = start_gossip(); !s.is_ok()) return s;
-  mesh_->start();
   log_event(spdlog::level::info, "node_started", "",
             "api=" + config_.api_host + ":" + std::to_string(api_port_) +
-                " data=" + config_.data_dir + " workers=" + std::to_string(jo.workers) +
+                " data=" + config_.data_dir + " workers=" + std::to_string(rc.workers) +
                 " key=" + identity_->public_key_b64());
   return Status::ok();
 }
@@ -128,7 +145,7 @@ Status Node::start_gossip() {
     go.keyring = std::move(keys).value();
   }
   gossip_ = std::make_unique<GossipDriver>(io_, std::move(go));
-  gossip_->add_listener([this](const gossip::MemberEvent& e) { mesh_->on_member(e.member); });
+  gossip_->add_listener([this](const gossip::MemberEvent& e) { driver_->on_member(e.member); });
   return gossip_->start();
 }
 
@@ -145,38 +162,39 @@ void Node::stop() {
   stopped_ = true;
   if (api_) api_->stop();
   if (api_thread_.joinable()) api_thread_.join();
-  if (jobs_) jobs_->stop();
-  if (mesh_) mesh_->stop();
+  if (driver_) driver_->stop();
   // Leaving gracefully tells the mesh at once instead of after a suspicion timeout.
   if (gossip_) gossip_->leave(kLeaveGraceMs);
+  if (peers_) peers_->stop();
   work_.reset();
   io_.stop();
   if (io_thread_.joinable()) io_thread_.join();
-  if (store_) {
-    store_->flush();
-    store_->set_observer(nullptr);
-  }
+  if (store_) store_->stop();  // writes what the core queued before it stopped
   gossip_.reset();
-  mesh_.reset();
-  jobs_.reset();
+  api_.reset();
+  cluster_.reset();
+  driver_.reset();
+  peers_.reset();
   store_.reset();
 }
 
 nlohmann::json Node::info() const {
-  const JobsStats s = jobs_->stats();
+  const ReplicaSnapshot snap = driver_->snapshot();
+  const ReplicaStats& s = snap.stats;
+  const Placement& p = *snap.placement;
   return {{"name", config_.name},
           {"version", "0.1.0"},
           {"public_key", identity_->public_key_b64()},
           {"api", config_.api_host + ":" + std::to_string(api_port_)},
           {"uptime_s", (wall_ms() - started_ms_) / 1000},
-          {"workers", jobs_->options().workers},
-          {"backlog", jobs_->backlog()},
-          {"running", jobs_->running()},
+          {"workers", driver_->workers()},
+          {"backlog", snap.backlog},
+          {"running", snap.running},
           {"jobs", counts_json(store_->counts())},
           {"stats",
            {{"submitted", s.submitted},
             {"duplicates", s.duplicates},
-            {"rejected", s.rejected},
+            {"rejected", s.rejected + admission_->rejected()},
             {"attempts_started", s.attempts_started},
             {"succeeded", s.succeeded},
             {"failed", s.failed},
@@ -184,11 +202,37 @@ nlohmann::json Node::info() const {
             {"cancelled", s.cancelled}}},
           {"store",
            {{"batches", store_->batches_written()},
-            {"updates", store_->updates_written()},
+            {"updates", store_->persists_written()},
             {"queue_depth", store_->queue_depth()},
             {"corrupt_records", store_->corrupt_records()}}},
           {"gossip", gossip_->stats_json()},
-          {"mesh", mesh_->stats_json()},
+          {"mesh",
+           {{"replicas", p.options().replicas},
+            {"write_quorum", p.write_quorum()},
+            {"vnodes", p.options().vnodes},
+            {"ring_members", p.ring().member_count()},
+            {"held", snap.held},
+            {"unfinished", snap.unfinished},
+            {"hints", snap.hints},
+            {"replicate_sent", s.replicate_sent},
+            {"replicate_failed", s.replicate_failed},
+            {"replicate_received", s.replicate_received},
+            {"quorum_failures", s.quorum_failures},
+            {"claims_confirmed", s.claims_confirmed},
+            {"claims_refused", s.claims_refused},
+            {"takeovers", s.takeovers},
+            {"hints_stored", s.hints_stored},
+            {"hints_replayed", s.hints_replayed},
+            {"anti_entropy_rounds", s.anti_entropy_rounds},
+            {"anti_entropy_pushed", s.anti_entropy_pushed},
+            {"anti_entropy_pulled", s.anti_entropy_pulled},
+            {"read_repairs", s.read_repairs},
+            {"backpressure_refusals", s.backpressure_refusals},
+            {"superseded_stops", s.superseded_stops},
+            {"refused_records", s.refused_records},
+            {"refused_messages", s.refused_messages},
+            {"bad_peer_bodies", api_->bad_peer_bodies()},
+            {"peers", peers_->stats_json()}}},
           {"limits",
            {{"body_bytes_max", config_.body_bytes_max},
             {"payload_bytes_max", config_.payload_bytes_max},

@@ -1,9 +1,10 @@
-// A running meshwork node: identity, store, job service, membership, HTTP API and the io thread,
-// wired together.
+// A running meshwork node: identity, store, replica core and its driver, membership, peer
+// transport, HTTP API and the loop thread, wired together.
 //
-// Node::start() opens everything in order (data dir, identity key, store with recovery, workers,
-// io thread, API socket, gossip socket and join) and returns once both sockets are bound, or an
-// error. stop() tears down in reverse: API, workers, a graceful gossip leave, io thread, store.
+// Node::start() opens everything in order (data dir, identity key, store, loop thread, the replica
+// core booted from the store, API socket, gossip socket and join) and returns once both sockets are
+// bound, or an error. stop() tears down in reverse: API, handlers and the core's inputs, a graceful
+// gossip leave, peer transport, loop thread, and last the store, which writes what is queued.
 // Thread-safety: start/stop/wait from one thread.
 #pragma once
 
@@ -19,11 +20,13 @@
 #include <asio/io_context.hpp>
 
 #include "api/server.h"
+#include "node/admission.h"
+#include "node/cluster_view.h"
 #include "node/crypto.h"
 #include "node/gossip_driver.h"
-#include "node/jobs.h"
 #include "node/log.h"
-#include "node/mesh.h"
+#include "node/peer_client.h"
+#include "node/replica_driver.h"
 #include "node/store.h"
 
 namespace meshwork {
@@ -49,7 +52,7 @@ struct NodeConfig {
   std::string cluster_key_file;  // empty: gossip is not sealed
   gossip::Config gossip;         // from --profile, then the timing flags
   std::map<std::string, std::string> tags;
-  // Placement and replication (node/mesh.h).
+  // Placement and replication (dht/replica.h).
   PlacementOptions placement;
   std::string test_break;  // hidden --test-break: "skip-takeover" breaks failover (chaos test)
 };
@@ -75,6 +78,7 @@ class Node {
   explicit Node(NodeConfig config);
   Status open();
   Status start_gossip();
+  [[nodiscard]] ReplicaConfig replica_config() const;
 
   NodeConfig config_;
   std::optional<Identity> identity_;
@@ -82,8 +86,10 @@ class Node {
   asio::io_context io_;
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread io_thread_;
-  std::unique_ptr<Jobs> jobs_;
-  std::unique_ptr<Mesh> mesh_;
+  std::unique_ptr<Admission> admission_;
+  std::unique_ptr<PeerClient> peers_;
+  std::unique_ptr<ReplicaDriver> driver_;
+  std::unique_ptr<ClusterView> cluster_;
   std::unique_ptr<GossipDriver> gossip_;
   std::unique_ptr<api::ApiServer> api_;
   std::thread api_thread_;

@@ -1,21 +1,18 @@
-// Coalescing, keep-alive calls to other nodes; see peer_client.h.
+// The outgoing peer transport; see peer_client.h.
 #include "node/peer_client.h"
 
 #include <httplib.h>
 
 #include <atomic>
-#include <cassert>
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
-#include <cstdint>
 #include <deque>
+#include <optional>
 #include <thread>
-#include <type_traits>
 
+#include "node/check.h"
 #include "node/clock.h"
-#include "node/envelope.h"
-#include "node/json_bounded.h"
 #include "node/peer_auth.h"
 
 namespace meshwork {
@@ -24,15 +21,9 @@ using nlohmann::json;
 
 namespace peer_detail {
 
-struct ReplicateItem {
-  std::string record;
-  PeerClient::ReplicateDone done;
-  uint64_t queued_at_ms = 0;  // monotonic
-};
-
-struct FetchItem {
-  std::string id;
-  PeerClient::FetchDone done;
+struct Item {
+  std::string message;
+  PeerClient::Failed failed;
 };
 
 struct Conn {
@@ -41,89 +32,43 @@ struct Conn {
   std::unique_ptr<httplib::Client> client;  // null when the address is unusable
 };
 
-struct Batch {
-  bool fetch = false;  // which of the two vectors is in use
-  std::vector<ReplicateItem> replicate;
-  std::vector<FetchItem> fetches;
-};
-
-// Items drained from a closed peer, to be failed outside its lock.
-struct Drained {
-  std::string peer;
-  std::deque<ReplicateItem> replicate;
-  std::deque<FetchItem> fetches;
-};
-
 struct Peer {
-  explicit Peer(std::string n) : name(std::move(n)) {}
-  [[nodiscard]] size_t queue_items() const { return replicate_q.size() + fetch_q.size(); }
+  Peer(std::string n, size_t lanes)
+      : name(std::move(n)), threads(lanes), live(lanes, false), conns(lanes) {}
 
   const std::string name;
   std::mutex mu;               // guards the fields up to the counters
-  std::condition_variable cv;  // lanes wait here for items or close
+  std::condition_variable cv;  // lanes wait here for messages or close
   std::string address;
   uint64_t address_gen = 0;  // bumped when the address changes; stale connections are replaced
-  bool closed = false;       // removed or stopped: no new items, lanes exit
-  std::deque<ReplicateItem> replicate_q;
-  std::deque<FetchItem> fetch_q;
+  bool closed = false;       // removed or stopped: no new messages, lanes exit
+  std::deque<Item> queue;
   size_t queue_bytes = 0;
-  bool fetch_turn = false;  // when both kinds wait, which goes next
-  std::vector<std::thread> lanes;
-  std::vector<std::shared_ptr<Conn>> lane_conns;  // one per lane, so stop() can interrupt them
+  std::vector<std::thread> threads;  // one slot per lane; an exited lane's thread waits for join
+  std::vector<bool> live;            // the lane's thread is in its loop
+  size_t live_lanes = 0, idle_lanes = 0;
+  std::vector<std::shared_ptr<Conn>> conns;       // per lane, so stop() can interrupt them
   std::vector<std::shared_ptr<Conn>> idle_calls;  // call()'s pool
-  std::atomic<size_t> lanes_running{0};
-  std::atomic<uint64_t> requests{0}, requests_failed{0}, items{0}, items_failed{0}, rejected{0};
+  std::atomic<uint64_t> requests{0}, requests_failed{0}, messages{0}, messages_failed{0},
+      rejected{0};
 };
 
 }  // namespace peer_detail
 
 namespace {
 
-using peer_detail::Batch;
 using peer_detail::Conn;
-using peer_detail::Drained;
-using peer_detail::FetchItem;
+using peer_detail::Item;
 using peer_detail::Peer;
-using peer_detail::ReplicateItem;
 
-constexpr size_t kReplicateBodyOverheadBytes = 1 + 4;  // version, count
-constexpr size_t kReplicateItemOverheadBytes = 4;      // length
-constexpr uint8_t kBinaryRecordVersion = 2;            // encode_record's first byte
-constexpr size_t kFetchBodyOverheadBytes = sizeof(R"({"ids":[]})") - 1;
+constexpr size_t kItemOverheadBytes = 4;      // the u32 length
 constexpr size_t kErrorDetailBytesMax = 200;  // of a peer's error text quoted in a Status
 constexpr size_t kAddressBytesMax = 128;      // "host:port", as gossip bounds it
 constexpr size_t kCallPathBytesMax = 256;
 
 static_assert(PeerOptions{}.batch_bytes_max <= PeerOptions{}.queue_bytes_max);
 static_assert(PeerOptions{}.batch_items_max <= PeerOptions{}.queue_items_max);
-
-size_t item_bytes(const ReplicateItem& i) {
-  return i.record.size() + kReplicateItemOverheadBytes;
-}
-size_t item_bytes(const FetchItem& i) {
-  return i.id.size() + 3;
-}  // + quotes and comma
-
-template <typename Item>
-std::deque<Item>& queue_of(Peer& p) {
-  if constexpr (std::is_same_v<Item, ReplicateItem>) {
-    return p.replicate_q;
-  } else {
-    return p.fetch_q;
-  }
-}
-
-ReplicateAck failed_ack(Status s) {
-  ReplicateAck a;
-  a.status = std::move(s);
-  return a;
-}
-void fail(ReplicateItem& i, const Status& s) {
-  i.done(failed_ack(s));
-}
-void fail(FetchItem& i, const Status& s) {
-  i.done(s);
-}
+static_assert(PeerOptions{}.batch_items_max <= kMessageBodyItemsMax);
 
 // Up to `bytes_max` bytes of untrusted text, with anything but printable ASCII replaced.
 std::string short_detail(std::string_view text, size_t bytes_max = kErrorDetailBytesMax) {
@@ -174,33 +119,8 @@ Code code_for_http_status(int status) {
   return Code::io_error;
 }
 
-// Moves up to the batch limits from the front of `q` into `out`; returns the bytes taken.
-template <typename Item>
-size_t take_from(std::deque<Item>& q, std::vector<Item>& out, size_t body_bytes,
-                 const PeerOptions& o) {
-  size_t taken = 0;
-  while (!q.empty() && out.size() < o.batch_items_max) {
-    size_t n = item_bytes(q.front());
-    if (!out.empty() && body_bytes + n > o.batch_bytes_max) break;
-    body_bytes += n;
-    taken += n;
-    out.push_back(std::move(q.front()));
-    q.pop_front();
-  }
-  return taken;
-}
-
-// Takes one batch of one kind, alternating kinds when both wait. Precondition: items queued.
-void take_batch_locked(Peer& p, Batch& b, const PeerOptions& o) {
-  b.fetch = !p.fetch_q.empty() && (p.replicate_q.empty() || p.fetch_turn);
-  p.fetch_turn = !b.fetch;
-  size_t taken = b.fetch ? take_from(p.fetch_q, b.fetches, kFetchBodyOverheadBytes, o)
-                         : take_from(p.replicate_q, b.replicate, kReplicateBodyOverheadBytes, o);
-  p.queue_bytes -= taken;
-}
-
 void append_u32(std::string& out, size_t v) {
-  assert(v <= UINT32_MAX);
+  MESHWORK_CHECK(v <= UINT32_MAX);
   for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
 }
 
@@ -210,147 +130,56 @@ uint32_t read_u32(std::string_view in, size_t at) {
   return v;
 }
 
-std::string body_of(const std::vector<ReplicateItem>& items) {
-  std::vector<std::string_view> records;
-  records.reserve(items.size());
-  for (const auto& i : items) records.emplace_back(i.record);
-  return replicate_body(records);
+size_t item_bytes(const Item& i) {
+  return i.message.size() + kItemOverheadBytes;
 }
 
-std::string fetch_body(const std::vector<FetchItem>& items) {
-  std::string body = R"({"ids":[)";
-  for (size_t i = 0; i < items.size(); ++i) {
-    if (i > 0) body += ',';
-    body += '"' + items[i].id + '"';  // ids are checked hex, nothing to escape
+// Moves up to the batch limits from the front of the peer's queue into `out`.
+void take_batch_locked(Peer& p, std::vector<Item>& out, const PeerOptions& o) {
+  size_t body_bytes = 0;
+  while (!p.queue.empty() && out.size() < o.batch_items_max) {
+    const size_t n = item_bytes(p.queue.front());
+    if (!out.empty() && body_bytes + n > o.batch_bytes_max) break;
+    body_bytes += n;
+    p.queue_bytes -= n;
+    out.push_back(std::move(p.queue.front()));
+    p.queue.pop_front();
   }
-  body += "]}";
-  return body;
 }
 
-Status malformed_answer(const std::string& peer, const std::string& why) {
-  return Status(Code::io_error, "malformed answer from peer " + peer + ": " + why);
+void fail_all(std::vector<Item>& items, const Status& why) {
+  for (Item& i : items) i.failed(why);
 }
 
-// The `field` array of a 200 answer, checked to hold exactly `count` entries.
-Result<json> answer_array(const std::string& peer, const Result<std::string>& response,
-                          const char* field, size_t count) {
-  if (!response.is_ok()) return response.status();
-  auto doc = parse_json_bounded(response.value());
-  if (!doc.is_ok()) return malformed_answer(peer, doc.status().message());
-  auto it = doc.value().find(field);
-  if (!doc.value().is_object() || it == doc.value().end() || !it->is_array())
-    return malformed_answer(peer, std::string("no '") + field + "' array");
-  if (it->size() != count)
-    return malformed_answer(
-        peer, std::to_string(it->size()) + " answers for " + std::to_string(count) + " items");
-  return std::move(*it);
-}
-
-const json* member(const json& o, const char* key, json::value_t type) {
-  auto it = o.find(key);
-  return it != o.end() && it->type() == type ? &*it : nullptr;
-}
-
-ReplicateAck refused_ack(const std::string& peer, const json& item) {
-  const json* error = member(item, "error", json::value_t::string);
-  std::string why = error ? short_detail(error->get_ref<const std::string&>()) : "no reason given";
-  return failed_ack(Status(Code::io_error, "peer " + peer + " refused the record: " + why));
-}
-
-// One item of a replicate answer; every field is checked.
-ReplicateAck parse_ack(const std::string& peer, const json& item) {
-  const json* ok = item.is_object() ? member(item, "ok", json::value_t::boolean) : nullptr;
-  if (!ok) return failed_ack(malformed_answer(peer, "an item has no boolean 'ok'"));
-  if (!ok->get<bool>()) return refused_ack(peer, item);
-  const json* existed = member(item, "existed", json::value_t::boolean);
-  const json* cancel = member(item, "cancel", json::value_t::boolean);
-  const json* state = member(item, "state", json::value_t::string);
-  const json* attempt = member(item, "attempt", json::value_t::number_unsigned);
-  const json* node = member(item, "node", json::value_t::string);
-  std::optional<JobState> parsed = state ? parse_state(state->get<std::string>()) : std::nullopt;
-  if (!existed || !cancel || !parsed || !attempt || attempt->get<uint64_t>() > UINT32_MAX ||
-      !node || node->get_ref<const std::string&>().size() > kPeerNodeNameBytesMax)
-    return failed_ack(malformed_answer(peer,
-                                       "an item lacks a valid existed, state, attempt, "
-                                       "node or cancel"));
-  ReplicateAck ack;
-  ack.existed = existed->get<bool>();
-  ack.state = *parsed;
-  ack.attempt = static_cast<uint32_t>(attempt->get<uint64_t>());
-  ack.node = node->get<std::string>();
-  ack.cancel_requested = cancel->get<bool>();
-  return ack;
-}
-
-// One entry of a fetch answer: null, or the record of the id asked for.
-Result<std::optional<std::string>> parse_fetched(const std::string& peer, const json& rec,
-                                                 const std::string& id) {
-  if (rec.is_null()) return std::optional<std::string>();
-  const json* rec_id = rec.is_object() ? member(rec, "id", json::value_t::string) : nullptr;
-  if (!rec_id || rec_id->get_ref<const std::string&>() != id)
-    return malformed_answer(peer, "a fetched record is not an object with the id asked for");
-  return std::optional<std::string>(rec.dump());
-}
-
-// Runs each item's callback with its answer; returns how many failed.
-size_t finish(const std::string& peer, std::vector<ReplicateItem>& items,
-              const Result<std::string>& response) {
-  auto results = answer_array(peer, response, "results", items.size());
-  size_t failed = 0;
-  for (size_t i = 0; i < items.size(); ++i) {
-    ReplicateAck ack =
-        results.is_ok() ? parse_ack(peer, results.value()[i]) : failed_ack(results.status());
-    failed += ack.status.is_ok() ? 0 : 1;
-    items[i].done(std::move(ack));
-  }
-  return failed;
-}
-
-size_t finish(const std::string& peer, std::vector<FetchItem>& items,
-              const Result<std::string>& response) {
-  auto records = answer_array(peer, response, "records", items.size());
-  size_t failed = 0;
-  for (size_t i = 0; i < items.size(); ++i) {
-    Result<std::optional<std::string>> r =
-        records.is_ok() ? parse_fetched(peer, records.value()[i], items[i].id)
-                        : Result<std::optional<std::string>>(records.status());
-    failed += r.is_ok() ? 0 : 1;
-    items[i].done(std::move(r));
-  }
-  return failed;
-}
-
-// Marks `p` closed and takes its queued items; interrupts lane requests in flight if asked.
-Drained close_peer(Peer& p, bool interrupt) {
-  Drained d;
-  d.peer = p.name;
+// Marks `p` closed and takes its queued messages; interrupts lane requests in flight if asked.
+std::vector<Item> close_peer(Peer& p, bool interrupt) {
+  std::vector<Item> drained;
   {
     std::lock_guard lk(p.mu);
     p.closed = true;
-    d.replicate.swap(p.replicate_q);
-    d.fetches.swap(p.fetch_q);
+    drained.assign(std::make_move_iterator(p.queue.begin()),
+                   std::make_move_iterator(p.queue.end()));
+    p.queue.clear();
     p.queue_bytes = 0;
     p.idle_calls.clear();
-    for (auto& c : p.lane_conns)
+    for (auto& c : p.conns)
       if (interrupt && c && c->client) c->client->stop();
   }
   p.cv.notify_all();
-  return d;
+  return drained;
 }
 
-void fail_all(Drained& d, const Status& why) {
-  for (auto& i : d.replicate) fail(i, why);
-  for (auto& i : d.fetches) fail(i, why);
-}
-
-void join_lanes(Peer& p) {
-  std::vector<std::thread> lanes;
+// Joins the lane threads of a closed peer (or those that have exited, when `exited_only`).
+void join_lanes(Peer& p, bool exited_only) {
+  std::vector<std::thread> done;
   {
     std::lock_guard lk(p.mu);
-    lanes.swap(p.lanes);
+    for (size_t i = 0; i < p.threads.size(); ++i)
+      if (p.threads[i].joinable() && (!exited_only || !p.live[i]))
+        done.push_back(std::move(p.threads[i]));
   }
-  for (auto& t : lanes) {
-    assert(t.get_id() != std::this_thread::get_id() && "stop() called from a callback");
+  for (auto& t : done) {
+    MESHWORK_CHECK(t.get_id() != std::this_thread::get_id());
     t.join();
   }
 }
@@ -365,51 +194,43 @@ void set_address(Peer& p, std::string address) {
 
 PeerOptions checked(PeerOptions o) {
   o.lanes = std::max<size_t>(o.lanes, 1);
-  o.batch_items_max = std::max<size_t>(o.batch_items_max, 1);
+  o.batch_items_max = std::clamp<size_t>(o.batch_items_max, 1, kMessageBodyItemsMax);
   return o;
 }
 
 }  // namespace
 
-std::string replicate_body(const std::vector<std::string_view>& records) {
-  size_t bytes = kReplicateBodyOverheadBytes;
-  for (const auto& r : records) bytes += r.size() + kReplicateItemOverheadBytes;
+std::string message_body(const std::vector<std::string_view>& messages) {
+  size_t bytes = 0;
+  for (const auto& m : messages) bytes += m.size() + kItemOverheadBytes;
   std::string body;
   body.reserve(bytes);
-  body.push_back(static_cast<char>(kReplicateBodyVersion));
-  append_u32(body, records.size());
-  for (const auto& r : records) {
-    append_u32(body, r.size());
-    body.append(r);
+  for (const auto& m : messages) {
+    append_u32(body, m.size());
+    body.append(m);
   }
   return body;
 }
 
-Result<std::vector<std::string_view>> parse_replicate_body(std::string_view body,
-                                                           size_t items_max) {
+Result<std::vector<std::string_view>> parse_message_body(std::string_view body, size_t items_max) {
   auto malformed = [](const char* why) {
-    return Status(Code::malformed, std::string("replicate body: ") + why);
+    return Status(Code::malformed, std::string("message body: ") + why);
   };
-  if (body.size() < kReplicateBodyOverheadBytes ||
-      static_cast<uint8_t>(body.front()) != kReplicateBodyVersion)
-    return malformed("not a binary replicate body of a known version");
-  const uint32_t count = read_u32(body, 1);
-  if (count > items_max)
-    return Status(Code::too_large,
-                  "replicate body: more than " + std::to_string(items_max) + " records");
-  std::vector<std::string_view> records;
-  records.reserve(count);
-  size_t at = kReplicateBodyOverheadBytes;
-  for (uint32_t i = 0; i < count; ++i) {
-    if (body.size() - at < kReplicateItemOverheadBytes) return malformed("truncated");
+  if (body.empty()) return malformed("no messages");
+  std::vector<std::string_view> items;
+  size_t at = 0;
+  while (at < body.size()) {
+    if (items.size() == items_max)
+      return Status(Code::too_large,
+                    "message body: more than " + std::to_string(items_max) + " messages");
+    if (body.size() - at < kItemOverheadBytes) return malformed("truncated length");
     const uint32_t n = read_u32(body, at);
-    at += kReplicateItemOverheadBytes;
-    if (body.size() - at < n) return malformed("truncated");
-    records.push_back(body.substr(at, n));
+    at += kItemOverheadBytes;
+    if (body.size() - at < n) return malformed("truncated message");
+    items.push_back(body.substr(at, n));
     at += n;
   }
-  if (at != body.size()) return malformed("bytes after the last record");
-  return records;
+  return items;
 }
 
 PeerClient::PeerClient(const Identity& key, std::string self, PeerOptions options)
@@ -428,7 +249,8 @@ Result<std::shared_ptr<Peer>> PeerClient::find_peer(const std::string& name) con
 }
 
 void PeerClient::set_peers(std::map<std::string, std::string> addresses) {
-  std::vector<Drained> drained;
+  std::vector<std::pair<std::string, std::vector<Item>>> drained;
+  std::vector<std::shared_ptr<Peer>> finished;
   {
     std::lock_guard lk(mu_);
     if (stopped_) return;
@@ -437,106 +259,95 @@ void PeerClient::set_peers(std::map<std::string, std::string> addresses) {
         ++it;
         continue;
       }
-      drained.push_back(close_peer(*it->second, /*interrupt=*/false));
+      drained.emplace_back(it->first, close_peer(*it->second, /*interrupt=*/false));
       retired_.push_back(std::move(it->second));
       it = peers_.erase(it);
     }
     for (auto& [name, address] : addresses) {
       auto& p = peers_[name];
-      if (!p) p = std::make_shared<Peer>(name);
+      if (!p) p = std::make_shared<Peer>(name, options_.lanes);
       set_address(*p, std::move(address));
     }
-  }
-  for (auto& d : drained) fail_all(d, Status(Code::unavailable, "peer " + d.peer + " was removed"));
-  reap_retired();
-}
-
-void PeerClient::reap_retired() {
-  std::vector<std::shared_ptr<Peer>> finished;
-  {
-    std::lock_guard lk(mu_);
     std::erase_if(retired_, [&](const std::shared_ptr<Peer>& p) {
-      if (p->lanes_running.load() != 0) return false;
+      std::lock_guard plk(p->mu);
+      if (p->live_lanes != 0) return false;
       finished.push_back(p);
       return true;
     });
   }
-  for (auto& p : finished) join_lanes(*p);
+  for (auto& [name, items] : drained)
+    fail_all(items, Status(Code::unavailable, "peer " + name + " was removed"));
+  for (auto& p : finished) join_lanes(*p, /*exited_only=*/false);
 }
 
-template <typename Item>
-Status PeerClient::push(const std::shared_ptr<Peer>& p, Item& item) {
+void PeerClient::send(const std::string& peer, std::string message, Failed failed) {
+  auto found = find_peer(peer);
+  if (!found.is_ok()) return failed(found.status());
+  Peer& p = *found.value();
+  Item item{std::move(message), std::move(failed)};
   const size_t bytes = item_bytes(item);
+  std::thread stale;  // an exited lane's thread, joined outside the lock
+  std::optional<Status> refused;
   {
-    std::lock_guard lk(p->mu);
-    if (p->closed) return Status(Code::unavailable, "peer " + p->name + " was removed");
-    if (p->queue_items() >= options_.queue_items_max ||
-        p->queue_bytes + bytes > options_.queue_bytes_max) {
-      p->rejected++;
-      return Status(Code::overloaded, "the queue to peer " + p->name + " is full (" +
-                                          std::to_string(p->queue_items()) + " items)");
+    std::lock_guard lk(p.mu);
+    if (p.closed) {
+      refused = Status(Code::unavailable, "peer " + p.name + " was removed");
+    } else if (p.queue.size() >= options_.queue_items_max ||
+               p.queue_bytes + bytes > options_.queue_bytes_max) {
+      p.rejected++;
+      refused = Status(Code::overloaded, "the queue to peer " + p.name + " is full (" +
+                                             std::to_string(p.queue.size()) + " messages)");
+    } else {
+      p.queue.push_back(std::move(item));
+      p.queue_bytes += bytes;
+      if (p.idle_lanes == 0 && p.live_lanes < options_.lanes) {
+        size_t lane = 0;
+        while (p.live[lane]) ++lane;
+        stale = std::move(p.threads[lane]);
+        p.live[lane] = true;
+        p.live_lanes++;
+        p.threads[lane] =
+            std::thread([this, peer = found.value(), lane] { lane_main(peer, lane); });
+      }
     }
-    queue_of<Item>(*p).push_back(std::move(item));
-    p->queue_bytes += bytes;
-    if (p->lanes.empty()) start_lanes_locked(p);
   }
-  p->cv.notify_one();
-  return Status::ok();
-}
-
-void PeerClient::replicate(const std::string& peer, std::string record, ReplicateDone done) {
-  ReplicateItem item{std::move(record), std::move(done), mono_ms()};
-  const std::string& r = item.record;
-  if (r.empty() || static_cast<uint8_t>(r.front()) != kBinaryRecordVersion || r.size() > UINT32_MAX)
-    return fail(item, Status(Code::invalid, "a replicated record must be a binary record"));
-  auto p = find_peer(peer);
-  Status s = p.is_ok() ? push(p.value(), item) : p.status();
-  if (!s.is_ok()) fail(item, s);
-}
-
-void PeerClient::fetch(const std::string& peer, std::string id, FetchDone done) {
-  FetchItem item{std::move(id), std::move(done)};
-  if (!is_job_id(item.id)) return fail(item, Status(Code::invalid, "not a job id"));
-  auto p = find_peer(peer);
-  Status s = p.is_ok() ? push(p.value(), item) : p.status();
-  if (!s.is_ok()) fail(item, s);
-}
-
-void PeerClient::start_lanes_locked(const std::shared_ptr<Peer>& p) {
-  p->lane_conns.resize(options_.lanes);
-  for (size_t lane = 0; lane < options_.lanes; ++lane) {
-    p->lanes_running++;
-    p->lanes.emplace_back([this, p, lane] { lane_main(p, lane); });
-  }
+  if (refused) return item.failed(*refused);
+  p.cv.notify_one();
+  if (stale.joinable()) stale.join();
 }
 
 void PeerClient::lane_main(const std::shared_ptr<Peer>& p, size_t lane) {
+  const auto idle = std::chrono::milliseconds(options_.lane_idle_ms);
+  std::unique_lock lk(p->mu);
   for (;;) {
-    Batch batch;
-    std::shared_ptr<Conn> conn;
-    {
-      std::unique_lock lk(p->mu);
-      p->cv.wait(lk, [&] { return p->closed || p->queue_items() > 0; });
-      if (p->closed) break;
-      take_batch_locked(*p, batch, options_);
-      auto& c = p->lane_conns[lane];
-      if (!c || c->gen != p->address_gen) c = make_conn(*p, options_.io_timeout_ms);
-      conn = c;
+    p->idle_lanes++;
+    const bool work = p->cv.wait_for(lk, idle, [&] { return p->closed || !p->queue.empty(); });
+    p->idle_lanes--;
+    if (p->closed || !work) break;
+    std::vector<Item> batch;
+    take_batch_locked(*p, batch, options_);
+    auto& c = p->conns[lane];
+    if (!c || c->gen != p->address_gen) c = make_conn(*p, options_.io_timeout_ms);
+    std::shared_ptr<Conn> conn = c;
+    lk.unlock();
+    std::vector<std::string_view> views;
+    views.reserve(batch.size());
+    for (const Item& i : batch) views.emplace_back(i.message);
+    auto response =
+        post(*conn, p->name, kMessagePath, message_body(views), "application/octet-stream");
+    p->requests++;
+    p->messages += batch.size();
+    if (!response.is_ok()) {
+      p->requests_failed++;
+      p->messages_failed += batch.size();
+      fail_all(batch, response.status());
     }
-    run_batch(*p, *conn, batch);
+    batch.clear();
+    lk.lock();
   }
-  p->lanes_running--;
-}
-
-void PeerClient::run_batch(Peer& p, Conn& conn, Batch& batch) const {
-  const size_t n = batch.fetch ? batch.fetches.size() : batch.replicate.size();
-  auto response = batch.fetch ? post(conn, p.name, kFetchPath, fetch_body(batch.fetches))
-                              : post(conn, p.name, kReplicatePath, body_of(batch.replicate));
-  p.requests++;
-  p.items += n;
-  if (!response.is_ok()) p.requests_failed++;
-  p.items_failed += batch.fetch ? finish(p.name, batch.fetches, response)
-                                : finish(p.name, batch.replicate, response);
+  p->live[lane] = false;
+  p->live_lanes--;
+  p->conns[lane].reset();
 }
 
 std::shared_ptr<Conn> PeerClient::make_conn(const Peer& p, uint64_t io_timeout_ms) const {
@@ -555,7 +366,7 @@ std::shared_ptr<Conn> PeerClient::make_conn(const Peer& p, uint64_t io_timeout_m
 }
 
 Result<std::string> PeerClient::post(Conn& conn, const std::string& peer, const std::string& path,
-                                     std::string body) const {
+                                     std::string body, const char* content_type) const {
   if (!conn.client)
     return Status(Code::unavailable,
                   "peer " + peer + " has an unusable address '" + short_detail(conn.address) + "'");
@@ -563,30 +374,18 @@ Result<std::string> PeerClient::post(Conn& conn, const std::string& peer, const 
   req.method = "POST";
   req.path = path;
   req.headers = peer_auth_headers(key_, self_, req.method, path, body, wall_ms());
-  req.headers.emplace("Content-Type",
-                      path == kReplicatePath ? "application/octet-stream" : "application/json");
+  req.headers.emplace("Content-Type", content_type);
   req.body = std::move(body);
-  std::string answer;
-  bool too_large = false;
-  req.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
-    too_large = answer.size() + n > options_.response_bytes_max;
-    if (!too_large) answer.append(data, n);
-    return !too_large;
-  };
   httplib::Response res;
   httplib::Error error = httplib::Error::Success;
-  const bool answered = conn.client->send(req, res, error);
-  if (too_large)
-    return Status(Code::io_error, "peer " + peer + " sent more than " +
-                                      std::to_string(options_.response_bytes_max) + " bytes");
-  if (!answered)
+  if (!conn.client->send(req, res, error))
     return Status(Code::unavailable, "request to peer " + peer + " (" + conn.address +
                                          ") failed: " + httplib::to_string(error));
-  if (res.status != 200)
+  if (res.status != 200 && res.status != 204)
     return Status(code_for_http_status(res.status), "peer " + peer + " answered " +
                                                         std::to_string(res.status) + " to " + path +
-                                                        ": " + short_detail(answer));
-  return answer;
+                                                        ": " + short_detail(res.body));
+  return std::move(res.body);
 }
 
 Result<std::string> PeerClient::call(const std::string& peer, const std::string& path,
@@ -610,7 +409,7 @@ Result<std::string> PeerClient::call(const std::string& peer, const std::string&
     conn->client->set_read_timeout(std::chrono::milliseconds(std::max<uint64_t>(timeout_ms, 1)));
     conn->client->set_write_timeout(std::chrono::milliseconds(std::max<uint64_t>(timeout_ms, 1)));
   }
-  auto r = post(*conn, p.name, path, body);
+  auto r = post(*conn, p.name, path, body, "application/json");
   std::lock_guard lk(p.mu);
   if (!p.closed && conn->client && conn->gen == p.address_gen &&
       p.idle_calls.size() < kPeerCallIdleMax)
@@ -619,30 +418,26 @@ Result<std::string> PeerClient::call(const std::string& peer, const std::string&
 }
 
 void PeerClient::stop() {
-  std::map<std::string, std::shared_ptr<Peer>> peers;
-  std::vector<std::shared_ptr<Peer>> retired;
-  std::vector<Drained> drained;
+  std::vector<std::shared_ptr<Peer>> all;
+  std::vector<std::pair<std::string, std::vector<Item>>> drained;
   {
     std::lock_guard lk(mu_);
     if (stopped_) return;
     stopped_ = true;
-    peers.swap(peers_);
-    retired.swap(retired_);
-    for (auto& [name, p] : peers) drained.push_back(close_peer(*p, /*interrupt=*/true));
-    for (auto& p : retired) (void)close_peer(*p, /*interrupt=*/true);
+    for (auto& [name, p] : peers_) {
+      drained.emplace_back(name, close_peer(*p, /*interrupt=*/true));
+      all.push_back(p);
+    }
+    for (auto& p : retired_) {
+      (void)close_peer(*p, /*interrupt=*/true);
+      all.push_back(p);
+    }
+    peers_.clear();
+    retired_.clear();
   }
-  for (auto& d : drained) fail_all(d, Status(Code::unavailable, "the peer client stopped"));
-  for (auto& [name, p] : peers) join_lanes(*p);
-  for (auto& p : retired) join_lanes(*p);
-}
-
-uint64_t PeerClient::replicate_lag_ms(const std::string& peer) const {
-  auto p = find_peer(peer);
-  if (!p.is_ok()) return 0;
-  std::lock_guard lk(p.value()->mu);
-  const auto& q = p.value()->replicate_q;
-  const uint64_t now = mono_ms();
-  return q.empty() || q.front().queued_at_ms >= now ? 0 : now - q.front().queued_at_ms;
+  for (auto& [name, items] : drained)
+    fail_all(items, Status(Code::unavailable, "the peer client stopped"));
+  for (auto& p : all) join_lanes(*p, /*exited_only=*/false);
 }
 
 json PeerClient::stats_json() const {
@@ -653,22 +448,23 @@ json PeerClient::stats_json() const {
   }
   json out = json::object();
   for (const auto& p : peers) {
-    size_t queue_items = 0, queue_bytes = 0;
+    size_t queue_items = 0, queue_bytes = 0, lanes = 0;
     {
       std::lock_guard lk(p->mu);
-      queue_items = p->queue_items();
+      queue_items = p->queue.size();
       queue_bytes = p->queue_bytes;
+      lanes = p->live_lanes;
     }
-    uint64_t requests = p->requests.load(), items = p->items.load();
+    const uint64_t requests = p->requests.load(), messages = p->messages.load();
     out[p->name] = {{"requests", requests},
                     {"requests_failed", p->requests_failed.load()},
-                    {"items", items},
-                    {"items_failed", p->items_failed.load()},
+                    {"messages", messages},
+                    {"messages_failed", p->messages_failed.load()},
                     {"rejected", p->rejected.load()},
                     {"queue_items", queue_items},
                     {"queue_bytes", queue_bytes},
-                    {"replicate_lag_ms", replicate_lag_ms(p->name)},
-                    {"mean_batch", requests ? double(items) / double(requests) : 0.0}};
+                    {"lanes", lanes},
+                    {"mean_batch", requests ? double(messages) / double(requests) : 0.0}};
   }
   return out;
 }

@@ -6,9 +6,10 @@
 #include <leveldb/filter_policy.h>
 #include <leveldb/write_batch.h>
 
-#include <cassert>
+#include <chrono>
 #include <cstdio>
-#include <unordered_map>
+
+#include "node/check.h"
 
 namespace meshwork {
 namespace {
@@ -17,16 +18,20 @@ constexpr std::string_view kRecordPrefix = "j/";
 constexpr std::string_view kCreatedPrefix = "c/";
 constexpr std::string_view kHintPrefix = "h/";
 constexpr size_t kCacheBytes = 32 << 20;
-constexpr size_t kHotRecordsMax = 8'192;
+constexpr uint8_t kBinaryRecordVersion = 2;  // encode_record's first byte
 
 std::string record_key(std::string_view id) {
   return std::string(kRecordPrefix) + std::string(id);
 }
 
-std::string created_suffix(const JobRecord& r) {
+std::string created_key(const JobRecord& r) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(r.created_at_ms));
-  return std::string(buf) + "/" + r.id;
+  return std::string(kCreatedPrefix) + buf + "/" + r.id;
+}
+
+std::string hint_key(std::string_view target, std::string_view id) {
+  return std::string(kHintPrefix) + std::string(target) + "/" + std::string(id);
 }
 
 Status from_leveldb(const leveldb::Status& s) {
@@ -39,6 +44,7 @@ Status from_leveldb(const leveldb::Status& s) {
 Result<std::unique_ptr<Store>> Store::open(const std::string& dir, StoreOptions options) {
   std::unique_ptr<Store> store(new Store());
   store->options_ = options;
+  store->options_.batch_max = std::max<size_t>(store->options_.batch_max, 1);
   store->cache_.reset(leveldb::NewLRUCache(kCacheBytes));
   store->filter_.reset(leveldb::NewBloomFilterPolicy(10));
   leveldb::Options lo;
@@ -50,185 +56,122 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, StoreOptions 
   leveldb::DB* db = nullptr;
   if (Status s = from_leveldb(leveldb::DB::Open(lo, dir, &db)); !s.is_ok()) return s;
   store->db_.reset(db);
-  Status scanned = store->scan([&](JobRecord&& r) { store->counts_[size_t(r.status.state)]++; });
+  Status scanned = store->scan_records(
+      [&](JobRecord&& r, std::string_view) { (void)store->count(r); }, /*count_corrupt=*/true);
   if (!scanned.is_ok()) return scanned;
-  store->batch_ = std::make_unique<leveldb::WriteBatch>();
-  store->writer_ = std::thread([s = store.get()] { s->writer_loop(); });
   return store;
 }
 
 Store::~Store() {
+  stop();
+  db_.reset();  // before the cache and filter it points at
+}
+
+void Store::start_writer(Durable durable) {
+  MESHWORK_CHECK(!writer_.joinable());
+  durable_ = std::move(durable);
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+void Store::write(std::vector<Persist> persists) {
+  if (persists.empty()) return;
+  std::vector<Queued> queued;
+  queued.reserve(persists.size());
+  for (Persist& p : persists) {
+    bool first = false;
+    if (p.kind == Persist::Kind::record) {
+      MESHWORK_CHECK(p.record.record && p.record.bytes && p.record->id == p.id);
+      first = count(*p.record);
+    }
+    queued.push_back(Queued{std::move(p), first});
+  }
+  {
+    std::lock_guard lock(mu_);
+    for (Queued& q : queued) {
+      MESHWORK_CHECK(q.persist.seq > last_queued_seq_);
+      last_queued_seq_ = q.persist.seq;
+      queue_.push_back(std::move(q));
+    }
+  }
+  cv_.notify_one();
+}
+
+void Store::stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
-  db_.reset();  // before the cache and filter it points at
 }
 
-void Store::update(std::string id, UpdateFn fn, DoneFn done) {
-  {
-    std::lock_guard lock(mu_);
-    if (!stopping_ && queue_.size() < options_.queue_max) {
-      queue_.push_back(Op{std::move(id), std::move(fn), std::move(done)});
-      cv_.notify_one();
-      return;
-    }
-  }
-  done(Status(Code::overloaded, "the store's write queue is full"), Applied{});
+void Store::wait_written(uint64_t timeout_ms) const {
+  std::unique_lock lock(mu_);
+  const uint64_t target = last_queued_seq_;
+  written_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                       [&] { return last_written_seq_ >= target; });
 }
 
-Result<Applied> Store::update_sync(std::string id, UpdateFn fn) {
-  std::promise<Result<Applied>> p;
-  auto f = p.get_future();
-  update(std::move(id), std::move(fn), [&p](Status s, Applied a) {
-    p.set_value(s.is_ok() ? Result<Applied>(std::move(a)) : Result<Applied>(s));
-  });
-  return f.get();
-}
-
-void Store::flush() {
-  // Updates apply in FIFO order, so a no-op queued now completes after everything before it.
-  (void)update_sync("", [](const JobRecord*) { return std::optional<JobRecord>(); });
-}
-
-void Store::merge(JobRecord rec, DoneFn done) {
-  std::string id = rec.id;
-  update(
-      std::move(id),
-      [rec = std::move(rec)](const JobRecord* cur) -> std::optional<JobRecord> {
-        if (cur == nullptr) return rec;
-        JobRecord merged = meshwork::merge(*cur, rec);
-        if (same_state(merged, *cur)) return std::nullopt;
-        return merged;
-      },
-      std::move(done));
-}
-
+// Takes everything queued (up to batch_max), writes it as one group, reports it; the queue fills
+// with the next group meanwhile.
 void Store::writer_loop() {
-  std::vector<Op> ops;
+  std::vector<Queued> group;
   for (;;) {
     {
       std::unique_lock lock(mu_);
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
       if (queue_.empty()) return;  // stopping and drained
       const size_t n = std::min(queue_.size(), options_.batch_max);
-      ops.assign(std::make_move_iterator(queue_.begin()),
-                 std::make_move_iterator(queue_.begin() + static_cast<long>(n)));
+      group.assign(std::make_move_iterator(queue_.begin()),
+                   std::make_move_iterator(queue_.begin() + static_cast<long>(n)));
       queue_.erase(queue_.begin(), queue_.begin() + static_cast<long>(n));
     }
-    apply_batch(ops);
-    ops.clear();
-  }
-}
-
-void Store::apply_batch(std::vector<Op>& ops) {
-  leveldb::WriteBatch& batch = *batch_;
-  batch.Clear();
-  std::unordered_map<std::string, std::optional<JobRecord>> staged;
-  std::vector<std::pair<Status, Applied>> outcomes;
-  outcomes.reserve(ops.size());
-  size_t changes = 0;
-  std::vector<std::pair<size_t, std::string>> observed;  // (index into outcomes, stored bytes)
-  for (Op& op : ops) {
-    auto it = staged.find(op.id);
-    if (it == staged.end()) {
-      auto read = read_for_update(op.id);
-      if (!read.is_ok()) {
-        outcomes.emplace_back(read.status(), Applied{});
-        continue;
-      }
-      it = staged.emplace(op.id, std::move(read.value())).first;
+    const Status written = write_group(group);
+    {
+      std::lock_guard lock(mu_);
+      last_written_seq_ = group.back().persist.seq;
     }
-    Applied applied;
-    applied.before = it->second;
-    std::optional<JobRecord> next = op.fn(it->second ? &*it->second : nullptr);
-    if (!next) {
-      applied.after = it->second;
-    } else {
-      assert(next->id == op.id);
-      std::string encoded = encode_record(*next);
-      batch.Put(record_key(op.id), encoded);
-      if (!it->second) batch.Put(std::string(kCreatedPrefix) + created_suffix(*next), "");
-      count(it->second, *next);
-      remember(*next);
-      it->second = next;
-      applied.after = std::move(next);
-      applied.changed = true;
-      ++changes;
-      if (observer_) observed.emplace_back(outcomes.size(), std::move(encoded));
+    written_cv_.notify_all();
+    if (durable_) durable_(group.back().persist.seq, written);
+    group.clear();
+  }
+}
+
+Status Store::write_group(const std::vector<Queued>& group) {
+  leveldb::WriteBatch batch;
+  for (const Queued& q : group) {
+    const Persist& p = q.persist;
+    switch (p.kind) {
+      case Persist::Kind::record:
+        batch.Put(record_key(p.id), *p.record.bytes);
+        if (q.first) batch.Put(created_key(*p.record), "");
+        break;
+      case Persist::Kind::hint_put:
+        batch.Put(hint_key(p.target, p.id), "");
+        break;
+      case Persist::Kind::hint_drop:
+        batch.Delete(hint_key(p.target, p.id));
+        break;
     }
-    outcomes.emplace_back(Status::ok(), std::move(applied));
   }
-  Status written = Status::ok();
-  if (changes > 0) {
-    leveldb::WriteOptions wo;
-    wo.sync = options_.sync;
-    written = from_leveldb(db_->Write(wo, &batch));
-    batches_++;
-    updates_ += changes;
-  }
-  if (written.is_ok())
-    for (const auto& [i, encoded] : observed) observer_(*outcomes[i].second.after, encoded);
-  for (size_t i = 0; i < ops.size(); ++i) {
-    Status s = written.is_ok() ? outcomes[i].first : written;
-    ops[i].done(std::move(s), std::move(outcomes[i].second));
-  }
+  leveldb::WriteOptions wo;
+  wo.sync = options_.sync;
+  Status s = from_leveldb(db_->Write(wo, &batch));
+  batches_++;
+  if (s.is_ok()) persists_ += group.size();
+  return s;
 }
 
-Status Store::put_hint(const std::string& target, const std::string& id) {
-  return from_leveldb(
-      db_->Put(leveldb::WriteOptions(), std::string(kHintPrefix) + target + "/" + id, ""));
-}
-
-Status Store::drop_hint(const std::string& target, const std::string& id) {
-  return from_leveldb(
-      db_->Delete(leveldb::WriteOptions(), std::string(kHintPrefix) + target + "/" + id));
-}
-
-std::vector<std::string> Store::hints_for(const std::string& target, size_t max) const {
-  std::vector<std::string> ids;
-  const std::string prefix = std::string(kHintPrefix) + target + "/";
-  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && ids.size() < max;
-       it->Next())
-    ids.push_back(it->key().ToString().substr(prefix.size()));
-  return ids;
-}
-
-std::vector<std::string> Store::hint_targets() const {
-  std::vector<std::string> targets;
-  const std::string prefix(kHintPrefix);
-  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix);) {
-    std::string rest = it->key().ToString().substr(prefix.size());
-    std::string target = rest.substr(0, rest.find('/'));
-    targets.push_back(target);
-    it->Seek(prefix + target + "0");  // '0' sorts right after '/': skip to the next target
-  }
-  return targets;
-}
-
-Result<std::optional<JobRecord>> Store::read_for_update(const std::string& id) {
-  if (auto it = hot_.find(id); it != hot_.end()) return std::optional<JobRecord>(it->second);
-  return get(id);
-}
-
-void Store::remember(const JobRecord& r) {
-  auto [it, inserted] = hot_.insert_or_assign(r.id, r);
-  if (!inserted) return;
-  hot_order_.push_back(r.id);
-  if (hot_order_.size() > kHotRecordsMax) {
-    hot_.erase(hot_order_.front());
-    hot_order_.pop_front();
-  }
-}
-
-void Store::count(const std::optional<JobRecord>& before, const JobRecord& after) {
+// `r` is now this node's copy; true when it is the first one.
+bool Store::count(const JobRecord& r) {
   std::lock_guard lock(counts_mu_);
-  if (before) counts_[size_t(before->status.state)]--;
-  counts_[size_t(after.status.state)]++;
+  auto [it, inserted] = states_.try_emplace(r.id, r.status.state);
+  if (!inserted) {
+    counts_[size_t(it->second)]--;
+    it->second = r.status.state;
+  }
+  counts_[size_t(r.status.state)]++;
+  return inserted;
 }
 
 Result<std::optional<JobRecord>> Store::get(const std::string& id) const {
@@ -241,8 +184,17 @@ Result<std::optional<JobRecord>> Store::get(const std::string& id) const {
     corrupt_++;
     return rec.status();
   }
-  if (rec.value().id != id) return Status(Code::corruption, "record stored under the wrong key");
+  if (rec.value().id != id) {
+    corrupt_++;
+    return Status(Code::corruption, "record stored under the wrong key");
+  }
   return std::optional<JobRecord>(std::move(rec).value());
+}
+
+std::optional<JobRecord> Store::read(const std::string& id) const {
+  auto r = get(id);
+  if (!r.is_ok()) return std::nullopt;
+  return std::move(r).value();
 }
 
 Result<Store::Page> Store::list(const Filter& filter, size_t limit, const std::string& cursor,
@@ -274,16 +226,42 @@ Result<Store::Page> Store::list(const Filter& filter, size_t limit, const std::s
   return page;
 }
 
-Status Store::scan(const std::function<void(JobRecord&&)>& fn) const {
+Status Store::scan(const std::function<void(JobRecord&&, std::string_view)>& fn) const {
+  return scan_records(fn, /*count_corrupt=*/false);  // open() counted them already
+}
+
+Status Store::scan_records(const std::function<void(JobRecord&&, std::string_view)>& fn,
+                           bool count_corrupt) const {
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
   const std::string prefix(kRecordPrefix);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    auto rec = decode_record(std::string_view(it->value().data(), it->value().size()));
-    if (!rec.is_ok()) {
-      corrupt_++;
+    const std::string_view bytes(it->value().data(), it->value().size());
+    auto rec = decode_record(bytes);
+    if (!rec.is_ok() || it->key().ToString().substr(prefix.size()) != rec.value().id) {
+      if (count_corrupt) corrupt_++;
       continue;
     }
-    fn(std::move(rec).value());
+    // Records stored before the binary form are handed on in it, so that their fingerprints
+    // agree with the other replicas' copies.
+    if (!bytes.empty() && static_cast<uint8_t>(bytes.front()) == kBinaryRecordVersion) {
+      fn(std::move(rec).value(), bytes);
+    } else {
+      const std::string encoded = encode_record(rec.value());
+      fn(std::move(rec).value(), encoded);
+    }
+  }
+  return from_leveldb(it->status());
+}
+
+Status Store::scan_hints(
+    const std::function<void(const std::string&, const std::string&)>& fn) const {
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  const std::string prefix(kHintPrefix);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string rest = it->key().ToString().substr(prefix.size());
+    const size_t slash = rest.rfind('/');
+    if (slash == std::string::npos || slash == 0) continue;
+    fn(rest.substr(0, slash), rest.substr(slash + 1));
   }
   return from_leveldb(it->status());
 }

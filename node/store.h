@@ -1,19 +1,29 @@
-// The durable job store: LevelDB in the node's data dir, with group commit.
+// The durable job store: LevelDB in the node's data dir, written by the replica core's Persist
+// actions (dht/replica.h) in pipelined, fsync'd groups.
 //
-// Every change is an update function applied by one writer thread: it reads the current record
-// (or none), returns the next one (or nullopt for "no change"), and the writer puts all changes of
-// the updates it drained into one WriteBatch written with sync=true — one fsync for many callers.
-// Because a single thread applies every update, read-modify-write is atomic per record and merging
-// a replica's copy is just `update(id, merge-with)`. Completion callbacks run on the writer thread
-// after the batch is on disk; they must be short and must not call back into the store
-// synchronously.
+// Writing: the node's loop hands every Persist to write() in sequence order. One writer thread
+// takes everything queued (up to StoreOptions::batch_max persists), puts it into one WriteBatch,
+// writes it with sync=true, then reports durable(last seq, status) through the callback given to
+// start_writer(). While one group syncs, the next one fills in the queue: one fsync for many
+// persists, and never more than one group in flight.
 //
-// Layout: "j/<id>" → encoded JobRecord; "c/<created_at 16 hex>/<id>" → "" (newest-first listing);
-// "h/<target node>/<id>" → "" (a hint: the record is owed to that node; see put_hint).
-// Readers (get, list, scan) read LevelDB directly from any thread.
-// Invariants: a record is checked (decode_record) on every read; a record that fails its checks is
-// reported as Code::corruption, never returned; the update queue holds at most
-// StoreOptions::queue_max pending updates, beyond which updates fail fast with Code::overloaded.
+// Layout:
+//   "j/<id>"                          the record, in encode_record's binary form
+//   "c/<created_at 16 hex>/<id>"      "" (newest-first listing; written with a record's first copy)
+//   "h/<target node>/<id>"            "" (a hint: the record is owed to that node)
+//
+// Reading: read() (the core's RecordReader), get(), list() and the boot scans read LevelDB
+// directly, from any thread. A write is visible to readers before its durable() is reported, so the
+// core may drop its in-memory copy once durable() arrives.
+//
+// Thread-safety: write() from one thread (the loop); everything else from any thread.
+// Invariants:
+//   1. Persists are written in the order of their seq, which increases strictly; durable(seq) is
+//      reported in increasing seq order, once per group, after the group's fsync.
+//   2. A record is checked (decode_record, id matches its key) on every read; one that fails is
+//      counted in corrupt_records() and never returned.
+//   3. counts() are this node's records by state as handed to write() (so they agree at once with
+//      what the core answers, which reads through its not-yet-durable copies).
 #pragma once
 
 #include <array>
@@ -21,133 +31,117 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
-#include <future>
 #include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
 
 #include "dht/job_record.h"
+#include "dht/replica.h"
 #include "dht/result.h"
 
 namespace leveldb {
 class DB;
 class Cache;
 class FilterPolicy;
-class WriteBatch;
 }  // namespace leveldb
 
 namespace meshwork {
 
 struct StoreOptions {
-  size_t queue_max = 100'000;  // pending updates
-  size_t batch_max = 2'048;    // updates per fsync'd batch
-  bool sync = true;            // fsync every batch (tests of recovery need it on)
+  size_t batch_max = 2'048;  // persists per fsync'd group
+  bool sync = true;          // fsync every group (recovery tests need it on)
 };
 
-struct Applied {
-  std::optional<JobRecord> before;  // what was stored before this update
-  std::optional<JobRecord> after;   // what is stored now (== before when unchanged)
-  bool changed = false;
-};
-
-class Store {
+class Store final : public RecordReader {
  public:
-  using UpdateFn = std::function<std::optional<JobRecord>(const JobRecord* current)>;
-  using DoneFn = std::function<void(Status, Applied)>;
-
   struct Page {
     std::vector<JobRecord> records;
     std::string next_cursor;  // empty when there is nothing more
   };
   using Filter = std::function<bool(const JobRecord&)>;
   using StateCounts = std::array<uint64_t, 6>;  // indexed by JobState
-  // Told of every record a batch changed, on the writer thread, once the batch is durable and
-  // before the batch's callbacks run; `encoded` is the stored bytes.
-  using Observer = std::function<void(const JobRecord& after, std::string_view encoded)>;
+  // Runs on the writer thread after each group: every persist with seq <= `seq` is durable (ok),
+  // or the group failed (not ok).
+  using Durable = std::function<void(uint64_t seq, const Status& status)>;
 
-  // Opens (creating if needed) the store in `dir`, then scans it once to count records by state.
+  // Opens (creating if needed) the store in `dir` and scans it once to count records by state.
   static Result<std::unique_ptr<Store>> open(const std::string& dir, StoreOptions options);
-  ~Store();  // drains queued updates, then closes
+  ~Store() override;  // stop()
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  // Queues an update; `done` runs on the writer thread once its batch is durable (or failed).
-  void update(std::string id, UpdateFn fn, DoneFn done);
-  // Blocking form of update.
-  [[nodiscard]] Result<Applied> update_sync(std::string id, UpdateFn fn);
-  // Returns once every update queued before the call has been applied and its callback has run.
-  void flush();
-  // Merges `rec` into the stored copy (inserting it when absent).
-  void merge(JobRecord rec, DoneFn done);
+  // Boot: every stored record with its binary encoding, in id order (corrupt ones skipped; open()
+  // counted them), and every hint.
+  [[nodiscard]] Status scan(
+      const std::function<void(JobRecord&&, std::string_view encoded)>& fn) const;
+  [[nodiscard]] Status scan_hints(
+      const std::function<void(const std::string& target, const std::string& id)>& fn) const;
 
-  // Set before the first update; not thread-safe against concurrent updates.
-  void set_observer(Observer observer) { observer_ = std::move(observer); }
+  // Starts the writer thread. Call once, before the first write().
+  void start_writer(Durable durable);
+  // Queues persists (seq order) for the writer and counts their records. Never blocks on the disk.
+  void write(std::vector<Persist> persists);
+  // Writes what is queued, reports it, and joins the writer. Idempotent.
+  void stop();
+  // Waits (at most `timeout_ms`) until everything queued before the call has been written, so that
+  // a reader sees every change the core had made when the call began — what the core answered a
+  // client is never newer than what a listing then shows. Any thread but the writer's.
+  void wait_written(uint64_t timeout_ms) const;
 
-  // Hints: "this node owes record `id` to `target`", kept until dropped. put_hint and drop_hint
-  // write from any thread without an fsync of their own: a hint lost in a crash costs only time,
-  // since anti-entropy finds the difference too. hints_for lists at most `max` ids.
-  [[nodiscard]] Status put_hint(const std::string& target, const std::string& id);
-  [[nodiscard]] Status drop_hint(const std::string& target, const std::string& id);
-  [[nodiscard]] std::vector<std::string> hints_for(const std::string& target, size_t max) const;
-  // Targets that have at least one hint.
-  [[nodiscard]] std::vector<std::string> hint_targets() const;
-
+  // RecordReader: the stored copy, or nullopt (absent, unreadable or corrupt).
+  [[nodiscard]] std::optional<JobRecord> read(const std::string& id) const override;
   [[nodiscard]] Result<std::optional<JobRecord>> get(const std::string& id) const;
   // Newest first by created_at. Scans at most `scan_max` records per call; a filtered page may
   // therefore come back short with a cursor to continue from.
   [[nodiscard]] Result<Page> list(const Filter& filter, size_t limit, const std::string& cursor,
                                   size_t scan_max = 10'000) const;
-  // Calls fn for every record in id order; corrupt records are counted and skipped.
-  [[nodiscard]] Status scan(const std::function<void(JobRecord&&)>& fn) const;
 
   [[nodiscard]] StateCounts counts() const;
   [[nodiscard]] size_t queue_depth() const;
   [[nodiscard]] uint64_t corrupt_records() const { return corrupt_.load(); }
   [[nodiscard]] uint64_t batches_written() const { return batches_.load(); }
-  [[nodiscard]] uint64_t updates_written() const { return updates_.load(); }
+  [[nodiscard]] uint64_t persists_written() const { return persists_.load(); }
 
  private:
-  struct Op {
-    std::string id;
-    UpdateFn fn;
-    DoneFn done;
-  };
   Store() = default;
+  [[nodiscard]] Status scan_records(const std::function<void(JobRecord&&, std::string_view)>& fn,
+                                    bool count_corrupt) const;
   void writer_loop();
-  void apply_batch(std::vector<Op>& ops);
-  void count(const std::optional<JobRecord>& before, const JobRecord& after);
-  Result<std::optional<JobRecord>> read_for_update(const std::string& id);
-  void remember(const JobRecord& r);
+  // A persist and whether it holds the first copy of its record here (its listing key is due).
+  struct Queued {
+    Persist persist;
+    bool first = false;
+  };
+  Status write_group(const std::vector<Queued>& group);
+  bool count(const JobRecord& r);
 
   std::unique_ptr<leveldb::DB> db_;
   std::unique_ptr<leveldb::Cache> cache_;
   std::unique_ptr<const leveldb::FilterPolicy> filter_;
   StoreOptions options_;
-  Observer observer_;
+  Durable durable_;
 
-  mutable std::mutex mu_;
+  mutable std::mutex mu_;  // guards the queue, the seqs and the flags
   std::condition_variable cv_;
-  std::deque<Op> queue_;
+  mutable std::condition_variable written_cv_;
+  std::deque<Queued> queue_;
+  uint64_t last_queued_seq_ = 0;
+  uint64_t last_written_seq_ = 0;  // written (or failed): nothing up to it is still queued
   bool stopping_ = false;
   std::thread writer_;
-  // Writer thread only: the batch being built, cleared and reused so that its buffer keeps its
-  // capacity instead of growing (and faulting in fresh pages) again for every batch.
-  std::unique_ptr<leveldb::WriteBatch> batch_;
-  // Writer thread only: the records it wrote last, so that the claim and outcome updates that
-  // follow a submission do not decode the record from LevelDB again. FIFO-evicted at
-  // kHotRecordsMax.
-  std::unordered_map<std::string, JobRecord> hot_;
-  std::deque<std::string> hot_order_;
 
-  mutable std::mutex counts_mu_;
+  mutable std::mutex counts_mu_;  // guards states_ and counts_
+  // The state of every record written (or queued), for counts() and to know which record is new.
+  std::unordered_map<std::string, JobState> states_;
   StateCounts counts_{};
   mutable std::atomic<uint64_t> corrupt_{0};
   std::atomic<uint64_t> batches_{0};
-  std::atomic<uint64_t> updates_{0};
+  std::atomic<uint64_t> persists_{0};
 };
 
 }  // namespace meshwork

@@ -1,6 +1,6 @@
 """The replicated mesh with real node processes on 127.0.0.1: quorum writes, reads from any node,
 takeover when an owner is killed, catch-up by anti-entropy after a restart, the batch endpoint,
-the ring view, and peer-only endpoints that refuse strangers.
+the ring view, and peer-only endpoints that refuse strangers and malformed messages.
 
 These tests check the guarantees of DESIGN.md §2, not the code: every acknowledged job reaches a
 terminal state; every node answers the same for every job; every preference-list node ends up
@@ -8,14 +8,17 @@ holding the record. Timeouts are generous upper bounds (scaled() for ASan builds
 on timing.
 """
 
+import base64
+import hashlib
 import http.client
 import json
+import os
 import random
 import threading
 import time
 import unittest
 
-from harness import Client, NodeTestCase, TERMINAL_STATES, scaled
+from harness import Client, NodeTestCase, TERMINAL_STATES, ed25519_sign, scaled
 from test_membership import MeshNode
 
 POLL_S = 0.05
@@ -260,15 +263,36 @@ class Endpoints(Mesh):
     def test_peer_endpoints_refuse_unsigned_and_forged_requests(self):
         nodes = self.start_mesh(2)
         c = nodes[0].client()
-        r = c.post("/internal/v1/replicate", json.dumps({"records": []}))
+        r = c.post("/internal/v1/msg", b"\x00\x00\x00\x00")
         self.assertEqual(r.status, 401, r)
         forged = {"X-Meshwork-Node": "n2", "X-Meshwork-Time": str(int(time.time() * 1000)),
                   "X-Meshwork-Signature": "A" * 86 + "=="}
-        r = c.post("/internal/v1/fetch", json.dumps({"ids": []}), headers=forged)
+        r = c.post("/internal/v1/list", json.dumps({}), headers=forged)
         self.assertEqual(r.status, 401, r)
         stranger = dict(forged, **{"X-Meshwork-Node": "mallory"})
-        r = c.post("/internal/v1/digest", "{}", headers=stranger)
+        r = c.post("/internal/v1/held", "{}", headers=stranger)
         self.assertEqual(r.status, 401, r)
+
+    def test_malformed_peer_messages_are_refused_and_counted(self):
+        nodes = self.start_mesh(2)
+        c = nodes[0].client()
+        with open(os.path.join(nodes[1].data_dir, "node.key"), "rb") as f:
+            seed = f.read()[:32]  # n2's identity, so the requests are signed by a member
+
+        def signed(body):
+            now = str(int(time.time() * 1000))
+            message = ("meshwork-peer-v1\nPOST\n/internal/v1/msg\n%s\n%s"
+                       % (now, hashlib.blake2b(body, digest_size=32).hexdigest())).encode()
+            return {"X-Meshwork-Node": "n2", "X-Meshwork-Time": now,
+                    "X-Meshwork-Signature": base64.b64encode(ed25519_sign(seed, message)).decode()}
+
+        before = c.get("/v1/node").json()["mesh"]["bad_peer_bodies"]
+        for body in (b"", b"\x05\x00\x00\x00ab", b"\x02\x00\x00\x00\x01\x63",
+                     b"\x04\x00\x00\x00\xff\xff\xff\xff"):
+            r = c.post("/internal/v1/msg", body, headers=signed(body))
+            self.assertProblem(r, 400)
+        self.assertEqual(c.get("/v1/node").json()["mesh"]["bad_peer_bodies"], before + 4)
+        self.run_job(c, {"type": "echo", "payload": {"still": "fine"}})
 
 
 if __name__ == "__main__":

@@ -1,92 +1,164 @@
-// The store: group commit, atomic read-modify-write, listing, recovery of counts, corruption.
+// The store: group commit of the core's persists, durable reports in order, hints, listing,
+// counts, corruption, and data dirs from before the binary record form.
 #include <doctest/doctest.h>
 
 #include <leveldb/db.h>
 
+#include <condition_variable>
+#include <mutex>
+#include <set>
 #include <thread>
 
 #include "node/store.h"
 #include "tests/node/test_util.h"
 
 namespace meshwork {
+namespace {
 
-TEST_CASE("concurrent writers share fsync'd batches, and everything survives a reopen") {
+// A store with its writer started, recording every durable() report; put() and hint() play the
+// loop thread, numbering persists from 1.
+struct Written {
+  explicit Written(test::TempDir& dir, StoreOptions o = {})
+      : store(std::move(Store::open(dir.str(), o).value())) {
+    store->start_writer([this](uint64_t up_to, const Status& s) {
+      std::lock_guard lock(mu);
+      CHECK(s.is_ok());
+      CHECK(up_to > durable);  // increasing, one report per group
+      durable = up_to;
+      reports++;
+      cv.notify_all();
+    });
+  }
+  ~Written() { store->stop(); }
+
+  Persist record(const JobRecord& r) {
+    Persist p;
+    p.seq = ++seq;
+    p.kind = Persist::Kind::record;
+    p.record = SharedRecord::of(r);
+    p.id = r.id;
+    return p;
+  }
+  void put(const JobRecord& r) {
+    std::vector<Persist> v;
+    v.push_back(record(r));
+    store->write(std::move(v));
+  }
+  void hint(Persist::Kind kind, const std::string& target, const std::string& id) {
+    Persist p;
+    p.seq = ++seq;
+    p.kind = kind;
+    p.target = target;
+    p.id = id;
+    std::vector<Persist> v;
+    v.push_back(std::move(p));
+    store->write(std::move(v));
+  }
+  void wait_durable() {
+    std::unique_lock lock(mu);
+    REQUIRE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return durable == seq; }));
+  }
+
+  std::unique_ptr<Store> store;
+  uint64_t seq = 0;
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t durable = 0, reports = 0;
+};
+
+}  // namespace
+
+TEST_CASE("persists are written in fsync'd groups, reported in order, and survive a reopen") {
   test::TempDir dir;
   const Identity key = Identity::generate();
-  constexpr int kThreads = 16, kPerThread = 40;
-  std::vector<std::string> ids(kThreads * kPerThread);
+  std::vector<JobRecord> records;
   {
-    auto store = Store::open(dir.str(), {});
-    REQUIRE(store.is_ok());
-    std::vector<std::thread> threads;
-    for (int t = 0; t < kThreads; ++t)
-      threads.emplace_back([&, t] {
-        for (int i = 0; i < kPerThread; ++i) {
-          JobRecord r = test::queued_record(key, "echo", {{"t", t}, {"i", i}}, 1000 + uint64_t(i));
-          ids[size_t(t * kPerThread + i)] = r.id;
-          std::string id = r.id;
-          auto a = store.value()->update_sync(id, [r](const JobRecord*) { return r; });
-          REQUIRE(a.is_ok());
-        }
-      });
-    for (auto& th : threads) th.join();
-    CHECK(store.value()->updates_written() == kThreads * kPerThread);
-    // Group commit: fewer fsync'd batches than updates.
-    CHECK(store.value()->batches_written() < store.value()->updates_written());
-    MESSAGE("batches: " << store.value()->batches_written() << " for "
-                        << store.value()->updates_written() << " updates");
+    Written w(dir);
+    // Many persists queued at once: they share groups.
+    std::vector<Persist> burst;
+    for (int i = 0; i < 600; ++i) {
+      records.push_back(test::queued_record(key, "echo", {{"i", i}}, 1000 + uint64_t(i)));
+      burst.push_back(w.record(records.back()));
+    }
+    w.store->write(std::move(burst));
+    // A later version of the first record replaces it, and is counted once.
+    JobRecord running = records.front();
+    running.status.state = JobState::running;
+    running.status.attempt = 1;
+    w.put(running);
+    CHECK(w.store->counts()[size_t(JobState::running)] == 1);  // counted when queued
+    w.wait_durable();
+    CHECK(w.store->persists_written() == 601);
+    CHECK(w.store->batches_written() < 601);
+    CHECK(w.reports == w.store->batches_written());
+    MESSAGE("groups: " << w.store->batches_written() << " for 601 persists");
+    auto got = w.store->read(running.id);
+    REQUIRE(got.has_value());
+    CHECK(got->status.state == JobState::running);
   }
-  auto reopened = Store::open(dir.str(), {});
-  REQUIRE(reopened.is_ok());
-  for (const auto& id : ids) {
-    auto r = reopened.value()->get(id);
-    REQUIRE(r.is_ok());
-    CHECK(r.value().has_value());
-  }
-  CHECK(reopened.value()->counts()[size_t(JobState::queued)] == ids.size());
+  auto reopened = std::move(Store::open(dir.str(), {}).value());
+  CHECK(reopened->counts()[size_t(JobState::queued)] == 599);
+  CHECK(reopened->counts()[size_t(JobState::running)] == 1);
+  size_t scanned = 0;
+  REQUIRE(reopened
+              ->scan([&](JobRecord&& r, std::string_view encoded) {
+                ++scanned;
+                CHECK(encoded == encode_record(r));
+              })
+              .is_ok());
+  CHECK(scanned == 600);
+  auto listed = reopened->list(nullptr, 1'000, "");
+  CHECK(listed.value().records.size() == 600);  // one listing key per record
 }
 
-TEST_CASE("updates are atomic per record; merge keeps the greater state") {
+TEST_CASE("wait_written returns once everything queued before it is readable") {
   test::TempDir dir;
   const Identity key = Identity::generate();
-  auto store = std::move(Store::open(dir.str(), {}).value());
-  JobRecord r = test::queued_record(key);
-  REQUIRE(store->update_sync(r.id, [&](const JobRecord*) { return r; }).is_ok());
-  // 8 threads each increment a counter held in the status attempt 25 times.
-  std::vector<std::thread> threads;
-  for (int t = 0; t < 8; ++t)
-    threads.emplace_back([&] {
-      for (int i = 0; i < 25; ++i)
-        REQUIRE(store->update_sync(r.id, [](const JobRecord* cur) {
-                       JobRecord n = *cur;
-                       n.status.attempt++;
-                       return std::optional<JobRecord>(n);
-                     }).is_ok());
-    });
-  for (auto& th : threads) th.join();
-  CHECK(store->get(r.id).value()->status.attempt == 200);
+  Written w(dir);
+  std::vector<JobRecord> records;
+  std::vector<Persist> burst;
+  for (int i = 0; i < 300; ++i) {
+    records.push_back(test::queued_record(key, "echo", {{"w", i}}));
+    burst.push_back(w.record(records.back()));
+  }
+  w.store->write(std::move(burst));
+  w.store->wait_written(10'000);
+  for (const JobRecord& r : records) CHECK(w.store->read(r.id).has_value());
+}
 
-  JobRecord older = r;  // attempt 0: merging it changes nothing
-  std::promise<Applied> p;
-  store->merge(older, [&](Status s, Applied a) {
-    CHECK(s.is_ok());
-    p.set_value(std::move(a));
-  });
-  Applied a = p.get_future().get();
-  CHECK_FALSE(a.changed);
-  CHECK(a.after->status.attempt == 200);
+TEST_CASE("hints are put and dropped with the records, and listed at boot") {
+  test::TempDir dir;
+  const Identity key = Identity::generate();
+  JobRecord a = test::queued_record(key, "echo", {{"a", 1}}), b = test::queued_record(key);
+  {
+    Written w(dir);
+    w.put(a);
+    w.hint(Persist::Kind::hint_put, "n2", a.id);
+    w.hint(Persist::Kind::hint_put, "n3", a.id);
+    w.hint(Persist::Kind::hint_put, "n3", b.id);
+    w.hint(Persist::Kind::hint_drop, "n3", a.id);
+    w.wait_durable();
+  }
+  auto store = std::move(Store::open(dir.str(), {}).value());
+  std::set<std::pair<std::string, std::string>> hints;
+  REQUIRE(store
+              ->scan_hints([&](const std::string& target, const std::string& id) {
+                hints.emplace(target, id);
+              })
+              .is_ok());
+  CHECK(hints == std::set<std::pair<std::string, std::string>>{{"n2", a.id}, {"n3", b.id}});
 }
 
 TEST_CASE("list pages newest first and filters") {
   test::TempDir dir;
   const Identity key = Identity::generate();
-  auto store = std::move(Store::open(dir.str(), {}).value());
-  for (int i = 0; i < 25; ++i) {
-    JobRecord r = test::queued_record(key, i % 2 ? "echo" : "sleep",
-                                      i % 2 ? nlohmann::json{{"i", i}} : nlohmann::json{{"ms", i}},
-                                      1000 + uint64_t(i));
-    REQUIRE(store->update_sync(r.id, [r](const JobRecord*) { return r; }).is_ok());
-  }
+  Written w(dir);
+  auto& store = w.store;
+  for (int i = 0; i < 25; ++i)
+    w.put(test::queued_record(key, i % 2 ? "echo" : "sleep",
+                              i % 2 ? nlohmann::json{{"i", i}} : nlohmann::json{{"ms", i}},
+                              1000 + uint64_t(i)));
+  w.wait_durable();
   std::vector<uint64_t> seen;
   std::string cursor;
   do {
@@ -110,23 +182,31 @@ TEST_CASE("a corrupt record on disk is reported, counted and skipped, never retu
   const Identity key = Identity::generate();
   JobRecord good = test::queued_record(key);
   {
-    auto store = std::move(Store::open(dir.str(), {}).value());
-    REQUIRE(store->update_sync(good.id, [&](const JobRecord*) { return good; }).is_ok());
+    Written w(dir);
+    w.put(good);
+    w.wait_durable();
   }
   {
     leveldb::DB* raw = nullptr;
     leveldb::Options o;
     REQUIRE(leveldb::DB::Open(o, dir.str(), &raw).ok());
-    REQUIRE(raw->Put(leveldb::WriteOptions(), "j/" + std::string(64, 'a'), "{\"v\":1,\"id\":").ok());
+    REQUIRE(
+        raw->Put(leveldb::WriteOptions(), "j/" + std::string(64, 'a'), "{\"v\":1,\"id\":").ok());
     delete raw;
   }
   auto store = std::move(Store::open(dir.str(), {}).value());
   CHECK(store->corrupt_records() == 1);
   CHECK(store->get(std::string(64, 'a')).status().code() == Code::corruption);
   CHECK(store->get(good.id).value().has_value());
+  CHECK_FALSE(store->read(std::string(64, 'a')).has_value());
+  const uint64_t counted = store->corrupt_records();
+  size_t scanned = 0;
+  REQUIRE(store->scan([&](JobRecord&&, std::string_view) { ++scanned; }).is_ok());
+  CHECK(scanned == 1);
+  CHECK(store->corrupt_records() == counted);  // the boot scan does not count it again
 }
 
-TEST_CASE("a data dir written with JSON records still loads, and updates rewrite them in binary") {
+TEST_CASE("a data dir written with JSON records still loads, in the binary form") {
   test::TempDir dir;
   const Identity key = Identity::generate();
   JobRecord old = test::queued_record(key);
@@ -139,17 +219,23 @@ TEST_CASE("a data dir written with JSON records still loads, and updates rewrite
     delete raw;
   }
   {
-    auto store = std::move(Store::open(dir.str(), {}).value());
-    CHECK(store->corrupt_records() == 0);
-    CHECK(store->counts()[size_t(JobState::queued)] == 1);
-    auto got = store->get(old.id);
+    Written w(dir);
+    CHECK(w.store->corrupt_records() == 0);
+    CHECK(w.store->counts()[size_t(JobState::queued)] == 1);
+    auto got = w.store->get(old.id);
     REQUIRE(got.is_ok());
     REQUIRE(got.value().has_value());
     CHECK(same_state(*got.value(), old));
+    REQUIRE(w.store
+                ->scan([&](JobRecord&& r, std::string_view encoded) {
+                  CHECK(encoded == encode_record(r));  // handed on in the binary form
+                })
+                .is_ok());
     JobRecord running = old;
     running.status.state = JobState::running;
     running.status.attempt = 1;
-    REQUIRE(store->update_sync(old.id, [&](const JobRecord*) { return running; }).is_ok());
+    w.put(running);
+    w.wait_durable();
   }
   leveldb::DB* raw = nullptr;
   REQUIRE(leveldb::DB::Open(leveldb::Options(), dir.str(), &raw).ok());

@@ -1,0 +1,288 @@
+// The loop that runs the replica core; see replica_driver.h.
+#include "node/replica_driver.h"
+
+#include <asio/post.hpp>
+
+#include <chrono>
+
+#include "node/check.h"
+#include "node/clock.h"
+#include "node/log.h"
+
+namespace meshwork {
+namespace {
+
+spdlog::level::level_enum level_of(LogLine::Level l) {
+  switch (l) {
+    case LogLine::Level::debug:
+      return spdlog::level::debug;
+    case LogLine::Level::info:
+      return spdlog::level::info;
+    case LogLine::Level::warn:
+      return spdlog::level::warn;
+  }
+  return spdlog::level::info;
+}
+
+bool usable(MemberState s) {
+  return s == MemberState::alive || s == MemberState::suspect;
+}
+
+}  // namespace
+
+MemberState member_state_of(gossip::MemberState s) {
+  switch (s) {
+    case gossip::MemberState::alive:
+      return MemberState::alive;
+    case gossip::MemberState::suspect:
+      return MemberState::suspect;
+    case gossip::MemberState::dead:
+      return MemberState::dead;
+    case gossip::MemberState::left:
+      return MemberState::left;
+  }
+  return MemberState::dead;
+}
+
+ReplicaDriver::ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config,
+                             Store& store, PeerClient& peers, const Identity& key,
+                             EnvelopeCheck check)
+    : io_(io),
+      self_(std::move(self)),
+      config_(config),
+      store_(store),
+      peers_(peers),
+      runner_(key, self_, config_.workers,
+              [this](Outcome o) {
+                asio::post(io_, [this, o = std::move(o)]() mutable {
+                  if (stopped_) return;
+                  replica_->handler_done(now(), std::move(o));
+                  drain();
+                });
+              }),
+      replica_(std::make_unique<Replica>(self_, config_, store_, std::move(check))),
+      timer_(io) {}
+
+ReplicaDriver::~ReplicaDriver() {
+  runner_.shutdown();
+}
+
+Now ReplicaDriver::now() {
+  return Now{mono_ms(), wall_ms()};
+}
+
+Status ReplicaDriver::boot() {
+  std::promise<Status> done;
+  asio::post(io_, [this, &done] {
+    size_t records = 0, hints = 0;
+    Status s = store_.scan([&](JobRecord&& r, std::string_view encoded) {
+      replica_->load(r, encoded);
+      ++records;
+    });
+    if (s.is_ok())
+      s = store_.scan_hints([&](const std::string& target, const std::string& id) {
+        replica_->load_hint(target, id);
+        ++hints;
+      });
+    if (s.is_ok()) {
+      store_.start_writer([this](uint64_t seq, const Status& st) {
+        asio::post(io_, [this, seq, st] {
+          if (stopped_) return;
+          replica_->durable(now(), seq, st);
+          drain();
+        });
+      });
+      replica_->start(now());
+      drain();
+      log_event(spdlog::level::info, "recovered", "",
+                std::to_string(records) + " records, " + std::to_string(hints) + " hints, " +
+                    std::to_string(replica_->index().unfinished_count()) + " unfinished");
+    }
+    done.set_value(s);
+  });
+  return done.get_future().get();
+}
+
+void ReplicaDriver::stop() {
+  if (stopping_.exchange(true)) return;
+  runner_.shutdown();
+  std::promise<void> stopped;
+  asio::post(io_, [this, &stopped] {
+    stopped_ = true;
+    timer_.cancel();
+    for (auto& [id, w] : waiters_) w->set_value(Reply{id, {}});
+    waiters_.clear();
+    stopped.set_value();
+  });
+  stopped.get_future().wait();
+}
+
+// ---- inputs from other threads ----
+
+Result<Reply> ReplicaDriver::request(Input input) {
+  if (stopping_) return Status(Code::unavailable, "the node is stopping");
+  auto waiter = std::make_shared<std::promise<Reply>>();
+  auto answer = waiter->get_future();
+  const uint64_t id = next_request_++;
+  asio::post(io_, [this, id, waiter, input = std::move(input)] {
+    if (stopped_) return waiter->set_value(Reply{id, {}});
+    waiters_.emplace(id, waiter);
+    input(*replica_, now(), id);
+    drain();
+  });
+  const auto wait = std::chrono::milliseconds(config_.peer_timeout_ms + kReplyMarginMs);
+  if (answer.wait_for(wait) != std::future_status::ready) {
+    asio::post(io_, [this, id] { waiters_.erase(id); });
+    return Status(Code::unavailable, "the mesh did not answer in time; retry shortly");
+  }
+  try {
+    return answer.get();
+  } catch (const std::future_error&) {  // the loop was torn down with the request in it
+    return Status(Code::unavailable, "the node is stopping");
+  }
+}
+
+Result<std::vector<ItemResult>> ReplicaDriver::submit(std::vector<JobRecord> admitted) {
+  const size_t n = admitted.size();
+  auto records = std::make_shared<std::vector<JobRecord>>(std::move(admitted));
+  auto reply =
+      request([records](Replica& r, Now t, uint64_t id) { r.submit(t, id, std::move(*records)); });
+  if (!reply.is_ok()) return reply.status();
+  if (reply.value().items.size() != n) return Status(Code::unavailable, "the node is stopping");
+  return std::move(reply.value().items);
+}
+
+Result<ItemResult> ReplicaDriver::cancel(const std::string& id) {
+  auto reply = request([id](Replica& r, Now t, uint64_t req) { r.cancel(t, req, id); });
+  if (!reply.is_ok()) return reply.status();
+  if (reply.value().items.size() != 1) return Status(Code::unavailable, "the node is stopping");
+  return std::move(reply.value().items.front());
+}
+
+Result<ItemResult> ReplicaDriver::read(const std::string& id) {
+  auto reply = request([id](Replica& r, Now t, uint64_t req) { r.read(t, req, id); });
+  if (!reply.is_ok()) return reply.status();
+  if (reply.value().items.size() != 1) return Status(Code::unavailable, "the node is stopping");
+  return std::move(reply.value().items.front());
+}
+
+void ReplicaDriver::deliver(const std::string& from, std::vector<Message> messages) {
+  asio::post(io_, [this, from, messages = std::move(messages)]() mutable {
+    if (stopped_) return;
+    const Now t = now();
+    for (Message& m : messages) replica_->receive(t, from, std::move(m));
+    drain();
+  });
+}
+
+// ---- the loop ----
+
+void ReplicaDriver::on_member(const gossip::MemberInfo& m) {
+  if (stopped_ || m.name == self_) return;
+  std::map<std::string, std::string> addresses;
+  {
+    std::lock_guard lock(members_mu_);
+    auto key = from_base64(m.meta.public_key);
+    members_[m.name] =
+        MemberView{m.meta.api, key && key->size() == kPublicKeyBytes ? *key : std::string(),
+                   member_state_of(m.state)};
+    for (const auto& [name, v] : members_)
+      if (usable(v.state)) addresses.emplace(name, v.api);
+  }
+  peers_.set_peers(std::move(addresses));
+  replica_->set_member(now(), m.name, member_state_of(m.state));
+  drain();
+}
+
+void ReplicaDriver::drain() {
+  Output& out = replica_->output();
+  if (!out.persists.empty()) store_.write(std::move(out.persists));
+  for (Send& s : out.sends) send(s);
+  for (Reply& r : out.replies) {
+    auto it = waiters_.find(r.request);
+    if (it == waiters_.end()) continue;  // its HTTP thread gave up waiting
+    it->second->set_value(std::move(r));
+    waiters_.erase(it);
+  }
+  for (const Start& s : out.starts) runner_.start(s);
+  for (const Stop& s : out.stops) runner_.stop(s);
+  for (const LogLine& l : out.logs) log_event(level_of(l.level), l.event, l.id, l.detail);
+  out.clear();
+  publish();
+  arm_timer();
+}
+
+void ReplicaDriver::send(Send& s) {
+  std::string bytes = encode_message(s.message);
+  auto message = std::make_shared<Message>(std::move(s.message));
+  peers_.send(s.to, std::move(bytes), [this, to = s.to, message](const Status&) {
+    asio::post(io_, [this, to, message] {
+      if (stopped_) return;
+      replica_->undeliverable(now(), to, *message);
+      drain();
+    });
+  });
+}
+
+void ReplicaDriver::publish() {
+  const Replica& r = *replica_;
+  std::lock_guard lock(snapshot_mu_);
+  ReplicaSnapshot& s = snapshot_;
+  s.ready = r.ready(now());
+  s.backlog = r.backlog();
+  s.running = r.running();
+  s.hints = r.hints();
+  s.held = r.index().size();
+  s.unfinished = r.index().unfinished_count();
+  s.stats = r.stats();
+  if (!s.placement || s.placement->version() != r.placement().version())
+    s.placement = std::make_shared<const Placement>(r.placement());
+}
+
+// Wakes the loop at the core's next deadline, or sooner to refresh the snapshot.
+void ReplicaDriver::arm_timer() {
+  if (stopped_) return;
+  const uint64_t now_ms = mono_ms();
+  const uint64_t at =
+      std::max(std::min(replica_->next_deadline_ms(), now_ms + kSnapshotRefreshMs), now_ms + 1);
+  if (timer_armed_ && timer_at_ms_ <= at) return;
+  timer_armed_ = true;
+  timer_at_ms_ = at;
+  timer_.expires_at(std::chrono::steady_clock::time_point(std::chrono::milliseconds(at)));
+  timer_.async_wait([this](std::error_code ec) {
+    if (ec) return;  // re-armed earlier, or stopped
+    timer_armed_ = false;
+    on_timer();
+  });
+}
+
+void ReplicaDriver::on_timer() {
+  if (stopped_) return;
+  const Now t = now();
+  if (t.mono_ms >= replica_->next_deadline_ms()) {
+    replica_->tick(t);
+    drain();
+  } else {
+    publish();
+    arm_timer();
+  }
+}
+
+ReplicaSnapshot ReplicaDriver::snapshot() const {
+  std::lock_guard lock(snapshot_mu_);
+  return snapshot_;
+}
+
+std::optional<std::string> ReplicaDriver::public_key_of(std::string_view name) const {
+  std::lock_guard lock(members_mu_);
+  auto it = members_.find(std::string(name));
+  if (it == members_.end() || it->second.public_key.empty()) return std::nullopt;
+  return it->second.public_key;
+}
+
+std::map<std::string, MemberView> ReplicaDriver::members() const {
+  std::lock_guard lock(members_mu_);
+  return members_;
+}
+
+}  // namespace meshwork

@@ -1,0 +1,140 @@
+// ReplicaDriver: runs the replica core (dht/replica.h) on the node's one io_context thread — the
+// loop — and carries out its actions. It is the only code that touches the core.
+//
+//   input (who posts it to the loop)          action (what the driver does with it)
+//   boot: stored records, hints (Node::open)  persists → Store::write (pipelined group commit)
+//   set_member: gossip events (on the loop)   sends    → encode_message → PeerClient::send
+//   submit/cancel/read: HTTP threads          replies  → wake the HTTP thread that waits
+//   receive: HTTP threads (/internal/v1/msg)  starts   → JobRunner::start (a worker)
+//   undeliverable: PeerClient lanes           stops    → JobRunner::stop (cancel token)
+//   durable: the store's writer thread        logs     → log_event
+//   handler_done: executor workers
+//   tick: a steady_timer at next_deadline_ms()
+// After every input the driver drains output(), re-arms the timer when the deadline moved, and
+// publishes a Snapshot (counters, readiness, backlog, placement) that HTTP threads read without
+// touching the core. Time comes from node/clock.h as Now{mono_ms, wall_ms}.
+//
+// The driver also keeps what the transport and peer authentication need to know of each member —
+// its API address and public key, from gossip metadata — in a directory HTTP threads may read.
+//
+// Thread-safety: submit/cancel/read/deliver/snapshot/public_key_of/members from any thread (they
+// post to the loop or read mutex-guarded copies); on_member and everything private on the loop;
+// boot() and stop() from the thread that owns the node.
+// Invariants:
+//   1. Only the loop thread calls the Replica; no lock is held while it runs.
+//   2. Every client request gets exactly one answer: the core's Reply, or Code::unavailable when
+//      none came within peer_timeout_ms + kReplyMarginMs (or the node is stopping).
+//   3. An action is carried out in the order the core emitted it within its kind; persists reach
+//      the store in seq order.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <future>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include <asio/io_context.hpp>
+#include <asio/steady_timer.hpp>
+
+#include "dht/replica.h"
+#include "gossip/membership.h"
+#include "node/job_runner.h"
+#include "node/peer_client.h"
+#include "node/store.h"
+
+namespace meshwork {
+
+// How much longer than the core's own peer timeout an HTTP thread waits for a reply.
+inline constexpr uint64_t kReplyMarginMs = 1'000;
+// The loop wakes at least this often to refresh the snapshot (readiness changes with time alone).
+inline constexpr uint64_t kSnapshotRefreshMs = 1'000;
+
+// What HTTP threads may know of the core, as of the last drain.
+struct ReplicaSnapshot {
+  bool ready = false;
+  size_t backlog = 0, running = 0, hints = 0, held = 0, unfinished = 0;
+  ReplicaStats stats;
+  std::shared_ptr<const Placement> placement;
+};
+
+// A member as gossip describes it.
+struct MemberView {
+  std::string api;         // host:port of its API
+  std::string public_key;  // raw Ed25519 key, 32 bytes ("" when unusable)
+  MemberState state = MemberState::alive;
+};
+
+[[nodiscard]] MemberState member_state_of(gossip::MemberState s);
+
+class ReplicaDriver {
+ public:
+  ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config, Store& store,
+                PeerClient& peers, const Identity& key, EnvelopeCheck check);
+  ~ReplicaDriver();
+  ReplicaDriver(const ReplicaDriver&) = delete;
+  ReplicaDriver& operator=(const ReplicaDriver&) = delete;
+
+  // Loads every stored record and hint into the core, starts the store's writer and the core.
+  // Blocks until done on the loop (which must be running).
+  [[nodiscard]] Status boot();
+  // Stops handlers (their outcomes are dropped), stops taking inputs and answers waiting requests
+  // with Code::unavailable. The loop must still be running. Idempotent.
+  void stop();
+
+  // Client requests: block until the core answers (see invariant 2).
+  [[nodiscard]] Result<std::vector<ItemResult>> submit(std::vector<JobRecord> admitted);
+  [[nodiscard]] Result<ItemResult> cancel(const std::string& id);
+  [[nodiscard]] Result<ItemResult> read(const std::string& id);
+  // Peer messages, decoded and from an authenticated sender; returns at once.
+  void deliver(const std::string& from, std::vector<Message> messages);
+  // Gossip: a member changed (loop thread).
+  void on_member(const gossip::MemberInfo& m);
+
+  [[nodiscard]] ReplicaSnapshot snapshot() const;
+  [[nodiscard]] std::optional<std::string> public_key_of(std::string_view name) const;
+  [[nodiscard]] std::map<std::string, MemberView> members() const;
+  [[nodiscard]] const ReplicaConfig& config() const { return config_; }
+  [[nodiscard]] size_t workers() const { return runner_.workers(); }
+
+ private:
+  using Input = std::function<void(Replica&, Now, uint64_t request)>;
+  [[nodiscard]] Result<Reply> request(Input input);
+  void drain();
+  void send(Send& s);
+  void publish();
+  void arm_timer();
+  void on_timer();
+  [[nodiscard]] static Now now();
+
+  asio::io_context& io_;
+  const std::string self_;
+  const ReplicaConfig config_;
+  Store& store_;
+  PeerClient& peers_;
+  JobRunner runner_;
+  std::unique_ptr<Replica> replica_;  // loop thread only
+
+  // Loop thread only.
+  asio::steady_timer timer_;
+  bool timer_armed_ = false;
+  uint64_t timer_at_ms_ = 0;
+  bool stopped_ = false;
+  std::unordered_map<uint64_t, std::shared_ptr<std::promise<Reply>>> waiters_;
+
+  std::atomic<uint64_t> next_request_{1};
+  std::atomic<bool> stopping_{false};
+
+  mutable std::mutex snapshot_mu_;
+  ReplicaSnapshot snapshot_;
+
+  mutable std::mutex members_mu_;
+  std::map<std::string, MemberView> members_;
+};
+
+}  // namespace meshwork

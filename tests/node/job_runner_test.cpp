@@ -1,0 +1,110 @@
+// JobRunner: a Start runs the handler on a worker and reports a signed outcome; a Stop cancels
+// it, and a timed-out stop turns into "timed out after N ms"; after shutdown nothing is reported.
+#include <doctest/doctest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <optional>
+
+#include "node/job_runner.h"
+#include "tests/node/test_util.h"
+
+namespace meshwork {
+namespace {
+
+struct Outcomes {
+  void add(Outcome o) {
+    std::lock_guard lock(mu);
+    got.push_back(std::move(o));
+    cv.notify_all();
+  }
+  std::optional<Outcome> wait(size_t n) {
+    std::unique_lock lock(mu);
+    if (!cv.wait_for(lock, std::chrono::seconds(10), [&] { return got.size() >= n; }))
+      return std::nullopt;
+    return got[n - 1];
+  }
+  std::mutex mu;
+  std::condition_variable cv;
+  std::vector<Outcome> got;
+};
+
+Start start_of(const JobRecord& r, uint32_t attempt) {
+  JobRecord claimed = r;
+  claimed.status.state = JobState::running;
+  claimed.status.attempt = attempt;
+  return Start{r.id, attempt, std::make_shared<const JobRecord>(std::move(claimed))};
+}
+
+}  // namespace
+
+TEST_CASE("a started echo job reports a success with a receipt that verifies") {
+  const Identity key = Identity::generate();
+  Outcomes outcomes;
+  JobRunner runner(key, "n1", 2, [&](Outcome o) { outcomes.add(std::move(o)); });
+  JobRecord r = test::queued_record(key, "echo", {{"hello", "mesh"}});
+  runner.start(start_of(r, 1));
+  auto o = outcomes.wait(1);
+  REQUIRE(o);
+  CHECK(o->id == r.id);
+  CHECK(o->attempt == 1);
+  const NodeResult& res = o->result;
+  CHECK(res.outcome == JobState::succeeded);
+  CHECK(nlohmann::json::parse(res.result)["echo"]["hello"] == "mesh");
+  CHECK(res.receipt.node == "n1");
+  CHECK(res.receipt.attempt == 1);
+  CHECK(res.receipt.result_hash == blake2b_hex(res.result));
+  CHECK(verify_signature(res.receipt.message(), from_base64(res.receipt.signature).value(),
+                         key.public_key()));
+}
+
+TEST_CASE("the attempt number reaches the handler") {
+  const Identity key = Identity::generate();
+  Outcomes outcomes;
+  JobRunner runner(key, "n1", 1, [&](Outcome o) { outcomes.add(std::move(o)); });
+  JobRecord r = test::queued_record(key, "flaky", {{"fail_times", 2}});
+  runner.start(start_of(r, 2));
+  auto failed = outcomes.wait(1);
+  REQUIRE(failed);
+  CHECK(failed->result.outcome == JobState::failed);
+  runner.start(start_of(r, 3));
+  auto ok = outcomes.wait(2);
+  REQUIRE(ok);
+  CHECK(ok->result.outcome == JobState::succeeded);
+}
+
+TEST_CASE("stops: a cancel ends the handler cancelled, a timeout as a timed-out failure") {
+  const Identity key = Identity::generate();
+  Outcomes outcomes;
+  JobRunner runner(key, "n1", 2, [&](Outcome o) { outcomes.add(std::move(o)); });
+  JobRecord slow = test::queued_record(key, "sleep", {{"ms", 60000}});
+  runner.start(start_of(slow, 1));
+  runner.stop(Stop{Stop::Why::cancelled, slow.id, 2});  // another attempt: ignored
+  runner.stop(Stop{Stop::Why::cancelled, slow.id, 1});
+  auto cancelled = outcomes.wait(1);
+  REQUIRE(cancelled);
+  CHECK(cancelled->result.outcome == JobState::cancelled);
+
+  JobRecord slower = test::queued_record(key, "sleep", {{"ms", 60001}});
+  runner.start(start_of(slower, 1));
+  runner.stop(Stop{Stop::Why::timed_out, slower.id, 1});
+  auto timed_out = outcomes.wait(2);
+  REQUIRE(timed_out);
+  CHECK(timed_out->result.outcome == JobState::failed);
+  CHECK(timed_out->result.error == "timed out after " + std::to_string(slower.timeout_ms) + " ms");
+  CHECK(timed_out->result.receipt.result_hash == blake2b_hex(timed_out->result.error));
+}
+
+TEST_CASE("after shutdown no outcome is reported") {
+  const Identity key = Identity::generate();
+  Outcomes outcomes;
+  JobRunner runner(key, "n1", 1, [&](Outcome o) { outcomes.add(std::move(o)); });
+  JobRecord slow = test::queued_record(key, "sleep", {{"ms", 60000}});
+  runner.start(start_of(slow, 1));
+  runner.shutdown();
+  runner.start(start_of(test::queued_record(key), 1));  // refused after shutdown
+  std::lock_guard lock(outcomes.mu);
+  CHECK(outcomes.got.empty());
+}
+
+}  // namespace meshwork
