@@ -31,6 +31,7 @@ std::optional<std::pair<uint64_t, uint64_t>> parse_seed_range(const std::string&
 
 constexpr uint64_t seeds_per_batch_max = 100'000;
 constexpr double settle_s_max = 3'600;
+constexpr size_t failover_slowest_batch = 10;  // slowest failovers printed after a batch
 
 // What the flags say, before it is checked and turned into RunOptions.
 struct Flags {
@@ -148,9 +149,18 @@ int main(int argc, char** argv) {
   }
   RunOptions& o = flags.o;
   std::vector<uint64_t> failed;
+  std::vector<meshwork::sim::FailoverSample> failover;  // of every seed
   for (uint64_t seed = first; seed <= last; ++seed) {
     o.seed = seed;
-    if (!meshwork::sim::run(o, std::cout).ok) failed.push_back(seed);
+    meshwork::sim::RunReport report = meshwork::sim::run(o, std::cout);
+    if (!report.ok) failed.push_back(seed);
+    failover.insert(failover.end(), report.failover.begin(), report.failover.end());
+  }
+  if (last > first && o.workload.jobs > 0) {
+    meshwork::sim::sort_slowest_first(failover);
+    meshwork::sim::print_failover(std::cout,
+                                  "failover over " + std::to_string(last - first + 1) + " seeds",
+                                  failover, failover_slowest_batch, true);
   }
   if (last > first) {
     std::cout << (last - first + 1 - failed.size()) << " of " << (last - first + 1)

@@ -122,6 +122,11 @@ void ReplicaSim::crash(uint32_t i) {
   if (!n.replica) return;
   add(dead_stats_, n.replica->stats());
   n.replica.reset();
+  for (const auto& [key, h] : n.handlers) {
+    HandlerRun& run = ledger_[key.first].runs[h.run];
+    run.end_ms = c_.now_ms();
+    run.crashed = true;
+  }
   n.handlers.clear();
   n.disk.lose_unsynced();
   n.stalled = false;
@@ -214,6 +219,7 @@ void ReplicaSim::drain(uint32_t i) {
   for (const Stop& s : out.stops) stop_handler(i, s);
   for (const LogLine& l : out.logs) {
     ++log_events_[l.event];
+    if (l.event == "takeover" || l.event == "claim_not_confirmed") note(i, l.id, l.event, l.detail);
     if (log_) log_(i, l);
   }
   std::vector<Reply> replies = std::move(out.replies);
@@ -234,6 +240,14 @@ void ReplicaSim::persist(uint32_t i, std::vector<Persist>& persists) {
     if (p.kind == Persist::Kind::record) {
       std::vector<uint32_t>& w = writers_[p.id];
       if (std::find(w.begin(), w.end(), i) == w.end()) w.push_back(i);
+      if (p.record->status.state == JobState::succeeded) {
+        JobLedger& l = ledger_[p.id];
+        if (l.succeeded_ms == never_ms) {
+          l.succeeded_ms = c_.now_ms();
+          l.succeeded_node = node_index(p.record->status.node);
+          l.succeeded_attempt = p.record->status.attempt;
+        }
+      }
     }
     n.disk.write(std::move(p));
   }
@@ -252,6 +266,8 @@ void ReplicaSim::send(uint32_t i, Send& s) {
   mix(to);
   mix((corr_of(s.message) << 3) | s.message.index());
   ++messages_;
+  if (const Fetch* f = std::get_if<Fetch>(&s.message))
+    for (const std::string& id : f->ids) note(i, id, "fetch", s.to);
   if (to >= c_.size() || !c_.up(to) || c_.network().cut_off(i, to)) {
     // Connection refused (down) or timed out (cut off): the transport tells the core.
     const uint64_t at = c_.now_ms() + rng_.between(connect_error_ms_min, connect_error_ms_max);
@@ -275,9 +291,12 @@ void ReplicaSim::on_app(uint32_t to, uint32_t from, const std::string& bytes) {
     ++decode_failures_;
     return;
   }
-  input(to, [from = node_name(from), m = std::move(m).value()](Replica& r, Now now) mutable {
-    r.receive(now, from, std::move(m));
-  });
+  input(to,
+        [this, to, from = node_name(from), m = std::move(m).value()](Replica& r, Now now) mutable {
+          if (const Fetch* f = std::get_if<Fetch>(&m))  // answered now (a stalled core: later)
+            for (const std::string& id : f->ids) note(to, id, "fetch_answered", from);
+          r.receive(now, from, std::move(m));
+        });
 }
 
 void ReplicaSim::on_undelivered(uint32_t to, uint32_t from, const std::string& bytes) {
@@ -312,9 +331,10 @@ void ReplicaSim::start_handler(uint32_t i, const Start& s) {
     ++l.same_attempt_starts;
   l.attempts.push_back(s.attempt);
   ++l.starts;
+  l.runs.push_back(HandlerRun{i, s.attempt, c_.now_ms()});
   if (n.handlers.size() >= o_.workers) ++executor_overflows_;
   const uint64_t serial = ++serial_;
-  n.handlers[{s.id, s.attempt}] = Handler{serial, false};
+  n.handlers[{s.id, s.attempt}] = Handler{serial, false, l.runs.size() - 1};
   const uint64_t run_ms = rng_.chance(o_.long_fraction)
                               ? rng_.between(o_.lease_ms * 11 / 10, o_.lease_ms * 5 / 2)
                               : rng_.between(o_.run_ms_min, o_.run_ms_max);
@@ -348,8 +368,11 @@ void ReplicaSim::end_handler(uint32_t i, uint32_t instance, const std::string& i
   Node& n = nodes_[i];
   const auto it = n.handlers.find({id, attempt});
   if (n.instance != instance || it == n.handlers.end() || it->second.serial != serial) return;
-  n.handlers.erase(it);
   JobLedger& l = ledger_[id];
+  HandlerRun& run = l.runs[it->second.run];
+  run.end_ms = c_.now_ms();
+  run.outcome = outcome;
+  n.handlers.erase(it);
   if (outcome == JobState::succeeded) ++l.succeeded;
   if (outcome == JobState::failed) ++l.failed;
   const Now now = now_of(i);
@@ -427,6 +450,11 @@ void ReplicaSim::trace(uint32_t i, const Output& out) {
     if (match(s.id)) o << at << "stop attempt " << s.attempt << " why " << int(s.why) << "\n";
   for (const LogLine& l : out.logs)
     if (match(l.id)) o << at << "log " << l.event << ": " << l.detail << "\n";
+}
+
+void ReplicaSim::note(uint32_t i, const std::string& id, std::string event, std::string detail) {
+  if (id.empty()) return;
+  ledger_[id].notes.push_back(JobNote{c_.now_ms(), i, std::move(event), std::move(detail)});
 }
 
 void ReplicaSim::mix(uint64_t v) {

@@ -18,9 +18,11 @@
 //               the stall ends; then they are handed over in order: a paused event loop.
 // Output is drained after every input.
 //
-// Besides driving, it keeps a ledger per job of what the executors did (starts, outcomes) for the
-// checks (job_checks.h), checks at every Start that the node's own copy says the attempt is
-// running and claimed by it (invariant 7), and folds every action into a digest.
+// Besides driving, it keeps a ledger per job of what the executors did (starts, outcomes, each
+// handler run) and of the core actions that explain a failover (takeovers, refused claims, fetches
+// and when they were answered) for the checks (job_checks.h) and the failover figures
+// (failover.h), checks at every Start that the node's own copy says the attempt is running and
+// claimed by it (invariant 7), and folds every action into a digest.
 //
 // Thread-safety: none. Invariants: at most one Replica per up node, none per down node; every
 // scheduled event carries the instance it was scheduled for and is dropped if the node has
@@ -55,6 +57,26 @@ struct ReplicaOptions {
   uint64_t clock_skew_ms_max = 250;  // each node's wall clock is this much ahead, at most
 };
 
+// One handler run: where and when it started and how it ended (never_ms: still running).
+struct HandlerRun {
+  uint32_t node = 0;
+  uint32_t attempt = 0;
+  uint64_t start_ms = 0;
+  uint64_t end_ms = never_ms;
+  JobState outcome = JobState::running;  // succeeded | failed | cancelled once it ended
+  bool crashed = false;                  // ended by its node's crash
+};
+
+// A core action on one job worth explaining a failover with: a `takeover` log (its reason), a
+// `claim_not_confirmed` log, a `fetch` sent to a replica (a takeover read, a read or a pull), or
+// a `fetch_answered` by the core that got it (a stalled core answers when the stall ends).
+struct JobNote {
+  uint64_t at_ms = 0;
+  uint32_t node = 0;
+  std::string event;   // takeover | claim_not_confirmed | fetch | fetch_answered
+  std::string detail;  // the log's detail, the fetch's target, or the asker
+};
+
 // What the executors did with one job, mesh-wide.
 struct JobLedger {
   uint32_t starts = 0;
@@ -62,7 +84,12 @@ struct JobLedger {
   uint32_t succeeded = 0;          // succeeded outcomes handed to a core
   uint32_t duplicate_starts = 0;   // starts while an earlier start had not ended failed
   uint32_t same_attempt_starts = 0;  // starts of an attempt number already started somewhere
-  std::vector<uint32_t> attempts;  // every attempt started, in order
+  std::vector<uint32_t> attempts;    // every attempt started, in order
+  std::vector<HandlerRun> runs;      // every handler run, in start order
+  std::vector<JobNote> notes;        // in the order the cores produced them
+  uint64_t succeeded_ms = never_ms;  // first commit of a succeeded record, on any node
+  uint32_t succeeded_node = 0;       // ...the node whose handler succeeded, and its attempt
+  uint32_t succeeded_attempt = 0;
 };
 
 class ReplicaSim {
@@ -93,6 +120,7 @@ class ReplicaSim {
 
   // The node's clock: monotonic virtual time, and a wall clock skewed per node.
   Now now_of(uint32_t i) const;
+  const ReplicaOptions& options() const { return o_; }
   const Replica* replica(uint32_t i) const { return nodes_[i].replica.get(); }
   const Disk& disk(uint32_t i) const { return nodes_[i].disk; }
   size_t handlers_running(uint32_t i) const { return nodes_[i].handlers.size(); }
@@ -121,6 +149,7 @@ class ReplicaSim {
   struct Handler {
     uint64_t serial = 0;
     bool stopping = false;
+    size_t run = 0;  // index in the job's JobLedger::runs
   };
   struct Node {
     std::unique_ptr<Replica> replica;
@@ -150,6 +179,7 @@ class ReplicaSim {
   void on_app(uint32_t to, uint32_t from, const std::string& bytes);
   void on_undelivered(uint32_t to, uint32_t from, const std::string& bytes);
   void trace(uint32_t i, const Output& out);
+  void note(uint32_t i, const std::string& id, std::string event, std::string detail);
   void mix(uint64_t v);
   void mix(std::string_view s);
 

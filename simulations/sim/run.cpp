@@ -17,6 +17,7 @@ namespace meshwork::sim {
 namespace {
 
 constexpr uint64_t settle_step_ms = 1'000;
+constexpr size_t failover_slowest = 5;  // samples printed per run
 
 std::string hex(uint64_t v) {
   char buf[17];
@@ -48,6 +49,7 @@ void print_event(std::ostream& out, uint64_t now_ms, uint32_t viewer, const goss
 // A stall as it happened: the node whose core froze and the jobs its handlers were running.
 struct StallRecord {
   uint32_t node = 0;
+  uint64_t at_ms = 0;
   std::vector<std::string> jobs;
 };
 
@@ -73,7 +75,7 @@ void schedule_stalls(Cluster& c, JobSide& jobs, const Plan& plan) {
         if (best == UINT32_MAX || r.handlers_running(i) > r.handlers_running(best)) best = i;
       }
       if (best == UINT32_MAX) return;
-      jobs.stalls.push_back({best, r.running_jobs(best)});
+      jobs.stalls.push_back({best, s.at_ms, r.running_jobs(best)});
       r.stall(best, s.at_ms + s.length_ms);
     });
   }
@@ -152,6 +154,15 @@ void print_jobs(std::ostream& out, const JobFigures& f, const JobSide& jobs) {
       << replicas.member_events() << " member events handed to the cores\n";
 }
 
+// Every fault of the run that can catch a handler: crashes, stalls, nodes cut off.
+std::vector<Fault> faults_of(const Plan& plan, const JobSide& jobs) {
+  std::vector<Fault> faults;
+  for (const CrashRecord& r : plan.crashes) faults.push_back({"crash", r.node, r.at_ms});
+  for (const StallRecord& r : jobs.stalls) faults.push_back({"stall", r.node, r.at_ms});
+  for (const CutRecord& r : plan.cuts) faults.push_back({r.kind, r.node, r.at_ms});
+  return faults;
+}
+
 }  // namespace
 
 RunReport run(const RunOptions& o, std::ostream& out) {
@@ -197,7 +208,7 @@ RunReport run(const RunOptions& o, std::ostream& out) {
   RunReport report;
   std::vector<std::pair<std::string, std::string>> failures;  // every invariant that failed
   const Fail fail = [&](const char* invariant, std::string detail) {
-    if (report.ok) report = RunReport{false, invariant, detail, 0};
+    if (report.ok) report = RunReport{false, invariant, detail, 0, {}};
     failures.emplace_back(invariant, std::move(detail));
   };
   if (auto why = check_dead_detected(c, plan)) fail("dead-detected", *why);
@@ -211,6 +222,8 @@ RunReport run(const RunOptions& o, std::ostream& out) {
     f = job_figures(c, jobs->replicas, jobs->workload);
     check_jobs(*jobs, f, o.scenario.name, fail);
   }
+  std::vector<FailoverSample> failover;
+  if (jobs) failover = failover_samples(jobs->replicas, faults_of(plan, *jobs), o.seed);
   // Last: a specific invariant explains a failure better than "did not settle".
   if (quiet_at == never_ms && !views_converged(c))
     fail("quiescence", "member views still differ from reality after " + seconds(o.settle_max_ms));
@@ -222,6 +235,7 @@ RunReport run(const RunOptions& o, std::ostream& out) {
         << " nodes up\n";
     metrics.print(out, o.gossip);
     if (jobs) print_jobs(out, f, *jobs);
+    if (jobs) print_failover(out, "failover", failover, failover_slowest, false);
     out << "ring digest " << hex(ring) << ", trace digest " << hex(report.digest) << "\n";
     if (jobs) out << "lost=" << f.lost << "\n";
   }
@@ -238,6 +252,7 @@ RunReport run(const RunOptions& o, std::ostream& out) {
     out << "FAIL seed=" << o.seed << " nodes=" << o.nodes << " invariant=" << invariant << ": "
         << detail << "\n";
   }
+  report.failover = std::move(failover);
   return report;
 }
 

@@ -8,8 +8,10 @@
 #include <cstdint>
 #include <ostream>
 #include <string>
+#include <vector>
 
 #include "gossip/config.h"
+#include "simulations/sim/failover.h"
 #include "simulations/sim/network.h"
 #include "simulations/sim/replica_sim.h"
 #include "simulations/sim/scenario.h"
@@ -38,6 +40,7 @@ struct RunReport {
   std::string invariant;  // the first that failed (every failure is printed)
   std::string detail;
   uint64_t digest = 0;
+  std::vector<FailoverSample> failover;  // slowest first (failover.h)
 };
 
 RunReport run(const RunOptions& o, std::ostream& out);

@@ -70,7 +70,10 @@ void restart_at(Cluster& c, Random& rng, Plan& plan, uint32_t node, uint64_t at_
 }
 
 void partition(Cluster& c, Plan& plan, std::vector<uint32_t> side, uint64_t at, uint64_t len) {
-  for (const uint32_t n : side) plan.unreachable[n] = 1;
+  for (const uint32_t n : side) {
+    plan.unreachable[n] = 1;
+    plan.cuts.push_back({"partition", n, at});
+  }
   plan.lines.push_back("partition " + std::to_string(side.size()) + " nodes from " + at_s(at) +
                        " to " + at_s(at + len));
   c.at(at, [&c, side = std::move(side)] { c.network().partition(side); });
@@ -88,6 +91,7 @@ void swizzle(Cluster& c, Random& rng, Plan& plan, std::vector<uint32_t> nodes, u
     const uint64_t until = unclog_from + clog_step_ms * k;
     const uint32_t n = nodes[j];
     plan.unreachable[n] = 1;
+    plan.cuts.push_back({"clog", n, at + clog_step_ms * j});
     c.at(at + clog_step_ms * j, [&c, n, until] { c.network().clog(n, until); });
   }
   plan.lines.push_back("swizzle-clog " + std::to_string(nodes.size()) + " nodes from " + at_s(at) +

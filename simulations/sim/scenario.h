@@ -53,6 +53,13 @@ struct CrashRecord {
   bool restarted = false;
 };
 
+// A node cut off from the others at `at_ms`: one side of a partition, or a clog.
+struct CutRecord {
+  const char* kind;  // "partition" | "clog"
+  uint32_t node;
+  uint64_t at_ms;
+};
+
 struct StallPlan {
   uint64_t at_ms;
   uint64_t length_ms;
@@ -69,6 +76,7 @@ struct Plan {
   std::vector<StallPlan> stalls;  // run.cpp picks the node when each begins
   std::vector<uint8_t> unreachable;
   std::vector<CrashRecord> crashes;  // filled in as the crashes happen
+  std::vector<CutRecord> cuts;       // every node partitioned or clogged, and when
   std::vector<std::string> lines;    // the schedule, for the report
 };
 
