@@ -112,8 +112,24 @@ uint64_t Replica::commit(Now now, JobRecord next) {
   overlay_order_.emplace_back(seq, id);
   out_.persists.push_back(Persist{seq, Persist::Kind::record, rec, "", id});
   ae_interval_ms_ = config_.anti_entropy_interval_ms;
+  forward(*e, rec);
   react(now, *rec);
   return seq;
+}
+
+// A node that holds a record it is not a replica of (a stand-in in the writer's view, a copy kept
+// for an unreachable target) passes every change on to the replicas of its own view: nothing else
+// would bring it there, since hand-off needs a placement change and anti-entropy compares only
+// records both sides replicate. A change that merges to nothing new is not committed, so views
+// that disagree cannot bounce a record back and forth.
+void Replica::forward(const IndexEntry& e, const SharedRecord& rec) {
+  const std::vector<std::string> fresh = e.placed_version == placement_.version()
+                                             ? std::vector<std::string>()
+                                             : placement_.replicas(rec->id);
+  const std::vector<std::string>& list = fresh.empty() ? e.replicas : fresh;
+  if (std::find(list.begin(), list.end(), self_) != list.end()) return;
+  for (const std::string& m : list) queue_replicate(m, rec, 0);
+  stats_.forwarded++;
 }
 
 Replica::Merged Replica::merge_in(Now now, const JobRecord& incoming) {

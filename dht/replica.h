@@ -85,9 +85,10 @@ struct Now {
 
 struct ReplicaConfig {
   PlacementOptions placement;
-  uint32_t workers = 2;              // handlers running at once on this node
-  size_t backlog_max = 10'000;       // runnable jobs waiting here before submissions get 429
-  uint64_t peer_timeout_ms = 5'000;  // longest a quorum, read or fetch waits for answers
+  uint32_t workers = 2;               // handlers running at once on this node
+  size_t backlog_max = 10'000;        // runnable jobs waiting here before submissions get 429
+  uint64_t peer_timeout_ms = 5'000;   // longest a quorum, read or fetch waits for answers
+  uint64_t takeover_read_ms = 1'000;  // longest a takeover waits for the other replicas' copies
   uint64_t sweep_interval_ms = 1'000;
   uint64_t anti_entropy_interval_ms = 2'000;       // between rounds while replicas differ
   uint64_t anti_entropy_interval_ms_max = 30'000;  // backed off to while they agree
@@ -189,6 +190,7 @@ struct ReplicaStats {
   uint64_t refused_records = 0;        // peer records that failed their check
   uint64_t refused_messages = 0;       // answers nobody asked for, from the wrong peer, etc.
   uint64_t handed_off = 0;             // records sent to members new in their replica lists
+  uint64_t forwarded = 0;              // changes passed on by a holder that is not a replica
 };
 
 class Replica {
@@ -308,6 +310,7 @@ class Replica {
   // replica.cpp: records, reactions, timers
   bool owns(Now now, const std::string& id) const;
   uint64_t commit(Now now, JobRecord next);
+  void forward(const IndexEntry& e, const SharedRecord& rec);
   Merged merge_in(Now now, const JobRecord& incoming);
   void react(Now now, const JobRecord& r);
   uint64_t pending_seq(const std::string& id) const;
@@ -336,7 +339,7 @@ class Replica {
   void finish_cancel(Now now, uint64_t request, const JobRecord& cur);
   void expire(Now now);
   // replica_run.cpp: running jobs, claims, outcomes, leases, takeover
-  void enqueue(const std::string& id);
+  void enqueue(const std::string& id, bool first = false);
   void schedule_retry(Now now, const std::string& id, uint64_t retry_at_wall_ms);
   void pump(Now now);
   void claim(Now now, const JobRecord& r);
@@ -347,7 +350,8 @@ class Replica {
   void watch_deadlines(Now now);
   void sweep(Now now);
   bool taker(Now now, const std::string& id, const std::string& claimant) const;
-  void take_over_after_read(Now now, const std::string& id, const std::string& reason);
+  void take_over_after_read(Now now, const std::string& id, const std::string& claimant,
+                            const std::string& reason);
   void takeover_answered(Now now, const std::string& id);
   void take_over(Now now, const std::string& id, const std::string& reason);
   void recover(Now now);

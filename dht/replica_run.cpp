@@ -31,9 +31,13 @@ bool holds_claim(const JobRecord& r, uint32_t attempt, const std::string& self) 
 
 }  // namespace
 
-void Replica::enqueue(const std::string& id) {
-  if (running_.contains(id)) return;
-  if (queued_.insert(id).second) run_queue_.push_back(id);
+void Replica::enqueue(const std::string& id, bool first) {
+  if (running_.contains(id) || !queued_.insert(id).second) return;
+  if (first) {
+    run_queue_.push_front(id);
+  } else {
+    run_queue_.push_back(id);
+  }
 }
 
 void Replica::schedule_retry(Now now, const std::string& id, uint64_t retry_at_wall_ms) {
@@ -264,7 +268,7 @@ void Replica::sweep(Now now) {
                              : m == members.end() ? "gone"
                                                   : std::string(member_state_name(m->second));
     taking_over.insert(id);
-    take_over_after_read(now, id,
+    take_over_after_read(now, id, e->status_node,
                          "owner " + e->status_node + " " + what + "; " + self_ + " takes over");
   }
   // Forget reads for jobs that no longer need a takeover here, and reads that never came back.
@@ -287,19 +291,24 @@ bool Replica::taker(Now now, const std::string& id, const std::string& claimant)
 // Before a takeover the other usable replicas are asked for their copies: the claimant may have
 // finished and told one of them before it died, and a takeover on this node's stale `running`
 // copy would start the handler again for nothing. When the last copy is merged the next sweep
-// decides on the merged record. A replica that does not answer within the peer timeout does not
-// hold the takeover up for longer than that.
-void Replica::take_over_after_read(Now now, const std::string& id, const std::string& reason) {
+// decides on the merged record. A replica that does not answer within takeover_read_ms (1 s, not
+// the 5 s peer timeout: a lost fetch must not add 5 s to every failover) does not hold the
+// takeover up for longer; a copy that comes later is still merged, so a stale decision costs at
+// most a duplicate run, which the merge settles.
+void Replica::take_over_after_read(Now now, const std::string& id, const std::string& claimant,
+                                   const std::string& reason) {
+  // Not the claimant: it is dead, gone, or (its lease ran out) the one replica known not to answer.
   std::vector<std::string> others;
   for (const std::string& m : placement_.replicas(id))
-    if (m != self_ && placement_.usable(m)) others.push_back(m);
+    if (m != self_ && m != claimant && placement_.usable(m)) others.push_back(m);
   if (auto it = takeover_reads_.find(id); it != takeover_reads_.end()) {
-    const bool waited_out = now.mono_ms > it->second.started_ms + config_.peer_timeout_ms;
+    const bool waited_out = now.mono_ms >= it->second.started_ms + config_.takeover_read_ms;
     if (it->second.left > 0 && !waited_out) return;  // still reading
     takeover_reads_.erase(it);
     others.clear();  // read (or waited out): decide now
   } else if (!others.empty()) {
     takeover_reads_[id] = TakeoverRead{others.size(), now.mono_ms};
+    next_sweep_ms_ = std::min(next_sweep_ms_, now.mono_ms + config_.takeover_read_ms);
   }
   if (others.empty()) return take_over(now, id, reason);
   for (const std::string& peer : others) fetch_from(now, peer, {id}, Outstanding::Why::takeover, 0);
@@ -334,6 +343,8 @@ void Replica::take_over(Now now, const std::string& id, const std::string& reaso
   stats_.takeovers++;
   log(LogLine::Level::info, "takeover", id, reason);
   replicate_to_others(now, overlay_.at(id).record);
+  // An interrupted attempt has waited long enough: it runs before the jobs queued behind it.
+  if (again && owns(now, id)) enqueue(id, true);
 }
 
 // After a restart: attempts that were running here when the process died are over; they run
