@@ -14,7 +14,8 @@
 //   handler_done (a handler's outcome)                    timed out)
 //   tick (time passes)                        logs        events worth a log line
 //
-// The node (node/mesh.h) runs it on its one io_context thread: sockets, LevelDB, the executor.
+// The node (node/replica_driver.h) runs it on its one io_context thread: sockets, LevelDB, the
+// executor.
 // The simulator (simulations/sim/) runs thousands of them on virtual time and a lossy virtual
 // network, so a failover bug found there replays from its seed.
 //
