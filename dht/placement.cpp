@@ -1,4 +1,4 @@
-// One snapshot of members and ring; see placement.h.
+// The members and the ring over them; see placement.h.
 #include "dht/placement.h"
 
 #include <algorithm>
