@@ -14,7 +14,8 @@
                   duplicate start whose handler was stopped when its claim lost is cheaper).
   failover        for every fault on node X at T and every job whose attempt was running on X at T
                   (X's claim entry before T and no end of that attempt before T) that later
-                  succeeded on another node: the time from T to that success.
+                  succeeded on another node: the time from T to its first success there, and
+                  that time less the job's own run time (sleep/flaky `ms`).
   false deaths    a death (a `member_dead` event in a node's log: that node declared the member
                   dead) of a member that had no fault from `grace` before it up to then, declared
                   by an observer that had none either. Deaths seen by a faulted observer (a paused
@@ -166,8 +167,19 @@ def _faulted(windows, node, t0, t1):
                for w in windows)
 
 
-def failovers(windows, records):
-    """→ list of {"job", "node", "kind", "fault_t", "ms"}; times in epoch seconds."""
+def run_ms(ack):
+    """→ how long the job's handler runs by itself (sleep and flaky wait `ms`; the rest ~0)."""
+    if ack is None:
+        return 0
+    return int(ack["payload"].get("ms", 0)) if ack["type"] in ("sleep", "flaky") else 0
+
+
+def failovers(windows, records, acks=()):
+    """→ list of {"job", "node", "kind", "fault_t", "ms", "beyond_run_ms"}; times in epoch s.
+    `ms` is from the fault to the job's first success on another node after it (a later success
+    by a takeover on a stale copy is a duplicate completion, not the failover); `beyond_run_ms`
+    takes the job's own run time off."""
+    by_id = {a["id"]: a for a in acks}
     out = []
     for w in windows:
         node, t = w["node"], w["start"]
@@ -186,10 +198,11 @@ def failovers(windows, records):
             if ended or later:
                 continue
             done = [h for h in hist if h.get("state") == "succeeded" and h["at"] / 1000 > t]
-            if rec.get("state") != "succeeded" or not done or done[-1].get("node") == node:
+            if rec.get("state") != "succeeded" or not done or done[0].get("node") == node:
                 continue
-            out.append({"job": job_id, "node": node, "kind": w["kind"], "fault_t": t,
-                        "ms": int(done[-1]["at"] - t * 1000)})
+            ms = int(done[0]["at"] - t * 1000)
+            out.append({"job": job_id, "node": node, "kind": w["kind"], "fault_t": t, "ms": ms,
+                        "beyond_run_ms": max(0, ms - run_ms(by_id.get(job_id)))})
     return out
 
 
