@@ -198,6 +198,9 @@ void ReplicaDriver::drain() {
   Output& out = replica_->output();
   if (!out.persists.empty()) store_.write(std::move(out.persists));
   for (Send& s : out.sends) send(s);
+  // Published before any reply wakes its HTTP thread, so a client that has its answer reads
+  // counters and state at least as new as the answer (GET /v1/node right after a submit).
+  publish();
   for (Reply& r : out.replies) {
     auto it = waiters_.find(r.request);
     if (it == waiters_.end()) continue;  // its HTTP thread gave up waiting
@@ -208,7 +211,6 @@ void ReplicaDriver::drain() {
   for (const Stop& s : out.stops) runner_.stop(s);
   for (const LogLine& l : out.logs) log_event(level_of(l.level), l.event, l.id, l.detail);
   out.clear();
-  publish();
   arm_timer();
 }
 
