@@ -85,7 +85,30 @@ bool Replica::owns(Now now, const std::string& id) const {
 std::optional<JobRecord> Replica::current(const std::string& id) const {
   if (auto it = overlay_.find(id); it != overlay_.end()) return *it->second.record;
   if (!index_.contains(id)) return std::nullopt;
+  if (auto it = cache_.find(id); it != cache_.end()) return *it->second.first;
   return reader_.read(id);
+}
+
+void Replica::cache_put(const SharedRecord& rec) {
+  if (config_.record_cache_max == 0) return;
+  if (auto it = cache_.find(rec->id); it != cache_.end()) {
+    it->second.first = rec;
+    cache_order_.splice(cache_order_.begin(), cache_order_, it->second.second);
+    return;
+  }
+  if (cache_.size() >= config_.record_cache_max) {
+    cache_.erase(cache_order_.back());
+    cache_order_.pop_back();
+  }
+  cache_order_.push_front(rec->id);
+  cache_.emplace(rec->id, std::pair{rec, cache_order_.begin()});
+}
+
+void Replica::cache_drop(const std::string& id) {
+  auto it = cache_.find(id);
+  if (it == cache_.end()) return;
+  cache_order_.erase(it->second.second);
+  cache_.erase(it);
 }
 
 uint64_t Replica::pending_seq(const std::string& id) const {
@@ -110,6 +133,7 @@ uint64_t Replica::commit(Now now, JobRecord next) {
   }
   overlay_[id] = Overlay{rec, seq};
   overlay_order_.emplace_back(seq, id);
+  cache_drop(id);  // the overlay serves it now, the cache again once it is durable
   out_.persists.push_back(Persist{seq, Persist::Kind::record, rec, "", id});
   ae_interval_ms_ = config_.anti_entropy_interval_ms;
   forward(*e, rec);
@@ -200,8 +224,10 @@ void Replica::durable(Now now, uint64_t seq, const Status& status) {
   while (!overlay_order_.empty() && overlay_order_.front().first <= seq) {
     auto [s, id] = std::move(overlay_order_.front());
     overlay_order_.pop_front();
-    if (auto it = overlay_.find(id); it != overlay_.end() && it->second.seq == s)
+    if (auto it = overlay_.find(id); it != overlay_.end() && it->second.seq == s) {
+      if (status.is_ok()) cache_put(it->second.record);  // else the store's copy stands
       overlay_.erase(it);
+    }
   }
   std::vector<uint64_t> done;
   for (auto it = local_waits_.begin(); it != local_waits_.end() && it->first <= seq;) {

@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <list>
 #include <map>
 #include <memory>
 #include <optional>
@@ -101,6 +102,7 @@ struct ReplicaConfig {
   uint64_t lease_skew_ms = 2'000;    // a lease counts as expired this long after its end
   uint64_t backoff_base_ms = 500;
   uint64_t backoff_max_ms = 30'000;
+  size_t record_cache_max = 4'096;  // durable records kept in memory (least recently used out)
   uint64_t seed = 1;      // jitter and peer order
   bool take_over = true;  // false only in the deliberately broken build of the chaos test
 };
@@ -245,6 +247,9 @@ class Replica {
   [[nodiscard]] size_t hints() const;
   // This node's current copy (overlay, else the reader); nullopt when it holds none.
   [[nodiscard]] std::optional<JobRecord> current(const std::string& id) const;
+  // The durable-record cache (cache_): keep `rec` as the newest use; forget `id`.
+  void cache_put(const SharedRecord& rec);
+  void cache_drop(const std::string& id);
 
  private:
   // A record written to replicas and decided once `need` of them hold it (replica_write.cpp).
@@ -387,6 +392,11 @@ class Replica {
   // Records written but not yet durable, newest per id, and the order they became so.
   std::unordered_map<std::string, Overlay> overlay_;
   std::deque<std::pair<uint64_t, std::string>> overlay_order_;
+  // Records that left the overlay durable, newest use first: a job's claim and outcome follow
+  // its submission within moments, and would otherwise each read and decode it from the store.
+  std::list<std::string> cache_order_;
+  std::unordered_map<std::string, std::pair<SharedRecord, std::list<std::string>::iterator>>
+      cache_;
   uint64_t next_seq_ = 1;
   uint64_t durable_seq_ = 0;
   std::multimap<uint64_t, uint64_t> local_waits_;  // seq → write waiting for this node's copy

@@ -75,6 +75,35 @@ TEST_CASE("a submission is acknowledged once W replicas hold it, runs once and c
   }
 }
 
+TEST_CASE("a job's claim and outcome find its record in memory, not read back from disk") {
+  for (size_t cache : {size_t{4'096}, size_t{0}}) {
+    CAPTURE(cache);
+    ReplicaConfig c = quiet();
+    c.record_cache_max = cache;
+    c.workers = 32;  // every job runs at once
+    Stage s(3, c);
+    std::vector<std::string> ids;
+    for (int n = 0; n < 20; ++n) {
+      JobRecord r = stage::job(n, s.now().wall_ms);
+      ids.push_back(r.id);
+      (void)s.submit(size_t(n) % 3, r);
+    }
+    s.settle();
+    for (const std::string& id : ids) s.finish(owner_of(s, id), id);
+    s.settle();
+    size_t reads = 0;
+    for (size_t i = 0; i < 3; ++i) reads += s.node(i).disk.reads;
+    for (const std::string& id : ids)
+      for (size_t i = 0; i < 3; ++i) {
+        auto copy = s.copy(i, id);
+        REQUIRE(copy);
+        CHECK(copy->status.state == JobState::succeeded);
+      }
+    if (cache > 0) CHECK(reads == 0);
+    else CHECK(reads > 0);  // the same story without the cache reads the disk
+  }
+}
+
 TEST_CASE("fewer than W reachable replicas: 503, never a false acknowledgement") {
   Stage s(3, quiet());
   s.crash(1);
