@@ -251,7 +251,8 @@ void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) 
 
 void ApiServer::peer(const httplib::Request& req, httplib::Response& res) {
   auto sender = verify_peer_request(
-      req, [this](std::string_view n) { return services_.driver.public_key_of(n); }, wall_ms());
+      req, [this](std::string_view n) { return services_.driver.public_key_of(n); }, wall_ms(),
+      &services_.mac_keys, services_.self);
   if (!sender.is_ok()) return problem(res, sender.status());
   const std::string name = req.matches[1];
   const size_t body_max =

@@ -34,6 +34,7 @@
 
 #include "node/admission.h"
 #include "node/cluster_view.h"
+#include "node/peer_auth.h"
 #include "node/replica_driver.h"
 #include "node/store.h"
 
@@ -70,6 +71,8 @@ class ApiServer {
     ReplicaDriver& driver;
     ClusterView& cluster;
     Store& store;
+    const PeerMacKeys& mac_keys;  // checks the MACs of peer requests
+    std::string self;             // this node's member name, which those MACs bind
   };
 
   ApiServer(Services services, ApiOptions options, Providers providers);

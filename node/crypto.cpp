@@ -75,6 +75,21 @@ std::string Identity::public_key() const {
   return pk;
 }
 
+std::optional<std::string> Identity::shared_secret(std::string_view peer_public_key) const {
+  if (peer_public_key.size() != kPublicKeyBytes) return std::nullopt;
+  unsigned char peer_curve[crypto_scalarmult_BYTES], own_curve[crypto_scalarmult_SCALARBYTES];
+  if (crypto_sign_ed25519_pk_to_curve25519(
+          peer_curve, reinterpret_cast<const unsigned char*>(peer_public_key.data())) != 0)
+    return std::nullopt;
+  if (crypto_sign_ed25519_sk_to_curve25519(own_curve, secret_.data()) != 0) return std::nullopt;
+  std::string out(crypto_scalarmult_BYTES, '\0');
+  const int rc =
+      crypto_scalarmult(reinterpret_cast<unsigned char*>(out.data()), own_curve, peer_curve);
+  sodium_memzero(own_curve, sizeof own_curve);
+  if (rc != 0) return std::nullopt;  // all-zero output: a low-order point
+  return out;
+}
+
 Status write_secret_file(const std::string& path, std::string_view bytes) {
   int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
   if (fd < 0) return {Code::io_error, "cannot create " + path + ": " + std::strerror(errno)};

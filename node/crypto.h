@@ -36,6 +36,10 @@ class Identity {
 
   [[nodiscard]] std::string sign(std::string_view message) const;  // 64 raw bytes
   [[nodiscard]] std::string public_key() const;                    // 32 raw bytes
+  // X25519 of this key and `peer_public_key` (raw Ed25519, 32 bytes), both converted to their
+  // Curve25519 forms: the same 32 bytes on both sides. nullopt for a key that is not a valid point
+  // or that gives the all-zero result (a low-order point).
+  [[nodiscard]] std::optional<std::string> shared_secret(std::string_view peer_public_key) const;
   [[nodiscard]] std::string public_key_b64() const { return to_base64(public_key()); }
 
  private:

@@ -1,5 +1,6 @@
 // A running meshwork node; see node.h.
 #include "node/node.h"
+#include "node/thread_name.h"
 
 #include <asio/signal_set.hpp>
 
@@ -94,8 +95,16 @@ Status Node::open() {
   store_ = std::move(store).value();
 
   work_.emplace(io_.get_executor());
-  io_thread_ = std::thread([this] { io_.run(); });
-  peers_ = std::make_unique<PeerClient>(*identity_, config_.name, PeerOptions{});
+  io_thread_ = std::thread([this] {
+    name_this_thread("mw-loop");
+    io_.run();
+  });
+  mac_keys_ = std::make_unique<PeerMacKeys>(*identity_);
+  peers_ = std::make_unique<PeerClient>(
+      *identity_, config_.name, PeerOptions{}, mac_keys_.get(),
+      [this](std::string_view n) -> std::optional<std::string> {
+        return driver_ ? driver_->public_key_of(n) : std::nullopt;
+      });
   const ReplicaConfig rc = replica_config();
   driver_ = std::make_unique<ReplicaDriver>(
       io_, config_.name, rc, *store_, *peers_, *identity_,
@@ -116,13 +125,16 @@ Status Node::open() {
   };
   providers.members = [this] { return gossip_->members_json(); };
   api_ = std::make_unique<api::ApiServer>(
-      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_}, api_options,
+      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, *mac_keys_, config_.name}, api_options,
       std::move(providers));
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
     return {Code::io_error,
             "cannot listen on " + config_.api_host + ":" + std::to_string(config_.api_port)};
-  api_thread_ = std::thread([this] { api_->serve(); });
+  api_thread_ = std::thread([this] {
+    name_this_thread("mw-accept");
+    api_->serve();
+  });
   if (Status s = start_gossip(); !s.is_ok()) return s;
   log_event(spdlog::level::info, "node_started", "",
             "api=" + config_.api_host + ":" + std::to_string(api_port_) +

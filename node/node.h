@@ -87,6 +87,7 @@ class Node {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread io_thread_;
   std::unique_ptr<Admission> admission_;
+  std::unique_ptr<PeerMacKeys> mac_keys_;  // outlives peers_ and api_, which use it
   std::unique_ptr<PeerClient> peers_;
   std::unique_ptr<ReplicaDriver> driver_;
   std::unique_ptr<ClusterView> cluster_;

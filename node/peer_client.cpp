@@ -1,5 +1,6 @@
 // The outgoing peer transport; see peer_client.h.
 #include "node/peer_client.h"
+#include "node/thread_name.h"
 
 #include <httplib.h>
 
@@ -233,8 +234,13 @@ Result<std::vector<std::string_view>> parse_message_body(std::string_view body, 
   return items;
 }
 
-PeerClient::PeerClient(const Identity& key, std::string self, PeerOptions options)
-    : key_(key), self_(std::move(self)), options_(checked(options)) {}
+PeerClient::PeerClient(const Identity& key, std::string self, PeerOptions options,
+                       const PeerMacKeys* macs, PeerKeyLookup key_of)
+    : key_(key),
+      self_(std::move(self)),
+      options_(checked(options)),
+      macs_(macs),
+      key_of_(std::move(key_of)) {}
 
 PeerClient::~PeerClient() {
   stop();
@@ -317,6 +323,7 @@ void PeerClient::send(const std::string& peer, std::string message, Failed faile
 }
 
 void PeerClient::lane_main(const std::shared_ptr<Peer>& p, size_t lane) {
+  name_this_thread("mw-peer");
   const auto idle = std::chrono::milliseconds(options_.lane_idle_ms);
   std::unique_lock lk(p->mu);
   for (;;) {
@@ -373,7 +380,11 @@ Result<std::string> PeerClient::post(Conn& conn, const std::string& peer, const 
   httplib::Request req;
   req.method = "POST";
   req.path = path;
-  req.headers = peer_auth_headers(key_, self_, req.method, path, body, wall_ms());
+  std::optional<std::string> pair;
+  if (macs_ && key_of_)
+    if (auto pk = key_of_(peer)) pair = macs_->key_for(*pk);
+  req.headers = pair ? peer_mac_headers(*pair, self_, peer, req.method, path, body, wall_ms())
+                     : peer_auth_headers(key_, self_, req.method, path, body, wall_ms());
   req.headers.emplace("Content-Type", content_type);
   req.body = std::move(body);
   httplib::Response res;

@@ -39,6 +39,7 @@
 
 #include "dht/result.h"
 #include "node/crypto.h"
+#include "node/peer_auth.h"
 
 namespace meshwork {
 
@@ -60,7 +61,7 @@ inline constexpr size_t kMessageBodyItemsMax = 4'096;  // messages in one reques
                                                                        size_t items_max);
 
 struct PeerOptions {
-  size_t lanes = 2;                     // concurrent connections (sender threads) per peer
+  size_t lanes = 1;                     // concurrent connections (sender threads) per peer
   size_t batch_items_max = 512;         // messages per request
   size_t batch_bytes_max = 4 << 20;     // body bytes per request (a larger message goes alone)
   size_t queue_items_max = 200'000;     // pending messages per peer, then Code::overloaded
@@ -74,7 +75,10 @@ class PeerClient {
  public:
   using Failed = std::function<void(const Status&)>;
 
-  PeerClient(const Identity& key, std::string self, PeerOptions options);
+  // With `macs` and `key_of`, requests to a peer whose public key `key_of` knows carry a MAC
+  // (peer_auth.h); others, and all without them, carry an Ed25519 signature.
+  PeerClient(const Identity& key, std::string self, PeerOptions options,
+             const PeerMacKeys* macs = nullptr, PeerKeyLookup key_of = {});
   ~PeerClient();  // stop()
   PeerClient(const PeerClient&) = delete;
   PeerClient& operator=(const PeerClient&) = delete;
@@ -116,6 +120,8 @@ class PeerClient {
   const Identity key_;
   const std::string self_;
   const PeerOptions options_;
+  const PeerMacKeys* const macs_;
+  const PeerKeyLookup key_of_;
 
   mutable std::mutex mu_;  // guards the fields below; taken before any Peer::mu
   bool stopped_ = false;

@@ -73,7 +73,10 @@ class Gate {
 // A fake peer on 127.0.0.1 serving POST /internal/v1/msg (and an echo for call()), accepting only
 // requests signed by `sender` as "n1". It records every message it takes.
 struct FakePeer {
-  explicit FakePeer(const Identity& sender) : sender_key(sender.public_key()) {
+  // With `self`, it also takes requests MAC'd for "n2" under the pair key of `self` and `sender`.
+  explicit FakePeer(const Identity& sender, const Identity* self = nullptr)
+      : sender_key(sender.public_key()),
+        macs(self ? std::make_unique<PeerMacKeys>(*self) : nullptr) {
     server.set_tcp_nodelay(true);
     server.set_keep_alive_max_count(10'000);
     server.Post(kMessagePath, [this](const auto& req, auto& res) { messages(req, res); });
@@ -96,8 +99,11 @@ struct FakePeer {
       if (name == "n1") return sender_key;
       return std::nullopt;
     };
-    auto who = verify_peer_request(req, key_of, wall_ms());
-    if (who.is_ok()) return true;
+    auto who = verify_peer_request(req, key_of, wall_ms(), macs.get(), "n2");
+    if (who.is_ok()) {
+      (req.has_header(kPeerMacHeader) ? maced : signed_)++;
+      return true;
+    }
     res.status = 401;
     res.set_content(who.status().message(), "text/plain");
     return false;
@@ -127,6 +133,8 @@ struct FakePeer {
   }
 
   std::string sender_key;
+  std::unique_ptr<PeerMacKeys> macs;
+  std::atomic<size_t> maced{0}, signed_{0};  // requests taken, by proof
   httplib::Server server;
   int port = 0;
   std::thread thread;
@@ -247,6 +255,95 @@ TEST_CASE("peer auth accepts a good signature and refuses everything else") {
     CHECK(v.status().code() == Code::unauthorized);
   }
   CHECK(verdict(bad[3].second).status().message().find("unknown node 'n9'") != std::string::npos);
+}
+
+TEST_CASE("peer auth accepts a MAC under the pair key and refuses everything else") {
+  Identity key = Identity::generate(), self = Identity::generate(), other = Identity::generate();
+  PeerMacKeys sender_macs(key), self_macs(self), other_macs(other);
+  auto key_of = [&](std::string_view name) -> std::optional<std::string> {
+    if (name == "n1") return key.public_key();
+    if (name == "n3") return other.public_key();
+    return std::nullopt;
+  };
+  const uint64_t now = 1'700'000'000'000;
+  auto verdict = [&](const httplib::Request& req, const PeerMacKeys* macs = nullptr) {
+    return verify_peer_request(req, key_of, now, macs ? macs : &self_macs, "n2");
+  };
+  // Both ends derive the same key; a third party's key with either end differs.
+  auto pair = sender_macs.key_for(self.public_key());
+  REQUIRE(pair);
+  CHECK(pair->size() == kHashBytes);
+  CHECK(self_macs.key_for(key.public_key()) == pair);
+  CHECK(other_macs.key_for(self.public_key()) != pair);
+  CHECK(other_macs.key_for(key.public_key()) != pair);
+  CHECK_FALSE(sender_macs.key_for(std::string(kPublicKeyBytes, '\0')));  // low order
+  CHECK_FALSE(sender_macs.key_for("short"));
+
+  auto maced = [&](const std::string& pair_key, const std::string& from, const std::string& to,
+                   uint64_t t, const std::string& body) {
+    httplib::Request req;
+    req.method = "POST";
+    req.path = kMessagePath;
+    req.body = body;
+    req.headers = peer_mac_headers(pair_key, from, to, req.method, req.path, body, t);
+    return req;
+  };
+  auto good = verdict(maced(*pair, "n1", "n2", now, "abc"));
+  REQUIRE(good.is_ok());
+  CHECK(good.value() == "n1");
+
+  std::vector<std::pair<std::string, httplib::Request>> bad;
+  auto req = maced(*pair, "n1", "n2", now, "abc");
+  req.body = "abd";
+  bad.emplace_back("tampered body", req);
+  bad.emplace_back("meant for another node", maced(*pair, "n1", "n4", now, "abc"));
+  bad.emplace_back("claims another sender", maced(*pair, "n3", "n2", now, "abc"));
+  bad.emplace_back("key of another pair", maced(*other_macs.key_for(self.public_key()), "n1",
+                                                "n2", now, "abc"));
+  bad.emplace_back("stale", maced(*pair, "n1", "n2", now - kPeerClockSkewMsMax - 1, "abc"));
+  bad.emplace_back("unknown node", maced(*pair, "n9", "n2", now, "abc"));
+  req = maced(*pair, "n1", "n2", now, "abc");
+  req.headers.emplace(kPeerSignatureHeader, to_base64(key.sign("x")));
+  bad.emplace_back("both proofs", req);
+  req = maced(*pair, "n1", "n2", now, "abc");
+  req.headers.find(kPeerMacHeader)->second = to_base64("short");
+  bad.emplace_back("short MAC", req);
+  req = maced(*pair, "n1", "n2", now, "abc");
+  req.headers.find(kPeerMacHeader)->second += "A";
+  bad.emplace_back("oversized MAC header", req);
+  for (const auto& [what, r] : bad) {
+    CAPTURE(what);
+    auto v = verdict(r);
+    REQUIRE_FALSE(v.is_ok());
+    CHECK(v.status().code() == Code::unauthorized);
+  }
+  // An endpoint without pair keys takes only signatures.
+  auto no_macs = verify_peer_request(maced(*pair, "n1", "n2", now, "abc"), key_of, now);
+  CHECK(no_macs.status().code() == Code::unauthorized);
+}
+
+TEST_CASE("a client with pair keys MACs its requests once it knows the peer's key") {
+  Identity key = Identity::generate(), peer = Identity::generate();
+  FakePeer fake(key, &peer);
+  PeerMacKeys macs(key);
+  std::atomic<bool> known{false};
+  Failures f;  // outlives the client: stop() may fail messages
+  PeerClient client(key, "n1", PeerOptions{}, &macs,
+                    [&](std::string_view name) -> std::optional<std::string> {
+                      if (name == "n2" && known) return peer.public_key();
+                      return std::nullopt;
+                    });
+  client.set_peers({{"n2", fake.address()}});
+  f.send(client, 0, 5);
+  REQUIRE(fake.taken.wait_for(5));
+  CHECK(fake.maced == 0);  // key unknown: signed
+  CHECK(fake.signed_ >= 1);
+  known = true;
+  f.send(client, 5, 10);
+  REQUIRE(fake.taken.wait_for(10));
+  CHECK(fake.maced >= 1);
+  CHECK(f.done.count() == 0);
+  client.stop();
 }
 
 TEST_CASE("messages from several threads arrive once each, coalesced while a request is out") {
