@@ -1,5 +1,6 @@
 // cpp-httplib's elastic worker pool; see task_queue.h.
 #include "api/task_queue.h"
+#include "node/thread_name.h"
 
 #include <algorithm>
 #include <chrono>
@@ -54,6 +55,7 @@ size_t ElasticTaskQueue::live_threads() const {
 }
 
 void ElasticTaskQueue::worker(size_t slot) {
+  name_this_thread("mw-http");
   const auto idle = std::chrono::milliseconds(idle_ms_);
   std::unique_lock lock(mu_);
   for (;;) {

@@ -1,5 +1,6 @@
 // A fixed pool of worker threads that run job handlers; see executor.h.
 #include "node/executor.h"
+#include "node/thread_name.h"
 
 namespace meshwork {
 
@@ -41,6 +42,7 @@ size_t Executor::busy() const {
 }
 
 void Executor::worker_loop() {
+  name_this_thread("mw-exec");
   std::unique_lock lock(mu_);
   for (;;) {
     cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });

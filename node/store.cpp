@@ -1,5 +1,6 @@
 // The durable job store; see store.h.
 #include "node/store.h"
+#include "node/thread_name.h"
 
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
@@ -115,6 +116,7 @@ void Store::wait_written(uint64_t timeout_ms) const {
 // Takes everything queued (up to batch_max), writes it as one group, reports it; the queue fills
 // with the next group meanwhile.
 void Store::writer_loop() {
+  name_this_thread("mw-store");
   std::vector<Queued> group;
   for (;;) {
     {
