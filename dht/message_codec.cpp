@@ -27,11 +27,10 @@
 //
 // Thread-safety: pure functions.
 #include <array>
-#include <cstdio>
-#include <cstdlib>
 
 #include "dht/envelope.h"
 #include "dht/messages.h"
+#include "dht/require.h"
 
 namespace meshwork {
 namespace {
@@ -56,12 +55,7 @@ static_assert(kDigestBuckets - 1 <= UINT32_MAX);
 static_assert(static_cast<uint8_t>(JobState::succeeded) == 5);  // the last enumerator
 
 // A broken precondition is a bug in the caller: stop before sending something the peer refuses.
-void require(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "meshwork::dht: message precondition failed: %s\n", what);
-    std::abort();
-  }
-}
+using dht::require;
 
 // ---- encoding -----------------------------------------------------------------------------------
 

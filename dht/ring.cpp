@@ -5,9 +5,9 @@
 
 #include <algorithm>
 #include <array>
-#include <cstdio>
-#include <cstdlib>
 #include <utility>
+
+#include "dht/require.h"
 
 namespace meshwork::dht {
 namespace {
@@ -20,14 +20,6 @@ constexpr double circle_fraction_per_unit = 0x1p-64;
 static_assert(hash_bytes >= sizeof(Position));
 static_assert(position_hex_chars == 2 * sizeof(Position));
 static_assert(job_id_hex_chars == 2 * hash_bytes);
-
-// A broken precondition is a bug in the caller: stop before doing damage.
-void require(bool ok, const char* what) {
-  if (!ok) {
-    std::fprintf(stderr, "meshwork::dht: precondition failed: %s\n", what);
-    std::abort();
-  }
-}
 
 Position first8_big_endian(const unsigned char* bytes) {
   Position p = 0;

@@ -4,6 +4,8 @@
 #include <cassert>
 #include <charconv>
 
+#include "simulations/sim/random.h"
+
 namespace meshwork::sim {
 namespace {
 
@@ -13,13 +15,6 @@ constexpr uint16_t gossip_port = 7000;
 // every refutation its old self could have made (the real node uses wall-clock seconds).
 constexpr uint64_t incarnation_step = uint64_t{1} << 32;
 
-uint64_t mix(uint64_t h, uint64_t v) {  // FNV-1a over the 8 bytes of v
-  for (int i = 0; i < 8; ++i) {
-    h ^= (v >> (8 * i)) & 0xff;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 View view_of(gossip::MemberEvent::Kind kind) {
   using K = gossip::MemberEvent::Kind;
@@ -233,19 +228,19 @@ void Cluster::schedule_wake(uint32_t i, bool after_tick) {
 }
 
 uint64_t Cluster::digest() const {
-  uint64_t h = mix(digest_, traffic_.packets_sent);
-  h = mix(h, traffic_.bytes_sent);
-  h = mix(h, traffic_.packets_delivered);
-  return mix(h, traffic_.app_messages);
+  uint64_t h = fnv_mix(digest_, traffic_.packets_sent);
+  h = fnv_mix(h, traffic_.bytes_sent);
+  h = fnv_mix(h, traffic_.packets_delivered);
+  return fnv_mix(h, traffic_.app_messages);
 }
 
 void Cluster::record(uint32_t viewer, const gossip::MemberEvent& e, bool first_hand) {
   const uint32_t subject = node_index(e.member.name);
   if (subject >= nodes_.size()) return;
   views_[row(viewer) + subject] = view_of(e.kind);
-  digest_ = mix(digest_, now_ms_);
-  digest_ = mix(digest_, (uint64_t{viewer} << 32) | subject);
-  digest_ = mix(digest_, (e.member.incarnation << 8) | static_cast<uint64_t>(e.kind));
+  digest_ = fnv_mix(digest_, now_ms_);
+  digest_ = fnv_mix(digest_, (uint64_t{viewer} << 32) | subject);
+  digest_ = fnv_mix(digest_, (e.member.incarnation << 8) | static_cast<uint64_t>(e.kind));
   if (observer_) observer_(now_ms_, viewer, e, first_hand);
 }
 

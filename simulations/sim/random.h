@@ -13,6 +13,15 @@
 
 namespace meshwork::sim {
 
+// FNV-1a over the 8 bytes of `v`, continuing from `h`: the run digests that replays compare.
+inline uint64_t fnv_mix(uint64_t h, uint64_t v) {
+  for (int i = 0; i < 8; ++i) {
+    h ^= (v >> (8 * i)) & 0xff;
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
 class Random {
  public:
   explicit Random(uint64_t seed) : rng_(seed) {}

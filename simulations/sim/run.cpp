@@ -12,6 +12,7 @@
 #include "simulations/sim/cluster.h"
 #include "simulations/sim/job_checks.h"
 #include "simulations/sim/metrics.h"
+#include "simulations/sim/random.h"
 
 namespace meshwork::sim {
 namespace {
@@ -31,13 +32,6 @@ std::string seconds(uint64_t ms) {
   return buf;
 }
 
-uint64_t mix(uint64_t h, uint64_t v) {  // FNV-1a over the 8 bytes of v
-  for (int i = 0; i < 8; ++i) {
-    h ^= (v >> (8 * i)) & 0xff;
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 void print_event(std::ostream& out, uint64_t now_ms, uint32_t viewer, const gossip::MemberEvent& e,
                  bool first_hand) {
@@ -228,7 +222,7 @@ RunReport run(const RunOptions& o, std::ostream& out) {
   if (quiet_at == never_ms && !views_converged(c))
     fail("quiescence", "member views still differ from reality after " + seconds(o.settle_max_ms));
 
-  report.digest = jobs ? mix(c.digest(), jobs->replicas.digest()) : c.digest();
+  report.digest = jobs ? fnv_mix(c.digest(), jobs->replicas.digest()) : c.digest();
   if (!o.quiet) {
     out << "quiescent at " << (quiet_at == never_ms ? "never" : seconds(quiet_at))
         << " (faults ended at " << seconds(plan.faults_end_ms) << "), " << c.up_count()
