@@ -13,9 +13,12 @@
                   ran to an outcome more often than it needs, the costlier kind of duplicate (a
                   duplicate start whose handler was stopped when its claim lost is cheaper).
   failover        for every fault on node X at T and every job whose attempt was running on X at T
-                  (X's claim entry before T and no end of that attempt before T) that later
-                  succeeded on another node: the time from T to its first success there, and
-                  that time less the job's own run time (sleep/flaky `ms`).
+                  (X's claim entry before T and no end of that attempt before T), that had not
+                  succeeded before T, and that later succeeded on another node: the time from T
+                  to its first success there, and that time less the job's own run time
+                  (sleep/flaky `ms`). A job that had already succeeded has nothing to fail over:
+                  a claim of it that was superseded by that success leaves no end of its own in
+                  the history, and a later run of it is a duplicate completion, counted there.
   false deaths    a death (a `member_dead` event in a node's log: that node declared the member
                   dead) of a member that had no fault from `grace` before it up to then, declared
                   by an observer that had none either. Deaths seen by a faulted observer (a paused
@@ -195,7 +198,9 @@ def failovers(windows, records, acks=()):
             ended = any(h["attempt"] == attempt and h is not runs[-1] and h["at"] / 1000 <= t and
                         h.get("state") != "running" for h in hist)
             later = [h for h in hist if h["at"] / 1000 <= t and h["attempt"] > attempt]
-            if ended or later:
+            succeeded_before = any(h.get("state") == "succeeded" and h["at"] / 1000 <= t
+                                   for h in hist)
+            if ended or later or succeeded_before:
                 continue
             done = [h for h in hist if h.get("state") == "succeeded" and h["at"] / 1000 > t]
             if rec.get("state") != "succeeded" or not done or done[0].get("node") == node:
