@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import unittest
 import xml.dom.minidom
@@ -22,9 +23,46 @@ from harness import BIN, scaled
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHAOS = os.path.normpath(os.path.join(HERE, "..", "..", "simulations", "chaos.sh"))
+sys.path.insert(0, os.path.join(os.path.dirname(CHAOS), "chaos"))
+import verify  # noqa: E402  (simulations/chaos/verify.py)
 FIELDS = ("acknowledged", "succeeded", "failed", "cancelled", "lost", "duplicate_executions",
           "duplicate_completions",
           "false_deaths", "failover_ms", "faults", "seed")
+
+
+class FailoverRule(unittest.TestCase):
+    """verify.failovers on hand-made histories (seed 2 of `make chaos`, 2026-11-29)."""
+
+    @staticmethod
+    def entry(at_s, attempt, node, state, reason):
+        return {"at": int(at_s * 1000), "attempt": attempt, "node": node, "state": state,
+                "reason": reason}
+
+    def test_a_job_running_on_the_faulted_node_fails_over(self):
+        e = self.entry
+        rec = {"state": "succeeded", "history": [
+            e(100, 0, "n7", "queued", "submitted"), e(100, 1, "n6", "running", "attempt 1"),
+            e(111, 1, "n5", "queued", "owner n6 dead; n5 takes over"),
+            e(111, 2, "n5", "running", "attempt 2"), e(113, 2, "n5", "succeeded", "succeeded")]}
+        windows = [{"kind": "kill", "node": "n6", "start": 110.0, "end": None}]
+        acks = [{"id": "j", "type": "sleep", "payload": {"ms": 1500}}]
+        got = verify.failovers(windows, {"j": rec}, acks)
+        self.assertEqual([(f["node"], f["ms"], f["beyond_run_ms"]) for f in got],
+                         [("n6", 3000, 1500)])
+
+    def test_a_job_that_had_already_succeeded_has_no_failover(self):
+        # n6 took the job over, learned at once that n7 had finished it and stopped its handler
+        # (no end of attempt 2 in the history); a stale replica ran it again after n6's pause.
+        e = self.entry
+        rec = {"state": "succeeded", "history": [
+            e(100, 0, "n7", "queued", "submitted"), e(100, 1, "n7", "running", "attempt 1"),
+            e(104, 1, "n7", "succeeded", "succeeded"),
+            e(110, 1, "n6", "queued", "owner n7 dead; n6 takes over"),
+            e(110, 2, "n6", "running", "attempt 2"),
+            e(170, 1, "n5", "queued", "owner n7 dead; n5 takes over"),
+            e(170, 2, "n5", "running", "attempt 2"), e(174, 2, "n5", "succeeded", "succeeded")]}
+        windows = [{"kind": "pause", "node": "n6", "start": 153.0, "end": 158.0}]
+        self.assertEqual(verify.failovers(windows, {"j": rec}, []), [])
 
 
 class Chaos(unittest.TestCase):
