@@ -1,9 +1,10 @@
 // cpp-httplib's elastic worker pool; see task_queue.h.
 #include "api/task_queue.h"
-#include "node/thread_name.h"
 
 #include <algorithm>
 #include <chrono>
+
+#include "node/thread_name.h"
 
 namespace meshwork::api {
 

@@ -103,8 +103,8 @@ struct ReplicaConfig {
   uint64_t backoff_base_ms = 500;
   uint64_t backoff_max_ms = 30'000;
   size_t record_cache_max = 4'096;  // durable records kept in memory (least recently used out)
-  uint64_t seed = 1;      // jitter and peer order
-  bool take_over = true;  // false only in the deliberately broken build of the chaos test
+  uint64_t seed = 1;                // jitter and peer order
+  bool take_over = true;            // false only in the deliberately broken build of the chaos test
 };
 
 // Checks a record's envelope (its signature) before a copy new to this node is stored. The node
@@ -395,8 +395,7 @@ class Replica {
   // Records that left the overlay durable, newest use first: a job's claim and outcome follow
   // its submission within moments, and would otherwise each read and decode it from the store.
   std::list<std::string> cache_order_;
-  std::unordered_map<std::string, std::pair<SharedRecord, std::list<std::string>::iterator>>
-      cache_;
+  std::unordered_map<std::string, std::pair<SharedRecord, std::list<std::string>::iterator>> cache_;
   uint64_t next_seq_ = 1;
   uint64_t durable_seq_ = 0;
   std::multimap<uint64_t, uint64_t> local_waits_;  // seq → write waiting for this node's copy

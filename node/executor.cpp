@@ -1,5 +1,6 @@
 // A fixed pool of worker threads that run job handlers; see executor.h.
 #include "node/executor.h"
+
 #include "node/thread_name.h"
 
 namespace meshwork {

@@ -1,6 +1,5 @@
 // A running meshwork node; see node.h.
 #include "node/node.h"
-#include "node/thread_name.h"
 
 #include <asio/signal_set.hpp>
 
@@ -10,6 +9,7 @@
 #include <future>
 
 #include "node/clock.h"
+#include "node/thread_name.h"
 
 namespace meshwork {
 namespace {
@@ -100,11 +100,10 @@ Status Node::open() {
     io_.run();
   });
   mac_keys_ = std::make_unique<PeerMacKeys>(*identity_);
-  peers_ = std::make_unique<PeerClient>(
-      *identity_, config_.name, PeerOptions{}, mac_keys_.get(),
-      [this](std::string_view n) -> std::optional<std::string> {
-        return driver_ ? driver_->public_key_of(n) : std::nullopt;
-      });
+  peers_ = std::make_unique<PeerClient>(*identity_, config_.name, PeerOptions{}, mac_keys_.get(),
+                                        [this](std::string_view n) -> std::optional<std::string> {
+                                          return driver_ ? driver_->public_key_of(n) : std::nullopt;
+                                        });
   const ReplicaConfig rc = replica_config();
   driver_ = std::make_unique<ReplicaDriver>(
       io_, config_.name, rc, *store_, *peers_, *identity_,
@@ -125,8 +124,8 @@ Status Node::open() {
   };
   providers.members = [this] { return gossip_->members_json(); };
   api_ = std::make_unique<api::ApiServer>(
-      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, *mac_keys_, config_.name}, api_options,
-      std::move(providers));
+      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, *mac_keys_, config_.name},
+      api_options, std::move(providers));
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
     return {Code::io_error,

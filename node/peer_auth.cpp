@@ -119,7 +119,8 @@ Result<std::string> verify_peer_request(const httplib::Request& req, const PeerK
                                         std::string_view self) {
   auto node = one_header(req, kPeerNodeHeader, kPeerNodeNameBytesMax);
   auto time_text = one_header(req, kPeerTimeHeader, kPeerTimeHeaderBytesMax);
-  const bool has_mac = req.has_header(kPeerMacHeader), has_sig = req.has_header(kPeerSignatureHeader);
+  const bool has_mac = req.has_header(kPeerMacHeader);
+  const bool has_sig = req.has_header(kPeerSignatureHeader);
   if (has_mac && has_sig)
     return refuse(std::string("both ") + kPeerMacHeader + " and " + kPeerSignatureHeader);
   auto proof_text = has_mac ? one_header(req, kPeerMacHeader, kPeerMacHeaderBytesMax)
@@ -152,8 +153,7 @@ Result<std::string> verify_peer_request(const httplib::Request& req, const PeerK
       return refuse("bad MAC from node '" + printable(*node) + "'");
     return std::move(*node);
   }
-  if (!verify_signature(peer_auth_message(req.method, req.path, *time_ms, req.body), *proof,
-                        *key))
+  if (!verify_signature(peer_auth_message(req.method, req.path, *time_ms, req.body), *proof, *key))
     return refuse("bad signature from node '" + printable(*node) + "'");
   return std::move(*node);
 }

@@ -5,14 +5,14 @@
 //   X-Meshwork-Mac: base64 of a BLAKE2b-256 MAC over peer_mac_message() keyed with the pair key
 //                   the two nodes share (PeerMacKeys: X25519 of their Ed25519 identities), or
 //   X-Meshwork-Signature: base64 of a detached Ed25519 signature over peer_auth_message().
-// The MAC is what the message lanes send on every request once the receiver's public key is known
-// (about 1 µs against 20 µs to sign and 63 µs to verify on this machine's CPU); a signature is used
-// when it is not. Both prove the request comes from the holder of the sender's secret key: only
-// the two ends of a pair can compute its key, and the MAC binds sender and receiver names, so a
-// request cannot be passed off as coming from the receiver itself or from anyone else.
-// The receiver looks the sender's public key up in its membership view (what that node advertises
-// in gossip) and checks the proof and the time. The authenticated message binds method, path and
-// a hash of the body, so a captured request can only be replayed as itself, to the same node, and
+// The MAC is what the message lanes send on every request once the receiver's public key is
+// known (about 1 µs against 20 µs to sign and 63 µs to verify on this machine's CPU); a signature
+// is used when it is not. Both prove the request comes from the holder of the sender's secret key:
+// only the two ends of a pair can compute its key, and the MAC binds sender and receiver names, so
+// a request cannot be passed off as coming from the receiver itself or from anyone else. The
+// receiver looks the sender's public key up in its membership view (what that node advertises in
+// gossip) and checks the proof and the time. The authenticated message binds method, path and a
+// hash of the body, so a captured request can only be replayed as itself, to the same node, and
 // only within kPeerClockSkewMsMax; peer endpoints are idempotent merges and reads, for which such
 // a replay changes nothing.
 //
@@ -35,8 +35,8 @@
 #include <string_view>
 #include <unordered_map>
 
-#include "node/crypto.h"
 #include "dht/result.h"
+#include "node/crypto.h"
 
 namespace meshwork {
 

@@ -1,6 +1,5 @@
 // The outgoing peer transport; see peer_client.h.
 #include "node/peer_client.h"
-#include "node/thread_name.h"
 
 #include <httplib.h>
 
@@ -15,6 +14,7 @@
 #include "node/check.h"
 #include "node/clock.h"
 #include "node/peer_auth.h"
+#include "node/thread_name.h"
 
 namespace meshwork {
 

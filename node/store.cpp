@@ -1,6 +1,5 @@
 // The durable job store; see store.h.
 #include "node/store.h"
-#include "node/thread_name.h"
 
 #include <leveldb/cache.h>
 #include <leveldb/db.h>
@@ -11,6 +10,7 @@
 #include <cstdio>
 
 #include "node/check.h"
+#include "node/thread_name.h"
 
 namespace meshwork {
 namespace {

@@ -15,7 +15,6 @@ constexpr uint16_t gossip_port = 7000;
 // every refutation its old self could have made (the real node uses wall-clock seconds).
 constexpr uint64_t incarnation_step = uint64_t{1} << 32;
 
-
 View view_of(gossip::MemberEvent::Kind kind) {
   using K = gossip::MemberEvent::Kind;
   switch (kind) {

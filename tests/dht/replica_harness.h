@@ -57,7 +57,7 @@ struct Disk final : RecordReader {
   std::map<std::string, JobRecord> records;  // durable
   std::map<std::pair<std::string, std::string>, bool> hints;
   std::vector<Persist> pending;  // written, not yet synced
-  mutable size_t reads = 0;  // read() calls: what the core's record cache did not serve
+  mutable size_t reads = 0;      // read() calls: what the core's record cache did not serve
   std::optional<JobRecord> read(const std::string& id) const override {
     ++reads;
     auto it = records.find(id);

@@ -99,8 +99,10 @@ TEST_CASE("a job's claim and outcome find its record in memory, not read back fr
         REQUIRE(copy);
         CHECK(copy->status.state == JobState::succeeded);
       }
-    if (cache > 0) CHECK(reads == 0);
-    else CHECK(reads > 0);  // the same story without the cache reads the disk
+    if (cache > 0)
+      CHECK(reads == 0);
+    else
+      CHECK(reads > 0);  // the same story without the cache reads the disk
   }
 }
 

@@ -298,8 +298,8 @@ TEST_CASE("peer auth accepts a MAC under the pair key and refuses everything els
   bad.emplace_back("tampered body", req);
   bad.emplace_back("meant for another node", maced(*pair, "n1", "n4", now, "abc"));
   bad.emplace_back("claims another sender", maced(*pair, "n3", "n2", now, "abc"));
-  bad.emplace_back("key of another pair", maced(*other_macs.key_for(self.public_key()), "n1",
-                                                "n2", now, "abc"));
+  bad.emplace_back("key of another pair",
+                   maced(*other_macs.key_for(self.public_key()), "n1", "n2", now, "abc"));
   bad.emplace_back("stale", maced(*pair, "n1", "n2", now - kPeerClockSkewMsMax - 1, "abc"));
   bad.emplace_back("unknown node", maced(*pair, "n9", "n2", now, "abc"));
   req = maced(*pair, "n1", "n2", now, "abc");
