@@ -26,8 +26,9 @@
 // Durability: a record this core changes goes out as a Persist with a sequence number; the store
 // writes persists in sequence order and calls durable(seq) once every persist up to seq is on
 // disk. Until then the core keeps the record in memory (the overlay) and reads through it; after,
-// it reads through the RecordReader (the store). Nothing is acknowledged — to a client (202) or to
-// a peer (ReplicateAck) — before the persists it depends on are durable.
+// the last config.record_cache_max durable records stay in a cache (least recently used out) and
+// the rest are read through the RecordReader (the store). Nothing is acknowledged — to a client
+// (202) or to a peer (ReplicateAck) — before the persists it depends on are durable.
 //
 // Thread-safety: none; one thread owns a Replica. Invariants (checked, counted on violation):
 //   1. A client is told `ok` for a write only after W replicas (this node's disk counting as one)
@@ -245,13 +246,14 @@ class Replica {
   [[nodiscard]] size_t backlog() const { return run_queue_.size(); }
   [[nodiscard]] size_t running() const { return handlers_running_; }
   [[nodiscard]] size_t hints() const;
-  // This node's current copy (overlay, else the reader); nullopt when it holds none.
+  // This node's current copy (overlay, else the cache of durable records, else the reader);
+  // nullopt when it holds none.
   [[nodiscard]] std::optional<JobRecord> current(const std::string& id) const;
+
+ private:
   // The durable-record cache (cache_): keep `rec` as the newest use; forget `id`.
   void cache_put(const SharedRecord& rec);
   void cache_drop(const std::string& id);
-
- private:
   // A record written to replicas and decided once `need` of them hold it (replica_write.cpp).
   struct Write {
     enum class Kind : uint8_t { submit, cancel, claim, plain, hint } kind = Kind::plain;
