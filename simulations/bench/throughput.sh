@@ -21,6 +21,9 @@
 #                 stats.succeeded over the 3 nodes (GET /v1/node, polled every 50 ms) reaches them
 #                 and no node has a job left in its backlog or running.
 #                 JetStream: its pull consumer (fetch 256 + ack each), run after publishing.
+#   CPU per job : meshwork: user + system CPU of the 3 node processes (/proc/<pid>/stat) from the
+#                 first request until the load client saw every job done and the nodes idle,
+#                 divided by the jobs stored. Printed with each phase's p99 request latency.
 #
 # Each phase runs alone on the machine, in the order JetStream 64, meshwork single, JetStream
 # 4000, meshwork batch, so each pair runs close in time; every meshwork phase starts a fresh
@@ -182,8 +185,14 @@ mw_run() {
     die "launch.sh could not start 3 nodes"
   fi
   ports="$((MW_API + 1)),$((MW_API + 2)),$((MW_API + 3))"
+  local cpu0 cpu1
+  cpu0=$(nodes_cpu_ticks "$d")
   "$load" "$mode" "$secs" "$conns" "$size" "$ports" "$wait_s" >"$W/load-$mode.out" 2>"$W/load-$mode.err" ||
     die "meshwork-bench-load failed: $(cat "$W/load-$mode.err")"
+  cpu1=$(nodes_cpu_ticks "$d")
+  # CPU of the 3 nodes from the first request until the load client saw them idle (it waits for
+  # completion): submission, replication and execution of every job.
+  echo "node_cpu_s=$(python3 -c "print(($cpu1 - $cpu0) / $(getconf CLK_TCK))")" >>"$W/load-$mode.out"
   for i in 1 2 3; do
     kill -0 "$(cat "$d/n$i.pid")" 2>/dev/null || say "meshwork $mode: n$i CRASHED (log: $d/n$i.log)"
   done
@@ -191,6 +200,16 @@ mw_run() {
 }
 
 field() { awk -F= -v k="$1" '$1 == k {print $2}' "$2"; }
+
+# nodes_cpu_ticks DIR → user + system clock ticks of the nodes launch.sh started in DIR, summed.
+nodes_cpu_ticks() {
+  local f t=0 v
+  for f in "$1"/n*.pid; do
+    v=$(awk '{print $14 + $15}' "/proc/$(cat "$f")/stat" 2>/dev/null) || v=0
+    t=$((t + ${v:-0}))
+  done
+  echo "$t"
+}
 
 # ---------------------------------------------------------------------------------------------
 t_begin=$(date +%s)
@@ -215,7 +234,8 @@ for m in single batch; do
     "(202: $(field accepted "$f"), 200 existing: $(field existing "$f")), items refused $(field items_refused "$f"), 429: $(field requests_429 "$f")," \
     "503: $(field requests_503 "$f"), other: $(field requests_other "$f"), transport errors: $(field transport_errors "$f");" \
     "request latency p50 $(field p50_ms "$f") ms, p99 $(field p99_ms "$f") ms; $(field completed "$f") succeeded" \
-    "(reached stored: $(field completed_all "$f"), then idle: $(field idle "$f")) at $(field completed_s "$f") s"
+    "(reached stored: $(field completed_all "$f"), then idle: $(field idle "$f")) at $(field completed_s "$f") s;" \
+    "CPU of the 3 nodes $(field node_cpu_s "$f") s"
   c=$(field completed "$f") st=$(field stored "$f")
   extra=$(( ${c:-0} - ${st:-0} ))
   if [ "$extra" -gt 0 ]; then
@@ -273,6 +293,12 @@ aim_b = "n/a" if b_acc is None or not js4k else ("met" if b_acc >= js4k else "no
 aim_s = "n/a" if s_acc is None or not js64 else ("met" if s_acc >= 0.5 * js64 else "not met")
 print(f"aim: batches ahead of JetStream (ratio >= 1): {aim_b}; single requests at least half of "
       f"JetStream at 64 (ratio >= 0.5): {aim_s}")
+def cpu_per_job(d):
+    cpu, stored = num(d.get("node_cpu_s")), num(d.get("stored"))
+    return "n/a" if cpu is None or not stored else f"{cpu / stored * 1e6:,.0f} µs"
+print(f"CPU per stored job, the 3 nodes together, first request to idle: single {cpu_per_job(single)}, "
+      f"batches {cpu_per_job(batchd)}; request latency p99: single {single.get('p99_ms', 'n/a')} ms, "
+      f"batches {batchd.get('p99_ms', 'n/a')} ms")
 PY
 echo "load average at the start: $load_start, at the end: $(cut -d' ' -f1-3 /proc/loadavg);" \
   "wall time $(($(date +%s) - t_begin)) s (2 cores shared with any other work: compare ratios)"
