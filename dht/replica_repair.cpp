@@ -61,12 +61,9 @@ void Replica::on_fetch_reply(Now now, const std::string& from, FetchReply& m) {
                    rec ? std::optional<JobRecord>(**rec) : std::optional<JobRecord>(), true);
       continue;
     }
-    // A pull or a takeover read: the copy is merged here (checked when it is new here).
-    if (rec && (index_.contains(id) || check_(**rec))) {
-      merge_in(now, **rec);
-    } else if (rec) {
-      stats_.refused_records++;
-    }
+    // A pull or a takeover read: the copy is merged here (from a member: unverified until it
+    // would run here).
+    if (rec) merge_in(now, **rec);
     if (o.why == Outstanding::Why::takeover) takeover_answered(now, id);
   }
 }

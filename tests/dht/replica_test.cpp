@@ -329,16 +329,28 @@ TEST_CASE("a timed-out handler is stopped and the attempt retried") {
   CHECK(s.starts_of(id) == 2);
 }
 
-TEST_CASE("peer input that fails its checks is refused and counted, never applied") {
+TEST_CASE("a member's record is stored unverified and fails, without running, where it would run") {
   Stage s(3, quiet());
-  JobRecord forged = stage::job(8, s.now().wall_ms);
+  JobRecord forged = job_placed(s, {"n2", "n1", "n3"}, s.now().wall_ms);
   forged.envelope.signature = "forged" + std::string(58, 'x');
   Replicate m;
   m.corr = 77;
   m.records.push_back(SharedRecord::of(forged));
   s.core(1).receive(s.now(), "n1", m);
+  s.run(1'000);
+  const auto copy = s.copy(1, forged.id);
+  REQUIRE(copy);
+  CHECK(copy->status.state == JobState::failed);
+  CHECK(copy->status.error == "the job's envelope does not verify on n2");
+  CHECK(s.starts_of(forged.id) == 0);
   CHECK(s.core(1).stats().refused_records == 1);
-  CHECK_FALSE(s.copy(1, forged.id));
+  REQUIRE(s.copy(2, forged.id));  // the failure reached the other replicas
+  CHECK(s.copy(2, forged.id)->status.state == JobState::failed);
+}
+
+TEST_CASE("peer messages that fail their checks are refused and counted, never applied") {
+  Stage s(3, quiet());
+  const JobRecord forged = stage::job(8, s.now().wall_ms);
   ReplicateAck stray;
   stray.corr = 123456;
   stray.items.push_back(ItemAck{});
