@@ -9,6 +9,7 @@ observation windows (how long we watch for something that must not happen) are f
 """
 
 import os
+import random
 import signal
 import socket
 import time
@@ -20,11 +21,31 @@ N = 5
 POLL_S = 0.03  # pause between two polling rounds, so that polling does not starve the nodes
 
 
-def free_udp_port():
-    """A loopback UDP port that was free a moment ago (MeshNode retries if it is taken since)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_gossip_port():
+    """A loopback port free for both UDP (gossip) and TCP (the peer transport listens at the
+    gossip address) a moment ago, below the kernel's ephemeral range: outgoing connections never
+    take it, so a restarted node finds it free again. MeshNode retries if it is taken since."""
+    rng = random.SystemRandom()
+    high = min(_ephemeral_low(), 32768)
+    for _ in range(1000):
+        port = rng.randrange(10000, high)
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u, \
+                    socket.socket(socket.AF_INET, socket.SOCK_STREAM) as t:
+                u.bind(("127.0.0.1", port))
+                t.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free gossip port below %d" % high)
 
 
 class MeshNode(Node):
@@ -50,19 +71,22 @@ class MeshNode(Node):
 
     def _spawn_and_wait(self):
         if self.gossip_port is None:
-            self.gossip_port = free_udp_port()
+            self.gossip_port = free_gossip_port()
         self.args = self.base_args + ["--gossip", self.gossip]
         if self.join:
             self.args += ["--join", ",".join(self.join)]
+        taken = ("cannot bind gossip socket", "cannot listen for peers")
         try:
             ok = super()._spawn_and_wait()
         except NodeError:
-            if not self.pinned and "cannot bind gossip socket" in self.last_start_log():
+            if not self.pinned and any(t in self.last_start_log() for t in taken):
                 self.gossip_port = None  # taken since we looked: try another
                 return False
             raise
         if ok:
             self.pinned = True
+        elif not self.pinned and any(t in self.last_start_log() for t in taken):
+            self.gossip_port = None
         return ok
 
     def last_start_log(self):
