@@ -85,8 +85,7 @@ ApiServer::ApiServer(Services services, ApiOptions options, Providers providers)
   });
   server_.set_keep_alive_max_count(100'000);
   // The largest body any route takes; each route checks its own limit.
-  server_.set_payload_max_length(std::max(
-      {options_.body_bytes_max, options_.batch_body_bytes_max, options_.peer_body_bytes_max}));
+  server_.set_payload_max_length(std::max(options_.body_bytes_max, options_.batch_body_bytes_max));
   routes();
 }
 
@@ -117,12 +116,12 @@ void ApiServer::routes() {
   // 0.11 would otherwise cut any answer, a 202 included, to the requested bytes. The request object
   // is the server's own, mutable one; the handler only sees it through a const reference.
   //
-  // Only peer messages may be as large as kMessageBytesMax: any other request that announces a
-  // larger body is refused before the body is read (this runs before cpp-httplib reads it).
+  // A request that announces a larger body than any route takes is refused before the body is
+  // read (this runs before cpp-httplib reads it).
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
     const_cast<httplib::Request&>(req).ranges.clear();
     const size_t public_max = std::max(options_.body_bytes_max, options_.batch_body_bytes_max);
-    if (req.path != kMessagePath && req.has_header("Content-Length") &&
+    if (req.has_header("Content-Length") &&
         req.get_header_value<uint64_t>("Content-Length") > public_max) {
       problem(res, 413, "the request body exceeds the node's limit");
       return httplib::Server::HandlerResponse::Handled;
@@ -255,42 +254,16 @@ void ApiServer::peer(const httplib::Request& req, httplib::Response& res) {
       &services_.mac_keys, services_.self);
   if (!sender.is_ok()) return problem(res, sender.status());
   const std::string name = req.matches[1];
-  const size_t body_max =
-      name == "msg" ? options_.peer_body_bytes_max : options_.batch_body_bytes_max;
-  if (req.body.size() > body_max) {
+  if (req.body.size() > options_.batch_body_bytes_max) {
     bad_peer_bodies_++;
     return problem(res, 413, "the request body exceeds the node's limit");
   }
-  if (name == "msg") return peer_messages(sender.value(), req, res);
   Result<std::string> out = Status(Code::not_found, "no peer endpoint " + name);
   if (name == "list") out = services_.cluster.answer_list(req.body);
   if (name == "held") out = services_.cluster.answer_held();
   if (!out.is_ok()) return problem_for(res, out.status());
   res.status = 200;
   res.set_content(std::move(out).value(), "application/json");
-}
-
-// Decodes every message before any reaches the core: a body that is not entirely well-formed is
-// refused whole (400) and counted, and changes nothing.
-void ApiServer::peer_messages(const std::string& sender, const httplib::Request& req,
-                              httplib::Response& res) {
-  auto items = parse_message_body(req.body, kMessageBodyItemsMax);
-  if (!items.is_ok()) {
-    bad_peer_bodies_++;
-    return problem(res, items.status());
-  }
-  std::vector<Message> messages;
-  messages.reserve(items.value().size());
-  for (std::string_view bytes : items.value()) {
-    auto m = decode_message(bytes);
-    if (!m.is_ok()) {
-      bad_peer_bodies_++;
-      return problem(res, m.status());
-    }
-    messages.push_back(std::move(m).value());
-  }
-  services_.driver.deliver(sender, std::move(messages));
-  res.status = 204;
 }
 
 void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {

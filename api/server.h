@@ -10,11 +10,10 @@
 //   GET  /v1/cluster/members    the membership as this node sees it (gossip)
 //   GET  /v1/cluster/ring       tokens, ranges and jobs held per member
 //   GET  /healthz, /readyz      liveness, readiness
-//   POST /internal/v1/msg       peer-only: replica-core messages (node/peer_client.h has the wire
-//                               form), decoded here, handed to the loop, answered 204 at once
 //   POST /internal/v1/{list,held}  peer-only, read-only scatter-gather (node/cluster_view.h)
 //                               Every /internal request must be signed by a member's node key
-//                               (node/peer_auth.h), else 401.
+//                               (node/peer_auth.h), else 401. The replica core's messages travel
+//                               over the framed peer transport instead (node/peer_transport.h).
 // Errors are application/problem+json (api/problem.h). Every server socket has TCP_NODELAY.
 //
 // Thread-safety: routes run on cpp-httplib's workers (an ElasticTaskQueue: threads start on
@@ -51,9 +50,6 @@ struct ApiOptions {
   size_t body_bytes_max = 1024 * 1024;     // larger bodies get 413
   size_t inflight_submits_max = 4'096;     // concurrent submissions before 429
   size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and /internal/v1/{list,held}
-  // POST /internal/v1/msg: the peer client packs messages up to 4 MiB per body, but one message
-  // of up to kMessageBytesMax goes alone, with its 4-byte length.
-  size_t peer_body_bytes_max = kMessageBytesMax + 4;
 };
 
 class ApiServer {
@@ -97,8 +93,6 @@ class ApiServer {
   void get_job(const httplib::Request& req, httplib::Response& res);
   void list_jobs(const httplib::Request& req, httplib::Response& res);
   void cancel_job(const httplib::Request& req, httplib::Response& res);
-  void peer_messages(const std::string& sender, const httplib::Request& req,
-                     httplib::Response& res);
   [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
 
   Services services_;

@@ -16,6 +16,7 @@ namespace {
 
 constexpr size_t kAllowedKeysMax = 100'000;
 constexpr uint64_t kLeaveGraceMs = 2'000;  // longest a stopping node gossips its leaving
+constexpr int kEphemeralBindTries = 8;
 
 nlohmann::json counts_json(const Store::StateCounts& c) {
   nlohmann::json j = nlohmann::json::object();
@@ -100,13 +101,20 @@ Status Node::open() {
     io_.run();
   });
   mac_keys_ = std::make_unique<PeerMacKeys>(*identity_);
+  auto key_of = [this](std::string_view n) -> std::optional<std::string> {
+    return driver_ ? driver_->public_key_of(n) : std::nullopt;
+  };
   peers_ = std::make_unique<PeerClient>(*identity_, config_.name, PeerOptions{}, mac_keys_.get(),
-                                        [this](std::string_view n) -> std::optional<std::string> {
-                                          return driver_ ? driver_->public_key_of(n) : std::nullopt;
-                                        });
+                                        key_of);
+  // Nothing reaches the transport before start_gossip() listens, after the driver exists.
+  transport_ = std::make_unique<PeerTransport>(
+      io_, *identity_, config_.name, TransportOptions{}, key_of,
+      [this](const std::string& from, std::vector<Message>&& messages) {
+        driver_->receive(from, std::move(messages));
+      });
   const ReplicaConfig rc = replica_config();
   driver_ = std::make_unique<ReplicaDriver>(
-      io_, config_.name, rc, *store_, *peers_, *identity_,
+      io_, config_.name, rc, *store_, *transport_, *peers_, *identity_,
       [admission = admission_.get()](const JobRecord& r) { return admission->check(r); });
   if (Status s = driver_->boot(); !s.is_ok()) return s;
   const std::string self_api = config_.api_host + ":" + std::to_string(config_.api_port);
@@ -137,7 +145,8 @@ Status Node::open() {
   if (Status s = start_gossip(); !s.is_ok()) return s;
   log_event(spdlog::level::info, "node_started", "",
             "api=" + config_.api_host + ":" + std::to_string(api_port_) +
-                " data=" + config_.data_dir + " workers=" + std::to_string(rc.workers) +
+                " gossip+peers=" + gossip_bind_ + " data=" + config_.data_dir +
+                " workers=" + std::to_string(rc.workers) +
                 " key=" + identity_->public_key_b64());
   return Status::ok();
 }
@@ -155,9 +164,33 @@ Status Node::start_gossip() {
     if (!keys.is_ok()) return keys.status();
     go.keyring = std::move(keys).value();
   }
-  gossip_ = std::make_unique<GossipDriver>(io_, std::move(go));
-  gossip_->add_listener([this](const gossip::MemberEvent& e) { driver_->on_member(e.member); });
-  return gossip_->start();
+  // The peer transport listens on TCP at the gossip address; with an ephemeral gossip port, the
+  // UDP socket takes the port TCP got, which on a rare clash is taken again.
+  const bool ephemeral = go.bind.ends_with(":0");
+  for (int tries = 1;; ++tries) {
+    if (Status s = listen_for_peers(go); !s.is_ok()) return s;
+    gossip_ = std::make_unique<GossipDriver>(io_, go);
+    gossip_->add_listener([this](const gossip::MemberEvent& e) { driver_->on_member(e.member); });
+    Status started = gossip_->start();
+    if (started.is_ok()) gossip_bind_ = go.bind;
+    if (started.is_ok() || !ephemeral || tries == kEphemeralBindTries) return started;
+    gossip_.reset();
+    transport_->unlisten();
+    go.bind = go.bind.substr(0, go.bind.rfind(':')) + ":0";
+  }
+}
+
+// Binds the peer listener at go.bind (TCP) and points go.bind at the port it got.
+Status Node::listen_for_peers(GossipOptions& go) {
+  const size_t colon = go.bind.rfind(':');
+  const auto at = gossip::parse_address(go.bind);
+  if (colon == std::string::npos || !at)
+    return {Code::invalid, "--gossip must be IPv4 HOST:PORT, got " + go.bind};
+  const std::string host = go.bind.substr(0, colon);
+  auto port = transport_->listen(host, at->port);
+  if (!port.is_ok()) return port.status();
+  go.bind = host + ":" + std::to_string(port.value());
+  return Status::ok();
 }
 
 void Node::wait_for_signal() {
@@ -176,6 +209,7 @@ void Node::stop() {
   if (driver_) driver_->stop();
   // Leaving gracefully tells the mesh at once instead of after a suspicion timeout.
   if (gossip_) gossip_->leave(kLeaveGraceMs);
+  if (transport_) transport_->stop();
   if (peers_) peers_->stop();
   work_.reset();
   io_.stop();
@@ -185,6 +219,7 @@ void Node::stop() {
   api_.reset();
   cluster_.reset();
   driver_.reset();
+  transport_.reset();
   peers_.reset();
   store_.reset();
 }
@@ -193,6 +228,7 @@ nlohmann::json Node::info() const {
   const ReplicaSnapshot snap = driver_->snapshot();
   const ReplicaStats& s = snap.stats;
   const Placement& p = *snap.placement;
+  const nlohmann::json transport = transport_->stats_json();
   return {{"name", config_.name},
           {"version", "0.1.0"},
           {"public_key", identity_->public_key_b64()},
@@ -243,7 +279,12 @@ nlohmann::json Node::info() const {
             {"refused_records", s.refused_records},
             {"refused_messages", s.refused_messages},
             {"bad_peer_bodies", api_->bad_peer_bodies()},
-            {"peers", peers_->stats_json()}}},
+            {"bad_peer_frames", transport["bad_frames"]},
+            {"peer_handshakes_refused", transport["handshakes_refused"]},
+            {"peer_connections_in", transport["inbound"]},
+            {"peer_frames_received", transport["frames_received"]},
+            {"peer_messages_received", transport["messages_received"]},
+            {"peers", transport["peers"]}}},
           {"limits",
            {{"body_bytes_max", config_.body_bytes_max},
             {"payload_bytes_max", config_.payload_bytes_max},

@@ -26,6 +26,7 @@
 #include "node/gossip_driver.h"
 #include "node/log.h"
 #include "node/peer_client.h"
+#include "node/peer_transport.h"
 #include "node/replica_driver.h"
 #include "node/store.h"
 
@@ -78,6 +79,7 @@ class Node {
   explicit Node(NodeConfig config);
   Status open();
   Status start_gossip();
+  Status listen_for_peers(GossipOptions& go);
   [[nodiscard]] ReplicaConfig replica_config() const;
 
   NodeConfig config_;
@@ -88,13 +90,15 @@ class Node {
   std::thread io_thread_;
   std::unique_ptr<Admission> admission_;
   std::unique_ptr<PeerMacKeys> mac_keys_;  // outlives peers_ and api_, which use it
-  std::unique_ptr<PeerClient> peers_;
+  std::unique_ptr<PeerClient> peers_;           // scatter-gather calls (HTTP)
+  std::unique_ptr<PeerTransport> transport_;    // replica-core messages (framed TCP)
   std::unique_ptr<ReplicaDriver> driver_;
   std::unique_ptr<ClusterView> cluster_;
   std::unique_ptr<GossipDriver> gossip_;
   std::unique_ptr<api::ApiServer> api_;
   std::thread api_thread_;
   int api_port_ = -1;
+  std::string gossip_bind_;  // HOST:PORT of the gossip socket and the peer listener
   uint64_t started_ms_ = 0;
   bool stopped_ = false;
 };

@@ -45,13 +45,14 @@ MemberState member_state_of(gossip::MemberState s) {
 }
 
 ReplicaDriver::ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config,
-                             Store& store, PeerClient& peers, const Identity& key,
-                             EnvelopeCheck check)
+                             Store& store, PeerTransport& transport, PeerClient& calls,
+                             const Identity& key, EnvelopeCheck check)
     : io_(io),
       self_(std::move(self)),
       config_(config),
       store_(store),
-      peers_(peers),
+      transport_(transport),
+      calls_(calls),
       runner_(key, self_, config_.workers,
               [this](Outcome o) {
                 asio::post(io_, [this, o = std::move(o)]() mutable {
@@ -166,30 +167,32 @@ Result<ItemResult> ReplicaDriver::read(const std::string& id) {
   return std::move(reply.value().items.front());
 }
 
-void ReplicaDriver::deliver(const std::string& from, std::vector<Message> messages) {
-  asio::post(io_, [this, from, messages = std::move(messages)]() mutable {
-    if (stopped_) return;
-    const Now t = now();
-    for (Message& m : messages) replica_->receive(t, from, std::move(m));
-    drain();
-  });
+void ReplicaDriver::receive(const std::string& from, std::vector<Message>&& messages) {
+  if (stopped_) return;
+  const Now t = now();
+  for (Message& m : messages) replica_->receive(t, from, std::move(m));
+  drain();
 }
 
 // ---- the loop ----
 
 void ReplicaDriver::on_member(const gossip::MemberInfo& m) {
   if (stopped_ || m.name == self_) return;
-  std::map<std::string, std::string> addresses;
+  std::map<std::string, std::string> apis, peers;
   {
     std::lock_guard lock(members_mu_);
     auto key = from_base64(m.meta.public_key);
-    members_[m.name] =
-        MemberView{m.meta.api, key && key->size() == kPublicKeyBytes ? *key : std::string(),
-                   member_state_of(m.state)};
-    for (const auto& [name, v] : members_)
-      if (usable(v.state)) addresses.emplace(name, v.api);
+    members_[m.name] = MemberView{m.meta.api, gossip::to_string(m.addr),
+                                  key && key->size() == kPublicKeyBytes ? *key : std::string(),
+                                  member_state_of(m.state)};
+    for (const auto& [name, v] : members_) {
+      if (!usable(v.state)) continue;
+      apis.emplace(name, v.api);
+      peers.emplace(name, v.peer);
+    }
   }
-  peers_.set_peers(std::move(addresses));
+  transport_.set_peers(peers);
+  calls_.set_peers(std::move(apis));
   replica_->set_member(now(), m.name, member_state_of(m.state));
   drain();
 }
@@ -198,6 +201,7 @@ void ReplicaDriver::drain() {
   Output& out = replica_->output();
   if (!out.persists.empty()) store_.write(std::move(out.persists));
   for (Send& s : out.sends) send(s);
+  if (!out.sends.empty()) transport_.flush();
   // Published before any reply wakes its HTTP thread, so a client that has its answer reads
   // counters and state at least as new as the answer (GET /v1/node right after a submit).
   publish();
@@ -217,7 +221,7 @@ void ReplicaDriver::drain() {
 void ReplicaDriver::send(Send& s) {
   std::string bytes = encode_message(s.message);
   auto message = std::make_shared<Message>(std::move(s.message));
-  peers_.send(s.to, std::move(bytes), [this, to = s.to, message](const Status&) {
+  transport_.send(s.to, std::move(bytes), [this, to = s.to, message](const Status&) {
     asio::post(io_, [this, to, message] {
       if (stopped_) return;
       replica_->undeliverable(now(), to, *message);

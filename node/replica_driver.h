@@ -3,10 +3,11 @@
 //
 //   input (who posts it to the loop)          action (what the driver does with it)
 //   boot: stored records, hints (Node::open)  persists → Store::write (pipelined group commit)
-//   set_member: gossip events (on the loop)   sends    → encode_message → PeerClient::send
-//   submit/cancel/read: HTTP threads          replies  → wake the HTTP thread that waits
-//   receive: HTTP threads (/internal/v1/msg)  starts   → JobRunner::start (a worker)
-//   undeliverable: PeerClient lanes           stops    → JobRunner::stop (cancel token)
+//   set_member: gossip events (on the loop)   sends    → encode_message → PeerTransport::send,
+//   submit/cancel/read: HTTP threads                     then one PeerTransport::flush
+//   receive: PeerTransport (on the loop)      replies  → wake the HTTP thread that waits
+//   undeliverable: PeerTransport (posted)     starts   → JobRunner::start (a worker)
+//                                             stops    → JobRunner::stop (cancel token)
 //   durable: the store's writer thread        logs     → log_event
 //   handler_done: executor workers
 //   tick: a steady_timer at next_deadline_ms()
@@ -14,11 +15,12 @@
 // publishes a Snapshot (counters, readiness, backlog, placement) that HTTP threads read without
 // touching the core. Time comes from node/clock.h as Now{mono_ms, wall_ms}.
 //
-// The driver also keeps what the transport and peer authentication need to know of each member —
-// its API address and public key, from gossip metadata — in a directory HTTP threads may read.
+// The driver also keeps what the transports and peer authentication need to know of each member —
+// its gossip address (where PeerTransport connects), API address (PeerClient's scatter-gather
+// calls) and public key, from gossip — in a directory other threads may read.
 //
-// Thread-safety: submit/cancel/read/deliver/snapshot/public_key_of/members from any thread (they
-// post to the loop or read mutex-guarded copies); on_member and everything private on the loop;
+// Thread-safety: submit/cancel/read/snapshot/public_key_of/members from any thread (they post to
+// the loop or read mutex-guarded copies); receive, on_member and everything private on the loop;
 // boot() and stop() from the thread that owns the node.
 // Invariants:
 //   1. Only the loop thread calls the Replica; no lock is held while it runs.
@@ -46,6 +48,7 @@
 #include "gossip/membership.h"
 #include "node/job_runner.h"
 #include "node/peer_client.h"
+#include "node/peer_transport.h"
 #include "node/store.h"
 
 namespace meshwork {
@@ -66,6 +69,7 @@ struct ReplicaSnapshot {
 // A member as gossip describes it.
 struct MemberView {
   std::string api;         // host:port of its API
+  std::string peer;        // ip:port of its gossip socket, where its peer transport listens
   std::string public_key;  // raw Ed25519 key, 32 bytes ("" when unusable)
   MemberState state = MemberState::alive;
 };
@@ -74,8 +78,11 @@ struct MemberView {
 
 class ReplicaDriver {
  public:
+  // `check` verifies a job's envelope on the worker that runs it (JobRunner); the core itself
+  // trusts records from authenticated peers (docs/protocol.md, trust model).
   ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config, Store& store,
-                PeerClient& peers, const Identity& key, EnvelopeCheck check);
+                PeerTransport& transport, PeerClient& calls, const Identity& key,
+                EnvelopeCheck check);
   ~ReplicaDriver();
   ReplicaDriver(const ReplicaDriver&) = delete;
   ReplicaDriver& operator=(const ReplicaDriver&) = delete;
@@ -91,8 +98,8 @@ class ReplicaDriver {
   [[nodiscard]] Result<std::vector<ItemResult>> submit(std::vector<JobRecord> admitted);
   [[nodiscard]] Result<ItemResult> cancel(const std::string& id);
   [[nodiscard]] Result<ItemResult> read(const std::string& id);
-  // Peer messages, decoded and from an authenticated sender; returns at once.
-  void deliver(const std::string& from, std::vector<Message> messages);
+  // Peer messages, decoded and from an authenticated sender (loop thread).
+  void receive(const std::string& from, std::vector<Message>&& messages);
   // Gossip: a member changed (loop thread).
   void on_member(const gossip::MemberInfo& m);
 
@@ -116,7 +123,8 @@ class ReplicaDriver {
   const std::string self_;
   const ReplicaConfig config_;
   Store& store_;
-  PeerClient& peers_;
+  PeerTransport& transport_;
+  PeerClient& calls_;
   JobRunner runner_;
   std::unique_ptr<Replica> replica_;  // loop thread only
 

@@ -14,11 +14,13 @@ import http.client
 import json
 import os
 import random
+import socket
 import threading
 import time
 import unittest
 
-from harness import Client, NodeTestCase, TERMINAL_STATES, ed25519_sign, scaled
+from harness import (Client, NodeTestCase, TERMINAL_STATES, ed25519_public_key, ed25519_sign,
+                     scaled)
 from test_membership import MeshNode
 
 POLL_S = 0.05
@@ -263,7 +265,7 @@ class Endpoints(Mesh):
     def test_peer_endpoints_refuse_unsigned_and_forged_requests(self):
         nodes = self.start_mesh(2)
         c = nodes[0].client()
-        r = c.post("/internal/v1/msg", b"\x00\x00\x00\x00")
+        r = c.post("/internal/v1/list", json.dumps({}))
         self.assertEqual(r.status, 401, r)
         forged = {"X-Meshwork-Node": "n2", "X-Meshwork-Time": str(int(time.time() * 1000)),
                   "X-Meshwork-Signature": "A" * 86 + "=="}
@@ -272,26 +274,53 @@ class Endpoints(Mesh):
         stranger = dict(forged, **{"X-Meshwork-Node": "mallory"})
         r = c.post("/internal/v1/held", "{}", headers=stranger)
         self.assertEqual(r.status, 401, r)
+        r = c.post("/internal/v1/msg", b"\x00\x00\x00\x00")  # peer messages are not HTTP any more
+        self.assertIn(r.status, (401, 404), r)
 
-    def test_malformed_peer_messages_are_refused_and_counted(self):
+    def test_peer_port_refuses_garbage_and_strangers_and_counts_them(self):
+        # The peer transport listens on TCP at the gossip address (docs/protocol.md). Anything but
+        # a member's signed hello for this node closes the connection and is counted; a member's
+        # hello is answered with a welcome; the node goes on working.
         nodes = self.start_mesh(2)
         c = nodes[0].client()
+        host, port = nodes[0].gossip.rsplit(":", 1)
         with open(os.path.join(nodes[1].data_dir, "node.key"), "rb") as f:
-            seed = f.read()[:32]  # n2's identity, so the requests are signed by a member
+            member = f.read()[:32]  # n2's identity
+        stranger = os.urandom(32)
 
-        def signed(body):
-            now = str(int(time.time() * 1000))
-            message = ("meshwork-peer-v1\nPOST\n/internal/v1/msg\n%s\n%s"
-                       % (now, hashlib.blake2b(body, digest_size=32).hexdigest())).encode()
-            return {"X-Meshwork-Node": "n2", "X-Meshwork-Time": now,
-                    "X-Meshwork-Signature": base64.b64encode(ed25519_sign(seed, message)).decode()}
+        def hello(seed, name, target):
+            body = (b"MWP1" + bytes([1, 1, len(name)]) + name.encode() + bytes([len(target)])
+                    + target.encode() + ed25519_public_key(seed) + os.urandom(32))
+            body += ed25519_sign(seed, b"meshwork-peer-hello-v1" + body)
+            return len(body).to_bytes(2, "little") + body
 
-        before = c.get("/v1/node").json()["mesh"]["bad_peer_bodies"]
-        for body in (b"", b"\x05\x00\x00\x00ab", b"\x02\x00\x00\x00\x01\x63",
-                     b"\x04\x00\x00\x00\xff\xff\xff\xff"):
-            r = c.post("/internal/v1/msg", body, headers=signed(body))
-            self.assertProblem(r, 400)
-        self.assertEqual(c.get("/v1/node").json()["mesh"]["bad_peer_bodies"], before + 4)
+        def answer(data):
+            """What the node sends back before it closes (b"" when it just closes)."""
+            with socket.create_connection((host, int(port)), timeout=scaled(10)) as s:
+                s.sendall(data)
+                got = b""
+                try:
+                    while True:
+                        chunk = s.recv(4096)
+                        if not chunk:
+                            return got
+                        got += chunk
+                        if len(got) >= 2 and len(got) >= 2 + int.from_bytes(got[:2], "little"):
+                            return got  # a whole handshake answer: the node keeps it open
+                except ConnectionResetError:
+                    return got
+
+        before = c.get("/v1/node").json()["mesh"]["peer_handshakes_refused"]
+        refused = [b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", b"\x00\x00", b"\xff\xff" + b"x" * 10,
+                   hello(stranger, "mallory", "n1"), hello(stranger, "n2", "n1"),
+                   hello(member, "n2", "n9")]
+        for data in refused:
+            self.assertEqual(answer(data), b"", data[:24])
+        self.assertEqual(c.get("/v1/node").json()["mesh"]["peer_handshakes_refused"],
+                         before + len(refused))
+        welcome = answer(hello(member, "n2", "n1"))
+        self.assertEqual(welcome[2:8], b"MWP1\x01\x02")  # version 1, a welcome
+        self.assertEqual(welcome[8:11], b"\x02n1")
         self.run_job(c, {"type": "echo", "payload": {"still": "fine"}})
 
 

@@ -16,24 +16,30 @@
 namespace meshwork {
 namespace {
 
-// One node: loop thread, store, peer client (no peers) and driver, booted from `dir`.
+// One node: loop thread, store, peer transport and client (no peers) and driver, booted from
+// `dir`.
 struct OneNode {
   explicit OneNode(test::TempDir& dir, const Identity& node_key)
       : key(node_key), admission(node_key, "n1", {}) {
     store = std::move(Store::open(dir.str(), {}).value());
     loop = std::thread([this] { io.run(); });
     peers = std::make_unique<PeerClient>(key, "n1", PeerOptions{});
+    transport = std::make_unique<PeerTransport>(
+        io, key, "n1", TransportOptions{},
+        [](std::string_view) -> std::optional<std::string> { return std::nullopt; },
+        [](const std::string&, std::vector<Message>&&) {});
     ReplicaConfig rc;
     rc.workers = 2;
     rc.backoff_base_ms = 10;
     rc.backoff_max_ms = 40;
     driver =
-        std::make_unique<ReplicaDriver>(io, "n1", rc, *store, *peers, key,
+        std::make_unique<ReplicaDriver>(io, "n1", rc, *store, *transport, *peers, key,
                                         [this](const JobRecord& r) { return admission.check(r); });
     REQUIRE(driver->boot().is_ok());
   }
   ~OneNode() {
     driver->stop();
+    transport->stop();
     peers->stop();
     work.reset();
     io.stop();
@@ -74,6 +80,7 @@ struct OneNode {
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread loop;
   std::unique_ptr<PeerClient> peers;
+  std::unique_ptr<PeerTransport> transport;
   std::unique_ptr<ReplicaDriver> driver;
 };
 
