@@ -17,6 +17,8 @@
 // stored: they are read from the envelope on decode, as for the JSON form.
 #include <cassert>
 #include <optional>
+#include <string>
+#include <unordered_map>
 
 #include <nlohmann/json.hpp>
 
@@ -348,12 +350,38 @@ std::optional<JobRecord> decode_binary_unchecked(std::string_view bytes) {
   return r;
 }
 
+// The spec fields of recently decoded jobs, by id, per thread. A record's id is checked to be the
+// BLAKE2b-256 of its envelope before the cache is consulted, so one id means one job text and one
+// set of spec fields: the cache changes what a decode costs (a JSON parse of the job text, the
+// largest part of decoding a record that travels three times per job), never what it returns.
+// Cleared when full, so it stays bounded.
+struct SpecFields {
+  std::string type;
+  uint32_t max_attempts = 0;
+  uint64_t timeout_ms = 0, created_at_ms = 0;
+};
+constexpr size_t kSpecCacheMax = 8'192;
+
+void fill_spec_fields_cached(JobRecord& r) {
+  thread_local std::unordered_map<std::string, SpecFields> cache;
+  if (auto it = cache.find(r.id); it != cache.end()) {
+    r.type = it->second.type;
+    r.max_attempts = it->second.max_attempts;
+    r.timeout_ms = it->second.timeout_ms;
+    r.created_at_ms = it->second.created_at_ms;
+    return;
+  }
+  fill_spec_fields(r);  // throws on a bad spec: nothing is cached then
+  if (cache.size() >= kSpecCacheMax) cache.clear();
+  cache.emplace(r.id, SpecFields{r.type, r.max_attempts, r.timeout_ms, r.created_at_ms});
+}
+
 Result<JobRecord> decode_binary(std::string_view bytes) {
   std::optional<JobRecord> r = decode_binary_unchecked(bytes);
   if (!r) return Result<JobRecord>(Code::corruption, "malformed binary job record");
-  if (Status s = check_record(*r); !s.is_ok()) return s;
+  if (Status s = check_record(*r); !s.is_ok()) return s;  // the id is its envelope's hash
   try {
-    fill_spec_fields(*r);
+    fill_spec_fields_cached(*r);
   } catch (const json::exception& e) {
     return Result<JobRecord>(Code::corruption, std::string("job record's spec: ") + e.what());
   }
