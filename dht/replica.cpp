@@ -20,12 +20,10 @@ bool Output::empty() const {
          logs.empty();
 }
 
-Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& reader,
-                 EnvelopeCheck check)
+Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& reader)
     : self_(std::move(self)),
       config_(std::move(config)),
       reader_(reader),
-      check_(std::move(check)),
       placement_(self_, {}, config_.placement, 1),
       rng_state_(config_.seed ^ 0x9e3779b97f4a7c15ull),
       ae_interval_ms_(config_.anti_entropy_interval_ms) {}

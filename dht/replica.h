@@ -108,11 +108,6 @@ struct ReplicaConfig {
   bool take_over = true;            // false only in the deliberately broken build of the chaos test
 };
 
-// Checks a record's envelope (its signature) before this node runs an attempt of it; a job that
-// fails it fails without running (refuse_unverified). Copies from members are stored unchecked:
-// the peer channel is authenticated, and entry nodes verify what clients send (docs/protocol.md,
-// trust model). The node verifies Ed25519; the simulator's records carry a check of its own.
-using EnvelopeCheck = std::function<bool(const JobRecord&)>;
 
 // The durable records, read synchronously by the core (the node: LevelDB; the simulator: a map).
 class RecordReader {
@@ -193,7 +188,7 @@ struct ReplicaStats {
   uint64_t read_repairs = 0, claims_confirmed = 0, claims_refused = 0;
   uint64_t backpressure_refusals = 0;  // submissions refused with 429: replication lagging
   uint64_t superseded_stops = 0;       // handlers stopped because another claim or state won
-  uint64_t refused_records = 0;        // jobs whose envelope failed its check where they would run
+  uint64_t refused_records = 0;        // peer copies that are not of the job asked for
   uint64_t refused_messages = 0;       // answers nobody asked for, from the wrong peer, etc.
   uint64_t handed_off = 0;             // records sent to members new in their replica lists
   uint64_t forwarded = 0;              // changes passed on by a holder that is not a replica
@@ -201,7 +196,7 @@ struct ReplicaStats {
 
 class Replica {
  public:
-  Replica(std::string self, ReplicaConfig config, const RecordReader& reader, EnvelopeCheck check);
+  Replica(std::string self, ReplicaConfig config, const RecordReader& reader);
   Replica(const Replica&) = delete;
   Replica& operator=(const Replica&) = delete;
 
@@ -353,7 +348,6 @@ class Replica {
   void schedule_retry(Now now, const std::string& id, uint64_t retry_at_wall_ms);
   void pump(Now now);
   void claim(Now now, const JobRecord& r);
-  void refuse_unverified(Now now, const JobRecord& r);
   void claim_settled(Now now, const std::string& id, uint32_t attempt, bool confirmed);
   void finish_attempt(Now now, const std::string& id);
   void release_unconfirmed(Now now, const std::string& id, uint32_t attempt);
@@ -383,7 +377,6 @@ class Replica {
   const std::string self_;
   const ReplicaConfig config_;
   const RecordReader& reader_;
-  const EnvelopeCheck check_;
   Placement placement_;
   RecordIndex index_;
   ReplicaStats stats_;

@@ -61,8 +61,7 @@ void Replica::on_fetch_reply(Now now, const std::string& from, FetchReply& m) {
                    rec ? std::optional<JobRecord>(**rec) : std::optional<JobRecord>(), true);
       continue;
     }
-    // A pull or a takeover read: the copy is merged here (from a member: unverified until it
-    // would run here).
+    // A pull or a takeover read: the copy is merged here.
     if (rec) merge_in(now, **rec);
     if (o.why == Outstanding::Why::takeover) takeover_answered(now, id);
   }

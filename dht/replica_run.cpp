@@ -61,28 +61,8 @@ void Replica::pump(Now now) {
     }
     if (rec->status.state != JobState::queued && rec->status.state != JobState::retry_wait)
       continue;
-    if (!check_(*rec)) {
-      refuse_unverified(now, *rec);
-      continue;
-    }
     claim(now, *rec);
   }
-}
-
-// A job whose envelope does not verify here never runs: it fails at once, and the failure goes to
-// the other replicas (it would verify nowhere). Replicas store records from members unverified;
-// this is where a forged or corrupted envelope that an entry node should have refused is caught.
-void Replica::refuse_unverified(Now now, const JobRecord& r) {
-  stats_.refused_records++;
-  stats_.failed++;
-  const std::string why = "the job's envelope does not verify on " + self_;
-  JobRecord next = r;
-  next.status = JobStatus{JobState::failed, r.status.attempt, self_, now.wall_ms, why, 0};
-  next.add_history(JobState::failed, self_, r.status.attempt, now.wall_ms, why);
-  next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
-  commit(now, std::move(next));
-  replicate_to_others(now, overlay_.at(r.id).record);
-  log(LogLine::Level::warn, "job_failed", r.id, why);
 }
 
 // The claim (running, attempt+1, lease) is persisted and sent to the other replicas while the

@@ -240,8 +240,9 @@ void Replica::read(Now now, uint64_t request, const std::string& id) {
   flush(now);
 }
 
-// Merges each record and acks once the merge is durable. The sender is an authenticated member,
-// so envelopes are not verified here but where the job would run (check_runnable).
+// Merges each record and acks once the merge is durable. The sender is an authenticated member:
+// envelopes are verified where a job enters the mesh and where it runs, not by every replica that
+// only stores it (docs/protocol.md, trust model).
 void Replica::on_replicate(Now now, const std::string& from, Replicate& m) {
   stats_.replicate_received += m.records.size();
   ReplicateAck ack;

@@ -21,8 +21,13 @@ JobState outcome_state(HandlerOutcome::Kind k) {
 
 }  // namespace
 
-JobRunner::JobRunner(const Identity& key, std::string node_name, size_t workers, Done done)
-    : key_(key), node_(std::move(node_name)), done_(std::move(done)), executor_(workers) {
+JobRunner::JobRunner(const Identity& key, std::string node_name, size_t workers, Done done,
+                     EnvelopeCheck check)
+    : key_(key),
+      node_(std::move(node_name)),
+      done_(std::move(done)),
+      check_(std::move(check)),
+      executor_(workers) {
   executor_.start();
 }
 
@@ -66,7 +71,9 @@ void JobRunner::shutdown() {
 
 void JobRunner::run(const std::shared_ptr<const JobRecord>& rec, uint32_t attempt,
                     const std::shared_ptr<Running>& running) {
-  HandlerOutcome out = execute(*rec, attempt, running->token);
+  HandlerOutcome out = check_ && !check_(*rec)
+                           ? HandlerOutcome::failure("the job's envelope does not verify on " + node_)
+                           : execute(*rec, attempt, running->token);
   if (running->timed_out && out.kind != HandlerOutcome::Kind::succeeded)
     out = HandlerOutcome::failure("timed out after " + std::to_string(rec->timeout_ms) + " ms");
   {

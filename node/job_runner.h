@@ -1,6 +1,9 @@
 // JobRunner: runs the handlers the replica core starts, on the executor's workers.
 //
-//   Start (loop thread)  → a worker runs the job's handler (node/handlers.h) with a cancel token
+//   Start (loop thread)  → a worker verifies the job's envelope (`check`: the node that runs a job
+//                          verifies it, whatever its replicas did), then runs the job's handler
+//                          (node/handlers.h) with a cancel token; an envelope that does not
+//                          verify fails the attempt without running
 //   Stop (loop thread)   → the token is cancelled; Why::timed_out also marks the attempt timed out
 //   the handler returns  → its outcome ("timed out after N ms" when the core timed it out and it
 //                          did not succeed), signed by this node (the receipt), goes to `done`
@@ -27,11 +30,15 @@
 
 namespace meshwork {
 
+// Verifies a record's envelope (its signature and the node's key policy).
+using EnvelopeCheck = std::function<bool(const JobRecord&)>;
+
 class JobRunner {
  public:
   using Done = std::function<void(Outcome)>;
 
-  JobRunner(const Identity& key, std::string node_name, size_t workers, Done done);
+  JobRunner(const Identity& key, std::string node_name, size_t workers, Done done,
+            EnvelopeCheck check = {});
   ~JobRunner();  // shutdown()
   JobRunner(const JobRunner&) = delete;
   JobRunner& operator=(const JobRunner&) = delete;
@@ -64,6 +71,7 @@ class JobRunner {
   const Identity& key_;
   const std::string node_;
   const Done done_;
+  const EnvelopeCheck check_;
   Executor executor_;
   std::mutex mu_;
   bool stopping_ = false;                                    // guarded by mu_

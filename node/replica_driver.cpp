@@ -60,8 +60,9 @@ ReplicaDriver::ReplicaDriver(asio::io_context& io, std::string self, ReplicaConf
                   replica_->handler_done(now(), std::move(o));
                   drain();
                 });
-              }),
-      replica_(std::make_unique<Replica>(self_, config_, store_, std::move(check))),
+              },
+              std::move(check)),
+      replica_(std::make_unique<Replica>(self_, config_, store_)),
       timer_(io) {}
 
 ReplicaDriver::~ReplicaDriver() {

@@ -78,8 +78,8 @@ struct MemberView {
 
 class ReplicaDriver {
  public:
-  // `check` verifies a job's envelope on the worker that runs it (JobRunner); the core itself
-  // trusts records from authenticated peers (docs/protocol.md, trust model).
+  // `check` verifies a job's envelope on the worker that runs it (JobRunner); the core stores
+  // what authenticated members send without it (docs/protocol.md, trust model).
   ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config, Store& store,
                 PeerTransport& transport, PeerClient& calls, const Identity& key,
                 EnvelopeCheck check);

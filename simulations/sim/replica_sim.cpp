@@ -107,7 +107,7 @@ void ReplicaSim::boot(uint32_t i) {
   cfg.take_over = o_.take_over;
   cfg.seed = rng_.next();
   cfg.joining = c_.up_count() > 1;  // the first node of the mesh starts alone
-  n.replica = std::make_unique<Replica>(node_name(i), cfg, n.disk, sim_signature_ok);
+  n.replica = std::make_unique<Replica>(node_name(i), cfg, n.disk);
   for (const auto& [id, rec] : n.disk.records()) n.replica->load(*rec, *rec.bytes);
   for (const auto& [target, id] : n.disk.hints()) n.replica->load_hint(target, id);
   n.replica->start(now_of(i));
@@ -338,7 +338,8 @@ void ReplicaSim::start_handler(uint32_t i, const Start& s) {
   const uint64_t run_ms = rng_.chance(o_.long_fraction)
                               ? rng_.between(o_.lease_ms * 11 / 10, o_.lease_ms * 5 / 2)
                               : rng_.between(o_.run_ms_min, o_.run_ms_max);
-  const JobState outcome = rng_.chance(o_.fail_fraction) ? JobState::failed : JobState::succeeded;
+  JobState outcome = rng_.chance(o_.fail_fraction) ? JobState::failed : JobState::succeeded;
+  if (!sim_signature_ok(*s.record)) outcome = JobState::failed;  // as JobRunner verifies first
   c_.at(c_.now_ms() + run_ms, [this, i, instance = n.instance, id = s.id, attempt = s.attempt,
                                serial, outcome] {
     end_handler(i, instance, id, attempt, serial, outcome,

@@ -2,8 +2,8 @@
 // read back; what the mesh acknowledged is remembered for the checks (job_checks.h).
 //
 // A job is a signed-looking envelope: the spec's JSON text, a client key and a "signature" that
-// is BLAKE2b of the job id under a simulator key — checked by sim_signature_ok, which the cores
-// get as their EnvelopeCheck. It is deterministic and costs one small hash, where Ed25519 would
+// is BLAKE2b of the job id under a simulator key — checked by sim_signature_ok, which the
+// simulated executor runs before a handler, as the node's JobRunner verifies Ed25519. It is deterministic and costs one small hash, where Ed25519 would
 // cost the simulator far more at thousands of nodes; the record codec still checks that each id
 // is the hash of its envelope.
 //
@@ -28,7 +28,7 @@ namespace meshwork::sim {
 
 inline constexpr uint32_t jobs_max = 100'000;
 
-// The EnvelopeCheck of the simulated cores.
+// The envelope check of the simulated executor.
 bool sim_signature_ok(const JobRecord& r);
 
 struct WorkloadOptions {

@@ -329,23 +329,20 @@ TEST_CASE("a timed-out handler is stopped and the attempt retried") {
   CHECK(s.starts_of(id) == 2);
 }
 
-TEST_CASE("a member's record is stored unverified and fails, without running, where it would run") {
+TEST_CASE("a member's record is stored and run without a signature check in the core") {
+  // The node verifies envelopes where a job enters the mesh and on the worker that runs it
+  // (JobRunner); replicas that only store a member's copy do not.
   Stage s(3, quiet());
-  JobRecord forged = job_placed(s, {"n2", "n1", "n3"}, s.now().wall_ms);
-  forged.envelope.signature = "forged" + std::string(58, 'x');
+  JobRecord unverified = job_placed(s, {"n2", "n1", "n3"}, s.now().wall_ms);
+  unverified.envelope.signature = "not checked here" + std::string(48, 'x');
   Replicate m;
   m.corr = 77;
-  m.records.push_back(SharedRecord::of(forged));
+  m.records.push_back(SharedRecord::of(unverified));
   s.core(1).receive(s.now(), "n1", m);
   s.run(1'000);
-  const auto copy = s.copy(1, forged.id);
-  REQUIRE(copy);
-  CHECK(copy->status.state == JobState::failed);
-  CHECK(copy->status.error == "the job's envelope does not verify on n2");
-  CHECK(s.starts_of(forged.id) == 0);
-  CHECK(s.core(1).stats().refused_records == 1);
-  REQUIRE(s.copy(2, forged.id));  // the failure reached the other replicas
-  CHECK(s.copy(2, forged.id)->status.state == JobState::failed);
+  REQUIRE(s.copy(1, unverified.id));
+  CHECK(s.starts_of(unverified.id) == 1);
+  CHECK(s.core(1).stats().refused_records == 0);
 }
 
 TEST_CASE("peer messages that fail their checks are refused and counted, never applied") {

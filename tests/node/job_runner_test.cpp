@@ -1,11 +1,13 @@
-// JobRunner: a Start runs the handler on a worker and reports a signed outcome; a Stop cancels
-// it, and a timed-out stop turns into "timed out after N ms"; after shutdown nothing is reported.
+// JobRunner: a Start runs the handler on a worker and reports a signed outcome (unless the job's
+// envelope does not verify: then the attempt fails unrun); a Stop cancels it, and a timed-out stop
+// turns into "timed out after N ms"; after shutdown nothing is reported.
 #include <doctest/doctest.h>
 
 #include <condition_variable>
 #include <mutex>
 #include <optional>
 
+#include "node/admission.h"
 #include "node/job_runner.h"
 #include "tests/node/test_util.h"
 
@@ -56,6 +58,29 @@ TEST_CASE("a started echo job reports a success with a receipt that verifies") {
   CHECK(res.receipt.result_hash == blake2b_hex(res.result));
   CHECK(verify_signature(res.receipt.message(), from_base64(res.receipt.signature).value(),
                          key.public_key()));
+}
+
+TEST_CASE("a job whose envelope does not verify here fails its attempt without running") {
+  const Identity key = Identity::generate();
+  const Admission admission(key, "n1", {});
+  Outcomes outcomes;
+  JobRunner runner(
+      key, "n1", 1, [&](Outcome o) { outcomes.add(std::move(o)); },
+      [&](const JobRecord& r) { return admission.check(r); });
+  JobRecord good = test::queued_record(key, "echo", {{"n", 1}});
+  JobRecord forged = test::queued_record(key, "echo", {{"n", 2}});
+  forged.envelope.signature[0] = static_cast<char>(forged.envelope.signature[0] ^ 1);
+  runner.start(start_of(forged, 1));
+  runner.start(start_of(good, 1));
+  auto first = outcomes.wait(1), second = outcomes.wait(2);
+  REQUIRE(first);
+  REQUIRE(second);
+  const Outcome& f = first->id == forged.id ? *first : *second;
+  const Outcome& g = first->id == forged.id ? *second : *first;
+  CHECK(f.result.outcome == JobState::failed);
+  CHECK(f.result.error == "the job's envelope does not verify on n1");
+  CHECK(f.result.result.empty());
+  CHECK(g.result.outcome == JobState::succeeded);
 }
 
 TEST_CASE("the attempt number reaches the handler") {
