@@ -176,7 +176,8 @@ js_run() {
 mw_run() {
   local mode=$1 conns=$2 size=$3 d="$W/mw-$1" ports busy i
   busy=$(ports_busy tcp:$((MW_API + 1)) tcp:$((MW_API + 2)) tcp:$((MW_API + 3)) \
-    udp:$((MW_GOSSIP + 1)) udp:$((MW_GOSSIP + 2)) udp:$((MW_GOSSIP + 3)))
+    udp:$((MW_GOSSIP + 1)) udp:$((MW_GOSSIP + 2)) udp:$((MW_GOSSIP + 3)) \
+    tcp:$((MW_GOSSIP + 1)) tcp:$((MW_GOSSIP + 2)) tcp:$((MW_GOSSIP + 3)))
   [ -z "$busy" ] || die "meshwork ports in use by another process: $busy (change MW_API/MW_GOSSIP in $0)"
   if ! MESHWORK_RUN=$d MESHWORK_API_BASE=$MW_API MESHWORK_GOSSIP_BASE=$MW_GOSSIP MESHWORK_BIN=$bin \
     "$root/simulations/launch.sh" 3 -- --replicas 3 --write-quorum 2 --log-level warn \
