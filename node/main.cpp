@@ -66,7 +66,8 @@ struct GossipFlags {
 
 void add_gossip_flags(CLI::App* node, NodeConfig& cfg, GossipFlags& g) {
   node->add_option("--gossip", cfg.gossip_bind,
-                   "gossip UDP address HOST:PORT, IPv4 (default: the API host, any free port)");
+                   "gossip address HOST:PORT, IPv4: UDP for gossip, TCP for peer frames (default: "
+                   "the API host, any free port)");
   node->add_option("--join", cfg.join, "HOST:PORT of a member to join through (repeatable)")
       ->delimiter(',');
   node->add_option("--cluster-key", cfg.cluster_key_file,
