@@ -80,6 +80,23 @@ bool Replica::owns(Now now, const std::string& id) const {
   return owner && *owner == self_;
 }
 
+std::shared_ptr<const JobRecord> Replica::current_shared(const std::string& id) const {
+  if (auto it = overlay_.find(id); it != overlay_.end()) return it->second.record.record;
+  if (!index_.contains(id)) return nullptr;
+  if (auto it = cache_.find(id); it != cache_.end()) return it->second.first.record;
+  auto stored = reader_.read(id);
+  return stored ? std::make_shared<const JobRecord>(std::move(*stored)) : nullptr;
+}
+
+std::optional<SharedRecord> Replica::current_encoded(const std::string& id) const {
+  if (auto it = overlay_.find(id); it != overlay_.end()) return it->second.record;
+  if (!index_.contains(id)) return std::nullopt;
+  if (auto it = cache_.find(id); it != cache_.end()) return it->second.first;
+  auto stored = reader_.read(id);
+  if (!stored) return std::nullopt;
+  return SharedRecord::of(std::move(*stored));
+}
+
 std::optional<JobRecord> Replica::current(const std::string& id) const {
   if (auto it = overlay_.find(id); it != overlay_.end()) return *it->second.record;
   if (!index_.contains(id)) return std::nullopt;
@@ -117,7 +134,10 @@ uint64_t Replica::pending_seq(const std::string& id) const {
 // Every change to a record goes through here: persisted (the overlay serves it until durable),
 // indexed, and acted on.
 uint64_t Replica::commit(Now now, JobRecord next) {
-  SharedRecord rec = SharedRecord::of(std::move(next));
+  return commit(now, SharedRecord::of(std::move(next)));
+}
+
+uint64_t Replica::commit(Now now, SharedRecord rec) {
   const uint64_t seq = next_seq_++;
   const std::string& id = rec->id;
   index_.put(*rec, record_fingerprint(*rec.bytes));
@@ -155,15 +175,31 @@ void Replica::forward(const IndexEntry& e, const SharedRecord& rec) {
 }
 
 Replica::Merged Replica::merge_in(Now now, const JobRecord& incoming) {
+  return merge_into(now, incoming, nullptr);
+}
+
+Replica::Merged Replica::merge_in(Now now, const SharedRecord& incoming) {
+  return merge_into(now, *incoming, &incoming);
+}
+
+Replica::Merged Replica::merge_into(Now now, const JobRecord& incoming,
+                                    const SharedRecord* encoded) {
   Merged m;
-  m.before = current(incoming.id);
+  m.before = current_shared(incoming.id);
   if (m.before) {
     JobRecord next = merge(*m.before, incoming);
     if (same_state(next, *m.before)) {
       m.after = std::make_shared<const JobRecord>(std::move(next));
       return m;
     }
-    commit(now, std::move(next));
+    // Equal states of one job are equal records (the envelope and spec follow from the id).
+    if (encoded && same_state(next, incoming)) {
+      commit(now, *encoded);
+    } else {
+      commit(now, std::move(next));
+    }
+  } else if (encoded) {
+    commit(now, *encoded);
   } else {
     commit(now, incoming);
   }

@@ -307,7 +307,7 @@ class Replica {
     uint64_t seq = 0;
   };
   struct Merged {
-    std::optional<JobRecord> before;
+    std::shared_ptr<const JobRecord> before;  // null when there was no record
     std::shared_ptr<const JobRecord> after;  // null when there is no record
     bool changed = false;
   };
@@ -315,8 +315,17 @@ class Replica {
   // replica.cpp: records, reactions, timers
   bool owns(Now now, const std::string& id) const;
   uint64_t commit(Now now, JobRecord next);
+  uint64_t commit(Now now, SharedRecord rec);  // `rec` is already encoded: no second encoding
   void forward(const IndexEntry& e, const SharedRecord& rec);
   Merged merge_in(Now now, const JobRecord& incoming);
+  // The same for a record that arrived encoded: when it is the merge's result (the usual case: a
+  // newer version of what this node holds), its encoding is kept instead of made again.
+  Merged merge_in(Now now, const SharedRecord& incoming);
+  Merged merge_into(Now now, const JobRecord& incoming, const SharedRecord* encoded);
+  // This node's record without copying it (overlay, cache, else read from the store).
+  [[nodiscard]] std::shared_ptr<const JobRecord> current_shared(const std::string& id) const;
+  // ... with its encoding, to ship it (encoded again only when read from the store).
+  [[nodiscard]] std::optional<SharedRecord> current_encoded(const std::string& id) const;
   void react(Now now, const JobRecord& r);
   uint64_t pending_seq(const std::string& id) const;
   void log(LogLine::Level level, std::string event, std::string id, std::string detail);

@@ -28,15 +28,7 @@ void Replica::fetch_from(Now now, const std::string& peer, const std::vector<std
 void Replica::on_fetch(Now, const std::string& from, Fetch& m) {
   FetchReply reply;
   reply.corr = m.corr;
-  for (const std::string& id : m.ids) {
-    if (auto it = overlay_.find(id); it != overlay_.end()) {
-      reply.records.emplace_back(it->second.record);
-    } else if (auto rec = current(id)) {
-      reply.records.emplace_back(SharedRecord::of(std::move(*rec)));
-    } else {
-      reply.records.emplace_back(std::nullopt);
-    }
-  }
+  for (const std::string& id : m.ids) reply.records.emplace_back(current_encoded(id));
   out_.sends.push_back(Send{from, std::move(reply)});
 }
 
@@ -62,7 +54,7 @@ void Replica::on_fetch_reply(Now now, const std::string& from, FetchReply& m) {
       continue;
     }
     // A pull or a takeover read: the copy is merged here.
-    if (rec) merge_in(now, **rec);
+    if (rec) merge_in(now, *rec);
     if (o.why == Outstanding::Why::takeover) takeover_answered(now, id);
   }
 }
@@ -97,7 +89,7 @@ void Replica::replay_hints(Now now) {
     }
   }
   for (const auto& [target, id] : send) {
-    auto cur = current(id);
+    auto cur = current_encoded(id);
     if (!cur) {
       gone.emplace_back(target, id);
       continue;
@@ -107,7 +99,7 @@ void Replica::replay_hints(Now now) {
     w.kind = Write::Kind::hint;
     w.target = target;
     w.need = 1;
-    start_write(now, std::move(w), SharedRecord::of(std::move(*cur)), {target});
+    start_write(now, std::move(w), std::move(*cur), {target});
   }
   for (const auto& [target, id] : gone) drop_hint(target, id);
 }
@@ -156,7 +148,7 @@ void Replica::hand_off(Now now) {
   }
   co_replicas_.assign(co.begin(), co.end());
   for (const auto& [member, id] : pushes)
-    if (auto rec = current(id)) queue_replicate(member, SharedRecord::of(std::move(*rec)), 0);
+    if (auto rec = current_encoded(id)) queue_replicate(member, *rec, 0);
   stats_.handed_off += pushes.size();
 }
 
@@ -237,7 +229,7 @@ void Replica::on_digest_reply(Now now, const std::string& from, DigestReply& m) 
   for (const auto& [id, fp] : theirs)
     if (!seen.contains(id) && is_job_id(id)) pull.push_back(id);
   for (const std::string& id : push)
-    if (auto rec = current(id)) queue_replicate(from, SharedRecord::of(std::move(*rec)), 0);
+    if (auto rec = current_encoded(id)) queue_replicate(from, *rec, 0);
   if (!pull.empty()) fetch_from(now, from, pull, Outstanding::Why::pull, 0);
   stats_.anti_entropy_pushed += push.size();
   stats_.anti_entropy_pulled += pull.size();

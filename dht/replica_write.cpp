@@ -26,7 +26,7 @@ uint64_t Replica::start_write(Now now, Write w, const SharedRecord& rec,
     }
   }
   if (local) {
-    Merged mm = merge_in(now, *rec);
+    Merged mm = merge_in(now, rec);
     const bool existed = mm.before && submitted_before(*mm.before, rec->history);
     if (existed) {
       auto it = writes_.find(wid);
@@ -250,7 +250,7 @@ void Replica::on_replicate(Now now, const std::string& from, Replicate& m) {
   uint64_t need_seq = 0;
   for (const SharedRecord& rec : m.records) {
     ItemAck item;
-    Merged mm = merge_in(now, *rec);
+    Merged mm = merge_in(now, rec);
     item.ok = true;
     item.existed = mm.before && submitted_before(*mm.before, rec->history);
     item.state = mm.after->status.state;
@@ -305,7 +305,7 @@ void Replica::fail_outstanding(Now now, uint64_t corr) {
         stats_.replicate_failed++;
         // The record is owed to the peer: a node that does not hold it (an entry node outside the
         // replica list) keeps a copy as the peer's stand-in, so that the hint can be replayed.
-        if (!index_.contains(o.ids[i])) merge_in(now, *o.records[i]);
+        if (!index_.contains(o.ids[i])) merge_in(now, o.records[i]);
         remember_hint(o.peer, o.ids[i]);
         answer(now, o.writes[i], 0, nullptr);
       }
