@@ -45,7 +45,9 @@ bool Placement::set(const std::string& name, MemberState state) {
     members_.emplace(name, state);
   } else {
     if (it->second == state) return false;
+    const bool was_usable = usable(name);
     it->second = state;
+    if (usable(name) == was_usable) return true;  // alive <-> suspect: every list stays the same
   }
   ++version_;
   return true;

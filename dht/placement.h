@@ -2,7 +2,9 @@
 // consistent-hash ring over them (dht/ring.h). The replica core (replica.h) owns one and updates it
 // on every membership change: a state change (alive, suspect, dead) touches only the member table;
 // a member joining or leaving adds or removes its tokens (V hashes and one sorted insert), never a
-// rebuild of the whole ring. version() grows with every change.
+// rebuild of the whole ring. version() grows with every change that can change a preference list:
+// a member joining or leaving the ring, or becoming usable or unusable — not alive ↔ suspect
+// (both usable), which a loaded mesh sees often and which moves nothing.
 //
 // Rules (docs/ring.md, DESIGN.md §5):
 //   ring members  every known member that has not left: alive, suspect and dead ones (a dead
@@ -56,6 +58,7 @@ class Placement {
 
   // `name` is now in `state` (left: out of the ring). False when nothing changed, or when the ring
   // refuses the name (gossip bounds names, so that is a name it should not have let through).
+  // version() moves only when the lists may have (see above).
   bool set(const std::string& name, MemberState state);
 
   [[nodiscard]] bool usable(std::string_view name) const;

@@ -55,12 +55,17 @@ void Replica::start(Now now) {
 
 void Replica::set_member(Now now, const std::string& name, MemberState state) {
   if (name == self_ || name.empty() || name.size() > kNodeNameBytesMax) return;
+  const uint64_t version = placement_.version();
   if (!placement_.set(name, state)) return;
   if (state == MemberState::alive) {
     seen_peer_ = true;
     // Back (or joined) and sharing records with this node: reconcile with it first.
     if (std::binary_search(co_replicas_.begin(), co_replicas_.end(), name)) ae_soon_.insert(name);
   }
+  // Suspected or cleared: no list moved, so there is nothing to hand off or sweep for. (Under
+  // load members are suspected often; a sweep and a hand-off pass over every record each time
+  // cost the loop more than the load itself.)
+  if (placement_.version() == version) return;
   ae_interval_ms_ = config_.anti_entropy_interval_ms;
   next_sweep_ms_ = now.mono_ms;  // a membership change: sweep at once
 }

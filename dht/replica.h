@@ -103,7 +103,7 @@ struct ReplicaConfig {
   uint64_t lease_skew_ms = 2'000;    // a lease counts as expired this long after its end
   uint64_t backoff_base_ms = 500;
   uint64_t backoff_max_ms = 30'000;
-  size_t record_cache_max = 4'096;  // durable records kept in memory (least recently used out)
+  size_t record_cache_max = 32'768;  // durable records kept in memory (least recently used out)
   uint64_t seed = 1;                // jitter and peer order
   bool take_over = true;            // false only in the deliberately broken build of the chaos test
 };

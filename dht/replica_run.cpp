@@ -243,8 +243,10 @@ void Replica::sweep(Now now) {
     const IndexEntry* e = index_.find(id);
     if (e == nullptr) continue;
     if (e->state == JobState::queued || e->state == JobState::retry_wait) {
-      if (!owns(now, id) || queued_.contains(id) || running_.contains(id) ||
-          retry_scheduled_.contains(id))
+      // The cheap checks first: with a deep backlog most of these are already queued here, and
+      // owns() walks the ring.
+      if (queued_.contains(id) || running_.contains(id) || retry_scheduled_.contains(id) ||
+          !owns(now, id))
         continue;
       if (e->state == JobState::queued) {
         enqueue(id);

@@ -72,7 +72,7 @@ struct TransportOptions {
   uint64_t retry_min_ms = 100;            // back-off after a failed connection, doubling
   uint64_t retry_max_ms = 2'000;
   size_t inbound_max = 1'024;  // accepted connections at once (handshaking or open)
-  size_t read_chunk_bytes = 256 << 10;
+  size_t read_chunk_bytes = 16 << 10;  // per connection; grows to a whole frame, then shrinks back
 };
 
 class PeerTransport {

@@ -157,4 +157,23 @@ TEST_CASE("a placement changed member by member places like one built from the f
   }
 }
 
+TEST_CASE("the placement version moves when a list may move, not when a member is only suspected") {
+  Placement p("n1", {{"n2", MemberState::alive}, {"n3", MemberState::alive}}, PlacementOptions{},
+              1);
+  const uint64_t v0 = p.version();
+  CHECK(p.set("n2", MemberState::suspect));  // recorded...
+  CHECK(p.members().at("n2") == MemberState::suspect);
+  CHECK(p.version() == v0);                  // ...but both states are usable: no list moved
+  CHECK(p.set("n2", MemberState::alive));
+  CHECK(p.version() == v0);
+  CHECK(p.set("n2", MemberState::dead));  // unusable now: lists move
+  CHECK(p.version() > v0);
+  const uint64_t v1 = p.version();
+  CHECK(p.set("n2", MemberState::suspect));  // usable again
+  CHECK(p.version() > v1);
+  const uint64_t v2 = p.version();
+  CHECK(p.set("n4", MemberState::alive));  // joins the ring
+  CHECK(p.version() > v2);
+}
+
 }  // namespace meshwork
