@@ -411,7 +411,12 @@ class Membership(NodeTestCase):
         m = views["n1"][victim.name]
         self.assertGreater(m["incarnation"], inc_before, m)
         self.assertEqual((m["public_key"], m["api"], m["gossip"]), (key, api, gossip), m)
-        self.assertEqual(self.node_info(victim)["gossip"]["incarnation"], m["incarnation"])
+        # The restarted node may still refute a suspicion of its old self (incarnation + 1) after
+        # n1's view above was read: every member must end up on the node's own incarnation.
+        self.wait_until("every member to hold %s's own incarnation" % victim.name,
+                        lambda vs: all(v[victim.name]["incarnation"]
+                                       == self.node_info(victim)["gossip"]["incarnation"]
+                                       for v in vs.values()), nodes, 30)
 
         # Again, restarting at once: the survivors may not even have noticed the gap. The new
         # process starts from wall-clock seconds, which may be the second its predecessor refuted
@@ -422,7 +427,10 @@ class Membership(NodeTestCase):
         views = self.wait_all_alive(nodes, "after a quick restart")
         inc_now = views["n1"][victim.name]["incarnation"]
         self.assertGreaterEqual(inc_now, inc_before)
-        self.assertEqual(self.node_info(victim)["gossip"]["incarnation"], inc_now)
+        self.wait_until("every member to hold %s's own incarnation" % victim.name,
+                        lambda vs: all(v[victim.name]["incarnation"]
+                                       == self.node_info(victim)["gossip"]["incarnation"]
+                                       for v in vs.values()), nodes, 30)
 
         # At once and on another API port: the new metadata must win everywhere, and so the
         # incarnation must go up, even within the same wall-clock second (the node refutes its
