@@ -131,6 +131,14 @@ Result<HandshakeMessage> open_handshake(std::string_view body, uint8_t type,
 
 }  // namespace
 
+KxKeyPair::~KxKeyPair() {
+  wipe();
+}
+
+void KxKeyPair::wipe() {
+  sodium_memzero(secret_key.data(), secret_key.size());
+}
+
 KxKeyPair KxKeyPair::generate() {
   init_crypto();
   KxKeyPair kx;

@@ -62,11 +62,16 @@ struct HandshakeMessage {
   std::string body;        // as received (the Welcome's signature covers the Hello's)
 };
 
-// A fresh X25519 key pair for one connection.
+// A fresh X25519 key pair for one connection; the secret half is wiped when it goes.
 struct KxKeyPair {
+  KxKeyPair() = default;
+  KxKeyPair(const KxKeyPair&) = default;
+  KxKeyPair& operator=(const KxKeyPair&) = default;
+  ~KxKeyPair();
   std::array<uint8_t, kKxKeyBytes> public_key{};
   std::array<uint8_t, kKxKeyBytes> secret_key{};
   [[nodiscard]] static KxKeyPair generate();
+  void wipe();  // once the session keys are derived
   [[nodiscard]] std::string_view public_view() const {
     return {reinterpret_cast<const char*>(public_key.data()), public_key.size()};
   }

@@ -370,6 +370,7 @@ void PeerTransport::on_welcome(const std::shared_ptr<Outbound>& o) {
     log_event(spdlog::level::warn, "peer_handshake_refused", "", p.name + ": " + refused.message());
     return link_failed(o, refused);
   }
+  o->kx.wipe();
   o->sealer.emplace(keys->tx);
   o->opener.emplace(keys->rx);
   o->state = LinkState::open;
