@@ -13,8 +13,6 @@
 
 namespace meshwork {
 
-using nlohmann::json;
-
 namespace peer_detail {
 
 struct Conn {
@@ -43,7 +41,6 @@ using peer_detail::Peer;
 constexpr size_t kErrorDetailBytesMax = 200;  // of a peer's error text quoted in a Status
 constexpr size_t kAddressBytesMax = 128;      // "host:port", as gossip bounds it
 constexpr size_t kCallPathBytesMax = 256;
-
 
 // Up to `bytes_max` bytes of untrusted text, with anything but printable ASCII replaced.
 std::string short_detail(std::string_view text, size_t bytes_max = kErrorDetailBytesMax) {

@@ -18,8 +18,6 @@
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "dht/result.h"
 #include "node/crypto.h"
 #include "node/peer_auth.h"

@@ -149,6 +149,30 @@ Status open_frames(FrameOpener& opener, std::string& buf, size_t& len, size_t ch
   return Status::ok();
 }
 
+// Reads one handshake message — its u16 length, then that many bytes — into buf (the body at
+// kHandshakeLengthBytes, its size in len), then calls done(status, bad): bad when the peer sent a
+// length no handshake has, not ok without bad when the socket failed. `done` must keep the
+// connection that owns socket, buf and len alive.
+template <typename Done>
+void read_handshake(tcp::socket& socket, std::string& buf, size_t& len, Done done) {
+  buf.assign(kHandshakeLengthBytes + kHandshakeBytesMax, '\0');
+  asio::async_read(
+      socket, asio::buffer(buf.data(), kHandshakeLengthBytes),
+      [&socket, &buf, &len, done = std::move(done)](std::error_code ec, size_t) mutable {
+        if (ec) return done(Status(Code::unavailable, "peer handshake: " + ec.message()), false);
+        auto n = handshake_body_bytes(std::string_view(buf.data(), kHandshakeLengthBytes));
+        if (!n.is_ok()) return done(n.status(), true);
+        len = n.value();
+        asio::async_read(
+            socket, asio::buffer(buf.data() + kHandshakeLengthBytes, len),
+            [done = std::move(done)](std::error_code e, size_t) mutable {
+              if (e)
+                return done(Status(Code::unavailable, "peer handshake: " + e.message()), false);
+              done(Status::ok(), false);
+            });
+      });
+}
+
 }  // namespace
 
 PeerTransport::PeerTransport(asio::io_context& io, const Identity& key, std::string self,
@@ -290,9 +314,9 @@ void PeerTransport::connect(const std::shared_ptr<Peer>& p) {
     p->connect_failures++;
     p->backoff_ms = options_.retry_max_ms;
     p->retry_at_ms = mono_ms() + p->backoff_ms;
-    return fail_queue(*p, Status(Code::unavailable, "peer " + p->name +
-                                                        " has an unusable address '" +
-                                                        p->address.substr(0, 64) + "'"));
+    return fail_queue(*p,
+                      Status(Code::unavailable, "peer " + p->name + " has an unusable address '" +
+                                                    p->address.substr(0, 64) + "'"));
   }
   auto o = std::make_shared<Outbound>(io_, p);
   p->link = o;
@@ -306,46 +330,31 @@ void PeerTransport::connect(const std::shared_ptr<Peer>& p) {
   o->socket.async_connect(*at, [this, o](std::error_code ec) {
     if (o->state == LinkState::closed) return;
     if (ec)
-      return link_failed(o, Status(Code::unavailable, "cannot connect to peer " + o->peer->name +
-                                                          " (" + o->peer->address +
-                                                          "): " + ec.message()));
+      return link_failed(
+          o, Status(Code::unavailable, "cannot connect to peer " + o->peer->name + " (" +
+                                           o->peer->address + "): " + ec.message()));
     std::error_code ignored;
     o->socket.set_option(tcp::no_delay(true), ignored);
     o->state = LinkState::handshaking;
     o->timer.expires_after(ms(options_.handshake_timeout_ms));
     o->timer.async_wait([this, o](std::error_code e) {
       if (e || o->state != LinkState::handshaking) return;
-      link_failed(o, Status(Code::unavailable,
-                            "the handshake with peer " + o->peer->name + " timed out"));
+      link_failed(
+          o, Status(Code::unavailable, "the handshake with peer " + o->peer->name + " timed out"));
     });
     o->kx = KxKeyPair::generate();
     o->hello = make_hello(key_, self_, o->peer->name, o->kx);
     asio::async_write(o->socket, asio::buffer(o->hello), [this, o](std::error_code e, size_t) {
       if (o->state == LinkState::closed) return;
       if (e) return link_failed(o, Status(Code::unavailable, "peer handshake: " + e.message()));
-      o->rbuf.assign(kHandshakeLengthBytes + kHandshakeBytesMax, '\0');
-      asio::async_read(
-          o->socket, asio::buffer(o->rbuf.data(), kHandshakeLengthBytes),
-          [this, o](std::error_code e2, size_t) {
-            if (o->state == LinkState::closed) return;
-            if (e2)
-              return link_failed(o, Status(Code::unavailable, "peer handshake: " + e2.message()));
-            auto n = handshake_body_bytes(std::string_view(o->rbuf.data(), kHandshakeLengthBytes));
-            if (!n.is_ok()) {
-              handshakes_refused_++;
-              return link_failed(o, n.status());
-            }
-            o->rlen = n.value();
-            asio::async_read(o->socket,
-                             asio::buffer(o->rbuf.data() + kHandshakeLengthBytes, o->rlen),
-                             [this, o](std::error_code e3, size_t) {
-                               if (o->state == LinkState::closed) return;
-                               if (e3)
-                                 return link_failed(o, Status(Code::unavailable,
-                                                              "peer handshake: " + e3.message()));
-                               on_welcome(o);
-                             });
-          });
+      read_handshake(o->socket, o->rbuf, o->rlen, [this, o](const Status& s2, bool bad) {
+        if (o->state == LinkState::closed) return;
+        if (!s2.is_ok()) {
+          if (bad) handshakes_refused_++;
+          return link_failed(o, s2);
+        }
+        on_welcome(o);
+      });
     });
   });
 }
@@ -412,8 +421,8 @@ void PeerTransport::write_next(const std::shared_ptr<Outbound>& o) {
     if (o->state == LinkState::closed) return;
     o->writing = false;
     if (ec)
-      return link_failed(o, Status(Code::unavailable,
-                                   "writing to peer " + o->peer->name + ": " + ec.message()));
+      return link_failed(
+          o, Status(Code::unavailable, "writing to peer " + o->peer->name + ": " + ec.message()));
     write_next(o);
   });
 }
@@ -424,9 +433,9 @@ void PeerTransport::read_acks(const std::shared_ptr<Outbound>& o) {
       [this, o](std::error_code ec, size_t n) {
         if (o->state == LinkState::closed) return;
         if (ec)
-          return link_failed(o, Status(Code::unavailable, "peer " + o->peer->name +
-                                                              " closed the connection: " +
-                                                              ec.message()));
+          return link_failed(
+              o, Status(Code::unavailable,
+                        "peer " + o->peer->name + " closed the connection: " + ec.message()));
         o->rlen += n;
         Status s = open_frames(
             *o->opener, o->rbuf, o->rlen, options_.read_chunk_bytes, [&](const Frame& f) {
@@ -459,9 +468,9 @@ void PeerTransport::link_failed(std::shared_ptr<Outbound> o, const Status& why) 
   Peer& p = *o->peer;
   if (p.link == o) p.link.reset();
   if (!was_open) p.connect_failures++;
-  p.backoff_ms = was_open ? options_.retry_min_ms
-                          : std::clamp(p.backoff_ms * 2, options_.retry_min_ms,
-                                       options_.retry_max_ms);
+  p.backoff_ms = was_open
+                     ? options_.retry_min_ms
+                     : std::clamp(p.backoff_ms * 2, options_.retry_min_ms, options_.retry_max_ms);
   p.retry_at_ms = mono_ms() + p.backoff_ms;
   std::vector<Failed> failed;
   for (Sent& s : o->unacked)
@@ -510,26 +519,11 @@ void PeerTransport::accept_next() {
         if (e || in->state != LinkState::handshaking) return;
         close_inbound(in, Status(Code::unavailable, "the peer handshake timed out"), true);
       });
-      in->rbuf.assign(kHandshakeLengthBytes + kHandshakeBytesMax, '\0');
-      asio::async_read(
-          in->socket, asio::buffer(in->rbuf.data(), kHandshakeLengthBytes),
-          [this, in](std::error_code e, size_t) {
-            if (in->state == LinkState::closed) return;
-            if (e) return close_inbound(in, Status(Code::unavailable, e.message()), false);
-            auto n =
-                handshake_body_bytes(std::string_view(in->rbuf.data(), kHandshakeLengthBytes));
-            if (!n.is_ok()) return close_inbound(in, n.status(), true);
-            in->rlen = n.value();
-            asio::async_read(in->socket,
-                             asio::buffer(in->rbuf.data() + kHandshakeLengthBytes, in->rlen),
-                             [this, in](std::error_code e2, size_t) {
-                               if (in->state == LinkState::closed) return;
-                               if (e2)
-                                 return close_inbound(
-                                     in, Status(Code::unavailable, e2.message()), false);
-                               on_hello(in);
-                             });
-          });
+      read_handshake(in->socket, in->rbuf, in->rlen, [this, in](const Status& s2, bool bad) {
+        if (in->state == LinkState::closed) return;
+        if (!s2.is_ok()) return close_inbound(in, s2, bad);
+        on_hello(in);
+      });
     }
     accept_next();
   });
@@ -543,13 +537,11 @@ void PeerTransport::on_hello(const std::shared_ptr<Inbound>& in) {
     return close_inbound(in, Status(Code::unauthorized, "a hello for " + hello.target), true);
   const auto known = key_of_(hello.name);
   if (hello.name == self_ || !known || *known != hello.public_key)
-    return close_inbound(in, Status(Code::unauthorized,
-                                    "'" + hello.name + "' is not a member with that key"),
-                         true);
+    return close_inbound(
+        in, Status(Code::unauthorized, "'" + hello.name + "' is not a member with that key"), true);
   const KxKeyPair kx = KxKeyPair::generate();
   const auto keys = server_session(kx, hello.kx_public);
-  if (!keys)
-    return close_inbound(in, Status(Code::unauthorized, "an unusable session key"), true);
+  if (!keys) return close_inbound(in, Status(Code::unauthorized, "an unusable session key"), true);
   in->peer = hello.name;
   in->sealer.emplace(keys->tx);
   in->opener.emplace(keys->rx);
@@ -615,8 +607,7 @@ void PeerTransport::write_ack(const std::shared_ptr<Inbound>& in) {
   });
 }
 
-void PeerTransport::close_inbound(const std::shared_ptr<Inbound>& in, const Status& why,
-                                  bool bad) {
+void PeerTransport::close_inbound(const std::shared_ptr<Inbound>& in, const Status& why, bool bad) {
   if (in->state == LinkState::closed) return;
   const bool handshaking = in->state == LinkState::handshaking;
   in->state = LinkState::closed;
@@ -699,17 +690,11 @@ nlohmann::json PeerTransport::stats_json() {
                      {"connects", p->connects},
                      {"connect_failures", p->connect_failures},
                      {"mean_batch", p->frames ? double(p->messages) / double(p->frames) : 0.0}};
-    return nlohmann::json{{"peers", std::move(peers)},
-                          {"inbound", inbound_.size()},
-                          {"frames_received", frames_received_},
-                          {"messages_received", messages_received_},
-                          {"bad_frames", bad_frames_},
-                          {"handshakes_refused", handshakes_refused_}};
+    return nlohmann::json{
+        {"peers", std::move(peers)},           {"inbound", inbound_.size()},
+        {"frames_received", frames_received_}, {"messages_received", messages_received_},
+        {"bad_frames", bad_frames_},           {"handshakes_refused", handshakes_refused_}};
   });
-}
-
-uint64_t PeerTransport::bad_frames() {
-  return on_loop([this] { return bad_frames_; });
 }
 
 }  // namespace meshwork

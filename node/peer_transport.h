@@ -52,6 +52,7 @@
 #include "dht/messages.h"
 #include "dht/result.h"
 #include "node/crypto.h"
+#include "node/peer_frame.h"
 
 namespace meshwork {
 
@@ -62,8 +63,9 @@ struct Inbound;
 }  // namespace transport_detail
 
 struct TransportOptions {
-  size_t frame_bytes_max = 1 << 20;  // a frame stops taking messages past this (one larger goes alone)
-  size_t frame_items_max = 4'096;
+  // A frame stops taking messages past this many bytes (a larger message goes alone).
+  size_t frame_bytes_max = 1 << 20;
+  size_t frame_items_max = kFrameItemsMax;
   size_t queue_items_max = 200'000;     // pending messages per peer, then Code::overloaded
   size_t queue_bytes_max = 512u << 20;  // pending bytes per peer, likewise
   uint64_t connect_timeout_ms = 1'000;
@@ -71,7 +73,7 @@ struct TransportOptions {
   uint64_t ack_timeout_ms = 5'000;        // a frame unacknowledged this long closes the connection
   uint64_t retry_min_ms = 100;            // back-off after a failed connection, doubling
   uint64_t retry_max_ms = 2'000;
-  size_t inbound_max = 1'024;  // accepted connections at once (handshaking or open)
+  size_t inbound_max = 1'024;          // accepted connections at once (handshaking or open)
   size_t read_chunk_bytes = 16 << 10;  // per connection; grows to a whole frame, then shrinks back
 };
 
@@ -107,7 +109,6 @@ class PeerTransport {
   //  queue_bytes, unacked_frames, connects, connect_failures, mean_batch}}, "inbound",
   //  "frames_received", "messages_received", "bad_frames", "handshakes_refused"}
   [[nodiscard]] nlohmann::json stats_json();
-  [[nodiscard]] uint64_t bad_frames();
 
  private:
   using Peer = transport_detail::Peer;
@@ -123,7 +124,8 @@ class PeerTransport {
   void on_welcome(const std::shared_ptr<Outbound>& o);
   void write_next(const std::shared_ptr<Outbound>& o);
   void read_acks(const std::shared_ptr<Outbound>& o);
-  void link_failed(std::shared_ptr<Outbound> o, const Status& why);  // by value: it drops Peer::link
+  void link_failed(std::shared_ptr<Outbound> o,
+                   const Status& why);  // by value: it drops Peer::link
   void fail_queue(Peer& p, const Status& why);
   void on_hello(const std::shared_ptr<Inbound>& in);
   void read_frames(const std::shared_ptr<Inbound>& in);
@@ -146,8 +148,7 @@ class PeerTransport {
   std::map<std::string, std::shared_ptr<Peer>, std::less<>> peers_;
   std::vector<std::shared_ptr<Peer>> dirty_;
   std::set<std::shared_ptr<Inbound>> inbound_;
-  uint64_t frames_received_ = 0, messages_received_ = 0, bad_frames_ = 0,
-           handshakes_refused_ = 0;
+  uint64_t frames_received_ = 0, messages_received_ = 0, bad_frames_ = 0, handshakes_refused_ = 0;
 };
 
 }  // namespace meshwork

@@ -13,6 +13,8 @@
 #include "node/peer_auth.h"
 #include "node/peer_client.h"
 
+#include <nlohmann/json.hpp>
+
 namespace meshwork {
 namespace {
 
