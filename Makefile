@@ -3,7 +3,8 @@
 
 PACKAGES := g++ libasio-dev libsodium-dev libleveldb-dev libsnappy-dev libcpp-httplib-dev \
             libspdlog-dev doctest-dev nlohmann-json3-dev libcli11-dev cmake ninja-build pkg-config \
-            python3 curl procps iproute2
+            python3 curl procps iproute2 libssl-dev openssl nodejs python3-nacl python3-jsonschema \
+            prometheus chromium chromium-driver python3-selenium
 BENCH_PACKAGES := wrk serf nats-server libnats-dev gcc bc
 JOBS ?= 2
 
