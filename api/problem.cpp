@@ -53,6 +53,12 @@ void problem(httplib::Response& res, int status, std::string_view detail) {
                   "application/problem+json");
 }
 
+void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+  res.status = status;
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
+                  "application/json");
+}
+
 void problem(httplib::Response& res, const Status& s) { problem(res, http_status(s.code()), s.message()); }
 
 }  // namespace meshwork::api

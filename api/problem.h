@@ -5,6 +5,7 @@
 #include <string_view>
 
 #include <httplib.h>
+#include <nlohmann/json.hpp>
 
 #include "dht/result.h"
 
@@ -13,7 +14,10 @@ namespace meshwork::api {
 [[nodiscard]] int http_status(Code code);
 
 // Fills `res` with a problem document for `status`.
+// (429 and 503 carry Retry-After: 1.)
 void problem(httplib::Response& res, int status, std::string_view detail);
 void problem(httplib::Response& res, const Status& s);
+// A JSON answer (invalid UTF-8 in strings replaced, never thrown).
+void send_json(httplib::Response& res, int status, const nlohmann::json& body);
 
 }  // namespace meshwork::api

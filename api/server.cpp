@@ -3,6 +3,8 @@
 
 #include <sys/socket.h>
 
+#include "api/dashboard.h"
+#include "api/params.h"
 #include "api/problem.h"
 #include "api/task_queue.h"
 #include "api/views.h"
@@ -19,25 +21,6 @@ constexpr size_t kListLimitDefault = 50;
 constexpr size_t kListLimitMax = 1'000;
 constexpr size_t kCursorBytesMax = 128;
 
-void send_json(httplib::Response& res, int status, const json& body) {
-  res.status = status;
-  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
-}
-
-// Counts a request in flight for as long as it lives.
-class InflightGuard {
- public:
-  explicit InflightGuard(std::atomic<size_t>& n) : n_(n) { value_ = ++n_; }
-  ~InflightGuard() { --n_; }
-  InflightGuard(const InflightGuard&) = delete;
-  InflightGuard& operator=(const InflightGuard&) = delete;
-  [[nodiscard]] size_t value() const { return value_; }
-
- private:
-  std::atomic<size_t>& n_;
-  size_t value_;
-};
-
 bool local_scope(const httplib::Request& req, httplib::Response& res, bool& local) {
   local = false;
   if (!req.has_param("scope")) return true;
@@ -50,29 +33,15 @@ bool local_scope(const httplib::Request& req, httplib::Response& res, bool& loca
   return true;
 }
 
-// A refusal for want of replicas tells the client when to try again.
-void problem_for(httplib::Response& res, const Status& s) {
-  if (s.code() == Code::unavailable) res.set_header("Retry-After", "1");
-  problem(res, s);
-}
-
-bool parse_limit(const std::string& text, size_t& out) {
-  if (text.empty() || text.size() > 6) return false;
-  size_t v = 0;
-  for (char c : text) {
-    if (c < '0' || c > '9') return false;
-    v = v * 10 + size_t(c - '0');
-  }
-  if (v == 0 || v > kListLimitMax) return false;
-  out = v;
-  return true;
-}
-
 }  // namespace
 
 ApiServer::ApiServer(Services services, ApiOptions options, Providers providers)
     : services_(services), options_(options), providers_(std::move(providers)) {
-  server_.new_task_queue = [n = options_.threads] {
+  // Every event stream (GET /v1/events, at most EventHub::Options::streams_max) and long-poll
+  // holds its connection's thread while it waits; the pool grows by both bounds, so that they
+  // cannot take the threads that submissions need.
+  server_.new_task_queue = [n = options_.threads + services_.events.options().streams_max +
+                                options_.waits_max] {
     return new ElasticTaskQueue(n, kHttpThreadsIdle, kHttpThreadIdleMs);
   };
   server_.set_tcp_nodelay(true);
@@ -138,6 +107,10 @@ void ApiServer::routes() {
   server_.Get("/v1/jobs", [this](const auto& req, auto& res) { list_jobs(req, res); });
   server_.Post(R"(/v1/jobs/([^/]+)/cancel)",
                [this](const auto& req, auto& res) { cancel_job(req, res); });
+  server_.Get("/v1/events", [this](const auto& req, auto& res) { events(req, res); });
+  server_.Get("/", [](const auto&, auto& res) {
+    res.set_content(dashboard_html(), "text/html; charset=utf-8");
+  });
   server_.Get("/v1/node",
               [this](const auto&, auto& res) { send_json(res, 200, providers_.node_info()); });
   server_.Get("/v1/cluster/members",
@@ -173,13 +146,13 @@ void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
   if (!body.is_ok()) return problem(res, body.status());
   if (!body.value().is_object()) return problem(res, 400, "the body must be a JSON object");
   auto admitted = services_.admission.admit(body.value());
-  if (!admitted.is_ok()) return problem_for(res, admitted.status());
+  if (!admitted.is_ok()) return problem(res, admitted.status());
   std::vector<JobRecord> one;
   one.push_back(std::move(admitted).value());
   auto items = services_.driver.submit(std::move(one));
-  if (!items.is_ok()) return problem_for(res, items.status());
+  if (!items.is_ok()) return problem(res, items.status());
   ItemResult& r = items.value().front();
-  if (!r.status.is_ok()) return problem_for(res, r.status);
+  if (!r.status.is_ok()) return problem(res, r.status);
   if (!r.record) return problem(res, 500, "the mesh answered without the job");
   res.set_header("Location", "/v1/jobs/" + r.record->id);
   json view = job_view(*r.record);
@@ -261,7 +234,7 @@ void ApiServer::peer(const httplib::Request& req, httplib::Response& res) {
   Result<std::string> out = Status(Code::not_found, "no peer endpoint " + name);
   if (name == "list") out = services_.cluster.answer_list(req.body);
   if (name == "held") out = services_.cluster.answer_held();
-  if (!out.is_ok()) return problem_for(res, out.status());
+  if (!out.is_ok()) return problem(res, out.status());
   res.status = 200;
   res.set_content(std::move(out).value(), "application/json");
 }
@@ -271,22 +244,36 @@ void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {
   if (!is_job_id(id)) return problem(res, 404, "'" + id.substr(0, 80) + "' is not a job id");
   bool local = false;
   if (!local_scope(req, res, local)) return;
+  uint64_t wait_ms = 0;
+  if (req.has_param("wait_s")) {
+    auto w = parse_uint(req.get_param_value("wait_s"), 0, kWaitSecondsMax);
+    if (!w)
+      return problem(res, 422,
+                     "wait_s must be an integer from 0 to " + std::to_string(kWaitSecondsMax));
+    wait_ms = *w * 1'000;
+  }
+  auto got = wait_ms > 0 ? read_job_waiting(id, local, wait_ms) : read_job(id, local);
+  if (!got.is_ok()) return problem(res, got.status());
+  json view = job_view(got.value());
+  view.update(services_.cluster.placement_json(id));
+  send_json(res, 200, view);
+}
+
+Result<JobRecord> ApiServer::read_job(const std::string& id, bool local) {
   std::optional<JobRecord> rec;
   if (local) {
     services_.store.wait_written(kListWaitWrittenMs);  // what a read through the core saw
     auto got = services_.store.get(id);
-    if (!got.is_ok()) return problem_for(res, got.status());
+    if (!got.is_ok()) return got.status();
     rec = std::move(got).value();
   } else {
     auto got = services_.driver.read(id);
-    if (!got.is_ok()) return problem_for(res, got.status());
-    if (!got.value().status.is_ok()) return problem_for(res, got.value().status);
+    if (!got.is_ok()) return got.status();
+    if (!got.value().status.is_ok()) return got.value().status;
     rec = std::move(got.value().record);
   }
-  if (!rec) return problem(res, 404, "no job with id " + id);
-  json view = job_view(*rec);
-  view.update(services_.cluster.placement_json(id));
-  send_json(res, 200, view);
+  if (!rec) return Status(Code::not_found, "no job with id " + id);
+  return std::move(*rec);
 }
 
 void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
@@ -300,8 +287,13 @@ void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
     q.state = st;
   }
   if (req.has_param("type")) q.type = req.get_param_value("type");
-  if (req.has_param("limit") && !parse_limit(req.get_param_value("limit"), q.limit))
-    return problem(res, 422, "limit must be an integer from 1 to " + std::to_string(kListLimitMax));
+  if (req.has_param("limit")) {
+    auto limit = parse_uint(req.get_param_value("limit"), 1, kListLimitMax);
+    if (!limit)
+      return problem(res, 422,
+                     "limit must be an integer from 1 to " + std::to_string(kListLimitMax));
+    q.limit = *limit;
+  }
   if (req.has_param("cursor")) {
     q.cursor = req.get_param_value("cursor");
     if (q.cursor.size() > kCursorBytesMax) return problem(res, 422, "cursor is not valid");
@@ -309,7 +301,7 @@ void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
   bool local = false;
   if (!local_scope(req, res, local)) return;
   auto page = services_.cluster.list(q, local);
-  if (!page.is_ok()) return problem_for(res, page.status());
+  if (!page.is_ok()) return problem(res, page.status());
   json jobs = json::array();
   for (const auto& r : page.value().records) jobs.push_back(job_summary(r));
   send_json(res, 200,
@@ -322,8 +314,8 @@ void ApiServer::cancel_job(const httplib::Request& req, httplib::Response& res) 
   const std::string id = req.matches[1];
   if (!is_job_id(id)) return problem(res, 404, "'" + id.substr(0, 80) + "' is not a job id");
   auto got = services_.driver.cancel(id);
-  if (!got.is_ok()) return problem_for(res, got.status());
-  if (!got.value().status.is_ok()) return problem_for(res, got.value().status);
+  if (!got.is_ok()) return problem(res, got.status());
+  if (!got.value().status.is_ok()) return problem(res, got.value().status);
   if (!got.value().record) return problem(res, 404, "no job with id " + id);
   json view = job_view(*got.value().record);
   view.update(services_.cluster.placement_json(id));

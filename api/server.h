@@ -3,13 +3,16 @@
 //   POST /v1/jobs               submit a signed envelope or a plain job → 202 (new) or 200 (known),
 //                               once W replicas hold it; 503 + Retry-After when they cannot
 //   POST /v1/jobs/batch         {"jobs":[...]} (at most 1000) → 200 with one answer per job
-//   GET  /v1/jobs/{id}          one job, merged from its replicas (?scope=local: this node's copy)
+//   GET  /v1/jobs/{id}          one job, merged from its replicas (?scope=local: this node's copy;
+//                               ?wait_s=N: long-poll, answers once it is terminal or after N s)
 //   GET  /v1/jobs               ?state=&type=&limit=&cursor=&scope=, newest first, cluster-wide
 //   POST /v1/jobs/{id}/cancel   cancel a queued job now, or a running one cooperatively
+//   GET  /v1/events             text/event-stream of job and membership changes (api/live.cpp)
 //   GET  /v1/node               this node: identity, counters, limits, job types
 //   GET  /v1/cluster/members    the membership as this node sees it (gossip)
 //   GET  /v1/cluster/ring       tokens, ranges and jobs held per member
 //   GET  /healthz, /readyz      liveness, readiness
+//   GET  /                      the live dashboard (api/dashboard.html, compiled into the binary)
 //   POST /internal/v1/{list,held}  peer-only, read-only scatter-gather (node/cluster_view.h)
 //                               Every /internal request must be signed by a member's node key
 //                               (node/peer_auth.h), else 401. The replica core's messages travel
@@ -33,6 +36,7 @@
 
 #include "node/admission.h"
 #include "node/cluster_view.h"
+#include "node/event_hub.h"
 #include "node/peer_auth.h"
 #include "node/replica_driver.h"
 #include "node/store.h"
@@ -50,7 +54,10 @@ struct ApiOptions {
   size_t body_bytes_max = 1024 * 1024;     // larger bodies get 413
   size_t inflight_submits_max = 4'096;     // concurrent submissions before 429
   size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and /internal/v1/{list,held}
+  size_t waits_max = 64;  // long-polls (?wait_s) at once; beyond, they answer at once
 };
+
+inline constexpr uint64_t kWaitSecondsMax = 60;  // the longest ?wait_s
 
 class ApiServer {
  public:
@@ -67,6 +74,7 @@ class ApiServer {
     ReplicaDriver& driver;
     ClusterView& cluster;
     Store& store;
+    EventHub& events;             // job and membership changes (GET /v1/events, ?wait_s)
     const PeerMacKeys& mac_keys;  // checks the MACs of peer requests
     std::string self;             // this node's member name, which those MACs bind
   };
@@ -91,6 +99,11 @@ class ApiServer {
   void post_batch(const httplib::Request& req, httplib::Response& res);
   void peer(const httplib::Request& req, httplib::Response& res);
   void get_job(const httplib::Request& req, httplib::Response& res);
+  [[nodiscard]] Result<JobRecord> read_job(const std::string& id, bool local);
+  // Reads until the job is terminal or wait_ms passed (api/live.cpp).
+  [[nodiscard]] Result<JobRecord> read_job_waiting(const std::string& id, bool local,
+                                                   uint64_t wait_ms);
+  void events(const httplib::Request& req, httplib::Response& res);  // api/live.cpp
   void list_jobs(const httplib::Request& req, httplib::Response& res);
   void cancel_job(const httplib::Request& req, httplib::Response& res);
   [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
@@ -101,6 +114,7 @@ class ApiServer {
   httplib::Server server_;
   socket_t listen_fd_ = -1;  // the listening socket, seen in the socket-options callback
   std::atomic<size_t> inflight_submits_{0};
+  std::atomic<size_t> waits_{0};  // long-polls in progress
   std::atomic<uint64_t> bad_peer_bodies_{0};
 };
 

@@ -126,6 +126,10 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
   node->add_option("--http-threads", cfg.http_threads,
                    "most HTTP worker threads (one per connection; idle ones above 4 exit)")
       ->capture_default_str();
+  node->add_option("--events-max", cfg.events_max,
+                   "most GET /v1/events streams at once (429 above)")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{1}, size_t{4096}));
   node->add_option("--replicas", cfg.placement.replicas, "R: nodes that store each job")
       ->capture_default_str()
       ->check(CLI::Range(1u, meshwork::dht::replicas_max));

@@ -45,7 +45,8 @@ Result<std::set<std::string>> load_allowed_keys(const std::string& path) {
   return keys;
 }
 
-Node::Node(NodeConfig config) : config_(std::move(config)) {}
+Node::Node(NodeConfig config)
+    : config_(std::move(config)), events_(EventHub::Options{config_.events_max, 1'024}) {}
 
 Node::~Node() {
   stop();
@@ -116,6 +117,7 @@ Status Node::open() {
   driver_ = std::make_unique<ReplicaDriver>(
       io_, config_.name, rc, *store_, *transport_, *peers_, *identity_,
       [admission = admission_.get()](const JobRecord& r) { return admission->check(r); });
+  driver_->set_events(&events_);
   if (Status s = driver_->boot(); !s.is_ok()) return s;
   const std::string self_api = config_.api_host + ":" + std::to_string(config_.api_port);
   cluster_ =
@@ -132,7 +134,8 @@ Status Node::open() {
   };
   providers.members = [this] { return gossip_->members_json(); };
   api_ = std::make_unique<api::ApiServer>(
-      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, *mac_keys_, config_.name},
+      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, events_, *mac_keys_,
+                               config_.name},
       api_options, std::move(providers));
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
@@ -204,6 +207,7 @@ void Node::wait_for_signal() {
 void Node::stop() {
   if (stopped_) return;
   stopped_ = true;
+  events_.close();  // wakes the event streams and long-polls, so the API's threads can end
   if (api_) api_->stop();
   if (api_thread_.joinable()) api_thread_.join();
   if (driver_) driver_->stop();
@@ -253,6 +257,11 @@ nlohmann::json Node::info() const {
             {"queue_depth", store_->queue_depth()},
             {"corrupt_records", store_->corrupt_records()}}},
           {"gossip", gossip_->stats_json()},
+          {"events",
+           {{"streams", events_.streams()},
+            {"streams_max", events_.options().streams_max},
+            {"published", events_.published()},
+            {"readers_dropped", events_.dropped()}}},
           {"mesh",
            {{"replicas", p.options().replicas},
             {"write_quorum", p.write_quorum()},

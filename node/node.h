@@ -23,6 +23,7 @@
 #include "node/admission.h"
 #include "node/cluster_view.h"
 #include "node/crypto.h"
+#include "node/event_hub.h"
 #include "node/gossip_driver.h"
 #include "node/log.h"
 #include "node/peer_client.h"
@@ -46,6 +47,7 @@ struct NodeConfig {
   size_t payload_bytes_max = 256 * 1024;
   size_t backlog_max = 10'000;
   size_t http_threads = 64;
+  size_t events_max = 32;  // GET /v1/events streams at once
   bool fsync = true;
   // Membership (gossip/): where to listen, whom to join, how to seal, how fast to detect.
   std::string gossip_bind;  // HOST:PORT; empty: the API host with an ephemeral port
@@ -89,9 +91,10 @@ class Node {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread io_thread_;
   std::unique_ptr<Admission> admission_;
-  std::unique_ptr<PeerMacKeys> mac_keys_;  // outlives peers_ and api_, which use it
-  std::unique_ptr<PeerClient> peers_;           // scatter-gather calls (HTTP)
-  std::unique_ptr<PeerTransport> transport_;    // replica-core messages (framed TCP)
+  std::unique_ptr<PeerMacKeys> mac_keys_;     // outlives peers_ and api_, which use it
+  std::unique_ptr<PeerClient> peers_;         // scatter-gather calls (HTTP)
+  std::unique_ptr<PeerTransport> transport_;  // replica-core messages (framed TCP)
+  EventHub events_;  // outlives the driver and the API, which publish to and read from it
   std::unique_ptr<ReplicaDriver> driver_;
   std::unique_ptr<ClusterView> cluster_;
   std::unique_ptr<GossipDriver> gossip_;

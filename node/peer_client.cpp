@@ -36,7 +36,6 @@ struct Peer {
 namespace {
 
 using peer_detail::Conn;
-using peer_detail::Peer;
 
 constexpr size_t kErrorDetailBytesMax = 200;  // of a peer's error text quoted in a Status
 constexpr size_t kAddressBytesMax = 128;      // "host:port", as gossip bounds it
@@ -91,7 +90,7 @@ Code code_for_http_status(int status) {
   return Code::io_error;
 }
 
-void set_address(Peer& p, std::string address) {
+void set_address(peer_detail::Peer& p, std::string address) {
   std::lock_guard lk(p.mu);
   if (p.address == address) return;
   p.address = std::move(address);
@@ -99,7 +98,7 @@ void set_address(Peer& p, std::string address) {
   p.idle_calls.clear();
 }
 
-void close_peer(Peer& p) {
+void close_peer(peer_detail::Peer& p) {
   std::lock_guard lk(p.mu);
   p.closed = true;
   p.idle_calls.clear();
@@ -119,7 +118,7 @@ PeerClient::~PeerClient() {
   stop();
 }
 
-Result<std::shared_ptr<Peer>> PeerClient::find_peer(const std::string& name) const {
+Result<std::shared_ptr<peer_detail::Peer>> PeerClient::find_peer(const std::string& name) const {
   std::lock_guard lk(mu_);
   if (stopped_) return Status(Code::unavailable, "the peer client is stopped");
   auto it = peers_.find(name);
@@ -140,12 +139,13 @@ void PeerClient::set_peers(std::map<std::string, std::string> addresses) {
   }
   for (auto& [name, address] : addresses) {
     auto& p = peers_[name];
-    if (!p) p = std::make_shared<Peer>(name);
+    if (!p) p = std::make_shared<peer_detail::Peer>(name);
     set_address(*p, std::move(address));
   }
 }
 
-std::shared_ptr<Conn> PeerClient::make_conn(const Peer& p, uint64_t io_timeout_ms) const {
+std::shared_ptr<Conn> PeerClient::make_conn(const peer_detail::Peer& p,
+                                            uint64_t io_timeout_ms) const {
   auto c = std::make_shared<Conn>();
   c->gen = p.address_gen;
   c->address = p.address;
@@ -192,7 +192,7 @@ Result<std::string> PeerClient::call(const std::string& peer, const std::string&
   if (!is_plain_path(path)) return Status(Code::invalid, "a peer call path must be plain");
   auto found = find_peer(peer);
   if (!found.is_ok()) return found.status();
-  Peer& p = *found.value();
+  peer_detail::Peer& p = *found.value();
   std::shared_ptr<Conn> conn;
   {
     std::lock_guard lk(p.mu);

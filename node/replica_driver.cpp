@@ -179,6 +179,8 @@ void ReplicaDriver::receive(const std::string& from, std::vector<Message>&& mess
 
 void ReplicaDriver::on_member(const gossip::MemberInfo& m) {
   if (stopped_ || m.name == self_) return;
+  if (events_ != nullptr)
+    events_->publish_member(m.name, gossip::to_string(m.state), m.incarnation, m.meta.api);
   std::map<std::string, std::string> apis, peers;
   {
     std::lock_guard lock(members_mu_);
@@ -200,6 +202,9 @@ void ReplicaDriver::on_member(const gossip::MemberInfo& m) {
 
 void ReplicaDriver::drain() {
   Output& out = replica_->output();
+  if (events_ != nullptr && events_->wanted())
+    for (const Persist& p : out.persists)
+      if (p.kind == Persist::Kind::record && p.record.record) events_->publish_job(*p.record);
   if (!out.persists.empty()) store_.write(std::move(out.persists));
   for (Send& s : out.sends) send(s);
   if (!out.sends.empty()) transport_.flush();

@@ -46,6 +46,7 @@
 
 #include "dht/replica.h"
 #include "gossip/membership.h"
+#include "node/event_hub.h"
 #include "node/job_runner.h"
 #include "node/peer_client.h"
 #include "node/peer_transport.h"
@@ -90,6 +91,9 @@ class ReplicaDriver {
   // Loads every stored record and hint into the core, starts the store's writer and the core.
   // Blocks until done on the loop (which must be running).
   [[nodiscard]] Status boot();
+  // Where job state changes (records persisted here) and member changes are published; set
+  // before boot(), outlives the driver.
+  void set_events(EventHub* events) { events_ = events; }
   // Stops handlers (their outcomes are dropped), stops taking inputs and answers waiting requests
   // with Code::unavailable. The loop must still be running. Idempotent.
   void stop();
@@ -127,6 +131,7 @@ class ReplicaDriver {
   PeerClient& calls_;
   JobRunner runner_;
   std::unique_ptr<Replica> replica_;  // loop thread only
+  EventHub* events_ = nullptr;
 
   // Loop thread only.
   asio::steady_timer timer_;
