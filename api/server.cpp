@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 
 #include "api/dashboard.h"
+#include "api/openapi.h"
 #include "api/params.h"
 #include "api/problem.h"
 #include "api/task_queue.h"
@@ -119,6 +120,10 @@ void ApiServer::routes() {
   server_.Get("/readyz", [this](const auto&, auto& res) {
     if (providers_.ready()) return send_json(res, 200, {{"status", "ready"}});
     problem(res, 503, "the node is not ready to accept jobs");
+  });
+  server_.Get("/v1/openapi.json", [](const auto&, auto& res) {
+    res.status = 200;
+    res.set_content(openapi_json().data(), openapi_json().size(), "application/json");
   });
   // Anything that reached no route, or that cpp-httplib refused itself (413, 400), gets a problem
   // document instead of an empty body.

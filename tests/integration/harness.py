@@ -1,12 +1,14 @@
 """Integration-test harness: real `meshwork node` processes on 127.0.0.1, talked to over HTTP.
 
-Standard library only. What it gives a test:
+Standard library only (jsonschema, when present, checks every answer against the API document).
+What it gives a test:
   NodeTestCase        unittest.TestCase with a temp dir, start_node(), run_cli() and assertions
                       for problem+json errors; every node it starts is stopped in a cleanup, even
                       when the test fails, and a node that died or exited non-zero (ASan reports)
                       fails the test with the tail of its log.
   Node                one node process: start, kill -9, SIGTERM, restart on the same data dir.
-  Client              a keep-alive HTTP/1.1 client (http.client, TCP_NODELAY).
+  Client              a keep-alive HTTP/1.1 client (http.client, TCP_NODELAY); every answer it
+                      gets is checked against api/openapi.json when jsonschema is importable.
   ed25519_*           RFC 8032 Ed25519 in pure Python, to check signatures the node makes.
   canonical_json()    the node's serialisation of a result (compact, keys sorted, UTF-8).
 
@@ -23,13 +25,21 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 import unittest
+import urllib.parse
+
+try:
+    import jsonschema
+except ImportError:  # the checks against api/openapi.json are skipped, nothing else changes
+    jsonschema = None
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BIN = os.environ.get("MESHWORK_BIN") or os.path.normpath(
@@ -233,6 +243,164 @@ class Response:
         return "<%d %s %r>" % (self.status, self.content_type, self.body[:300])
 
 
+# ---- the API document: every answer a Client gets must be one it describes ----
+
+OPENAPI_PATH = os.path.normpath(os.path.join(HERE, "..", "..", "api", "openapi.json"))
+
+
+class OpenApiMismatch(AssertionError):
+    pass
+
+
+def _error_text(e):
+    """A jsonschema error as: what, where in the value, and which schema keyword said so."""
+    return "%s at /%s (schema path %s)" % (e.message, "/".join(map(str, e.absolute_path)),
+                                           "/".join(map(str, e.absolute_schema_path)))
+
+
+class OpenApi:
+    """api/openapi.json, read from the source tree, as a checker of answers.
+
+    check() finds the operation by method and path template (concrete paths before templated
+    ones, as OpenAPI says), the response by status code, the media type by Content-Type, and
+    validates a JSON body against its schema with a Draft 2020-12 validator whose root is the whole
+    document (so every $ref to #/components/... resolves). A request that matches no operation must
+    get the document's UnmatchedRequest answer (a problem document, 4xx). A status or content type
+    the operation does not list is a mismatch too: the document must be complete."""
+
+    def __init__(self, path=OPENAPI_PATH):
+        with open(path, encoding="utf-8") as f:
+            self.doc = json.load(f)
+        self.validated = 0   # answers whose body was validated against a schema
+        self.mismatches = []  # those raised in threads, for NodeTestCase to report
+        self._validators = {}
+        self._routes = []
+        for template, item in self.doc["paths"].items():
+            params = template.count("{")
+            pattern = "/".join("[^/]+" if part.startswith("{") else re.escape(part)
+                               for part in template.split("/"))
+            self._routes.append((params, template, re.compile("^%s$" % pattern), item))
+        self._routes.sort(key=lambda r: r[0])
+
+    def operation(self, method, path):
+        """(template, operation) for a request path (query string ignored), or (None, None)."""
+        path = urllib.parse.unquote(path.split("?", 1)[0].split("#", 1)[0])
+        for _, template, pattern, item in self._routes:
+            if pattern.match(path):
+                op = item.get(method.lower())
+                if op is not None:
+                    return template, op
+        return None, None
+
+    def resolve(self, node):
+        while isinstance(node, dict) and "$ref" in node:
+            node = self.pointer(node["$ref"])
+        return node
+
+    def pointer(self, ref):
+        if not ref.startswith("#/"):
+            raise KeyError("only local references are used: %s" % ref)
+        node = self.doc
+        for part in ref[2:].split("/"):
+            node = node[part.replace("~1", "/").replace("~0", "~")]
+        return node
+
+    def validator(self, ref):
+        """A Draft 2020-12 validator for the schema at JSON pointer `ref`, with the whole document
+        as its root so that the schema's own $refs resolve."""
+        v = self._validators.get(ref)
+        if v is None:
+            root = dict(self.doc)
+            root["$ref"] = ref
+            cls = jsonschema.Draft202012Validator
+            cls.check_schema(self.pointer(ref))
+            v = self._validators[ref] = cls(root)
+        return v
+
+    def validate_value(self, ref, value):
+        """Raises jsonschema.ValidationError when `value` does not match the schema at `ref`."""
+        error = jsonschema.exceptions.best_match(self.validator(ref).iter_errors(value))
+        if error is not None:
+            raise error
+        self.validated += 1
+
+    def check(self, method, path, status, content_type, body):
+        try:
+            self._check(method, path, status, content_type, body)
+        except OpenApiMismatch as e:
+            if threading.current_thread() is not threading.main_thread():
+                self.mismatches.append(str(e))  # an exception in a thread fails no test by itself
+            raise
+
+    def _check(self, method, path, status, content_type, body):
+        where = "%s %s -> %d %s" % (method, path[:200], status, content_type or "(no type)")
+        template, op = self.operation(method, path)
+        if op is None:
+            if status < 400:
+                raise OpenApiMismatch("api/openapi.json: %s: the request matches no operation of "
+                                      "the document but succeeded: document the route" % where)
+            response_ref = "#/components/responses/UnmatchedRequest"
+        else:
+            key = str(status) if str(status) in op["responses"] else "%dXX" % (status // 100)
+            if key not in op["responses"]:
+                key = "default"
+            if key not in op["responses"]:
+                raise OpenApiMismatch("api/openapi.json: %s: %s %s does not document status %d "
+                                      "(it lists %s)" % (where, method, template, status,
+                                                         ", ".join(op["responses"])))
+            response_ref = self._response_ref(method, template, key, op["responses"][key])
+        response = self.resolve(self.pointer(response_ref))
+        content = response.get("content")
+        if not content:
+            if body:
+                raise OpenApiMismatch("api/openapi.json: %s: the response has a body, the document "
+                                      "none" % where)
+            return
+        if content_type not in content:
+            raise OpenApiMismatch("api/openapi.json: %s: content type %r is not documented for "
+                                  "this response (it lists %s)"
+                                  % (where, content_type, ", ".join(content)))
+        if not (content_type == "application/json" or content_type.endswith("+json")):
+            return  # text/html, text/plain, text/event-stream: the media type is the contract
+        try:
+            value = json.loads(body)
+        except ValueError as e:
+            raise OpenApiMismatch("api/openapi.json: %s: the body is not JSON (%s): %r"
+                                  % (where, e, body[:200])) from None
+        schema_ref = response_ref + "/content/" + content_type.replace("/", "~1") + "/schema"
+        try:
+            self.validate_value(schema_ref, value)
+        except jsonschema.ValidationError as e:
+            raise OpenApiMismatch("api/openapi.json: %s: the body does not match %s: %s\nbody: %s"
+                                  % (where, schema_ref, _error_text(e), body[:2000])) from None
+        if content_type == "application/problem+json" and value.get("status") != status:
+            raise OpenApiMismatch("api/openapi.json: %s: the problem document says status %r"
+                                  % (where, value.get("status")))
+
+    def _response_ref(self, method, template, key, response):
+        ref = response.get("$ref")
+        if ref:
+            return ref
+        return "#/paths/%s/%s/responses/%s" % (template.replace("~", "~0").replace("/", "~1"),
+                                               method.lower(), key)
+
+    def check_event(self, kind, data):
+        """Validates the data of a server-sent event of `kind` (job, member) against the document;
+        raises OpenApiMismatch."""
+        _, op = self.operation("GET", "/v1/events")
+        events = op["responses"]["200"]["x-events"]
+        if kind not in events:
+            raise OpenApiMismatch("api/openapi.json: event kind %r is not documented" % kind)
+        try:
+            self.validate_value(events[kind]["$ref"], data)
+        except jsonschema.ValidationError as e:
+            raise OpenApiMismatch("api/openapi.json: event %s: %s\ndata: %r"
+                                  % (kind, _error_text(e), data)) from None
+
+
+OPENAPI = OpenApi() if jsonschema is not None else None
+
+
 class _Connection(http.client.HTTPConnection):
     def connect(self):
         super().connect()
@@ -273,7 +441,10 @@ class Client:
                 self._used = True
                 if r.will_close:
                     self.close()
-                return Response(r.status, r.headers, data)
+                response = Response(r.status, r.headers, data)
+                if OPENAPI is not None and method != "HEAD":
+                    OPENAPI.check(method, path, response.status, response.content_type, data)
+                return response
             except (http.client.RemoteDisconnected, ConnectionResetError, BrokenPipeError):
                 self.close()
                 if attempt == 1 or not reused:
@@ -448,6 +619,11 @@ class NodeTestCase(unittest.TestCase):
         self.tmp = tempfile.mkdtemp(prefix="meshwork-it-")
         if not os.environ.get("MESHWORK_KEEP_TMP"):
             self.addCleanup(shutil.rmtree, self.tmp, True)
+        if OPENAPI is not None:
+            # A mismatch raises in the request; this catches one raised in a thread.
+            seen = len(OPENAPI.mismatches)
+            self.addCleanup(lambda: self.assertEqual(
+                OPENAPI.mismatches[seen:], [], "answers that api/openapi.json does not describe"))
 
     def start_node(self, name="n1", args=(), data_dir=None):
         node = Node(self.tmp, name, args, data_dir)

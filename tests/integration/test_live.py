@@ -13,7 +13,7 @@ import threading
 import time
 import unittest
 
-from harness import scaled
+from harness import OPENAPI, scaled
 from test_mesh import Mesh
 
 
@@ -23,6 +23,7 @@ class EventStream:
     def __init__(self, port, query=""):
         self.events = queue.Queue()
         self.seen = []
+        self.error = None
         self.status = None
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=scaled(30))
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -60,10 +61,15 @@ class EventStream:
                 elif line.startswith("data: "):
                     data = line[6:]
                 elif line == "" and kind is not None:
-                    self.events.put((kind, json.loads(data) if data else None))
+                    event = json.loads(data) if data else None
+                    if OPENAPI is not None:  # each event's data as api/openapi.json describes it
+                        OPENAPI.check_event(kind, event)
+                    self.events.put((kind, event))
                     kind, data = None, None
         except (OSError, ValueError):
             pass
+        except AssertionError as e:  # an event api/openapi.json does not describe
+            self.error = e
         self.events.put(("closed", None))
 
     def until(self, test, what, timeout=30):
@@ -83,7 +89,7 @@ class EventStream:
             except queue.Empty:
                 raise AssertionError("no event: " + what)
             if kind == "closed":
-                raise AssertionError("the stream closed while waiting for " + what)
+                raise self.error or AssertionError("the stream closed while waiting for " + what)
             self.seen.append((kind, data))
             if test(kind, data):
                 return kind, data
