@@ -103,6 +103,9 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
   auto* node = app.add_subcommand("node", "run a meshwork node");
   node->add_option("--name", cfg.name, "node name, unique in the mesh")->capture_default_str();
   node->add_option("--api", api, "HTTP API address HOST:PORT")->capture_default_str();
+  node->add_option("--advertise", cfg.advertise,
+                   "host other nodes and clients reach this node at, announced for the API and "
+                   "gossip (required when binding 0.0.0.0; default: the bound host)");
   node->add_option("--data", cfg.data_dir, "data directory (default: data/<name>)");
   node->add_option("--workers", cfg.workers, "job worker threads (0: one per core)")
       ->capture_default_str();

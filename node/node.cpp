@@ -9,6 +9,7 @@
 #include <future>
 
 #include "node/clock.h"
+#include "node/resolve.h"
 #include "node/thread_name.h"
 
 namespace meshwork {
@@ -63,16 +64,51 @@ ReplicaConfig Node::replica_config() const {
   rc.workers = static_cast<uint32_t>(
       config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency()));
   rc.backlog_max = config_.backlog_max;
+  // A seed that is this node's own address (bound or announced) is no other member.
+  const std::string port = config_.gossip_bind.substr(config_.gossip_bind.rfind(':') + 1);
   for (const std::string& seed : config_.join)
-    if (seed != config_.gossip_bind) rc.joining = true;
+    if (seed != config_.gossip_bind && seed != advertise_ip_ + ":" + port) rc.joining = true;
   rc.take_over = config_.test_break != "skip-takeover";
   const std::string seed = random_bytes(sizeof rc.seed);
   std::memcpy(&rc.seed, seed.data(), sizeof rc.seed);
   return rc;
 }
 
+// Which host this node announces, and the --join hosts as IPv4 addresses (node/resolve.h).
+Status Node::resolve_addresses() {
+  const std::string gossip_host =
+      config_.gossip_bind.empty() ? config_.api_host
+                                  : config_.gossip_bind.substr(0, config_.gossip_bind.rfind(':'));
+  if (config_.advertise.empty()) {
+    if (is_wildcard_host(config_.api_host) || is_wildcard_host(gossip_host))
+      return {Code::invalid,
+              "--advertise HOST is required when binding 0.0.0.0: it is the address other nodes "
+              "and clients reach this node at"};
+    advertise_ = config_.api_host;
+  } else {
+    if (is_wildcard_host(config_.advertise))
+      return {Code::invalid, "--advertise must be an address other nodes can reach, not '" +
+                                 config_.advertise + "'"};
+    auto ip = resolve_ipv4(config_.advertise, "--advertise");
+    if (!ip.is_ok()) return ip.status();
+    advertise_ = config_.advertise;
+    advertise_ip_ = std::move(ip).value();
+  }
+  for (std::string& seed : config_.join) {
+    auto at = resolve_host_port(seed, "--join");
+    if (!at.is_ok()) return at.status();
+    seed = std::move(at).value();
+  }
+  return Status::ok();
+}
+
+std::string Node::advertised_api() const {
+  return advertise_ + ":" + std::to_string(api_port_ > 0 ? api_port_ : config_.api_port);
+}
+
 Status Node::open() {
   started_ms_ = wall_ms();
+  if (Status s = resolve_addresses(); !s.is_ok()) return s;
   if (config_.data_dir.empty()) config_.data_dir = "data/" + config_.name;
   std::error_code ec;
   std::filesystem::create_directories(config_.data_dir, ec);
@@ -117,9 +153,8 @@ Status Node::open() {
       io_, config_.name, rc, *store_, *transport_, *peers_, *identity_,
       [admission = admission_.get()](const JobRecord& r) { return admission->check(r); });
   if (Status s = driver_->boot(); !s.is_ok()) return s;
-  const std::string self_api = config_.api_host + ":" + std::to_string(config_.api_port);
-  cluster_ =
-      std::make_unique<ClusterView>(*store_, *peers_, *driver_, self_api, rc.peer_timeout_ms);
+  cluster_ = std::make_unique<ClusterView>(*store_, *peers_, *driver_, advertised_api(),
+                                           rc.peer_timeout_ms);
 
   api::ApiOptions api_options;
   api_options.threads = config_.http_threads;
@@ -144,10 +179,9 @@ Status Node::open() {
   });
   if (Status s = start_gossip(); !s.is_ok()) return s;
   log_event(spdlog::level::info, "node_started", "",
-            "api=" + config_.api_host + ":" + std::to_string(api_port_) +
-                " gossip+peers=" + gossip_bind_ + " data=" + config_.data_dir +
-                " workers=" + std::to_string(rc.workers) +
-                " key=" + identity_->public_key_b64());
+            "api=" + config_.api_host + ":" + std::to_string(api_port_) + " advertised=" +
+                advertised_api() + " gossip+peers=" + gossip_bind_ + " data=" + config_.data_dir +
+                " workers=" + std::to_string(rc.workers) + " key=" + identity_->public_key_b64());
   return Status::ok();
 }
 
@@ -156,9 +190,9 @@ Status Node::start_gossip() {
   go.name = config_.name;
   go.bind = config_.gossip_bind.empty() ? config_.api_host + ":0" : config_.gossip_bind;
   go.seeds = config_.join;
+  go.advertise = advertise_ip_;
   go.config = config_.gossip;
-  go.meta = gossip::NodeMeta{config_.api_host + ":" + std::to_string(api_port_),
-                             identity_->public_key_b64(), config_.tags};
+  go.meta = gossip::NodeMeta{advertised_api(), identity_->public_key_b64(), config_.tags};
   if (!config_.cluster_key_file.empty()) {
     auto keys = load_cluster_keys(config_.cluster_key_file);
     if (!keys.is_ok()) return keys.status();
@@ -232,7 +266,7 @@ nlohmann::json Node::info() const {
   return {{"name", config_.name},
           {"version", "0.1.0"},
           {"public_key", identity_->public_key_b64()},
-          {"api", config_.api_host + ":" + std::to_string(api_port_)},
+          {"api", advertised_api()},
           {"uptime_s", (wall_ms() - started_ms_) / 1000},
           {"workers", driver_->workers()},
           {"backlog", snap.backlog},
