@@ -70,8 +70,13 @@ bool parse_limit(const std::string& text, size_t& out) {
 
 }  // namespace
 
-ApiServer::ApiServer(Services services, ApiOptions options, Providers providers)
-    : services_(services), options_(options), providers_(std::move(providers)) {
+ApiServer::ApiServer(Services services, ApiOptions options, Providers providers,
+                     std::unique_ptr<httplib::Server> server)
+    : services_(services),
+      options_(options),
+      providers_(std::move(providers)),
+      owned_server_(server ? std::move(server) : std::make_unique<httplib::Server>()),
+      server_(*owned_server_) {
   server_.new_task_queue = [n = options_.threads] {
     return new ElasticTaskQueue(n, kHttpThreadsIdle, kHttpThreadIdleMs);
   };

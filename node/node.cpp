@@ -8,6 +8,7 @@
 #include <fstream>
 #include <future>
 
+#include "api/tls.h"
 #include "node/clock.h"
 #include "node/resolve.h"
 #include "node/thread_name.h"
@@ -23,6 +24,16 @@ nlohmann::json counts_json(const Store::StateCounts& c) {
   nlohmann::json j = nlohmann::json::object();
   for (size_t i = 0; i < c.size(); ++i) j[std::string(state_name(JobState(i)))] = c[i];
   return j;
+}
+
+// The HTTPS server of --tls-cert and --tls-key (api/tls.h); nullptr without them.
+Result<std::unique_ptr<httplib::Server>> https_server_for(const NodeConfig& c) {
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    return Status(Code::invalid, "--tls-cert and --tls-key go together: give both or neither");
+  if (c.tls_cert_file.empty()) return std::unique_ptr<httplib::Server>();
+  if (!c.tls_ca_file.empty())
+    if (Status s = api::check_ca_file(c.tls_ca_file); !s.is_ok()) return s;
+  return api::https_server(c.tls_cert_file, c.tls_key_file);
 }
 
 }  // namespace
@@ -109,6 +120,10 @@ std::string Node::advertised_api() const {
 Status Node::open() {
   started_ms_ = wall_ms();
   if (Status s = resolve_addresses(); !s.is_ok()) return s;
+  auto made = https_server_for(config_);  // read before anything is opened: a bad file fails fast
+  if (!made.is_ok()) return made.status();
+  std::unique_ptr<httplib::Server> https = std::move(made).value();
+  const bool tls = https != nullptr;
   if (config_.data_dir.empty()) config_.data_dir = "data/" + config_.name;
   std::error_code ec;
   std::filesystem::create_directories(config_.data_dir, ec);
@@ -140,8 +155,11 @@ Status Node::open() {
   auto key_of = [this](std::string_view n) -> std::optional<std::string> {
     return driver_ ? driver_->public_key_of(n) : std::nullopt;
   };
-  peers_ = std::make_unique<PeerClient>(*identity_, config_.name, PeerOptions{}, mac_keys_.get(),
-                                        key_of);
+  // The mesh is all HTTPS or all HTTP: a node that serves HTTPS calls its peers over HTTPS.
+  PeerOptions po;
+  po.tls = tls;
+  po.ca_file = config_.tls_ca_file;
+  peers_ = std::make_unique<PeerClient>(*identity_, config_.name, po, mac_keys_.get(), key_of);
   // Nothing reaches the transport before start_gossip() listens, after the driver exists.
   transport_ = std::make_unique<PeerTransport>(
       io_, *identity_, config_.name, TransportOptions{}, key_of,
@@ -168,7 +186,7 @@ Status Node::open() {
   providers.members = [this] { return gossip_->members_json(); };
   api_ = std::make_unique<api::ApiServer>(
       api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, *mac_keys_, config_.name},
-      api_options, std::move(providers));
+      api_options, std::move(providers), std::move(https));
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
     return {Code::io_error,
@@ -179,8 +197,9 @@ Status Node::open() {
   });
   if (Status s = start_gossip(); !s.is_ok()) return s;
   log_event(spdlog::level::info, "node_started", "",
-            "api=" + config_.api_host + ":" + std::to_string(api_port_) + " advertised=" +
-                advertised_api() + " gossip+peers=" + gossip_bind_ + " data=" + config_.data_dir +
+            "api=" + std::string(tls ? "https://" : "http://") + config_.api_host + ":" +
+                std::to_string(api_port_) + " advertised=" + advertised_api() +
+                " gossip+peers=" + gossip_bind_ + " data=" + config_.data_dir +
                 " workers=" + std::to_string(rc.workers) + " key=" + identity_->public_key_b64());
   return Status::ok();
 }

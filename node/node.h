@@ -39,6 +39,9 @@ struct NodeConfig {
   // The host other nodes and clients reach this node at: its API address and gossip address as
   // announced. Empty: each announces the host it binds; then neither may bind 0.0.0.0.
   std::string advertise;
+  // HTTPS on the API (api/tls.h): both files or neither. tls_ca_file verifies other nodes'
+  // certificates when this node calls their APIs (empty: the system's trust store).
+  std::string tls_cert_file, tls_key_file, tls_ca_file;
   std::string data_dir;  // default: ./data/<name>
   size_t workers = 0;    // 0: one per core
   spdlog::level::level_enum log_level = spdlog::level::info;
