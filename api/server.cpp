@@ -36,6 +36,7 @@ bool local_scope(const httplib::Request& req, httplib::Response& res, bool& loca
 
 }  // namespace
 
+<<<<<<< HEAD
 ApiServer::ApiServer(Services services, ApiOptions options, Providers providers)
     : services_(services), options_(options), providers_(std::move(providers)) {
   // Every event stream (GET /v1/events, at most EventHub::Options::streams_max) and long-poll
@@ -43,6 +44,16 @@ ApiServer::ApiServer(Services services, ApiOptions options, Providers providers)
   // cannot take the threads that submissions need.
   server_.new_task_queue = [n = options_.threads + services_.events.options().streams_max +
                                 options_.waits_max] {
+=======
+ApiServer::ApiServer(Services services, ApiOptions options, Providers providers,
+                     std::unique_ptr<httplib::Server> server)
+    : services_(services),
+      options_(options),
+      providers_(std::move(providers)),
+      owned_server_(server ? std::move(server) : std::make_unique<httplib::Server>()),
+      server_(*owned_server_) {
+  server_.new_task_queue = [n = options_.threads] {
+>>>>>>> deploy
     return new ElasticTaskQueue(n, kHttpThreadsIdle, kHttpThreadIdleMs);
   };
   server_.set_tcp_nodelay(true);

@@ -17,7 +17,8 @@
 //                               Every /internal request must be signed by a member's node key
 //                               (node/peer_auth.h), else 401. The replica core's messages travel
 //                               over the framed peer transport instead (node/peer_transport.h).
-// Errors are application/problem+json (api/problem.h). Every server socket has TCP_NODELAY.
+// Errors are application/problem+json (api/problem.h). Every server socket has TCP_NODELAY. The
+// same routes serve plain HTTP or HTTPS (api/tls.h), whichever server the node hands in.
 //
 // Thread-safety: routes run on cpp-httplib's workers (an ElasticTaskQueue: threads start on
 // demand and the ones above a small floor exit when idle). A route parses and validates on its own
@@ -79,7 +80,9 @@ class ApiServer {
     std::string self;             // this node's member name, which those MACs bind
   };
 
-  ApiServer(Services services, ApiOptions options, Providers providers);
+  // Serves plain HTTP, or over `server` when given (an SSLServer: api/tls.h).
+  ApiServer(Services services, ApiOptions options, Providers providers,
+            std::unique_ptr<httplib::Server> server = nullptr);
   ~ApiServer();
   ApiServer(const ApiServer&) = delete;
   ApiServer& operator=(const ApiServer&) = delete;
@@ -111,7 +114,8 @@ class ApiServer {
   Services services_;
   ApiOptions options_;
   Providers providers_;
-  httplib::Server server_;
+  std::unique_ptr<httplib::Server> owned_server_;  // HTTP, or HTTPS (api/tls.h)
+  httplib::Server& server_;
   socket_t listen_fd_ = -1;  // the listening socket, seen in the socket-options callback
   std::atomic<size_t> inflight_submits_{0};
   std::atomic<size_t> waits_{0};  // long-polls in progress

@@ -28,8 +28,11 @@ int fail(std::string_view what, int code) {
   return code;
 }
 
-httplib::Client client_for(const std::string& url) {
+// A client for an http:// or https:// node URL; https verifies the node's certificate against
+// `ca_file` (or the system's trust store) and the URL's host.
+httplib::Client client_for(const std::string& url, const std::string& ca_file) {
   httplib::Client c(url);
+  if (!ca_file.empty()) c.set_ca_cert_path(ca_file);
   c.set_tcp_nodelay(true);
   c.set_connection_timeout(5);
   c.set_read_timeout(30);
@@ -101,7 +104,7 @@ int wait_for(httplib::Client& c, const std::string& id, uint64_t wait_s) {
 int submit(const ClientArgs& a) {
   json body;
   if (int rc = build_body(a, body); rc != kExitOk) return rc;
-  auto c = client_for(a.to);
+  auto c = client_for(a.to, a.ca_file);
   auto r = c.Post("/v1/jobs", body.dump(), "application/json");
   if (!a.wait || !r || r->status >= 300) return report(r);
   json j = json::parse(r->body, nullptr, false);
@@ -112,13 +115,13 @@ int submit(const ClientArgs& a) {
 
 int status(const ClientArgs& a) {
   if (!is_job_id(a.id)) return fail("'" + a.id + "' is not a job id", kExitUsage);
-  auto c = client_for(a.to);
+  auto c = client_for(a.to, a.ca_file);
   return report(c.Get("/v1/jobs/" + a.id));
 }
 
 // A table of the members a node sees.
 int members(const ClientArgs& a) {
-  auto c = client_for(a.to);
+  auto c = client_for(a.to, a.ca_file);
   auto r = c.Get("/v1/cluster/members");
   if (!r || r->status != 200) return report(r);
   json j = json::parse(r->body, nullptr, false);
@@ -130,6 +133,13 @@ int members(const ClientArgs& a) {
                 static_cast<unsigned long long>(m.value("incarnation", uint64_t{0})),
                 m.value("gossip", "").c_str(), m.value("api", "").c_str());
   return kExitOk;
+}
+
+void add_node_options(CLI::App* cmd, ClientArgs& a) {
+  cmd->add_option("--to", a.to, "node URL, http:// or https://")->capture_default_str();
+  cmd->add_option("--ca-file", a.ca_file,
+                  "PEM CA certificates that verify an https:// node (default: the system's)")
+      ->check(CLI::ExistingFile);
 }
 
 void add_job_options(CLI::App* cmd, ClientArgs& a) {
@@ -147,7 +157,7 @@ void add_client_commands(CLI::App& app, ClientArgs& a) {
   add_job_options(sign_cmd, a);
 
   auto* submit_cmd = app.add_subcommand("submit", "submit a job to a node");
-  submit_cmd->add_option("--to", a.to, "node URL")->capture_default_str();
+  add_node_options(submit_cmd, a);
   submit_cmd->add_option("--key", a.key_file, "sign with this identity (else the node signs)");
   submit_cmd->add_option("--envelope", a.envelope_file, "send this signed envelope as it is");
   submit_cmd->add_flag("--wait", a.wait, "wait until the job finishes; print it");
@@ -155,10 +165,10 @@ void add_client_commands(CLI::App& app, ClientArgs& a) {
   add_job_options(submit_cmd, a);
 
   auto* members_cmd = app.add_subcommand("members", "list the mesh as a node sees it");
-  members_cmd->add_option("--to", a.to, "node URL")->capture_default_str();
+  add_node_options(members_cmd, a);
 
   auto* status_cmd = app.add_subcommand("status", "show a job");
-  status_cmd->add_option("--to", a.to, "node URL")->capture_default_str();
+  add_node_options(status_cmd, a);
   status_cmd->add_option("id", a.id, "job id")->required();
 }
 

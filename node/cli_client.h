@@ -10,6 +10,7 @@ namespace meshwork::cli {
 
 struct ClientArgs {
   std::string to = "http://127.0.0.1:8001";
+  std::string ca_file;  // PEM CA certificates that verify an https:// node; empty: the system's
   std::string key_file;
   std::string type;
   std::string payload = "{}";

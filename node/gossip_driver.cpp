@@ -69,11 +69,16 @@ auto GossipDriver::on_io(F f) -> decltype(f()) {
 Status GossipDriver::start() {
   auto self = gossip::parse_address(options_.bind);
   if (!self) return {Code::invalid, "--gossip must be IPv4 HOST:PORT, got " + options_.bind};
+  // What other members are told: the advertised host (if any) with the port bound below.
+  std::optional<gossip::Address> announced = self;
+  if (!options_.advertise.empty())
+    announced = gossip::parse_address(options_.advertise + ":" + std::to_string(self->port));
+  if (!announced) return {Code::invalid, "--advertise must be IPv4, got " + options_.advertise};
   std::vector<gossip::Address> seeds;
   for (const auto& s : options_.seeds) {
     auto a = gossip::parse_address(s);
     if (!a) return {Code::invalid, "--join must be IPv4 HOST:PORT, got " + s};
-    if (*a != *self) seeds.push_back(*a);
+    if (*a != *self && *a != *announced) seeds.push_back(*a);
   }
   if (auto why = gossip::config_error(options_.config)) return {Code::invalid, *why};
   if (auto why = gossip::Membership::identity_error(options_.name, options_.meta))
@@ -85,8 +90,9 @@ Status GossipDriver::start() {
   if (ec)
     return {Code::io_error, "cannot bind gossip socket " + options_.bind + ": " + ec.message()};
   if (self->port == 0) self->port = socket_.local_endpoint(ec).port();  // an ephemeral port
+  announced->port = self->port;
   // A restarted node must beat its old incarnation at once: start from wall-clock seconds.
-  membership_.emplace(options_.config, options_.name, *self, options_.meta, wall_ms() / 1000,
+  membership_.emplace(options_.config, options_.name, *announced, options_.meta, wall_ms() / 1000,
                       std::random_device{}(), options_.keyring);
   asio::post(io_, [this, seeds = std::move(seeds)]() mutable {
     membership_->join(mono_ms(), std::move(seeds), out_);

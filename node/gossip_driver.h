@@ -29,6 +29,7 @@ namespace meshwork {
 struct GossipOptions {
   std::string name;
   std::string bind = "127.0.0.1:7001";  // HOST:PORT, IPv4
+  std::string advertise;                // IPv4 announced instead of the bound host; empty: bound
   std::vector<std::string> seeds;       // HOST:PORT of members to join through
   gossip::Config config;
   gossip::Keyring keyring;  // empty: packets are not sealed

@@ -103,6 +103,21 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
   auto* node = app.add_subcommand("node", "run a meshwork node");
   node->add_option("--name", cfg.name, "node name, unique in the mesh")->capture_default_str();
   node->add_option("--api", api, "HTTP API address HOST:PORT")->capture_default_str();
+  node->add_option("--advertise", cfg.advertise,
+                   "host other nodes and clients reach this node at, announced for the API and "
+                   "gossip (required when binding 0.0.0.0; default: the bound host)");
+  auto* cert = node->add_option("--tls-cert", cfg.tls_cert_file,
+                                "serve the API over HTTPS with this PEM certificate chain")
+                   ->check(CLI::ExistingFile);
+  auto* key = node->add_option("--tls-key", cfg.tls_key_file, "PEM private key of --tls-cert")
+                  ->check(CLI::ExistingFile);
+  cert->needs(key);
+  key->needs(cert);
+  node->add_option("--tls-ca", cfg.tls_ca_file,
+                   "PEM CA certificates that verify other nodes' API certificates (default: the "
+                   "system's trust store)")
+      ->check(CLI::ExistingFile)
+      ->needs(cert);
   node->add_option("--data", cfg.data_dir, "data directory (default: data/<name>)");
   node->add_option("--workers", cfg.workers, "job worker threads (0: one per core)")
       ->capture_default_str();

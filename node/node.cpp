@@ -8,7 +8,9 @@
 #include <fstream>
 #include <future>
 
+#include "api/tls.h"
 #include "node/clock.h"
+#include "node/resolve.h"
 #include "node/thread_name.h"
 
 namespace meshwork {
@@ -22,6 +24,16 @@ nlohmann::json counts_json(const Store::StateCounts& c) {
   nlohmann::json j = nlohmann::json::object();
   for (size_t i = 0; i < c.size(); ++i) j[std::string(state_name(JobState(i)))] = c[i];
   return j;
+}
+
+// The HTTPS server of --tls-cert and --tls-key (api/tls.h); nullptr without them.
+Result<std::unique_ptr<httplib::Server>> https_server_for(const NodeConfig& c) {
+  if (c.tls_cert_file.empty() != c.tls_key_file.empty())
+    return Status(Code::invalid, "--tls-cert and --tls-key go together: give both or neither");
+  if (c.tls_cert_file.empty()) return std::unique_ptr<httplib::Server>();
+  if (!c.tls_ca_file.empty())
+    if (Status s = api::check_ca_file(c.tls_ca_file); !s.is_ok()) return s;
+  return api::https_server(c.tls_cert_file, c.tls_key_file);
 }
 
 }  // namespace
@@ -64,16 +76,55 @@ ReplicaConfig Node::replica_config() const {
   rc.workers = static_cast<uint32_t>(
       config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency()));
   rc.backlog_max = config_.backlog_max;
+  // A seed that is this node's own address (bound or announced) is no other member.
+  const std::string port = config_.gossip_bind.substr(config_.gossip_bind.rfind(':') + 1);
   for (const std::string& seed : config_.join)
-    if (seed != config_.gossip_bind) rc.joining = true;
+    if (seed != config_.gossip_bind && seed != advertise_ip_ + ":" + port) rc.joining = true;
   rc.take_over = config_.test_break != "skip-takeover";
   const std::string seed = random_bytes(sizeof rc.seed);
   std::memcpy(&rc.seed, seed.data(), sizeof rc.seed);
   return rc;
 }
 
+// Which host this node announces, and the --join hosts as IPv4 addresses (node/resolve.h).
+Status Node::resolve_addresses() {
+  const std::string gossip_host =
+      config_.gossip_bind.empty() ? config_.api_host
+                                  : config_.gossip_bind.substr(0, config_.gossip_bind.rfind(':'));
+  if (config_.advertise.empty()) {
+    if (is_wildcard_host(config_.api_host) || is_wildcard_host(gossip_host))
+      return {Code::invalid,
+              "--advertise HOST is required when binding 0.0.0.0: it is the address other nodes "
+              "and clients reach this node at"};
+    advertise_ = config_.api_host;
+  } else {
+    if (is_wildcard_host(config_.advertise))
+      return {Code::invalid, "--advertise must be an address other nodes can reach, not '" +
+                                 config_.advertise + "'"};
+    auto ip = resolve_ipv4(config_.advertise, "--advertise");
+    if (!ip.is_ok()) return ip.status();
+    advertise_ = config_.advertise;
+    advertise_ip_ = std::move(ip).value();
+  }
+  for (std::string& seed : config_.join) {
+    auto at = resolve_host_port(seed, "--join");
+    if (!at.is_ok()) return at.status();
+    seed = std::move(at).value();
+  }
+  return Status::ok();
+}
+
+std::string Node::advertised_api() const {
+  return advertise_ + ":" + std::to_string(api_port_ > 0 ? api_port_ : config_.api_port);
+}
+
 Status Node::open() {
   started_ms_ = wall_ms();
+  if (Status s = resolve_addresses(); !s.is_ok()) return s;
+  auto made = https_server_for(config_);  // read before anything is opened: a bad file fails fast
+  if (!made.is_ok()) return made.status();
+  std::unique_ptr<httplib::Server> https = std::move(made).value();
+  const bool tls = https != nullptr;
   if (config_.data_dir.empty()) config_.data_dir = "data/" + config_.name;
   std::error_code ec;
   std::filesystem::create_directories(config_.data_dir, ec);
@@ -105,8 +156,11 @@ Status Node::open() {
   auto key_of = [this](std::string_view n) -> std::optional<std::string> {
     return driver_ ? driver_->public_key_of(n) : std::nullopt;
   };
-  peers_ = std::make_unique<PeerClient>(*identity_, config_.name, PeerOptions{}, mac_keys_.get(),
-                                        key_of);
+  // The mesh is all HTTPS or all HTTP: a node that serves HTTPS calls its peers over HTTPS.
+  PeerOptions po;
+  po.tls = tls;
+  po.ca_file = config_.tls_ca_file;
+  peers_ = std::make_unique<PeerClient>(*identity_, config_.name, po, mac_keys_.get(), key_of);
   // Nothing reaches the transport before start_gossip() listens, after the driver exists.
   transport_ = std::make_unique<PeerTransport>(
       io_, *identity_, config_.name, TransportOptions{}, key_of,
@@ -119,9 +173,8 @@ Status Node::open() {
       [admission = admission_.get()](const JobRecord& r) { return admission->check(r); });
   driver_->set_events(&events_);
   if (Status s = driver_->boot(); !s.is_ok()) return s;
-  const std::string self_api = config_.api_host + ":" + std::to_string(config_.api_port);
-  cluster_ =
-      std::make_unique<ClusterView>(*store_, *peers_, *driver_, self_api, rc.peer_timeout_ms);
+  cluster_ = std::make_unique<ClusterView>(*store_, *peers_, *driver_, advertised_api(),
+                                           rc.peer_timeout_ms);
 
   api::ApiOptions api_options;
   api_options.threads = config_.http_threads;
@@ -134,9 +187,14 @@ Status Node::open() {
   };
   providers.members = [this] { return gossip_->members_json(); };
   api_ = std::make_unique<api::ApiServer>(
+<<<<<<< HEAD
       api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, events_, *mac_keys_,
                                config_.name},
       api_options, std::move(providers));
+=======
+      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, *mac_keys_, config_.name},
+      api_options, std::move(providers), std::move(https));
+>>>>>>> deploy
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
     return {Code::io_error,
@@ -147,10 +205,10 @@ Status Node::open() {
   });
   if (Status s = start_gossip(); !s.is_ok()) return s;
   log_event(spdlog::level::info, "node_started", "",
-            "api=" + config_.api_host + ":" + std::to_string(api_port_) +
+            "api=" + std::string(tls ? "https://" : "http://") + config_.api_host + ":" +
+                std::to_string(api_port_) + " advertised=" + advertised_api() +
                 " gossip+peers=" + gossip_bind_ + " data=" + config_.data_dir +
-                " workers=" + std::to_string(rc.workers) +
-                " key=" + identity_->public_key_b64());
+                " workers=" + std::to_string(rc.workers) + " key=" + identity_->public_key_b64());
   return Status::ok();
 }
 
@@ -159,9 +217,9 @@ Status Node::start_gossip() {
   go.name = config_.name;
   go.bind = config_.gossip_bind.empty() ? config_.api_host + ":0" : config_.gossip_bind;
   go.seeds = config_.join;
+  go.advertise = advertise_ip_;
   go.config = config_.gossip;
-  go.meta = gossip::NodeMeta{config_.api_host + ":" + std::to_string(api_port_),
-                             identity_->public_key_b64(), config_.tags};
+  go.meta = gossip::NodeMeta{advertised_api(), identity_->public_key_b64(), config_.tags};
   if (!config_.cluster_key_file.empty()) {
     auto keys = load_cluster_keys(config_.cluster_key_file);
     if (!keys.is_ok()) return keys.status();
@@ -236,7 +294,7 @@ nlohmann::json Node::info() const {
   return {{"name", config_.name},
           {"version", "0.1.0"},
           {"public_key", identity_->public_key_b64()},
-          {"api", config_.api_host + ":" + std::to_string(api_port_)},
+          {"api", advertised_api()},
           {"uptime_s", (wall_ms() - started_ms_) / 1000},
           {"workers", driver_->workers()},
           {"backlog", snap.backlog},

@@ -37,6 +37,12 @@ struct NodeConfig {
   std::string name = "n1";
   std::string api_host = "127.0.0.1";
   int api_port = 8001;
+  // The host other nodes and clients reach this node at: its API address and gossip address as
+  // announced. Empty: each announces the host it binds; then neither may bind 0.0.0.0.
+  std::string advertise;
+  // HTTPS on the API (api/tls.h): both files or neither. tls_ca_file verifies other nodes'
+  // certificates when this node calls their APIs (empty: the system's trust store).
+  std::string tls_cert_file, tls_key_file, tls_ca_file;
   std::string data_dir;  // default: ./data/<name>
   size_t workers = 0;    // 0: one per core
   spdlog::level::level_enum log_level = spdlog::level::info;
@@ -80,6 +86,8 @@ class Node {
  private:
   explicit Node(NodeConfig config);
   Status open();
+  Status resolve_addresses();
+  [[nodiscard]] std::string advertised_api() const;
   Status start_gossip();
   Status listen_for_peers(GossipOptions& go);
   [[nodiscard]] ReplicaConfig replica_config() const;
@@ -101,7 +109,9 @@ class Node {
   std::unique_ptr<api::ApiServer> api_;
   std::thread api_thread_;
   int api_port_ = -1;
-  std::string gossip_bind_;  // HOST:PORT of the gossip socket and the peer listener
+  std::string gossip_bind_;   // HOST:PORT of the gossip socket and the peer listener
+  std::string advertise_;     // host announced for the API (as given: a name or an address)
+  std::string advertise_ip_;  // the same as IPv4, announced for gossip; empty: the bound one
   uint64_t started_ms_ = 0;
   bool stopped_ = false;
 };

@@ -151,7 +151,15 @@ std::shared_ptr<Conn> PeerClient::make_conn(const peer_detail::Peer& p,
   c->address = p.address;
   auto hp = parse_address(p.address);
   if (!hp) return c;
-  c->client = std::make_unique<httplib::Client>(hp->host, hp->port);
+  if (options_.tls) {
+    const std::string host =
+        hp->host.find(':') == std::string::npos ? hp->host : "[" + hp->host + "]";
+    c->client =
+        std::make_unique<httplib::Client>("https://" + host + ":" + std::to_string(hp->port));
+    if (!options_.ca_file.empty()) c->client->set_ca_cert_path(options_.ca_file);
+  } else {
+    c->client = std::make_unique<httplib::Client>(hp->host, hp->port);
+  }
   c->client->set_tcp_nodelay(true);
   c->client->set_keep_alive(true);
   c->client->set_connection_timeout(std::chrono::milliseconds(options_.connect_timeout_ms));

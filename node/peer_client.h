@@ -6,6 +6,10 @@
 // kept per peer) or makes one (TCP_NODELAY), and carries a MAC under the pair key when the peer's
 // public key is known (peer_auth.h), else an Ed25519 signature.
 //
+// In a TLS mesh (PeerOptions::tls: the node serves HTTPS, so every member does — a mesh is all
+// HTTPS or all HTTP) calls go over HTTPS and the peer's certificate must chain to the CA file (or
+// the system's trust store without one) and name the host the peer advertises.
+//
 // Thread-safety: every public method may be called from any thread.
 #pragma once
 
@@ -33,6 +37,8 @@ inline constexpr size_t kPeerCallIdleMax = 4;  // idle keep-alive connections ke
 
 struct PeerOptions {
   uint64_t connect_timeout_ms = 1'000;
+  bool tls = false;     // call peers' APIs over HTTPS
+  std::string ca_file;  // PEM CA certificates that verify them; empty: the system's store
 };
 
 class PeerClient {

@@ -1,4 +1,5 @@
-"""Integration-test harness: real `meshwork node` processes on 127.0.0.1, talked to over HTTP.
+"""Integration-test harness: real `meshwork node` processes on 127.0.0.1, talked to over HTTP
+(or HTTPS: Node.tls).
 
 Standard library only (jsonschema, when present, checks every answer against the API document).
 What it gives a test:
@@ -7,8 +8,9 @@ What it gives a test:
                       when the test fails, and a node that died or exited non-zero (ASan reports)
                       fails the test with the tail of its log.
   Node                one node process: start, kill -9, SIGTERM, restart on the same data dir.
-  Client              a keep-alive HTTP/1.1 client (http.client, TCP_NODELAY); every answer it
-                      gets is checked against api/openapi.json when jsonschema is importable.
+  Client              a keep-alive HTTP/1.1 client (http.client, TCP_NODELAY); HTTPS with `tls`,
+                      an ssl.SSLContext that trusts the node's CA. Every answer it gets is
+                      checked against api/openapi.json when jsonschema is importable.
   ed25519_*           RFC 8032 Ed25519 in pure Python, to check signatures the node makes.
   canonical_json()    the node's serialisation of a result (compact, keys sorted, UTF-8).
 
@@ -29,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import threading
@@ -407,12 +410,20 @@ class _Connection(http.client.HTTPConnection):
         self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+class _TlsConnection(http.client.HTTPSConnection):
+    def connect(self):
+        super().connect()
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+
 class Client:
     """One keep-alive connection to a node. A request that meets a connection the server already
     closed (idle timeout) is retried once on a fresh connection; the server had not read it."""
 
-    def __init__(self, port, timeout=None):
+    def __init__(self, port, timeout=None, host="127.0.0.1", tls=None):
         self.port = port
+        self.host = host
+        self.tls = tls  # ssl.SSLContext: HTTPS, verified with it
         self.timeout = timeout or scaled(60)
         self._conn = None
         self._used = False
@@ -431,7 +442,9 @@ class Client:
         hdrs.update(headers or {})
         for attempt in (0, 1):
             if self._conn is None:
-                self._conn = _Connection("127.0.0.1", self.port, timeout=self.timeout)
+                self._conn = (_TlsConnection(self.host, self.port, timeout=self.timeout,
+                                             context=self.tls) if self.tls else
+                              _Connection(self.host, self.port, timeout=self.timeout))
                 self._used = False
             reused = self._used
             try:
@@ -465,7 +478,10 @@ class NodeError(AssertionError):
 
 
 class Node:
-    """A `meshwork node` process with its own data dir and log file under `tmp`."""
+    """A `meshwork node` process with its own data dir and log file under `tmp`. Set before start:
+    `tls` (an ssl.SSLContext: the node serves HTTPS, pass --tls-cert/--tls-key in args), `host`
+    (where clients reach it), `bind_host` (its --api host, default `host`) and `prefix` (a command
+    it runs under, such as `ip netns exec NS`)."""
 
     def __init__(self, tmp, name="n1", args=(), data_dir=None):
         self.name = name
@@ -477,10 +493,14 @@ class Node:
         self.starts = 0
         self._clients = []
         self._expected_exit = False
+        self.tls = None
+        self.host = "127.0.0.1"
+        self.bind_host = None
+        self.prefix = []
 
     @property
     def url(self):
-        return "http://127.0.0.1:%d" % self.port
+        return "%s://%s:%d" % ("https" if self.tls else "http", self.host, self.port)
 
     def start(self, port=None):
         """Starts the process and waits until /healthz answers 200."""
@@ -496,8 +516,9 @@ class Node:
         return self.start(port=self.port)
 
     def _spawn_and_wait(self):
-        cmd = [BIN, "node", "--name", self.name, "--api", "127.0.0.1:%d" % self.port,
-               "--data", self.data_dir] + self.args
+        cmd = self.prefix + [BIN, "node", "--name", self.name,
+                             "--api", "%s:%d" % (self.bind_host or self.host, self.port),
+                             "--data", self.data_dir] + self.args
         self.starts += 1
         with open(self.log_path, "ab") as log:
             log.write(("\n=== start %d: %s\n" % (self.starts, " ".join(cmd))).encode())
@@ -513,7 +534,7 @@ class Node:
                 raise NodeError("node %s exited with %s while starting\n%s"
                                 % (self.name, self.proc.returncode, self.log_tail()))
             try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                with self._connect(timeout=1) as s:
                     s.sendall(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
                     if s.recv(64).startswith(b"HTTP/1.1 200"):
                         if self._port_is_ours():
@@ -526,6 +547,10 @@ class Node:
         self.kill9()
         raise NodeError("node %s did not answer /healthz\n%s" % (self.name, self.log_tail()))
 
+    def _connect(self, timeout):
+        s = socket.create_connection((self.host, self.port), timeout=timeout)
+        return self.tls.wrap_socket(s, server_hostname=self.host) if self.tls else s
+
     def _port_is_ours(self):
         """True when fresh connections to the port all reach this node (its key is in its data
         dir). Guards against another process listening on the same port with SO_REUSEPORT."""
@@ -535,7 +560,7 @@ class Node:
         except OSError:
             return True  # no key file to compare with: nothing to check
         for _ in range(4):
-            c = Client(self.port, timeout=scaled(10))
+            c = Client(self.port, timeout=scaled(10), host=self.host, tls=self.tls)
             try:
                 if c.get("/v1/node").json().get("public_key") != expected:
                     return False
@@ -544,7 +569,7 @@ class Node:
         return True
 
     def client(self):
-        c = Client(self.port)
+        c = Client(self.port, host=self.host, tls=self.tls)
         self._clients.append(c)
         return c
 
@@ -629,6 +654,18 @@ class NodeTestCase(unittest.TestCase):
         node = Node(self.tmp, name, args, data_dir)
         self.addCleanup(node.stop)  # runs before the temp dir is removed (LIFO)
         return node.start()
+
+    def wait_until(self, what, check, timeout, nodes=None):
+        """Polls `check()` until it is true; fails after `timeout` (scaled) seconds with the log
+        tails of `nodes` (default: self.nodes, when the test keeps one)."""
+        deadline = time.monotonic() + scaled(timeout)
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.05)
+        nodes = getattr(self, "nodes", ()) if nodes is None else nodes
+        self.fail("timed out (%ss) waiting for %s\n%s"
+                  % (scaled(timeout), what, "\n".join(n.log_tail(20) for n in nodes)))
 
     def run_cli(self, *args, timeout=None, check=None):
         r = subprocess.run([BIN] + [str(a) for a in args], capture_output=True, text=True,

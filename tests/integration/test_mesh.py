@@ -23,8 +23,6 @@ from harness import (Client, NodeTestCase, TERMINAL_STATES, ed25519_public_key, 
                      scaled)
 from test_membership import MeshNode
 
-POLL_S = 0.05
-
 
 class Mesh(NodeTestCase):
 
@@ -62,15 +60,6 @@ class Mesh(NodeTestCase):
     def dead_seen(self, node):
         r = self.client(node).get("/v1/cluster/members")
         return sum(m["state"] == "dead" for m in r.json()["members"]) if r.status == 200 else -1
-
-    def wait_until(self, what, check, timeout):
-        deadline = time.monotonic() + scaled(timeout)
-        while time.monotonic() < deadline:
-            if check():
-                return
-            time.sleep(POLL_S)
-        self.fail("timed out (%ss) waiting for %s\n%s"
-                  % (scaled(timeout), what, "\n".join(n.log_tail(20) for n in self.nodes)))
 
     def live(self):
         return [n for n in self.nodes if n.alive()]
