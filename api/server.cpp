@@ -36,15 +36,6 @@ bool local_scope(const httplib::Request& req, httplib::Response& res, bool& loca
 
 }  // namespace
 
-<<<<<<< HEAD
-ApiServer::ApiServer(Services services, ApiOptions options, Providers providers)
-    : services_(services), options_(options), providers_(std::move(providers)) {
-  // Every event stream (GET /v1/events, at most EventHub::Options::streams_max) and long-poll
-  // holds its connection's thread while it waits; the pool grows by both bounds, so that they
-  // cannot take the threads that submissions need.
-  server_.new_task_queue = [n = options_.threads + services_.events.options().streams_max +
-                                options_.waits_max] {
-=======
 ApiServer::ApiServer(Services services, ApiOptions options, Providers providers,
                      std::unique_ptr<httplib::Server> server)
     : services_(services),
@@ -52,8 +43,11 @@ ApiServer::ApiServer(Services services, ApiOptions options, Providers providers,
       providers_(std::move(providers)),
       owned_server_(server ? std::move(server) : std::make_unique<httplib::Server>()),
       server_(*owned_server_) {
-  server_.new_task_queue = [n = options_.threads] {
->>>>>>> deploy
+  // Every event stream (GET /v1/events, at most EventHub::Options::streams_max) and long-poll
+  // holds its connection's thread while it waits; the pool grows by both bounds, so that they
+  // cannot take the threads that submissions need.
+  server_.new_task_queue = [n = options_.threads + services_.events.options().streams_max +
+                                options_.waits_max] {
     return new ElasticTaskQueue(n, kHttpThreadsIdle, kHttpThreadIdleMs);
   };
   server_.set_tcp_nodelay(true);

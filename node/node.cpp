@@ -187,14 +187,9 @@ Status Node::open() {
   };
   providers.members = [this] { return gossip_->members_json(); };
   api_ = std::make_unique<api::ApiServer>(
-<<<<<<< HEAD
       api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, events_, *mac_keys_,
                                config_.name},
-      api_options, std::move(providers));
-=======
-      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, *mac_keys_, config_.name},
       api_options, std::move(providers), std::move(https));
->>>>>>> deploy
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
     return {Code::io_error,
