@@ -10,6 +10,7 @@
 //   GET  /v1/cluster/members    the membership as this node sees it (gossip)
 //   GET  /v1/cluster/ring       tokens, ranges and jobs held per member
 //   GET  /healthz, /readyz      liveness, readiness
+//   GET  /metrics               Prometheus text format 0.0.4 (api/metrics.h, api/http_metrics.h)
 //   POST /internal/v1/{list,held}  peer-only, read-only scatter-gather (node/cluster_view.h)
 //                               Every /internal request must be signed by a member's node key
 //                               (node/peer_auth.h), else 401. The replica core's messages travel
@@ -31,6 +32,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "api/http_metrics.h"
+#include "api/metrics.h"
 #include "node/admission.h"
 #include "node/cluster_view.h"
 #include "node/peer_auth.h"
@@ -69,6 +72,7 @@ class ApiServer {
     Store& store;
     const PeerMacKeys& mac_keys;  // checks the MACs of peer requests
     std::string self;             // this node's member name, which those MACs bind
+    metrics::Registry& metrics;   // GET /metrics renders it; the API adds its own families
   };
 
   ApiServer(Services services, ApiOptions options, Providers providers);
@@ -94,10 +98,12 @@ class ApiServer {
   void list_jobs(const httplib::Request& req, httplib::Response& res);
   void cancel_job(const httplib::Request& req, httplib::Response& res);
   [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
+  void observe(const httplib::Request& req, const httplib::Response& res);
 
   Services services_;
   ApiOptions options_;
   Providers providers_;
+  HttpMetrics http_metrics_;
   httplib::Server server_;
   socket_t listen_fd_ = -1;  // the listening socket, seen in the socket-options callback
   std::atomic<size_t> inflight_submits_{0};

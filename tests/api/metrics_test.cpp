@@ -1,5 +1,6 @@
 // Metrics: the text exposition (names, HELP/TYPE, escaping, values), histograms (buckets,
-// cumulative counts, racing updates), labelled families (one child per label set, bounded).
+// cumulative counts, racing updates), labelled families (one child per label set, bounded), the
+// API's route labels and submission outcomes, and the node's scrape-time families.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -7,7 +8,9 @@
 #include <thread>
 #include <vector>
 
+#include "api/http_metrics.h"
 #include "api/metrics.h"
+#include "api/node_metrics.h"
 
 namespace meshwork::api {
 namespace {
@@ -156,6 +159,101 @@ TEST_CASE("a registry renders its instruments, then its collectors, each family 
         "# HELP meshwork_a_total A.\n# TYPE meshwork_a_total counter\nmeshwork_a_total 0\n"
         "# HELP meshwork_b B.\n# TYPE meshwork_b gauge\nmeshwork_b 7\n");
   CHECK(r.render() == text);
+}
+
+TEST_CASE("routes are labelled by pattern, never by raw path") {
+  CHECK(route_label("/v1/jobs") == "/v1/jobs");
+  CHECK(route_label("/v1/jobs/batch") == "/v1/jobs/batch");
+  CHECK(route_label("/v1/jobs/0123abcd") == "/v1/jobs/{id}");
+  CHECK(route_label("/v1/jobs/anything-at-all") == "/v1/jobs/{id}");
+  CHECK(route_label("/v1/jobs/0123abcd/cancel") == "/v1/jobs/{id}/cancel");
+  CHECK(route_label("/v1/jobs/a/b/cancel") == "other");
+  CHECK(route_label("/v1/jobs/") == "other");
+  CHECK(route_label("/internal/v1/list") == "/internal/v1/{endpoint}");
+  CHECK(route_label("/internal/v1/LIST") == "other");
+  CHECK(route_label("/metrics") == "/metrics");
+  CHECK(route_label("/") == "/");
+  CHECK(route_label("/v1/events") == "/v1/events");
+  CHECK(route_label("/wp-admin/setup.php") == "other");
+  CHECK(method_label("GET") == "GET");
+  CHECK(method_label("BREW") == "other");
+  CHECK(refusal_reason(202) == "");
+  CHECK(refusal_reason(200) == "");
+  CHECK(refusal_reason(429) == "429");
+  CHECK(refusal_reason(503) == "503");
+  CHECK(refusal_reason(422) == "4xx");
+  CHECK(refusal_reason(413) == "4xx");
+  CHECK(refusal_reason(500) == "5xx");
+}
+
+TEST_CASE("the API counts submissions by outcome and requests by method, route and code") {
+  Registry r;
+  HttpMetrics m(r);
+  for (int status : {202, 202, 200, 429, 503, 400, 422, 500}) m.submission(status);
+  m.request("GET", "/v1/jobs/abc", 200, 0.003);
+  m.request("GET", "/v1/jobs/def", 200, 0.2);
+  m.request("FOO", "/nowhere/" + std::string(100, 'x'), 404, 0.001);
+  m.request("GET", "/metrics", 1000, 0.001);
+  const std::string text = r.render();
+  CHECK(has_line(text, "meshwork_submissions_accepted_total 2"));
+  CHECK(has_line(text, "meshwork_submissions_duplicate_total 1"));
+  CHECK(has_line(text, "meshwork_submissions_refused_total{reason=\"429\"} 1"));
+  CHECK(has_line(text, "meshwork_submissions_refused_total{reason=\"503\"} 1"));
+  CHECK(has_line(text, "meshwork_submissions_refused_total{reason=\"4xx\"} 2"));
+  CHECK(has_line(text, "meshwork_submissions_refused_total{reason=\"5xx\"} 1"));
+  CHECK(has_line(text,
+                 "meshwork_http_request_duration_seconds_count{method=\"GET\",route=\"/v1/jobs/"
+                 "{id}\",code=\"200\"} 2"));
+  CHECK(has_line(text,
+                 "meshwork_http_request_duration_seconds_bucket{method=\"GET\",route=\"/v1/jobs/"
+                 "{id}\",code=\"200\",le=\"0.005\"} 1"));
+  CHECK(has_line(text,
+                 "meshwork_http_request_duration_seconds_count{method=\"other\",route=\"other\","
+                 "code=\"404\"} 1"));
+  CHECK(has_line(text,
+                 "meshwork_http_request_duration_seconds_count{method=\"GET\",route=\"/metrics\","
+                 "code=\"other\"} 1"));
+  CHECK(text.find("xxxx") == std::string::npos);
+}
+
+TEST_CASE("the node's families: jobs and members by state, the core's and gossip's counters") {
+  Store::StateCounts jobs{};
+  jobs[size_t(JobState::queued)] = 4;
+  jobs[size_t(JobState::succeeded)] = 9;
+  ReplicaSnapshot core;
+  core.hints = 2;
+  core.stats.attempts_started = 11;
+  core.stats.takeovers = 1;
+  core.stats.anti_entropy_rounds = 6;
+  gossip::Stats g;
+  g.packets_sent = 5;
+  g.bytes_received = 700;
+  g.dropped_unsealable = 3;
+  std::vector<gossip::MemberInfo> members(4);
+  members[0].state = gossip::MemberState::alive;
+  members[1].state = gossip::MemberState::alive;
+  members[2].state = gossip::MemberState::dead;
+  members[3].state = gossip::MemberState::left;
+  Writer w;
+  write_job_metrics(w, jobs, core);
+  write_gossip_metrics(w, g, members);
+  const std::string text = w.take();
+  CHECK(has_line(text, "meshwork_jobs{state=\"queued\"} 4"));
+  CHECK(has_line(text, "meshwork_jobs{state=\"succeeded\"} 9"));
+  CHECK(has_line(text, "meshwork_jobs{state=\"running\"} 0"));
+  CHECK(has_line(text, "meshwork_hints_pending 2"));
+  CHECK(has_line(text, "meshwork_attempts_total 11"));
+  CHECK(has_line(text, "meshwork_takeovers_total 1"));
+  CHECK(has_line(text, "meshwork_retries_total 0"));
+  CHECK(has_line(text, "meshwork_anti_entropy_rounds_total 6"));
+  CHECK(has_line(text, "# TYPE meshwork_members gauge"));
+  CHECK(has_line(text, "meshwork_members{state=\"alive\"} 2"));
+  CHECK(has_line(text, "meshwork_members{state=\"suspect\"} 0"));
+  CHECK(has_line(text, "meshwork_members{state=\"dead\"} 1"));
+  CHECK(has_line(text, "meshwork_members{state=\"left\"} 1"));
+  CHECK(has_line(text, "meshwork_gossip_packets_total{direction=\"sent\"} 5"));
+  CHECK(has_line(text, "meshwork_gossip_bytes_total{direction=\"received\"} 700"));
+  CHECK(has_line(text, "meshwork_gossip_packets_dropped_total{reason=\"unsealable\"} 3"));
 }
 
 }  // namespace meshwork::api
