@@ -3,6 +3,9 @@
 
 #include <sys/socket.h>
 
+#include <chrono>
+#include <optional>
+
 #include "api/dashboard.h"
 #include "api/openapi.h"
 #include "api/params.h"
@@ -21,6 +24,28 @@ using nlohmann::json;
 constexpr size_t kListLimitDefault = 50;
 constexpr size_t kListLimitMax = 1'000;
 constexpr size_t kCursorBytesMax = 128;
+
+// Counts a submission's outcome (api/http_metrics.h) from the status its response ends with. A
+// batch answered 200 counts its items instead, in post_batch.
+class SubmissionOutcome {
+ public:
+  SubmissionOutcome(HttpMetrics& m, const httplib::Response& res, bool batch)
+      : m_(m), res_(res), batch_(batch) {}
+  ~SubmissionOutcome() {
+    if (!batch_ || res_.status != 200) m_.submission(res_.status);
+  }
+  SubmissionOutcome(const SubmissionOutcome&) = delete;
+  SubmissionOutcome& operator=(const SubmissionOutcome&) = delete;
+
+ private:
+  HttpMetrics& m_;
+  const httplib::Response& res_;
+  bool batch_;
+};
+
+// When the request this HTTP thread serves began routing (cpp-httplib serves a connection's
+// requests one after another on one thread); unset for one it refused before routing.
+thread_local std::optional<std::chrono::steady_clock::time_point> request_started;
 
 bool local_scope(const httplib::Request& req, httplib::Response& res, bool& local) {
   local = false;
@@ -41,6 +66,7 @@ ApiServer::ApiServer(Services services, ApiOptions options, Providers providers,
     : services_(services),
       options_(options),
       providers_(std::move(providers)),
+      http_metrics_(services_.metrics),
       owned_server_(server ? std::move(server) : std::make_unique<httplib::Server>()),
       server_(*owned_server_) {
   // Every event stream (GET /v1/events, at most EventHub::Options::streams_max) and long-poll
@@ -94,6 +120,7 @@ void ApiServer::routes() {
   // A request that announces a larger body than any route takes is refused before the body is
   // read (this runs before cpp-httplib reads it).
   server_.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    request_started = std::chrono::steady_clock::now();
     const_cast<httplib::Request&>(req).ranges.clear();
     const size_t public_max = std::max(options_.body_bytes_max, options_.batch_body_bytes_max);
     if (req.has_header("Content-Length") &&
@@ -121,6 +148,10 @@ void ApiServer::routes() {
               [this](const auto&, auto& res) { send_json(res, 200, providers_.node_info()); });
   server_.Get("/v1/cluster/members",
               [this](const auto&, auto& res) { send_json(res, 200, providers_.members()); });
+  server_.Get("/metrics", [this](const auto&, auto& res) {
+    res.status = 200;
+    res.set_content(services_.metrics.render(), std::string(metrics::kContentType));
+  });
   server_.Get("/healthz", [](const auto&, auto& res) { send_json(res, 200, {{"status", "ok"}}); });
   server_.Get("/readyz", [this](const auto&, auto& res) {
     if (providers_.ready()) return send_json(res, 200, {{"status", "ready"}});
@@ -142,11 +173,21 @@ void ApiServer::routes() {
                              : "the request could not be processed";
     problem(res, res.status, detail);
   });
+  // Runs after each response is written, with its final status.
+  server_.set_logger([this](const auto& req, const auto& res) { observe(req, res); });
   server_.set_exception_handler(
       [](const auto&, auto& res, std::exception_ptr) { problem(res, 500, "internal error"); });
 }
 
+void ApiServer::observe(const httplib::Request& req, const httplib::Response& res) {
+  if (!request_started) return;
+  const std::chrono::duration<double> took = std::chrono::steady_clock::now() - *request_started;
+  request_started.reset();
+  http_metrics_.request(req.method, req.path, res.status, took.count());
+}
+
 void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
+  SubmissionOutcome outcome(http_metrics_, res, /*batch=*/false);
   InflightGuard inflight(inflight_submits_);
   if (inflight.value() > options_.inflight_submits_max)
     return problem(res, 429, "too many submissions in flight; retry later");
@@ -182,6 +223,7 @@ json ApiServer::item_json(const ItemResult& r) const {
 }
 
 void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) {
+  SubmissionOutcome outcome(http_metrics_, res, /*batch=*/true);
   InflightGuard inflight(inflight_submits_);
   if (inflight.value() > options_.inflight_submits_max)
     return problem(res, 429, "too many submissions in flight; retry later");
@@ -223,6 +265,7 @@ void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) 
   for (const ItemResult& r : results) {
     if (r.status.is_ok() && r.record) (r.created ? accepted : duplicates)++;
     items.push_back(item_json(r));
+    http_metrics_.submission(items.back()["status"].get<int>());
   }
   send_json(res, 200,
             {{"results", std::move(items)},

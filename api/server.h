@@ -12,6 +12,7 @@
 //   GET  /v1/cluster/members    the membership as this node sees it (gossip)
 //   GET  /v1/cluster/ring       tokens, ranges and jobs held per member
 //   GET  /healthz, /readyz      liveness, readiness
+//   GET  /metrics               Prometheus text format 0.0.4 (api/metrics.h, api/http_metrics.h)
 //   GET  /                      the live dashboard (api/dashboard.html, compiled into the binary)
 //   POST /internal/v1/{list,held}  peer-only, read-only scatter-gather (node/cluster_view.h)
 //                               Every /internal request must be signed by a member's node key
@@ -35,6 +36,8 @@
 #include <httplib.h>
 #include <nlohmann/json.hpp>
 
+#include "api/http_metrics.h"
+#include "api/metrics.h"
 #include "node/admission.h"
 #include "node/cluster_view.h"
 #include "node/event_hub.h"
@@ -78,6 +81,7 @@ class ApiServer {
     EventHub& events;             // job and membership changes (GET /v1/events, ?wait_s)
     const PeerMacKeys& mac_keys;  // checks the MACs of peer requests
     std::string self;             // this node's member name, which those MACs bind
+    metrics::Registry& metrics;   // GET /metrics renders it; the API adds its own families
   };
 
   // Serves plain HTTP, or over `server` when given (an SSLServer: api/tls.h).
@@ -110,10 +114,12 @@ class ApiServer {
   void list_jobs(const httplib::Request& req, httplib::Response& res);
   void cancel_job(const httplib::Request& req, httplib::Response& res);
   [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
+  void observe(const httplib::Request& req, const httplib::Response& res);
 
   Services services_;
   ApiOptions options_;
   Providers providers_;
+  HttpMetrics http_metrics_;
   std::unique_ptr<httplib::Server> owned_server_;  // HTTP, or HTTPS (api/tls.h)
   httplib::Server& server_;
   socket_t listen_fd_ = -1;  // the listening socket, seen in the socket-options callback

@@ -221,6 +221,10 @@ nlohmann::json GossipDriver::members_json() {
   });
 }
 
+gossip::Stats GossipDriver::stats() {
+  return on_io([this] { return membership_->stats(); });
+}
+
 nlohmann::json GossipDriver::stats_json() {
   return on_io([this] {
     const auto& s = membership_->stats();

@@ -61,6 +61,7 @@ class GossipDriver {
   [[nodiscard]] std::vector<gossip::MemberInfo> members();
   [[nodiscard]] nlohmann::json members_json();
   [[nodiscard]] nlohmann::json stats_json();
+  [[nodiscard]] gossip::Stats stats();
 
  private:
   void receive_next();

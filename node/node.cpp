@@ -3,12 +3,14 @@
 
 #include <asio/signal_set.hpp>
 
+#include <array>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <future>
 
 #include "api/tls.h"
+#include "api/node_metrics.h"
 #include "node/clock.h"
 #include "node/resolve.h"
 #include "node/thread_name.h"
@@ -19,6 +21,10 @@ namespace {
 constexpr size_t kAllowedKeysMax = 100'000;
 constexpr uint64_t kLeaveGraceMs = 2'000;  // longest a stopping node gossips its leaving
 constexpr int kEphemeralBindTries = 8;
+// Synced group writes: 1.3–3 ms per batch on the benchmark machine (docs/benchmarks.md), far less
+// on a fast SSD, far more on a busy disk.
+constexpr std::array kFsyncBounds = {0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01,
+                                     0.025,  0.05,    0.1,    0.25,  0.5,    1.0,   2.5};
 
 nlohmann::json counts_json(const Store::StateCounts& c) {
   nlohmann::json j = nlohmann::json::object();
@@ -143,7 +149,15 @@ Status Node::open() {
     ao.allowed_keys = std::move(keys).value();
   }
   admission_ = std::make_unique<Admission>(*identity_, config_.name, std::move(ao));
-  auto store = Store::open(config_.data_dir + "/jobs", StoreOptions{.sync = config_.fsync});
+  auto& fsync = metrics_
+                    .histogram("meshwork_store_fsync_seconds",
+                               "Duration of the store's synced group writes (LevelDB Write with "
+                               "sync=true, one fsync per group).",
+                               {kFsyncBounds.begin(), kFsyncBounds.end()})
+                    .with({});
+  auto store = Store::open(config_.data_dir + "/jobs",
+                           StoreOptions{.sync = config_.fsync,
+                                        .observe_sync = [&fsync](double s) { fsync.observe(s); }});
   if (!store.is_ok()) return store.status();
   store_ = std::move(store).value();
 
@@ -173,6 +187,9 @@ Status Node::open() {
       [admission = admission_.get()](const JobRecord& r) { return admission->check(r); });
   driver_->set_events(&events_);
   if (Status s = driver_->boot(); !s.is_ok()) return s;
+  metrics_.add_collector([this](api::metrics::Writer& w) {
+    api::write_job_metrics(w, store_->counts(), driver_->snapshot());
+  });
   cluster_ = std::make_unique<ClusterView>(*store_, *peers_, *driver_, advertised_api(),
                                            rc.peer_timeout_ms);
 
@@ -188,7 +205,7 @@ Status Node::open() {
   providers.members = [this] { return gossip_->members_json(); };
   api_ = std::make_unique<api::ApiServer>(
       api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, events_, *mac_keys_,
-                               config_.name},
+                               config_.name, metrics_},
       api_options, std::move(providers), std::move(https));
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
@@ -199,6 +216,10 @@ Status Node::open() {
     api_->serve();
   });
   if (Status s = start_gossip(); !s.is_ok()) return s;
+  metrics_.add_collector([this](api::metrics::Writer& w) {
+    const std::vector<gossip::MemberInfo> members = gossip_->members();
+    api::write_gossip_metrics(w, gossip_->stats(), members);
+  });
   log_event(spdlog::level::info, "node_started", "",
             "api=" + std::string(tls ? "https://" : "http://") + config_.api_host + ":" +
                 std::to_string(api_port_) + " advertised=" + advertised_api() +

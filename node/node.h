@@ -93,6 +93,7 @@ class Node {
   [[nodiscard]] ReplicaConfig replica_config() const;
 
   NodeConfig config_;
+  api::metrics::Registry metrics_;  // GET /metrics; outlives everything that updates it
   std::optional<Identity> identity_;
   std::unique_ptr<Store> store_;
   asio::io_context io_;

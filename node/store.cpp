@@ -158,7 +158,11 @@ Status Store::write_group(const std::vector<Queued>& group) {
   }
   leveldb::WriteOptions wo;
   wo.sync = options_.sync;
+  const auto began = std::chrono::steady_clock::now();
   Status s = from_leveldb(db_->Write(wo, &batch));
+  if (options_.sync && options_.observe_sync)
+    options_.observe_sync(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
   batches_++;
   if (s.is_ok()) persists_ += group.size();
   return s;

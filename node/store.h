@@ -55,6 +55,9 @@ namespace meshwork {
 struct StoreOptions {
   size_t batch_max = 2'048;  // persists per fsync'd group
   bool sync = true;          // fsync every group (recovery tests need it on)
+  // With sync: called on the writer thread with the seconds each group's synced write took
+  // (LevelDB's Write with sync=true: the fsync latency the node's metrics report).
+  std::function<void(double seconds)> observe_sync;
 };
 
 class Store final : public RecordReader {

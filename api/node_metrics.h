@@ -1,0 +1,32 @@
+// The node's metrics read at scrape time (docs/operations.md, "Metrics"): pure functions that turn
+// snapshots the node takes — the store's job counts, the replica core's counters, the gossip
+// membership and its counters — into families of the exposition (api/metrics.h).
+//
+//   meshwork_jobs{state}                          gauge: jobs this node holds a copy of
+//   meshwork_hints_pending                        gauge: hints held for members that are away
+//   meshwork_attempts_total, meshwork_retries_total, meshwork_takeovers_total,
+//   meshwork_quorum_failures_total, meshwork_hints_stored_total,
+//   meshwork_hints_replayed_total, meshwork_anti_entropy_rounds_total             counters
+//   meshwork_members{state}                       gauge: alive, suspect, dead, left (self included)
+//   meshwork_gossip_packets_total{direction}      counter: sent, received
+//   meshwork_gossip_bytes_total{direction}        counter: sent, received
+//   meshwork_gossip_packets_dropped_total{reason} counter: unsealable, malformed, oversize
+//
+// Thread-safety: plain functions of their arguments.
+#pragma once
+
+#include <span>
+
+#include "api/metrics.h"
+#include "gossip/membership.h"
+#include "node/replica_driver.h"
+#include "node/store.h"
+
+namespace meshwork::api {
+
+void write_job_metrics(metrics::Writer& w, const Store::StateCounts& jobs,
+                       const ReplicaSnapshot& core);
+void write_gossip_metrics(metrics::Writer& w, const gossip::Stats& stats,
+                          std::span<const gossip::MemberInfo> members);
+
+}  // namespace meshwork::api
