@@ -3,11 +3,17 @@
 //   meshwork node [flags]                 run a node (meshwork node --help lists every flag)
 //   meshwork keygen --out FILE            an Ed25519 identity;  --cluster: a 32-byte cluster key
 //   meshwork sign --key FILE --type T --payload JSON      print a signed envelope (no network)
-//   meshwork submit --to URL (--type T --payload JSON [--key FILE] | --envelope FILE) [--wait]
-//   meshwork status --to URL ID
-//   meshwork members --to URL             the mesh as that node sees it
-// Exit codes: 0 ok; 1 the job failed or was cancelled (--wait); 2 usage or local error;
-// 3 the node refused the request (4xx); 4 the node was unreachable or failed (5xx).
+//   meshwork submit --node URL (--type T --payload JSON [--key FILE] | --envelope FILE) [--wait]
+//   meshwork status ID, cancel ID         show a job; cancel it
+//   meshwork jobs [--state S] [--type T] [--limit N] [--cursor C]    list jobs, newest first
+//   meshwork members, ring, info          the mesh, the ring, one node (--json: raw)
+//   meshwork watch [--job ID] [--kinds job,member]                   events as they happen
+//   meshwork verify ID | --file FILE      check a job's receipts against the mesh's node keys
+// Every client command takes --node URL (alias --to; default http://127.0.0.1:8001) and
+// --ca-file FILE; node/cli_client.h lists them.
+// Exit codes: 0 ok; 1 the job failed or was cancelled (--wait, watch --job); 2 usage or local
+// error; 3 the node refused the request (4xx); 4 the node was unreachable or failed (5xx).
+// verify: 0 every receipt valid, 1 a receipt invalid, 2 could not check.
 #include <CLI/CLI.hpp>
 
 #include <csignal>
