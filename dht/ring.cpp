@@ -312,7 +312,9 @@ std::vector<MemberShare> Ring::shares(std::uint32_t r) const {
   std::vector<MemberShare> out;
   out.reserve(slot_of_.size());
   for (const auto& [name, slot] : slot_of_) {
-    out.push_back(MemberShare{name, vnodes_, primary[slot], replica[slot]});
+    // A sum of many doubles can round past 1 (1.0000000000000002 seen); a share never exceeds it.
+    out.push_back(
+        MemberShare{name, vnodes_, std::min(primary[slot], 1.0), std::min(replica[slot], 1.0)});
   }
   return out;
 }
