@@ -6,7 +6,7 @@
 // a member joining or leaving the ring, or becoming usable or unusable — not alive ↔ suspect
 // (both usable), which a loaded mesh sees often and which moves nothing.
 //
-// Rules (docs/ring.md, DESIGN.md §5):
+// Rules (docs/ring.md, docs/guarantees.md):
 //   ring members  every known member that has not left: alive, suspect and dead ones (a dead
 //                 member keeps its tokens, so a crash and restart do not move data back and forth)
 //   usable        alive or suspect (SWIM: a suspect keeps its role until confirmed dead)

@@ -124,7 +124,7 @@ RecordIndex::Keep Replica::shared_with(const std::string& peer) const {
 // After the placement changed, every record this node holds goes to the members of its new replica
 // list that were not in its old one — a member back or joined takes its ranges back, a stand-in
 // steps in for a dead one — so R copies are restored in one round trip instead of waiting for
-// anti-entropy to reach the right peer (DESIGN.md §5). Every holder sends (a few copies more, no
+// anti-entropy to reach the right peer (docs/guarantees.md, placement). Every holder sends (a few copies more, no
 // coordination); the index entries keep the lists compared against next time, and the members
 // that share any record with this node become its anti-entropy partners. Runs from the sweep, at
 // most once a sweep interval, so a storm of joins costs one pass per second, not one per event.

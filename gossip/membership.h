@@ -1,4 +1,4 @@
-// SWIM + Lifeguard membership as a pure state machine (DESIGN.md §4, §7; docs/protocol.md).
+// SWIM + Lifeguard membership as a pure state machine (docs/protocol.md).
 //
 // The driver feeds in time (`now_ms`, monotonic milliseconds), received datagrams and a seed; the
 // machine appends datagrams to send and member events to an Output. It never opens a socket,

@@ -28,7 +28,7 @@
 # Each phase runs alone on the machine, in the order JetStream 64, meshwork single, JetStream
 # 4000, meshwork batch, so each pair runs close in time; every meshwork phase starts a fresh
 # 3-node mesh (fresh data dirs) with simulations/launch.sh. The JetStream anchor is
-# ../shared/anchors/jsbench.c (the DESIGN.md §8 figures), compiled into the temp dir and run
+# ../shared/anchors/jsbench.c (the project's shared anchor, outside this repository), compiled into the temp dir and run
 # unchanged: JS_MESSAGES messages of JS_BYTES bytes (its sync-publish phase, n/10 messages, runs
 # first and is reported too). Missing anchor, nats-server or libnats-dev: the anchor is skipped.
 #

@@ -2,7 +2,7 @@
 takeover when an owner is killed, catch-up by anti-entropy after a restart, the batch endpoint,
 the ring view, and peer-only endpoints that refuse strangers and malformed messages.
 
-These tests check the guarantees of DESIGN.md §2, not the code: every acknowledged job reaches a
+These tests check the guarantees of docs/guarantees.md, not the code: every acknowledged job reaches a
 terminal state; every node answers the same for every job; every preference-list node ends up
 holding the record. Timeouts are generous upper bounds (scaled() for ASan builds); no test asserts
 on timing.

@@ -1,5 +1,5 @@
 // The job record's merge: the semilattice laws over random records and delivery orders, and the
-// precedence rules of DESIGN.md §3.
+// precedence rules of docs/guarantees.md (the job record is a CRDT).
 #include <doctest/doctest.h>
 
 #include <algorithm>
