@@ -106,4 +106,20 @@ curl -s -XPOST "$(url 1)/v1/jobs" -d '{not json' | field '"%s %s" % (d["status"]
 say "8. The jobs so far, newest first (meshwork jobs), and node counters"
 "$bin" jobs --node "$(url 1)" --limit 6
 curl -sf "$(url 1)/v1/node" | field 'json.dumps({k: d[k] for k in ("name", "jobs", "stats")}, indent=1)'
-say "done: the mesh stops now (simulations/launch.sh N to start your own)"
+
+say "9. Watching it: Prometheus metrics, the event stream, the dashboard"
+curl -sf "$(url 1)/metrics" | grep -E '^meshwork_(members|takeovers_total|jobs)' | head -12
+echo "\$ meshwork watch --kinds job (a new job, seen as it runs)"
+"$bin" watch --node "$(url 1)" --kinds job > "$run/watch.txt" 2>&1 & watch_pid=$!
+sleep 0.5
+wid=$(post 2 '{"type":"sleep","payload":{"ms":300}}' | field 'd["id"]')
+wait_state 1 "$wid" succeeded
+sleep 0.3; kill "$watch_pid" 2>/dev/null || true; wait "$watch_pid" 2>/dev/null || true
+grep "$wid" "$run/watch.txt" || cat "$run/watch.txt"
+echo "every node serves the live dashboard at /, e.g. $(url 1)/ (docs/dashboard.png)"
+if [ -n "${MESHWORK_DEMO_KEEP:-}" ]; then
+  trap - EXIT
+  say "done: the mesh keeps running (MESHWORK_DEMO_KEEP); simulations/launch.sh stop ends it"
+  exit 0
+fi
+say "done: the mesh stops now (MESHWORK_DEMO_KEEP=1 make demo keeps it; simulations/launch.sh N starts your own)"
