@@ -105,7 +105,7 @@ void ApiServer::events(const httplib::Request& req, httplib::Response& res) {
     bool started = false;
     uint64_t last_write_ms = 0;
     uint64_t next_read_ms = 0;
-    std::string followed;  // job=: the (state, attempt, node) last sent, as its event text
+    std::string followed;  // job=: the data of the job event last sent
   };
   auto st = std::make_shared<Stream>();
   st->sub = std::move(sub).value();
