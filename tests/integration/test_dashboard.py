@@ -46,15 +46,32 @@ class Dashboard(Mesh):
         driver.set_page_load_timeout(scaled(30))
         return driver
 
+    # The page re-renders its tables every second and on every event, so a row found by one
+    # WebDriver call may be gone by the next: each read (and click) is one script in the page.
+
     def member_states(self, driver):
-        rows = driver.find_elements(By.CSS_SELECTOR, "#members tbody tr")
-        return {r.get_attribute("data-member"): r.get_attribute("data-state") for r in rows}
+        return dict(driver.execute_script(
+            "return Array.from(document.querySelectorAll('#members tbody tr'))"
+            ".map(r => [r.dataset.member, r.dataset.state]);"))
+
+    def job_rows(self, driver):
+        return set(driver.execute_script(
+            "return Array.from(document.querySelectorAll('#jobs tbody tr'))"
+            ".map(r => r.dataset.job);"))
+
+    def click_job(self, driver, job_id):
+        """Clicks the job's row once it is on the page; False while it is not."""
+        return driver.execute_script(
+            "const r = Array.from(document.querySelectorAll('#jobs tbody tr'))"
+            ".find(r => r.dataset.job === arguments[0]);"
+            "if (!r) return false; r.click(); return true;", job_id)
 
     def test_the_page_shows_members_jobs_and_a_killed_owner_as_dead_and_taken_over(self):
         nodes = self.start_mesh(3, ["--profile", "local"])
-        # A long job first, so the page can watch its owner die and another node take it over.
+        # A long job first, so the page can watch its owner die and another node take it over
+        # (long enough to be still running however slowly the browser starts).
         r = self.client(nodes[0]).post("/v1/jobs", json.dumps(
-            {"type": "sleep", "payload": {"ms": 4000}, "max_attempts": 2}))
+            {"type": "sleep", "payload": {"ms": 30000}, "max_attempts": 2}))
         self.assertEqual(r.status, 202, r)
         long_job = r.json()
         owner = next(n for n in nodes if n.name == long_job["owner"])
@@ -76,8 +93,7 @@ class Dashboard(Mesh):
             r = c.post("/v1/jobs", json.dumps({"type": "echo", "payload": {"n": i}}))
             self.assertEqual(r.status, 202, r)
             ids.append(r.json()["id"])
-        wait.until(lambda d: {r.get_attribute("data-job") for r in
-                              d.find_elements(By.CSS_SELECTOR, "#jobs tbody tr")} >= set(ids))
+        wait.until(lambda d: self.job_rows(d) >= set(ids))
 
         # Kill the long job's owner: the page shows it dead and the takeover, without a reload.
         self.wait_until("the long job to run",
@@ -93,15 +109,14 @@ class Dashboard(Mesh):
             lambda d: ("owner %s dead" % owner.name) in d.find_element(By.ID, "failovers").text)
         self.assertIn("takes over", driver.find_element(By.ID, "failovers").text)
         # Clicking a job shows its history, read from the node.
-        driver.find_element(By.CSS_SELECTOR, "#jobs tbody tr[data-job='%s']" % ids[0]).click()
+        wait.until(lambda d: self.click_job(d, ids[0]))
         wait.until(lambda d: "succeeded" in d.find_element(By.ID, "detail").text)
         # No script error, no failed request on the page.
         errors = [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
         self.assertEqual(errors, [])
         shot = os.environ.get("MESHWORK_SCREENSHOT")
         if shot:
-            driver.find_element(By.CSS_SELECTOR, "#jobs tbody tr[data-job='%s']"
-                                % long_job["id"]).click()
+            wait.until(lambda d: self.click_job(d, long_job["id"]))
             WebDriverWait(driver, scaled(30), poll_frequency=0.2).until(
                 lambda d: "takes over" in d.find_element(By.ID, "detail").text)
             driver.save_screenshot(shot)
