@@ -108,6 +108,8 @@ JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node,
   r.max_attempts = spec.max_attempts;
   r.timeout_ms = spec.timeout_ms;
   r.created_at_ms = spec.created_at_ms;
+  r.priority = spec.priority;
+  r.delay_ms = spec.delay_ms;
   r.status = JobStatus{JobState::queued, 0, entry_node, now_ms, {}, 0};
   r.add_history(JobState::queued, std::move(entry_node), 0, now_ms, kSubmittedReason);
   r.updated_at_ms = now_ms;

@@ -103,6 +103,8 @@ struct JobRecord {
   uint32_t max_attempts = kMaxAttemptsDefault;
   uint64_t timeout_ms = kTimeoutMsDefault;
   uint64_t created_at_ms = 0;
+  uint32_t priority = kPriorityDefault;  // 0–9, higher runs first
+  uint64_t delay_ms = 0;
 
   JobStatus status;
   Claim claim;
@@ -113,6 +115,11 @@ struct JobRecord {
 
   // The result of the node whose status is the winning terminal state, if any.
   [[nodiscard]] const NodeResult* final_result() const;
+  // Wall ms before which no attempt starts: created_at + delay_ms for a delayed job, else 0. Both
+  // are in the signed spec, so every replica (an owner that takes over included) reads the same.
+  [[nodiscard]] uint64_t run_after_ms() const {
+    return delay_ms > 0 ? created_at_ms + delay_ms : 0;
+  }
   void add_history(JobState state, std::string node, uint32_t attempt, uint64_t at_ms,
                    std::string reason);
 };
