@@ -42,7 +42,8 @@ inline constexpr size_t kResultsMax = 8;
 inline constexpr size_t kReasonBytesMax = 512;
 inline constexpr const char* kSubmittedReason = "submitted";  // make_record's history entry
 
-// Internal phase; retry_wait is shown to clients as "queued" with a `retry_at`.
+// Internal phase; retry_wait is shown to clients as "queued" with a `retry_at`, and a queued job
+// whose delay has not run out as "scheduled" (public_state).
 enum class JobState : uint8_t { queued, running, retry_wait, cancelled, failed, succeeded };
 
 [[nodiscard]] std::string_view public_state_name(JobState s);  // queued|running|succeeded|...
@@ -51,6 +52,9 @@ enum class JobState : uint8_t { queued, running, retry_wait, cancelled, failed, 
 [[nodiscard]] inline bool is_terminal(JobState s) {
   return s >= JobState::cancelled;
 }
+// The names clients see and filter by: public_state_name's, and "scheduled".
+inline constexpr const char* kScheduledStateName = "scheduled";
+[[nodiscard]] bool is_public_state_name(std::string_view name);
 
 struct JobStatus {
   JobState state = JobState::queued;
@@ -123,6 +127,11 @@ struct JobRecord {
   void add_history(JobState state, std::string node, uint32_t attempt, uint64_t at_ms,
                    std::string reason);
 };
+
+// The state a client sees of `r` at wall time `now_ms`: public_state_name(r.status.state), except
+// "scheduled" for a queued job that is not yet due (now_ms < r.run_after_ms()). A view only: the
+// record itself stays queued, so scheduling needs nothing new in the merge.
+[[nodiscard]] std::string_view public_state(const JobRecord& r, uint64_t now_ms);
 
 // A fresh queued record for a verified envelope and its parsed spec.
 [[nodiscard]] JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node,

@@ -190,7 +190,8 @@ void add_view_commands(CLI::App& app, ClientArgs& a) {
       ->add_flag("--json", a.json, "print the node's answer as it is");
   auto* jobs_cmd = networked(app, "jobs", "list jobs, newest first, one page at a time", a);
   jobs_cmd->add_option("--state", a.state, "only jobs in this state")
-      ->check(CLI::IsMember({"queued", "running", "succeeded", "failed", "cancelled"}));
+      ->check(
+          CLI::IsMember({"queued", "scheduled", "running", "succeeded", "failed", "cancelled"}));
   jobs_cmd->add_option("--type", a.type, "only jobs of this type");
   jobs_cmd->add_option("--limit", a.limit, "jobs per page (1-1000; the node's default is 50)")
       ->check(CLI::Range(1u, 1000u));
