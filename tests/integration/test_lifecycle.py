@@ -27,7 +27,8 @@ class Priority(NodeTestCase):
     def test_a_late_priority_9_job_starts_before_queued_priority_1_jobs(self):
         node = self.start_node("prio", ["--workers", 1])
         c = node.client()
-        busy = self.submit(c, {"type": "sleep", "payload": {"ms": 1500}})
+        # Long enough that the four below are all queued before it ends (checked below).
+        busy = self.submit(c, {"type": "sleep", "payload": {"ms": 3000}})
         self.wait_job(c, busy["id"], "running", node=node)
         low = [self.submit(c, {"type": "sleep", "payload": {"ms": 100}, "priority": 1})
                for _ in range(3)]
