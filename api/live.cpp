@@ -128,7 +128,7 @@ void ApiServer::events(const httplib::Request& req, httplib::Response& res) {
       st->next_read_ms = now + (held ? kHeldRereadMs : kStreamRemotePollMs);
       auto got = read_job(f.job, false);
       if (got.is_ok()) {
-        std::string data = job_event_json(got.value());
+        std::string data = job_event_json(got.value(), wall_ms());
         if (data != st->followed) {
           out += "event: job\ndata: " + data + "\n\n";
           st->followed = std::move(data);

@@ -206,7 +206,7 @@ void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
   if (!r.status.is_ok()) return problem(res, r.status);
   if (!r.record) return problem(res, 500, "the mesh answered without the job");
   res.set_header("Location", "/v1/jobs/" + r.record->id);
-  json view = job_view(*r.record);
+  json view = job_view(*r.record, wall_ms());
   view.update(services_.cluster.placement_json(r.record->id));
   send_json(res, r.created ? 202 : 200, view);
 }
@@ -217,7 +217,7 @@ json ApiServer::item_json(const ItemResult& r) const {
   if (!r.record) return {{"status", 500}, {"detail", "the mesh answered without the job"}};
   json j = {{"status", r.created ? 202 : 200},
             {"id", r.record->id},
-            {"state", public_state_name(r.record->status.state)}};
+            {"state", public_state(*r.record, wall_ms())}};
   j.update(services_.cluster.placement_json(r.record->id));
   return j;
 }
@@ -307,7 +307,7 @@ void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {
   }
   auto got = wait_ms > 0 ? read_job_waiting(id, local, wait_ms) : read_job(id, local);
   if (!got.is_ok()) return problem(res, got.status());
-  json view = job_view(got.value());
+  json view = job_view(got.value(), wall_ms());
   view.update(services_.cluster.placement_json(id));
   send_json(res, 200, view);
 }
@@ -333,11 +333,11 @@ void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
   ListQuery q;
   q.limit = kListLimitDefault;
   if (req.has_param("state")) {
-    auto st = parse_state(req.get_param_value("state"));
-    if (!st || *st == JobState::retry_wait)
+    q.state = req.get_param_value("state");
+    if (!is_public_state_name(q.state))
       return problem(res, 422,
-                     "state must be one of queued, running, succeeded, failed, cancelled");
-    q.state = st;
+                     "state must be one of queued, scheduled, running, succeeded, failed, "
+                     "cancelled");
   }
   if (req.has_param("type")) q.type = req.get_param_value("type");
   if (req.has_param("limit")) {
@@ -356,7 +356,8 @@ void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
   auto page = services_.cluster.list(q, local);
   if (!page.is_ok()) return problem(res, page.status());
   json jobs = json::array();
-  for (const auto& r : page.value().records) jobs.push_back(job_summary(r));
+  const uint64_t now = wall_ms();
+  for (const auto& r : page.value().records) jobs.push_back(job_summary(r, now));
   send_json(res, 200,
             {{"jobs", std::move(jobs)},
              {"next_cursor",
@@ -370,7 +371,7 @@ void ApiServer::cancel_job(const httplib::Request& req, httplib::Response& res) 
   if (!got.is_ok()) return problem(res, got.status());
   if (!got.value().status.is_ok()) return problem(res, got.value().status);
   if (!got.value().record) return problem(res, 404, "no job with id " + id);
-  json view = job_view(*got.value().record);
+  json view = job_view(*got.value().record, wall_ms());
   view.update(services_.cluster.placement_json(id));
   send_json(res, 200, view);
 }

@@ -24,23 +24,28 @@ json result_json(const NodeResult& r) {
 
 }  // namespace
 
-json job_summary(const JobRecord& r) {
+json job_summary(const JobRecord& r, uint64_t now_ms) {
   json j{{"id", r.id},
          {"type", r.type},
-         {"state", public_state_name(r.status.state)},
+         {"state", public_state(r, now_ms)},
          {"attempts", r.status.attempt},
          {"max_attempts", r.max_attempts},
+         {"priority", r.priority},
          {"created_at", r.created_at_ms},
          {"updated_at", r.updated_at_ms},
          {"submitted_by", to_base64(r.envelope.public_key)},
          {"error", r.status.error.empty() ? json(nullptr) : json(r.status.error)}};
+  if (r.delay_ms > 0) {
+    j["delay_ms"] = r.delay_ms;
+    j["run_after"] = r.run_after_ms();
+  }
   if (r.status.state == JobState::retry_wait) j["retry_at"] = r.status.retry_at_ms;
   if (r.cancel_requested) j["cancel_requested"] = true;
   return j;
 }
 
-json job_view(const JobRecord& r) {
-  json j = job_summary(r);
+json job_view(const JobRecord& r, uint64_t now_ms) {
+  json j = job_summary(r, now_ms);
   auto spec = json::parse(r.envelope.job, nullptr, false);
   j["payload"] = spec.is_object() ? spec.value("payload", json()) : json();
   j["timeout_ms"] = r.timeout_ms;

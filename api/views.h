@@ -7,9 +7,10 @@
 
 namespace meshwork::api {
 
+// `now_ms` (wall clock) decides whether a delayed job shows as `scheduled` (public_state).
 // The full view: id, type, state, attempts, result, receipt, error, submitted_by, history, ...
-[[nodiscard]] nlohmann::json job_view(const JobRecord& r);
+[[nodiscard]] nlohmann::json job_view(const JobRecord& r, uint64_t now_ms);
 // The list view: the same without payload, history and per-node results.
-[[nodiscard]] nlohmann::json job_summary(const JobRecord& r);
+[[nodiscard]] nlohmann::json job_summary(const JobRecord& r, uint64_t now_ms);
 
 }  // namespace meshwork::api

@@ -5,7 +5,8 @@
 // BLAKE2b-256 of those bytes followed by the 32 raw public-key bytes, so the same signed job always
 // has the same id and a second submission of it is recognised (idempotent submission).
 //
-// A job spec is {"type", "payload", "nonce", "created_at", "max_attempts"?, "timeout_ms"?}.
+// A job spec is {"type", "payload", "nonce", "created_at", "max_attempts"?, "timeout_ms"?,
+// "priority"?, "delay_ms"?}. Every field is signed, so every copy of a job carries the same values.
 // Parsing, validating (against the handler registry) and signing are the node's: node/envelope.h.
 // Thread-safety: value types and pure functions.
 #pragma once
@@ -27,6 +28,11 @@ inline constexpr uint32_t kMaxAttemptsDefault = 3;
 inline constexpr uint32_t kMaxAttemptsMax = 20;
 inline constexpr uint64_t kTimeoutMsDefault = 300'000;
 inline constexpr uint64_t kTimeoutMsMax = 24ull * 3600 * 1000;
+// Higher runs first (the run queue, dht/run_queue.h).
+inline constexpr uint32_t kPriorityDefault = 5;
+inline constexpr uint32_t kPriorityMax = 9;
+// A delayed job runs no earlier than delay_ms after its created_at (JobRecord::run_after_ms).
+inline constexpr uint64_t kDelayMsMax = 30ull * 24 * 3600 * 1000;
 
 struct Limits {
   size_t payload_bytes_max = 256 * 1024;  // the serialised `payload`
@@ -39,6 +45,8 @@ struct JobSpec {
   uint64_t created_at_ms = 0;
   uint32_t max_attempts = kMaxAttemptsDefault;
   uint64_t timeout_ms = kTimeoutMsDefault;
+  uint32_t priority = kPriorityDefault;
+  uint64_t delay_ms = 0;
 };
 
 struct Envelope {

@@ -36,6 +36,8 @@ struct IndexEntry {
   std::string status_node;      // who wrote the status (the claimant while running)
   uint64_t lease_until_ms = 0;  // wall clock, while running
   uint64_t retry_at_ms = 0;     // wall clock, while retry_wait
+  uint64_t run_after_ms = 0;    // wall clock: no attempt before (JobRecord::run_after_ms)
+  uint32_t priority = 0;        // from the signed spec (the run queue's order)
   bool cancel_requested = false;
   // The record's replicas as the placement of `placed_version` lists them (0: never placed): the
   // replica core's hand-off compares them with the new list after a membership change, and

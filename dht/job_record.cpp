@@ -76,6 +76,17 @@ std::string_view public_state_name(JobState s) {
   return s == JobState::retry_wait ? "queued" : state_name(s);
 }
 
+bool is_public_state_name(std::string_view name) {
+  if (name == kScheduledStateName) return true;
+  auto s = parse_state(name);
+  return s && *s != JobState::retry_wait;
+}
+
+std::string_view public_state(const JobRecord& r, uint64_t now_ms) {
+  if (r.status.state == JobState::queued && now_ms < r.run_after_ms()) return kScheduledStateName;
+  return public_state_name(r.status.state);
+}
+
 std::optional<JobState> parse_state(std::string_view name) {
   for (size_t i = 0; i < kStateNames.size(); ++i)
     if (kStateNames[i] == name) return static_cast<JobState>(i);
@@ -108,6 +119,8 @@ JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node,
   r.max_attempts = spec.max_attempts;
   r.timeout_ms = spec.timeout_ms;
   r.created_at_ms = spec.created_at_ms;
+  r.priority = spec.priority;
+  r.delay_ms = spec.delay_ms;
   r.status = JobStatus{JobState::queued, 0, entry_node, now_ms, {}, 0};
   r.add_history(JobState::queued, std::move(entry_node), 0, now_ms, kSubmittedReason);
   r.updated_at_ms = now_ms;

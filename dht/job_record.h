@@ -42,7 +42,8 @@ inline constexpr size_t kResultsMax = 8;
 inline constexpr size_t kReasonBytesMax = 512;
 inline constexpr const char* kSubmittedReason = "submitted";  // make_record's history entry
 
-// Internal phase; retry_wait is shown to clients as "queued" with a `retry_at`.
+// Internal phase; retry_wait is shown to clients as "queued" with a `retry_at`, and a queued job
+// whose delay has not run out as "scheduled" (public_state).
 enum class JobState : uint8_t { queued, running, retry_wait, cancelled, failed, succeeded };
 
 [[nodiscard]] std::string_view public_state_name(JobState s);  // queued|running|succeeded|...
@@ -51,6 +52,9 @@ enum class JobState : uint8_t { queued, running, retry_wait, cancelled, failed, 
 [[nodiscard]] inline bool is_terminal(JobState s) {
   return s >= JobState::cancelled;
 }
+// The names clients see and filter by: public_state_name's, and "scheduled".
+inline constexpr const char* kScheduledStateName = "scheduled";
+[[nodiscard]] bool is_public_state_name(std::string_view name);
 
 struct JobStatus {
   JobState state = JobState::queued;
@@ -103,6 +107,8 @@ struct JobRecord {
   uint32_t max_attempts = kMaxAttemptsDefault;
   uint64_t timeout_ms = kTimeoutMsDefault;
   uint64_t created_at_ms = 0;
+  uint32_t priority = kPriorityDefault;  // 0–9, higher runs first
+  uint64_t delay_ms = 0;
 
   JobStatus status;
   Claim claim;
@@ -113,9 +119,19 @@ struct JobRecord {
 
   // The result of the node whose status is the winning terminal state, if any.
   [[nodiscard]] const NodeResult* final_result() const;
+  // Wall ms before which no attempt starts: created_at + delay_ms for a delayed job, else 0. Both
+  // are in the signed spec, so every replica (an owner that takes over included) reads the same.
+  [[nodiscard]] uint64_t run_after_ms() const {
+    return delay_ms > 0 ? created_at_ms + delay_ms : 0;
+  }
   void add_history(JobState state, std::string node, uint32_t attempt, uint64_t at_ms,
                    std::string reason);
 };
+
+// The state a client sees of `r` at wall time `now_ms`: public_state_name(r.status.state), except
+// "scheduled" for a queued job that is not yet due (now_ms < r.run_after_ms()). A view only: the
+// record itself stays queued, so scheduling needs nothing new in the merge.
+[[nodiscard]] std::string_view public_state(const JobRecord& r, uint64_t now_ms);
 
 // A fresh queued record for a verified envelope and its parsed spec.
 [[nodiscard]] JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node,

@@ -62,6 +62,8 @@ void fill_spec_fields(JobRecord& r) {
   r.max_attempts = spec.value("max_attempts", kMaxAttemptsDefault);
   r.timeout_ms = spec.value("timeout_ms", kTimeoutMsDefault);
   r.created_at_ms = spec.value("created_at", uint64_t{0});
+  r.priority = spec.value("priority", kPriorityDefault);
+  r.delay_ms = spec.value("delay_ms", uint64_t{0});
 }
 
 JobRecord record_from_json_unchecked(const json& j) {
@@ -359,6 +361,8 @@ struct SpecFields {
   std::string type;
   uint32_t max_attempts = 0;
   uint64_t timeout_ms = 0, created_at_ms = 0;
+  uint32_t priority = kPriorityDefault;
+  uint64_t delay_ms = 0;
 };
 constexpr size_t kSpecCacheMax = 8'192;
 
@@ -369,11 +373,14 @@ void fill_spec_fields_cached(JobRecord& r) {
     r.max_attempts = it->second.max_attempts;
     r.timeout_ms = it->second.timeout_ms;
     r.created_at_ms = it->second.created_at_ms;
+    r.priority = it->second.priority;
+    r.delay_ms = it->second.delay_ms;
     return;
   }
   fill_spec_fields(r);  // throws on a bad spec: nothing is cached then
   if (cache.size() >= kSpecCacheMax) cache.clear();
-  cache.emplace(r.id, SpecFields{r.type, r.max_attempts, r.timeout_ms, r.created_at_ms});
+  cache.emplace(r.id, SpecFields{r.type, r.max_attempts, r.timeout_ms, r.created_at_ms, r.priority,
+                                 r.delay_ms});
 }
 
 Result<JobRecord> decode_binary(std::string_view bytes) {

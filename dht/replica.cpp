@@ -239,9 +239,9 @@ void Replica::react(Now now, const JobRecord& r) {
   }
   if (!owns(now, r.id)) return;
   if (r.status.state == JobState::queued) {
-    enqueue(r.id);
+    enqueue(now, r.id);
   } else {
-    schedule_retry(now, r.id, r.status.retry_at_ms);
+    schedule_wake(now, r.id, r.status.retry_at_ms);
   }
 }
 
@@ -284,11 +284,11 @@ void Replica::durable(Now now, uint64_t seq, const Status& status) {
 
 void Replica::tick(Now now) {
   expire(now);
-  while (!retry_timers_.empty() && retry_timers_.begin()->first <= now.mono_ms) {
-    const std::string id = retry_timers_.begin()->second;
-    retry_timers_.erase(retry_timers_.begin());
-    retry_scheduled_.erase(id);
-    if (owns(now, id)) enqueue(id);
+  while (!wake_timers_.empty() && wake_timers_.begin()->first <= now.mono_ms) {
+    const std::string id = wake_timers_.begin()->second;
+    wake_timers_.erase(wake_timers_.begin());
+    wake_scheduled_.erase(id);
+    if (owns(now, id)) enqueue(now, id);
   }
   watch_deadlines(now);
   if (now.mono_ms >= next_renewal_ms_) {
@@ -317,7 +317,7 @@ uint64_t Replica::next_deadline_ms() const {
   if (!running_.empty()) t = std::min(t, next_renewal_ms_);
   for (const auto& [id, a] : running_)
     if (a.handler_running && !a.stopped) t = std::min(t, a.deadline_ms);
-  if (!retry_timers_.empty()) t = std::min(t, retry_timers_.begin()->first);
+  if (!wake_timers_.empty()) t = std::min(t, wake_timers_.begin()->first);
   if (!outstanding_.empty())
     t = std::min(t, outstanding_.begin()->second.sent_ms + config_.peer_timeout_ms);
   // Write ids grow with time and every write waits the same timeout: the first ends first.

@@ -63,6 +63,7 @@
 #include "dht/messages.h"
 #include "dht/placement.h"
 #include "dht/result.h"
+#include "dht/run_queue.h"
 
 namespace meshwork {
 
@@ -353,8 +354,8 @@ class Replica {
   void finish_cancel(Now now, uint64_t request, const JobRecord& cur);
   void expire(Now now);
   // replica_run.cpp: running jobs, claims, outcomes, leases, takeover
-  void enqueue(const std::string& id, bool first = false);
-  void schedule_retry(Now now, const std::string& id, uint64_t retry_at_wall_ms);
+  void enqueue(Now now, const std::string& id, bool front = false);
+  void schedule_wake(Now now, const std::string& id, uint64_t wall_ms);
   void pump(Now now);
   void claim(Now now, const JobRecord& r);
   void claim_settled(Now now, const std::string& id, uint32_t attempt, bool confirmed);
@@ -421,10 +422,10 @@ class Replica {
   std::map<uint64_t, SubmitOp> submits_;
   std::map<uint64_t, ReadOp> reads_;
 
-  std::deque<std::string> run_queue_;
-  std::set<std::string> queued_;                       // in run_queue_
-  std::multimap<uint64_t, std::string> retry_timers_;  // mono due → id
-  std::set<std::string> retry_scheduled_;
+  RunQueue run_queue_;  // owned jobs due now, by priority with ageing (run_queue.h)
+  // Owned jobs not due yet (retry_wait before retry_at, delayed before run_after): mono due → id.
+  std::multimap<uint64_t, std::string> wake_timers_;
+  std::set<std::string> wake_scheduled_;
   std::map<std::string, Attempt> running_;  // attempts claimed here, until settled
   size_t handlers_running_ = 0;
   std::map<std::string, TakeoverRead> takeover_reads_;

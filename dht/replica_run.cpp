@@ -31,32 +31,38 @@ bool holds_claim(const JobRecord& r, uint32_t attempt, const std::string& self) 
 
 }  // namespace
 
-void Replica::enqueue(const std::string& id, bool first) {
-  if (running_.contains(id) || !queued_.insert(id).second) return;
-  if (first) {
-    run_queue_.push_front(id);
-  } else {
-    run_queue_.push_back(id);
-  }
+// Puts an owned job in the run queue, or, while it is not due (a delayed job before its
+// run_after), sets a wake-up for when it is: only jobs that may start now wait in the queue and
+// count against backlog_max.
+void Replica::enqueue(Now now, const std::string& id, bool front) {
+  if (running_.contains(id) || run_queue_.contains(id)) return;
+  const IndexEntry* e = index_.find(id);
+  if (e == nullptr) return;
+  if (e->run_after_ms > now.wall_ms) return schedule_wake(now, id, e->run_after_ms);
+  run_queue_.push(id, e->priority, now.mono_ms, front);
 }
 
-void Replica::schedule_retry(Now now, const std::string& id, uint64_t retry_at_wall_ms) {
-  if (!retry_scheduled_.insert(id).second) return;
-  const uint64_t wait = retry_at_wall_ms > now.wall_ms ? retry_at_wall_ms - now.wall_ms : 0;
-  retry_timers_.emplace(now.mono_ms + wait, id);
+// A wake-up at wall time `wall_ms`, kept as a monotonic timer (next_deadline_ms wakes the core
+// for it; no polling): then the job is enqueued again, which checks the wall clock once more.
+void Replica::schedule_wake(Now now, const std::string& id, uint64_t wall_ms) {
+  if (!wake_scheduled_.insert(id).second) return;
+  const uint64_t wait = wall_ms > now.wall_ms ? wall_ms - now.wall_ms : 0;
+  wake_timers_.emplace(now.mono_ms + wait, id);
 }
 
 // Gives runnable jobs to free workers: at most config.workers handlers run at once.
 void Replica::pump(Now now) {
   while (handlers_running_ < config_.workers && !run_queue_.empty()) {
-    std::string id = std::move(run_queue_.front());
-    run_queue_.pop_front();
-    queued_.erase(id);
+    std::string id = *run_queue_.pop();
     if (running_.contains(id) || !owns(now, id)) continue;
     auto rec = current(id);
     if (!rec) continue;
+    if (rec->run_after_ms() > now.wall_ms) {  // the wall clock went back since it was queued
+      schedule_wake(now, id, rec->run_after_ms());
+      continue;
+    }
     if (rec->status.state == JobState::retry_wait && rec->status.retry_at_ms > now.wall_ms) {
-      schedule_retry(now, id, rec->status.retry_at_ms);
+      schedule_wake(now, id, rec->status.retry_at_ms);
       continue;
     }
     if (rec->status.state != JobState::queued && rec->status.state != JobState::retry_wait)
@@ -245,13 +251,13 @@ void Replica::sweep(Now now) {
     if (e->state == JobState::queued || e->state == JobState::retry_wait) {
       // The cheap checks first: with a deep backlog most of these are already queued here, and
       // owns() walks the ring.
-      if (queued_.contains(id) || running_.contains(id) || retry_scheduled_.contains(id) ||
+      if (run_queue_.contains(id) || running_.contains(id) || wake_scheduled_.contains(id) ||
           !owns(now, id))
         continue;
       if (e->state == JobState::queued) {
-        enqueue(id);
+        enqueue(now, id);
       } else {
-        schedule_retry(now, id, e->retry_at_ms);
+        schedule_wake(now, id, e->retry_at_ms);
       }
       continue;
     }
@@ -345,8 +351,9 @@ void Replica::take_over(Now now, const std::string& id, const std::string& reaso
   stats_.takeovers++;
   log(LogLine::Level::info, "takeover", id, reason);
   replicate_to_others(now, overlay_.at(id).record);
-  // An interrupted attempt has waited long enough: it runs before the jobs queued behind it.
-  if (again && owns(now, id)) enqueue(id, true);
+  // An interrupted attempt has waited long enough: it runs before the jobs queued behind it,
+  // whatever their priorities (run_queue.h).
+  if (again && owns(now, id)) enqueue(now, id, true);
 }
 
 // After a restart: attempts that were running here when the process died are over; they run

@@ -46,6 +46,14 @@ Result<JobRecord> Admission::admit(const nlohmann::json& body) {
     std::lock_guard lock(mu_);
     at = last_submission_ms_ = std::max(wall_ms(), last_submission_ms_ + 1);
   }
+  // A delay counts from the signed created_at (the entry node's clock for a plain job): a signed
+  // job dated ahead must not be due further off than the longest delay.
+  if (spec.delay_ms > 0 && spec.created_at_ms + spec.delay_ms > at + kDelayMsMax) {
+    rejected_++;
+    return Status(Code::invalid, "created_at + delay_ms is more than 30 days (" +
+                                     std::to_string(kDelayMsMax) +
+                                     " ms) after now: created_at is ahead of this node's clock");
+  }
   return make_record(std::move(env).value(), spec, node_, at);
 }
 

@@ -93,6 +93,8 @@ int build_body(const ClientArgs& a, json& body) {
   if (spec["payload"].is_discarded()) return fail("--payload is not valid JSON", kExitUsage);
   if (a.max_attempts) spec["max_attempts"] = a.max_attempts;
   if (a.timeout_ms) spec["timeout_ms"] = a.timeout_ms;
+  if (a.priority) spec["priority"] = *a.priority;
+  if (a.delay_ms) spec["delay_ms"] = a.delay_ms;
   if (a.key_file.empty()) {
     body = std::move(spec);
     return kExitOk;
@@ -173,6 +175,8 @@ void add_job_options(CLI::App* cmd, ClientArgs& a) {
   cmd->add_option("--payload", a.payload, "job payload as JSON")->capture_default_str();
   cmd->add_option("--max-attempts", a.max_attempts, "attempts before the job fails");
   cmd->add_option("--timeout-ms", a.timeout_ms, "per-attempt timeout");
+  cmd->add_option("--priority", a.priority, "0-9, higher runs first (the node's default: 5)");
+  cmd->add_option("--delay-ms", a.delay_ms, "run no earlier than this long after it is accepted");
 }
 
 // A subcommand that talks to a node: --node URL (--to is the older name) and --ca-file.
@@ -190,7 +194,8 @@ void add_view_commands(CLI::App& app, ClientArgs& a) {
       ->add_flag("--json", a.json, "print the node's answer as it is");
   auto* jobs_cmd = networked(app, "jobs", "list jobs, newest first, one page at a time", a);
   jobs_cmd->add_option("--state", a.state, "only jobs in this state")
-      ->check(CLI::IsMember({"queued", "running", "succeeded", "failed", "cancelled"}));
+      ->check(
+          CLI::IsMember({"queued", "scheduled", "running", "succeeded", "failed", "cancelled"}));
   jobs_cmd->add_option("--type", a.type, "only jobs of this type");
   jobs_cmd->add_option("--limit", a.limit, "jobs per page (1-1000; the node's default is 50)")
       ->check(CLI::Range(1u, 1000u));

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 
 #include <CLI/CLI.hpp>
@@ -30,6 +31,8 @@ struct ClientArgs {
   std::string id;
   uint32_t max_attempts = 0;
   uint64_t timeout_ms = 0;
+  std::optional<uint32_t> priority;  // --priority (unset: the node's default, 5)
+  uint64_t delay_ms = 0;
   bool wait = false;
   uint64_t wait_s = 600;
   bool json = false;   // --json: print the node's answer unformatted

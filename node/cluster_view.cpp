@@ -6,6 +6,7 @@
 #include <future>
 #include <map>
 
+#include "node/clock.h"
 #include "node/json_bounded.h"
 
 namespace meshwork {
@@ -35,10 +36,9 @@ uint64_t uint_field(const nlohmann::json& j, const char* name, uint64_t fallback
   return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : fallback;
 }
 
-bool matches(const ListQuery& q, const JobRecord& r) {
+bool matches(const ListQuery& q, const JobRecord& r, uint64_t now_ms) {
   if (!q.type.empty() && r.type != q.type) return false;
-  if (q.state && public_state_name(r.status.state) != public_state_name(*q.state)) return false;
-  return true;
+  return q.state.empty() || public_state(r, now_ms) == q.state;
 }
 
 }  // namespace
@@ -53,7 +53,9 @@ ClusterView::ClusterView(Store& store, PeerClient& peers, const ReplicaDriver& d
 
 Result<Store::Page> ClusterView::list_local(const ListQuery& q) const {
   store_.wait_written(kListWaitWrittenMs);
-  return store_.list([&q](const JobRecord& r) { return matches(q, r); }, q.limit, q.cursor);
+  const uint64_t now = wall_ms();
+  return store_.list([&q, now](const JobRecord& r) { return matches(q, r, now); }, q.limit,
+                     q.cursor);
 }
 
 // Scatter-gather: every usable member lists its own records from the cursor on; the pages are
@@ -82,10 +84,8 @@ Result<Store::Page> ClusterView::list(const ListQuery& q, bool local_only) const
   auto mine = list_local(q);
   if (!mine.is_ok()) return mine.status();
   take(std::move(mine.value().records), mine.value().next_cursor);
-  nlohmann::json ask = {{"state", q.state ? std::string(state_name(*q.state)) : ""},
-                        {"type", q.type},
-                        {"limit", q.limit},
-                        {"cursor", q.cursor}};
+  nlohmann::json ask = {
+      {"state", q.state}, {"type", q.type}, {"limit", q.limit}, {"cursor", q.cursor}};
   // The filter and cursor come from the query string and may be any bytes: bytes that are not
   // UTF-8 are replaced (such a type or cursor matches nothing anyway) instead of throwing.
   const std::string body = ask.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
@@ -103,13 +103,14 @@ Result<Store::Page> ClusterView::list(const ListQuery& q, bool local_only) const
     take(std::move(records), j.value("next_cursor", std::string()));
   }
   Store::Page page;
+  const uint64_t now = wall_ms();
   for (auto it = by_position.rbegin(); it != by_position.rend(); ++it) {
     if (page.records.size() == q.limit) {
       page.next_cursor = position_of(page.records.back());
       return page;
     }
     if (it->first < horizon) break;
-    if (matches(q, it->second)) page.records.push_back(it->second);
+    if (matches(q, it->second, now)) page.records.push_back(it->second);
   }
   if (more) page.next_cursor = horizon;
   return page;
@@ -191,8 +192,8 @@ Result<std::string> ClusterView::answer_list(const std::string& body) const {
   ListQuery q;
   const std::string state = string_field(j.value(), "state", 32);
   if (!state.empty()) {
-    q.state = parse_state(state);
-    if (!q.state) return Status(Code::invalid, "unknown state " + state);
+    if (!is_public_state_name(state)) return Status(Code::invalid, "unknown state " + state);
+    q.state = state;
   }
   q.type = string_field(j.value(), "type", 64);
   q.limit = std::clamp<size_t>(uint_field(j.value(), "limit", 50), 1, 1'000);

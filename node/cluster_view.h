@@ -34,7 +34,9 @@ inline constexpr size_t kFanoutMax = 32;  // peers asked at once by a cluster-wi
 inline constexpr uint64_t kListWaitWrittenMs = 1'000;
 
 struct ListQuery {
-  std::optional<JobState> state;  // matched on the public state: queued also matches retry_wait
+  // A public state name (is_public_state_name), or "" for any: queued matches retry_wait too, and
+  // scheduled the queued jobs not yet due (public_state, by this node's wall clock).
+  std::string state;
   std::string type;
   size_t limit = 100;
   std::string cursor;

@@ -84,13 +84,17 @@ Result<JobSpec> parse_spec(const nlohmann::json& spec, const Limits& limits) {
   auto created = bounded_uint(spec, "created_at", 1, UINT64_MAX / 2, 0);
   auto attempts = bounded_uint(spec, "max_attempts", 1, kMaxAttemptsMax, kMaxAttemptsDefault);
   auto timeout = bounded_uint(spec, "timeout_ms", 1, kTimeoutMsMax, kTimeoutMsDefault);
-  for (const auto* r : {&created, &attempts, &timeout})
+  auto priority = bounded_uint(spec, "priority", 0, kPriorityMax, kPriorityDefault);
+  auto delay = bounded_uint(spec, "delay_ms", 0, kDelayMsMax, 0);
+  for (const auto* r : {&created, &attempts, &timeout, &priority, &delay})
     if (!r->is_ok()) return r->status();
   out.created_at_ms = created.value();
   out.max_attempts = static_cast<uint32_t>(attempts.value());
   out.timeout_ms = timeout.value();
-  static constexpr std::array kKnown = {"type", "payload", "nonce", "created_at", "max_attempts",
-                                        "timeout_ms"};
+  out.priority = static_cast<uint32_t>(priority.value());
+  out.delay_ms = delay.value();
+  static constexpr std::array kKnown = {"type",         "payload",    "nonce",    "created_at",
+                                        "max_attempts", "timeout_ms", "priority", "delay_ms"};
   for (const auto& [key, _] : spec.items())
     if (std::find(kKnown.begin(), kKnown.end(), key) == kKnown.end())
       return Result<JobSpec>(Code::invalid, "unknown job field '" + key + "'");

@@ -1,7 +1,8 @@
 // Parsing, verifying and signing job envelopes (the types are in dht/envelope.h).
 //
-// A job spec is {"type", "payload", "nonce", "created_at", "max_attempts"?, "timeout_ms"?}. Its
-// `type` must name a registered handler whose validator accepts `payload`.
+// A job spec is {"type", "payload", "nonce", "created_at", "max_attempts"?, "timeout_ms"?,
+// "priority"? (0–9), "delay_ms"? (0–30 days)}. Its `type` must name a registered handler whose
+// validator accepts `payload`.
 // Thread-safety: value types and pure functions.
 #pragma once
 

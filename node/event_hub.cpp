@@ -5,6 +5,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "node/clock.h"
+
 namespace meshwork {
 namespace {
 
@@ -19,9 +21,9 @@ std::string frame(std::string_view kind, const std::string& data) {
 
 }  // namespace
 
-std::string job_event_json(const JobRecord& r) {
+std::string job_event_json(const JobRecord& r, uint64_t now_ms) {
   nlohmann::json j = {{"id", r.id},
-                      {"state", public_state_name(r.status.state)},
+                      {"state", public_state(r, now_ms)},
                       {"type", r.type},
                       {"node", r.status.node},
                       {"attempt", r.status.attempt},
@@ -124,7 +126,7 @@ void EventHub::publish_job(const JobRecord& r) {
     if (seen_.size() >= kSeenMax) seen_.clear();
     seen_.emplace(r.id, std::move(key));
   }
-  publish(true, r.id, frame("job", job_event_json(r)));
+  publish(true, r.id, frame("job", job_event_json(r, wall_ms())));
 }
 
 void EventHub::publish_member(const std::string& name, std::string_view state, uint64_t incarnation,

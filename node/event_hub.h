@@ -39,7 +39,8 @@ struct EventFilter {
 };
 
 // The JSON of a job event (the `data:` line), shared with the API's followers of remote jobs.
-[[nodiscard]] std::string job_event_json(const JobRecord& r);
+// Its state is public_state(r, now_ms): a delayed job is announced as scheduled.
+[[nodiscard]] std::string job_event_json(const JobRecord& r, uint64_t now_ms);
 
 class EventHub {
  public:

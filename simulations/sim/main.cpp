@@ -70,6 +70,11 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--jobs", o.workload.jobs,
                  "jobs the clients submit over the run (0: gossip only, no replica cores)")
       ->capture_default_str();
+  app.add_flag("--priorities", o.workload.priorities, "give each job a random priority 0..9");
+  app.add_option("--delayed", o.workload.delayed_fraction,
+                 "fraction of jobs with a delay_ms of up to 20 s (0..1)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   app.add_option("--workers", o.replicas.workers, "handlers running at once per node (1..64)")
       ->capture_default_str();
   app.add_option("--vnodes", o.replicas.vnodes, "ring tokens per member in the replica cores")

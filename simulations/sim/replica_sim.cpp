@@ -10,7 +10,6 @@
 namespace meshwork::sim {
 namespace {
 
-constexpr uint64_t wall_base_ms = 1'767'225'600'000;  // 2026-01-01: records carry plausible dates
 constexpr uint64_t fsync_ms_min = 1, fsync_ms_max = 3;
 constexpr uint64_t connect_error_ms_min = 5, connect_error_ms_max = 50;
 constexpr uint64_t notice_stop_ms_min = 1, notice_stop_ms_max = 10;  // a handler sees its token
@@ -325,6 +324,11 @@ void ReplicaSim::start_handler(uint32_t i, const Start& s) {
                 : std::string("none"));
     }
   }
+  // A delayed job starts no earlier than its run_after, by the starting node's own wall clock.
+  if (s.record->run_after_ms() > now_of(i).wall_ms && early_starts_++ == 0)
+    first_early_start_ = "n" + std::to_string(i) + " started " + s.id.substr(0, 12) + " " +
+                         std::to_string(s.record->run_after_ms() - now_of(i).wall_ms) +
+                         " ms before its run_after";
   JobLedger& l = ledger_[s.id];
   if (l.starts > l.failed) ++l.duplicate_starts;
   if (std::find(l.attempts.begin(), l.attempts.end(), s.attempt) != l.attempts.end())

@@ -45,6 +45,9 @@
 
 namespace meshwork::sim {
 
+// Virtual time 0 on the nodes' wall clocks: 2026-01-01, so that records carry plausible dates.
+inline constexpr uint64_t wall_base_ms = 1'767'225'600'000;
+
 struct ReplicaOptions {
   uint32_t workers = 2;
   uint32_t vnodes = 16;  // the node's default is 512; see docs/simulation.md for why not here
@@ -141,6 +144,9 @@ class ReplicaSim {
   // Invariant 7: Starts whose attempt the node's own copy does not hold as running by itself.
   uint64_t superseded_starts() const { return superseded_starts_; }
   const std::string& first_superseded_start() const { return first_superseded_start_; }
+  // Starts of a delayed job before its run_after by the starting node's wall clock.
+  uint64_t early_starts() const { return early_starts_; }
+  const std::string& first_early_start() const { return first_early_start_; }
   const std::map<std::string, uint64_t>& log_events() const { return log_events_; }
   uint64_t digest() const { return digest_; }
 
@@ -198,7 +204,8 @@ class ReplicaSim {
   uint64_t serial_ = 0;
   uint64_t member_events_ = 0;
   uint64_t messages_ = 0, decode_failures_ = 0, undeliverable_ = 0, executor_overflows_ = 0;
-  uint64_t superseded_starts_ = 0;
+  uint64_t superseded_starts_ = 0, early_starts_ = 0;
+  std::string first_early_start_;
   std::string first_superseded_start_;
   uint64_t digest_ = 0xcbf29ce484222325ull;
 };

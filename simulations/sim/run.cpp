@@ -87,7 +87,7 @@ uint64_t settle(Cluster& c, const JobSide* jobs, uint64_t from_ms, uint64_t budg
   return never_ms;
 }
 
-// Invariants 4-9.
+// Invariants 4-10.
 void check_jobs(const JobSide& jobs, const JobFigures& f, const std::string& scenario,
                 const Fail& fail) {
   const ReplicaSim& r = jobs.replicas;
@@ -102,6 +102,8 @@ void check_jobs(const JobSide& jobs, const JobFigures& f, const std::string& sce
   if (r.superseded_starts() != 0)
     fail("no-superseded-start",
          std::to_string(r.superseded_starts()) + " starts; " + r.first_superseded_start());
+  if (r.early_starts() != 0)
+    fail("not-early", std::to_string(r.early_starts()) + " starts; " + r.first_early_start());
   if (r.executor_overflows() != 0)
     fail("workers-bound", std::to_string(r.executor_overflows()) +
                               " starts while every worker of the node was busy");

@@ -51,10 +51,18 @@ void Workload::schedule(uint64_t from_ms, uint64_t to_ms) {
     job.spec.payload = {{"job", j}};
     job.spec.nonce = std::to_string(rng_.next());
     job.spec.created_at_ms = at;
-    const nlohmann::json text = {{"type", job.spec.type},
-                                 {"payload", job.spec.payload},
-                                 {"nonce", job.spec.nonce},
-                                 {"created_at", job.spec.created_at_ms}};
+    nlohmann::json text = {{"type", job.spec.type},
+                           {"payload", job.spec.payload},
+                           {"nonce", job.spec.nonce},
+                           {"created_at", job.spec.created_at_ms}};
+    // Both draw from the seed only when asked for, so that runs without them replay as before.
+    if (o_.priorities) text["priority"] = job.spec.priority = static_cast<uint32_t>(rng_.below(10));
+    if (o_.delayed_fraction > 0 && rng_.chance(o_.delayed_fraction)) {
+      // A delay counts from created_at on the nodes' wall clocks (the entry node's, as plain
+      // jobs are stamped), not from virtual time.
+      text["created_at"] = job.spec.created_at_ms = wall_base_ms + at;
+      text["delay_ms"] = job.spec.delay_ms = 1 + rng_.below(o_.delay_ms_max);
+    }
     job.envelope = Envelope{text.dump(), client_key, ""};
     job.id = job.envelope.id();
     job.envelope.signature = signature_for(job.id);

@@ -38,6 +38,9 @@ struct WorkloadOptions {
   uint32_t submit_tries_max = 5;
   uint64_t reply_timeout_ms = 15'000;
   uint64_t retry_ms_min = 1'000, retry_ms_max = 3'000;
+  bool priorities = false;      // each job a random priority 0..9 (else the default)
+  double delayed_fraction = 0;  // of jobs, given a delay_ms of 1..delay_ms_max
+  uint64_t delay_ms_max = 20'000;
 };
 
 struct ClientJob {

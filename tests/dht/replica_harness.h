@@ -22,20 +22,26 @@
 namespace meshwork::stage {
 
 // A fake envelope: its id is real (BLAKE2b of the job text and key), its signature a marker (the
-// core does not verify signatures: the node does, at entry and where a job runs).
+// core does not verify signatures: the node does, at entry and where a job runs). `priority` and
+// `delay_ms` go into the signed text only when they differ from the defaults.
 inline JobRecord job(int n, uint64_t now_ms, const std::string& entry = "n1",
-                     uint64_t timeout_ms = 60'000) {
+                     uint64_t timeout_ms = 60'000, uint32_t priority = kPriorityDefault,
+                     uint64_t delay_ms = 0) {
   JobSpec spec;
   spec.type = "echo";
   spec.payload = {{"n", n}};
   spec.nonce = "nonce-" + std::to_string(n);
   spec.created_at_ms = now_ms;
   spec.timeout_ms = timeout_ms;
+  spec.priority = priority;
+  spec.delay_ms = delay_ms;
   nlohmann::json text = {{"type", spec.type},
                          {"payload", spec.payload},
                          {"nonce", spec.nonce},
                          {"created_at", now_ms},
                          {"timeout_ms", timeout_ms}};
+  if (priority != kPriorityDefault) text["priority"] = priority;
+  if (delay_ms > 0) text["delay_ms"] = delay_ms;
   Envelope env{text.dump(), std::string(32, 'k'), std::string(64, 's')};
   return make_record(env, spec, entry, now_ms);
 }

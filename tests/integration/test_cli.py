@@ -124,6 +124,19 @@ class Client(NodeTestCase):
         self.assertEqual(job["submitted_by"], self.public)
         self.wait_job(self.c, job["id"], "succeeded")
 
+    def test_submit_with_priority_and_delay(self):
+        spec = json.loads(json.loads(self.run_cli(
+            "sign", "--key", self.key_file, "--type", "echo", "--priority", 0, "--delay-ms", 500,
+            check=0).stdout)["job"])
+        self.assertEqual((spec["priority"], spec["delay_ms"]), (0, 500))
+        r = self.run_cli("submit", "--to", self.node.url, "--type", "echo", "--priority", 8,
+                         "--delay-ms", 60000, check=0)
+        job = json.loads(r.stdout)
+        self.assertEqual((job["state"], job["priority"], job["delay_ms"]), ("scheduled", 8, 60000))
+        r = self.run_cli("submit", "--to", self.node.url, "--type", "echo", "--priority", 10)
+        self.assertNotEqual(r.returncode, 0)
+        self.assertIn("priority", r.stdout + r.stderr)
+
     def test_submit_envelope_file_twice(self):
         env_file = os.path.join(self.tmp, "job.json")
         with open(env_file, "w") as f:

@@ -15,6 +15,10 @@ case $mode in
     "$sim" --nodes 40 --seeds 1..4 --duration 20 --jobs 100 --quiet | tee "$out/batch"
     grep -q '^4 of 4 seeds passed$' "$out/batch" || fail "some seeds broke an invariant"
     [ "$(grep -c '^PASS seed=' "$out/batch")" = 4 ] || fail "expected four PASS lines"
+    # Priorities and delayed jobs through the same faults: no delayed job starts early (not-early).
+    "$sim" --nodes 40 --seeds 1..2 --duration 20 --jobs 100 --priorities --delayed 0.3 --quiet |
+      tee "$out/delayed"
+    grep -q '^2 of 2 seeds passed$' "$out/delayed" || fail "a seed with delayed jobs broke one"
     ;;
   replay)
     # Replay is about the bytes, whatever the verdict: a failing seed must replay too.
