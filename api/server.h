@@ -18,6 +18,10 @@
 //                               Every /internal request must be signed by a member's node key
 //                               (node/peer_auth.h), else 401. The replica core's messages travel
 //                               over the framed peer transport instead (node/peer_transport.h).
+// With a rate limit, each job a client submits (alone or in a batch) takes a token from its bucket
+// (api/rate_limit.h) once admission has verified it: the client is the signing key of an envelope,
+// or the sender's address for a plain job; a job over the limit gets 429 + Retry-After and is not
+// stored.
 // Errors are application/problem+json (api/problem.h). Every server socket has TCP_NODELAY. The
 // same routes serve plain HTTP or HTTPS (api/tls.h), whichever server the node hands in.
 //
@@ -31,6 +35,8 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
 #include <string>
 
 #include <httplib.h>
@@ -38,6 +44,7 @@
 
 #include "api/http_metrics.h"
 #include "api/metrics.h"
+#include "api/rate_limit.h"
 #include "node/admission.h"
 #include "node/cluster_view.h"
 #include "node/event_hub.h"
@@ -58,7 +65,8 @@ struct ApiOptions {
   size_t body_bytes_max = 1024 * 1024;     // larger bodies get 413
   size_t inflight_submits_max = 4'096;     // concurrent submissions before 429
   size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and /internal/v1/{list,held}
-  size_t waits_max = 64;  // long-polls (?wait_s) at once; beyond, they answer at once
+  size_t waits_max = 64;             // long-polls (?wait_s) at once; beyond, they answer at once
+  RateLimitOptions rate_limit;  // jobs per second per client; off by default
 };
 
 inline constexpr uint64_t kWaitSecondsMax = 60;  // the longest ?wait_s
@@ -99,6 +107,11 @@ class ApiServer {
 
   // Peer message bodies refused as malformed or too large (400/413).
   [[nodiscard]] uint64_t bad_peer_bodies() const { return bad_peer_bodies_.load(); }
+  // Jobs refused by the per-client rate limit (429), and the clients it tracks now.
+  [[nodiscard]] uint64_t rate_limited() const { return rate_limited_.load(); }
+  [[nodiscard]] size_t rate_clients() const;
+  [[nodiscard]] const RateLimitOptions& rate_limit() const { return options_.rate_limit; }
+  [[nodiscard]] uint32_t rate_burst() const { return rate_limiter_.burst(); }
 
  private:
   void routes();
@@ -113,6 +126,10 @@ class ApiServer {
   void events(const httplib::Request& req, httplib::Response& res);  // api/live.cpp
   void list_jobs(const httplib::Request& req, httplib::Response& res);
   void cancel_job(const httplib::Request& req, httplib::Response& res);
+  // Takes a rate-limit token for an admitted job; nullopt when allowed, else the seconds to wait.
+  [[nodiscard]] std::optional<uint64_t> take_token(const httplib::Request& req,
+                                                   const nlohmann::json& body,
+                                                   const JobRecord& admitted);
   [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
   void observe(const httplib::Request& req, const httplib::Response& res);
 
@@ -126,6 +143,9 @@ class ApiServer {
   std::atomic<size_t> inflight_submits_{0};
   std::atomic<size_t> waits_{0};  // long-polls in progress
   std::atomic<uint64_t> bad_peer_bodies_{0};
+  mutable std::mutex rate_mu_;
+  RateLimiter rate_limiter_;  // guarded by rate_mu_
+  std::atomic<uint64_t> rate_limited_{0};
 };
 
 }  // namespace meshwork::api

@@ -21,6 +21,7 @@
 #include <iostream>
 #include <thread>
 
+#include "api/rate_limit.h"
 #include "gossip/config.h"
 #include "node/cli_client.h"
 #include "node/clock.h"
@@ -138,6 +139,17 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
   node->add_option("--allowed-keys", cfg.allowed_keys_file,
                    "file of base64 public keys allowed to submit (implies --require-signed)")
       ->check(CLI::ExistingFile);
+  auto* rate =
+      node->add_option("--rate-limit", cfg.rate_limit,
+                       "jobs per second each client may submit (per signing key; per address for "
+                       "plain jobs); 429 above; 0: no limit")
+          ->capture_default_str()
+          ->check(CLI::Range(0.0, meshwork::api::kRatePerSecondMax));
+  node->add_option("--rate-burst", cfg.rate_burst,
+                   "jobs a client may submit at once before the rate applies (default: the rate "
+                   "rounded up)")
+      ->check(CLI::Range(1u, meshwork::api::kRateBurstMax))
+      ->needs(rate);
   node->add_option("--body-max", cfg.body_bytes_max, "largest request body in bytes (413 above)")
       ->capture_default_str();
   node->add_option("--payload-max", cfg.payload_bytes_max, "largest job payload in bytes")

@@ -49,6 +49,8 @@ struct NodeConfig {
   LogFormat log_format = LogFormat::text;
   bool require_signed = false;
   std::string allowed_keys_file;  // one base64 public key per line; '#' starts a comment
+  double rate_limit = 0;          // jobs per second per client (api/rate_limit.h); 0: off
+  uint32_t rate_burst = 0;        // a client's bucket; 0: rate_limit rounded up
   size_t body_bytes_max = 1024 * 1024;
   size_t payload_bytes_max = 256 * 1024;
   size_t backlog_max = 10'000;
@@ -88,6 +90,7 @@ class Node {
   Status open();
   Status resolve_addresses();
   [[nodiscard]] std::string advertised_api() const;
+  Status start_api(std::unique_ptr<httplib::Server> https);
   Status start_gossip();
   Status listen_for_peers(GossipOptions& go);
   [[nodiscard]] ReplicaConfig replica_config() const;
