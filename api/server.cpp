@@ -406,9 +406,40 @@ size_t ApiServer::rate_clients() const {
   return rate_limiter_.clients();
 }
 
+Status ApiServer::authorize_cancel(const httplib::Request& req, const std::string& id) {
+  auto parsed = parse_client_signature(client_auth_headers(req));
+  if (!parsed.is_ok()) return parsed.status();
+  const std::optional<ClientSignature>& sig = parsed.value();
+  if (sig) {
+    if (Status s = verify_client_signature(*sig, kCancelAction, id, wall_ms()); !s.is_ok())
+      return s;
+  }
+  auto got = services_.driver.read(id);
+  if (!got.is_ok()) return got.status();
+  if (!got.value().status.is_ok()) return got.value().status;
+  if (!got.value().record) return {Code::not_found, "no job with id " + id};
+  const std::string& job_key = got.value().record->envelope.public_key;
+  const bool open = options_.plain_jobs_open && providers_.is_node_key(job_key);
+  if (Status s = authorize_job_request(sig, job_key, open, options_.admin_keys); !s.is_ok())
+    return s;
+  if (sig) {
+    std::lock_guard lock(replay_mu_);
+    if (!replays_.first_use(*sig, kCancelAction, id, wall_ms()))
+      return {Code::unauthorized,
+              "signed request: this signature was used before; sign the request again"};
+  }
+  return Status::ok();
+}
+
 void ApiServer::cancel_job(const httplib::Request& req, httplib::Response& res) {
   const std::string id = req.matches[1];
   if (!is_job_id(id)) return problem(res, 404, "'" + id.substr(0, 80) + "' is not a job id");
+  if (Status s = authorize_cancel(req, id); !s.is_ok()) {
+    if (s.code() == Code::malformed || s.code() == Code::unauthorized ||
+        s.code() == Code::forbidden)
+      cancels_refused_++;
+    return problem(res, s);
+  }
   auto got = services_.driver.cancel(id);
   if (!got.is_ok()) return problem(res, got.status());
   if (!got.value().status.is_ok()) return problem(res, got.value().status);

@@ -6,7 +6,9 @@
 //   GET  /v1/jobs/{id}          one job, merged from its replicas (?scope=local: this node's copy;
 //                               ?wait_s=N: long-poll, answers once it is terminal or after N s)
 //   GET  /v1/jobs               ?state=&type=&limit=&cursor=&scope=, newest first, cluster-wide
-//   POST /v1/jobs/{id}/cancel   cancel a queued job now, or a running one cooperatively
+//   POST /v1/jobs/{id}/cancel   cancel a queued job now, or a running one cooperatively; a job a
+//                               client signed needs a request signed by its key or an admin key
+//                               (node/client_auth.h), else 403
 //   GET  /v1/events             text/event-stream of job and membership changes (api/live.cpp)
 //   GET  /v1/node               this node: identity, counters, limits, job types
 //   GET  /v1/cluster/members    the membership as this node sees it (gossip)
@@ -37,6 +39,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 
 #include <httplib.h>
@@ -46,6 +49,7 @@
 #include "api/metrics.h"
 #include "api/rate_limit.h"
 #include "node/admission.h"
+#include "node/client_auth.h"
 #include "node/cluster_view.h"
 #include "node/event_hub.h"
 #include "node/peer_auth.h"
@@ -66,7 +70,9 @@ struct ApiOptions {
   size_t inflight_submits_max = 4'096;     // concurrent submissions before 429
   size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and /internal/v1/{list,held}
   size_t waits_max = 64;             // long-polls (?wait_s) at once; beyond, they answer at once
-  RateLimitOptions rate_limit;  // jobs per second per client; off by default
+  RateLimitOptions rate_limit;       // jobs per second per client; off by default
+  std::set<std::string> admin_keys;  // raw Ed25519 keys that may cancel any job (--admin-keys)
+  bool plain_jobs_open = true;       // anyone may cancel a plain job (false: --require-signed)
 };
 
 inline constexpr uint64_t kWaitSecondsMax = 60;  // the longest ?wait_s
@@ -78,6 +84,8 @@ class ApiServer {
     std::function<nlohmann::json()> node_info;  // GET /v1/node
     std::function<bool()> ready;                // GET /readyz
     std::function<nlohmann::json()> members;    // GET /v1/cluster/members
+    // Is this raw public key a node's (this one's or a member's)? A job it signed is a plain job.
+    std::function<bool(std::string_view)> is_node_key;
   };
 
   // What the routes call; all outlive the server.
@@ -112,6 +120,8 @@ class ApiServer {
   [[nodiscard]] size_t rate_clients() const;
   [[nodiscard]] const RateLimitOptions& rate_limit() const { return options_.rate_limit; }
   [[nodiscard]] uint32_t rate_burst() const { return rate_limiter_.burst(); }
+  // Cancels refused for their signature or their signer (400, 401, 403).
+  [[nodiscard]] uint64_t cancels_refused() const { return cancels_refused_.load(); }
 
  private:
   void routes();
@@ -126,6 +136,10 @@ class ApiServer {
   void events(const httplib::Request& req, httplib::Response& res);  // api/live.cpp
   void list_jobs(const httplib::Request& req, httplib::Response& res);
   void cancel_job(const httplib::Request& req, httplib::Response& res);
+  // 400/401/403 when the request may not cancel job `id`: its signature is malformed, stale,
+  // forged or replayed, or its signer is neither the job's key nor an admin's (unless the job is
+  // open). Reads the job to learn its key; the read's own error (404, 503) otherwise.
+  [[nodiscard]] Status authorize_cancel(const httplib::Request& req, const std::string& id);
   // Takes a rate-limit token for an admitted job; nullopt when allowed, else the seconds to wait.
   [[nodiscard]] std::optional<uint64_t> take_token(const httplib::Request& req,
                                                    const nlohmann::json& body,
@@ -145,7 +159,10 @@ class ApiServer {
   std::atomic<uint64_t> bad_peer_bodies_{0};
   mutable std::mutex rate_mu_;
   RateLimiter rate_limiter_;  // guarded by rate_mu_
+  std::mutex replay_mu_;
+  ReplayGuard replays_;  // guarded by replay_mu_
   std::atomic<uint64_t> rate_limited_{0};
+  std::atomic<uint64_t> cancels_refused_{0};
 };
 
 }  // namespace meshwork::api

@@ -4,7 +4,7 @@
 //   meshwork keygen --out FILE            an Ed25519 identity;  --cluster: a 32-byte cluster key
 //   meshwork sign --key FILE --type T --payload JSON      print a signed envelope (no network)
 //   meshwork submit --node URL (--type T --payload JSON [--key FILE] | --envelope FILE) [--wait]
-//   meshwork status ID, cancel ID         show a job; cancel it
+//   meshwork status ID, cancel ID [--key FILE]    show a job; cancel it (signed with --key)
 //   meshwork jobs [--state S] [--type T] [--limit N] [--cursor C]    list jobs, newest first
 //   meshwork members, ring, info          the mesh, the ring, one node (--json: raw)
 //   meshwork watch [--job ID] [--kinds job,member]                   events as they happen
@@ -138,6 +138,9 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
                  "refuse plain jobs: clients must send signed envelopes");
   node->add_option("--allowed-keys", cfg.allowed_keys_file,
                    "file of base64 public keys allowed to submit (implies --require-signed)")
+      ->check(CLI::ExistingFile);
+  node->add_option("--admin-keys", cfg.admin_keys_file,
+                   "file of base64 public keys that may cancel any job, whoever signed it")
       ->check(CLI::ExistingFile);
   auto* rate =
       node->add_option("--rate-limit", cfg.rate_limit,

@@ -153,7 +153,7 @@ class SubmitAndRead(NodeTestCase):
         self.assertEqual(info["workers"], 3)
         self.assertEqual(info["limits"], {"body_bytes_max": 4096, "payload_bytes_max": 1000,
                                           "backlog_max": 7, "require_signed": True,
-                                          "allowed_keys": False,
+                                          "allowed_keys": False, "admin_keys": False,
                                           "rate_limit": 2.5, "rate_burst": 4,
                                           "rate_clients_max": 65536})
         defaults = self.c.get("/v1/node").json()["limits"]
