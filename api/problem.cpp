@@ -42,13 +42,15 @@ int http_status(Code code) {
   return 500;
 }
 
-void problem(httplib::Response& res, int status, std::string_view detail) {
+void problem(httplib::Response& res, int status, std::string_view detail,
+             uint64_t retry_after_s) {
   nlohmann::json body{{"type", "about:blank"},
                       {"title", title_of(status)},
                       {"status", status},
                       {"detail", detail}};
   res.status = status;
-  if (status == 429 || status == 503) res.set_header("Retry-After", "1");
+  if (status == 429 || status == 503)
+    res.set_header("Retry-After", std::to_string(retry_after_s));
   res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
                   "application/problem+json");
 }

@@ -2,6 +2,7 @@
 // human-readable `detail`. Thread-safety: pure functions.
 #pragma once
 
+#include <cstdint>
 #include <string_view>
 
 #include <httplib.h>
@@ -14,8 +15,9 @@ namespace meshwork::api {
 [[nodiscard]] int http_status(Code code);
 
 // Fills `res` with a problem document for `status`.
-// (429 and 503 carry Retry-After: 1.)
-void problem(httplib::Response& res, int status, std::string_view detail);
+// (429 and 503 carry Retry-After: retry_after_s.)
+void problem(httplib::Response& res, int status, std::string_view detail,
+             uint64_t retry_after_s = 1);
 void problem(httplib::Response& res, const Status& s);
 // A JSON answer (invalid UTF-8 in strings replaced, never thrown).
 void send_json(httplib::Response& res, int status, const nlohmann::json& body);

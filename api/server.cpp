@@ -5,6 +5,7 @@
 
 #include <chrono>
 #include <optional>
+#include <sstream>
 
 #include "api/dashboard.h"
 #include "api/openapi.h"
@@ -47,6 +48,14 @@ class SubmissionOutcome {
 // requests one after another on one thread); unset for one it refused before routing.
 thread_local std::optional<std::chrono::steady_clock::time_point> request_started;
 
+// The detail of a 429 from the rate limit.
+std::string rate_limited_detail(const RateLimitOptions& o, uint32_t burst, uint64_t wait_s) {
+  std::ostringstream rate;
+  rate << o.rate_per_s;
+  return "rate limit: this client may submit " + rate.str() + " jobs per second (bursts of " +
+         std::to_string(burst) + "); retry in " + std::to_string(wait_s) + " s";
+}
+
 bool local_scope(const httplib::Request& req, httplib::Response& res, bool& local) {
   local = false;
   if (!req.has_param("scope")) return true;
@@ -68,7 +77,8 @@ ApiServer::ApiServer(Services services, ApiOptions options, Providers providers,
       providers_(std::move(providers)),
       http_metrics_(services_.metrics),
       owned_server_(server ? std::move(server) : std::make_unique<httplib::Server>()),
-      server_(*owned_server_) {
+      server_(*owned_server_),
+      rate_limiter_(options_.rate_limit) {
   // Every event stream (GET /v1/events, at most EventHub::Options::streams_max) and long-poll
   // holds its connection's thread while it waits; the pool grows by both bounds, so that they
   // cannot take the threads that submissions need.
@@ -198,6 +208,9 @@ void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
   if (!body.value().is_object()) return problem(res, 400, "the body must be a JSON object");
   auto admitted = services_.admission.admit(body.value());
   if (!admitted.is_ok()) return problem(res, admitted.status());
+  if (auto wait_s = take_token(req, body.value(), admitted.value()))
+    return problem(res, 429, rate_limited_detail(options_.rate_limit, rate_burst(), *wait_s),
+                   *wait_s);
   std::vector<JobRecord> one;
   one.push_back(std::move(admitted).value());
   auto items = services_.driver.submit(std::move(one));
@@ -239,6 +252,7 @@ void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) 
   // Admission per item on this thread; the admitted ones go to the core together.
   const json& list = b["jobs"];
   std::vector<ItemResult> results(list.size());
+  std::vector<uint64_t> retry_after_s(list.size(), 0);  // > 0: refused by the rate limit
   std::vector<JobRecord> admitted;
   std::vector<size_t> index;  // admitted[k] answers results[index[k]]
   for (size_t i = 0; i < list.size(); ++i) {
@@ -249,6 +263,12 @@ void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) 
     auto rec = services_.admission.admit(list[i]);
     if (!rec.is_ok()) {
       results[i].status = rec.status();
+      continue;
+    }
+    if (auto wait_s = take_token(req, list[i], rec.value())) {
+      results[i].status =
+          Status(Code::overloaded, rate_limited_detail(options_.rate_limit, rate_burst(), *wait_s));
+      retry_after_s[i] = *wait_s;
       continue;
     }
     admitted.push_back(std::move(rec).value());
@@ -262,9 +282,11 @@ void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) 
   }
   json items = json::array();
   size_t accepted = 0, duplicates = 0;
-  for (const ItemResult& r : results) {
+  for (size_t i = 0; i < results.size(); ++i) {
+    const ItemResult& r = results[i];
     if (r.status.is_ok() && r.record) (r.created ? accepted : duplicates)++;
     items.push_back(item_json(r));
+    if (retry_after_s[i] > 0) items.back()["retry_after"] = retry_after_s[i];
     http_metrics_.submission(items.back()["status"].get<int>());
   }
   send_json(res, 200,
@@ -364,9 +386,61 @@ void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
               page.value().next_cursor.empty() ? json(nullptr) : json(page.value().next_cursor)}});
 }
 
+std::optional<uint64_t> ApiServer::take_token(const httplib::Request& req,
+                                              const nlohmann::json& body,
+                                              const JobRecord& admitted) {
+  if (!rate_limiter_.enabled()) return std::nullopt;
+  const std::string client =
+      is_signed_envelope(body) ? "key:" + admitted.envelope.public_key : "ip:" + req.remote_addr;
+  RateDecision d;
+  {
+    std::lock_guard lock(rate_mu_);
+    d = rate_limiter_.take(client, mono_ms());
+  }
+  if (d.allowed) return std::nullopt;
+  rate_limited_++;
+  return retry_after_seconds(d.retry_after_ms);
+}
+
+size_t ApiServer::rate_clients() const {
+  std::lock_guard lock(rate_mu_);
+  return rate_limiter_.clients();
+}
+
+Status ApiServer::authorize_cancel(const httplib::Request& req, const std::string& id) {
+  auto parsed = parse_client_signature(client_auth_headers(req));
+  if (!parsed.is_ok()) return parsed.status();
+  const std::optional<ClientSignature>& sig = parsed.value();
+  if (sig) {
+    if (Status s = verify_client_signature(*sig, kCancelAction, id, wall_ms()); !s.is_ok())
+      return s;
+  }
+  auto got = services_.driver.read(id);
+  if (!got.is_ok()) return got.status();
+  if (!got.value().status.is_ok()) return got.value().status;
+  if (!got.value().record) return {Code::not_found, "no job with id " + id};
+  const std::string& job_key = got.value().record->envelope.public_key;
+  const bool open = options_.plain_jobs_open && providers_.is_node_key(job_key);
+  if (Status s = authorize_job_request(sig, job_key, open, options_.admin_keys); !s.is_ok())
+    return s;
+  if (sig) {
+    std::lock_guard lock(replay_mu_);
+    if (!replays_.first_use(*sig, kCancelAction, id, wall_ms()))
+      return {Code::unauthorized,
+              "signed request: this signature was used before; sign the request again"};
+  }
+  return Status::ok();
+}
+
 void ApiServer::cancel_job(const httplib::Request& req, httplib::Response& res) {
   const std::string id = req.matches[1];
   if (!is_job_id(id)) return problem(res, 404, "'" + id.substr(0, 80) + "' is not a job id");
+  if (Status s = authorize_cancel(req, id); !s.is_ok()) {
+    if (s.code() == Code::malformed || s.code() == Code::unauthorized ||
+        s.code() == Code::forbidden)
+      cancels_refused_++;
+    return problem(res, s);
+  }
   auto got = services_.driver.cancel(id);
   if (!got.is_ok()) return problem(res, got.status());
   if (!got.value().status.is_ok()) return problem(res, got.value().status);

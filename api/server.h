@@ -6,7 +6,9 @@
 //   GET  /v1/jobs/{id}          one job, merged from its replicas (?scope=local: this node's copy;
 //                               ?wait_s=N: long-poll, answers once it is terminal or after N s)
 //   GET  /v1/jobs               ?state=&type=&limit=&cursor=&scope=, newest first, cluster-wide
-//   POST /v1/jobs/{id}/cancel   cancel a queued job now, or a running one cooperatively
+//   POST /v1/jobs/{id}/cancel   cancel a queued job now, or a running one cooperatively; a job a
+//                               client signed needs a request signed by its key or an admin key
+//                               (node/client_auth.h), else 403
 //   GET  /v1/events             text/event-stream of job and membership changes (api/live.cpp)
 //   GET  /v1/node               this node: identity, counters, limits, job types
 //   GET  /v1/cluster/members    the membership as this node sees it (gossip)
@@ -18,6 +20,10 @@
 //                               Every /internal request must be signed by a member's node key
 //                               (node/peer_auth.h), else 401. The replica core's messages travel
 //                               over the framed peer transport instead (node/peer_transport.h).
+// With a rate limit, each job a client submits (alone or in a batch) takes a token from its bucket
+// (api/rate_limit.h) once admission has verified it: the client is the signing key of an envelope,
+// or the sender's address for a plain job; a job over the limit gets 429 + Retry-After and is not
+// stored.
 // Errors are application/problem+json (api/problem.h). Every server socket has TCP_NODELAY. The
 // same routes serve plain HTTP or HTTPS (api/tls.h), whichever server the node hands in.
 //
@@ -31,6 +37,9 @@
 #include <atomic>
 #include <functional>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
 #include <string>
 
 #include <httplib.h>
@@ -38,7 +47,9 @@
 
 #include "api/http_metrics.h"
 #include "api/metrics.h"
+#include "api/rate_limit.h"
 #include "node/admission.h"
+#include "node/client_auth.h"
 #include "node/cluster_view.h"
 #include "node/event_hub.h"
 #include "node/peer_auth.h"
@@ -58,7 +69,10 @@ struct ApiOptions {
   size_t body_bytes_max = 1024 * 1024;     // larger bodies get 413
   size_t inflight_submits_max = 4'096;     // concurrent submissions before 429
   size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and /internal/v1/{list,held}
-  size_t waits_max = 64;  // long-polls (?wait_s) at once; beyond, they answer at once
+  size_t waits_max = 64;             // long-polls (?wait_s) at once; beyond, they answer at once
+  RateLimitOptions rate_limit;       // jobs per second per client; off by default
+  std::set<std::string> admin_keys;  // raw Ed25519 keys that may cancel any job (--admin-keys)
+  bool plain_jobs_open = true;       // anyone may cancel a plain job (false: --require-signed)
 };
 
 inline constexpr uint64_t kWaitSecondsMax = 60;  // the longest ?wait_s
@@ -70,6 +84,8 @@ class ApiServer {
     std::function<nlohmann::json()> node_info;  // GET /v1/node
     std::function<bool()> ready;                // GET /readyz
     std::function<nlohmann::json()> members;    // GET /v1/cluster/members
+    // Is this raw public key a node's (this one's or a member's)? A job it signed is a plain job.
+    std::function<bool(std::string_view)> is_node_key;
   };
 
   // What the routes call; all outlive the server.
@@ -99,6 +115,13 @@ class ApiServer {
 
   // Peer message bodies refused as malformed or too large (400/413).
   [[nodiscard]] uint64_t bad_peer_bodies() const { return bad_peer_bodies_.load(); }
+  // Jobs refused by the per-client rate limit (429), and the clients it tracks now.
+  [[nodiscard]] uint64_t rate_limited() const { return rate_limited_.load(); }
+  [[nodiscard]] size_t rate_clients() const;
+  [[nodiscard]] const RateLimitOptions& rate_limit() const { return options_.rate_limit; }
+  [[nodiscard]] uint32_t rate_burst() const { return rate_limiter_.burst(); }
+  // Cancels refused for their signature or their signer (400, 401, 403).
+  [[nodiscard]] uint64_t cancels_refused() const { return cancels_refused_.load(); }
 
  private:
   void routes();
@@ -113,6 +136,14 @@ class ApiServer {
   void events(const httplib::Request& req, httplib::Response& res);  // api/live.cpp
   void list_jobs(const httplib::Request& req, httplib::Response& res);
   void cancel_job(const httplib::Request& req, httplib::Response& res);
+  // 400/401/403 when the request may not cancel job `id`: its signature is malformed, stale,
+  // forged or replayed, or its signer is neither the job's key nor an admin's (unless the job is
+  // open). Reads the job to learn its key; the read's own error (404, 503) otherwise.
+  [[nodiscard]] Status authorize_cancel(const httplib::Request& req, const std::string& id);
+  // Takes a rate-limit token for an admitted job; nullopt when allowed, else the seconds to wait.
+  [[nodiscard]] std::optional<uint64_t> take_token(const httplib::Request& req,
+                                                   const nlohmann::json& body,
+                                                   const JobRecord& admitted);
   [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
   void observe(const httplib::Request& req, const httplib::Response& res);
 
@@ -126,6 +157,12 @@ class ApiServer {
   std::atomic<size_t> inflight_submits_{0};
   std::atomic<size_t> waits_{0};  // long-polls in progress
   std::atomic<uint64_t> bad_peer_bodies_{0};
+  mutable std::mutex rate_mu_;
+  RateLimiter rate_limiter_;  // guarded by rate_mu_
+  std::mutex replay_mu_;
+  ReplayGuard replays_;  // guarded by replay_mu_
+  std::atomic<uint64_t> rate_limited_{0};
+  std::atomic<uint64_t> cancels_refused_{0};
 };
 
 }  // namespace meshwork::api

@@ -5,20 +5,17 @@
 #include "node/envelope.h"
 
 namespace meshwork {
-namespace {
 
-bool is_envelope(const nlohmann::json& body) {
+bool is_signed_envelope(const nlohmann::json& body) {
   return body.is_object() && body.contains("job") && body.contains("signature");
 }
-
-}  // namespace
 
 Admission::Admission(const Identity& key, std::string node_name, AdmissionOptions options)
     : key_(key), node_(std::move(node_name)), options_(std::move(options)) {}
 
 // The verified (or freshly signed) envelope of `body`, and its parsed spec in `spec`.
 Result<Envelope> Admission::envelope_for(const nlohmann::json& body, JobSpec& spec) const {
-  if (!is_envelope(body)) {
+  if (!is_signed_envelope(body)) {
     if (options_.require_signed || options_.allowed_keys)
       return Result<Envelope>(Code::unauthorized,
                               "this node accepts only signed jobs: send a signed envelope");

@@ -36,6 +36,10 @@ struct AdmissionOptions {
   std::optional<std::set<std::string>> allowed_keys;  // raw 32-byte public keys
 };
 
+// Does `body` have the shape of a signed envelope ({"job", "signature", ...}) rather than a plain
+// job? (Whether it verifies is admit()'s question.)
+[[nodiscard]] bool is_signed_envelope(const nlohmann::json& body);
+
 class Admission {
  public:
   Admission(const Identity& key, std::string node_name, AdmissionOptions options);

@@ -10,6 +10,7 @@
 #include <thread>
 
 #include "node/cli_common.h"
+#include "node/client_auth.h"
 #include "node/clock.h"
 #include "node/crypto.h"
 #include "node/envelope.h"
@@ -164,10 +165,18 @@ int status(const ClientArgs& a) {
   return report(c.Get("/v1/jobs/" + a.id));
 }
 
+// With --key the request is signed (node/client_auth.h): a job a client signed may be cancelled
+// only with its key or an admin key.
 int cancel(const ClientArgs& a) {
   if (!is_job_id(a.id)) return fail("'" + a.id + "' is not a job id", kExitUsage);
+  httplib::Headers headers;
+  if (!a.key_file.empty()) {
+    auto key = Identity::load(a.key_file);
+    if (!key.is_ok()) return fail(key.status().message(), kExitUsage);
+    headers = client_request_headers(key.value(), kCancelAction, a.id, wall_ms());
+  }
   auto c = client_for(a);
-  return report(c.Post("/v1/jobs/" + a.id + "/cancel", "", "application/json"));
+  return report(c.Post("/v1/jobs/" + a.id + "/cancel", headers, "", "application/json"));
 }
 
 void add_job_options(CLI::App* cmd, ClientArgs& a) {
@@ -235,9 +244,12 @@ void add_client_commands(CLI::App& app, ClientArgs& a) {
   add_job_options(submit_cmd, a);
 
   networked(app, "status", "show a job", a)->add_option("id", a.id, "job id")->required();
-  networked(app, "cancel", "cancel a job: a queued one at once, a running one cooperatively", a)
-      ->add_option("id", a.id, "job id")
-      ->required();
+  auto* cancel_cmd = networked(
+      app, "cancel", "cancel a job: a queued one at once, a running one cooperatively", a);
+  cancel_cmd->add_option("id", a.id, "job id")->required();
+  cancel_cmd->add_option("--key", a.key_file,
+                         "sign the request with this identity: the job's key or an admin key "
+                         "(needed for a job a client signed)");
   add_view_commands(app, a);
 }
 

@@ -2,7 +2,7 @@
 //
 //   sign                       print a signed envelope (no network)
 //   submit [--wait]            POST /v1/jobs; --wait long-polls GET /v1/jobs/{id}?wait_s=
-//   status ID, cancel ID       GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel
+//   status ID, cancel ID       GET /v1/jobs/{id}, POST /v1/jobs/{id}/cancel (signed with --key)
 //   jobs                       GET /v1/jobs as a table, with the cursor of the next page
 //   members, ring, info        GET /v1/cluster/members, /v1/cluster/ring, /v1/node, readable
 //   watch                      GET /v1/events, one line per event as it arrives

@@ -4,7 +4,7 @@
 //   meshwork keygen --out FILE            an Ed25519 identity;  --cluster: a 32-byte cluster key
 //   meshwork sign --key FILE --type T --payload JSON      print a signed envelope (no network)
 //   meshwork submit --node URL (--type T --payload JSON [--key FILE] | --envelope FILE) [--wait]
-//   meshwork status ID, cancel ID         show a job; cancel it
+//   meshwork status ID, cancel ID [--key FILE]    show a job; cancel it (signed with --key)
 //   meshwork jobs [--state S] [--type T] [--limit N] [--cursor C]    list jobs, newest first
 //   meshwork members, ring, info          the mesh, the ring, one node (--json: raw)
 //   meshwork watch [--job ID] [--kinds job,member]                   events as they happen
@@ -21,6 +21,7 @@
 #include <iostream>
 #include <thread>
 
+#include "api/rate_limit.h"
 #include "gossip/config.h"
 #include "node/cli_client.h"
 #include "node/clock.h"
@@ -138,6 +139,20 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
   node->add_option("--allowed-keys", cfg.allowed_keys_file,
                    "file of base64 public keys allowed to submit (implies --require-signed)")
       ->check(CLI::ExistingFile);
+  node->add_option("--admin-keys", cfg.admin_keys_file,
+                   "file of base64 public keys that may cancel any job, whoever signed it")
+      ->check(CLI::ExistingFile);
+  auto* rate =
+      node->add_option("--rate-limit", cfg.rate_limit,
+                       "jobs per second each client may submit (per signing key; per address for "
+                       "plain jobs); 429 above; 0: no limit")
+          ->capture_default_str()
+          ->check(CLI::Range(0.0, meshwork::api::kRatePerSecondMax));
+  node->add_option("--rate-burst", cfg.rate_burst,
+                   "jobs a client may submit at once before the rate applies (default: the rate "
+                   "rounded up)")
+      ->check(CLI::Range(1u, meshwork::api::kRateBurstMax))
+      ->needs(rate);
   node->add_option("--body-max", cfg.body_bytes_max, "largest request body in bytes (413 above)")
       ->capture_default_str();
   node->add_option("--payload-max", cfg.payload_bytes_max, "largest job payload in bytes")

@@ -9,8 +9,8 @@
 #include <fstream>
 #include <future>
 
-#include "api/tls.h"
 #include "api/node_metrics.h"
+#include "api/tls.h"
 #include "node/clock.h"
 #include "node/resolve.h"
 #include "node/thread_name.h"
@@ -148,6 +148,12 @@ Status Node::open() {
     if (!keys.is_ok()) return keys.status();
     ao.allowed_keys = std::move(keys).value();
   }
+  std::set<std::string> admin_keys;
+  if (!config_.admin_keys_file.empty()) {
+    auto keys = load_allowed_keys(config_.admin_keys_file);
+    if (!keys.is_ok()) return keys.status();
+    admin_keys = std::move(keys).value();
+  }
   admission_ = std::make_unique<Admission>(*identity_, config_.name, std::move(ao));
   auto& fsync = metrics_
                     .histogram("meshwork_store_fsync_seconds",
@@ -193,9 +199,30 @@ Status Node::open() {
   cluster_ = std::make_unique<ClusterView>(*store_, *peers_, *driver_, advertised_api(),
                                            rc.peer_timeout_ms);
 
+  if (Status s = start_api(std::move(https), std::move(admin_keys)); !s.is_ok()) return s;
+  if (Status s = start_gossip(); !s.is_ok()) return s;
+  metrics_.add_collector([this](api::metrics::Writer& w) {
+    const std::vector<gossip::MemberInfo> members = gossip_->members();
+    api::write_gossip_metrics(w, gossip_->stats(), members);
+  });
+  log_event(spdlog::level::info, "node_started", "",
+            "api=" + std::string(tls ? "https://" : "http://") + config_.api_host + ":" +
+                std::to_string(api_port_) + " advertised=" + advertised_api() +
+                " gossip+peers=" + gossip_bind_ + " data=" + config_.data_dir +
+                " workers=" + std::to_string(rc.workers) + " key=" + identity_->public_key_b64());
+  return Status::ok();
+}
+
+// The HTTP API on its own thread, bound to --api.
+Status Node::start_api(std::unique_ptr<httplib::Server> https, std::set<std::string> admin_keys) {
   api::ApiOptions api_options;
   api_options.threads = config_.http_threads;
   api_options.body_bytes_max = config_.body_bytes_max;
+  api_options.rate_limit = {.rate_per_s = config_.rate_limit, .burst = config_.rate_burst};
+  if (std::string why = api::rate_limit_error(api_options.rate_limit); !why.empty())
+    return {Code::invalid, "--rate-limit/--rate-burst: " + why};
+  api_options.admin_keys = std::move(admin_keys);
+  api_options.plain_jobs_open = !config_.require_signed && config_.allowed_keys_file.empty();
   api::ApiServer::Providers providers;
   providers.node_info = [this] { return info(); };
   providers.ready = [this] {
@@ -203,6 +230,7 @@ Status Node::open() {
     return s.ready && s.backlog < config_.backlog_max;
   };
   providers.members = [this] { return gossip_->members_json(); };
+  providers.is_node_key = [this](std::string_view key) { return is_node_key(key); };
   api_ = std::make_unique<api::ApiServer>(
       api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, events_, *mac_keys_,
                                config_.name, metrics_},
@@ -215,17 +243,15 @@ Status Node::open() {
     name_this_thread("mw-accept");
     api_->serve();
   });
-  if (Status s = start_gossip(); !s.is_ok()) return s;
-  metrics_.add_collector([this](api::metrics::Writer& w) {
-    const std::vector<gossip::MemberInfo> members = gossip_->members();
-    api::write_gossip_metrics(w, gossip_->stats(), members);
-  });
-  log_event(spdlog::level::info, "node_started", "",
-            "api=" + std::string(tls ? "https://" : "http://") + config_.api_host + ":" +
-                std::to_string(api_port_) + " advertised=" + advertised_api() +
-                " gossip+peers=" + gossip_bind_ + " data=" + config_.data_dir +
-                " workers=" + std::to_string(rc.workers) + " key=" + identity_->public_key_b64());
   return Status::ok();
+}
+
+// A plain job is signed by the node that took it: this one or a member gossip knows.
+bool Node::is_node_key(std::string_view key) const {
+  if (key == identity_->public_key()) return true;
+  for (const auto& [name, m] : driver_->members())
+    if (!m.public_key.empty() && m.public_key == key) return true;
+  return false;
 }
 
 Status Node::start_gossip() {
@@ -324,7 +350,10 @@ nlohmann::json Node::info() const {
             {"succeeded", s.succeeded},
             {"failed", s.failed},
             {"retried", s.retried},
-            {"cancelled", s.cancelled}}},
+            {"cancelled", s.cancelled},
+            {"rate_limited", api_->rate_limited()},
+            {"rate_clients", api_->rate_clients()},
+            {"cancels_refused", api_->cancels_refused()}}},
           {"store",
            {{"batches", store_->batches_written()},
             {"updates", store_->persists_written()},
@@ -373,7 +402,11 @@ nlohmann::json Node::info() const {
             {"payload_bytes_max", config_.payload_bytes_max},
             {"backlog_max", config_.backlog_max},
             {"require_signed", config_.require_signed},
-            {"allowed_keys", !config_.allowed_keys_file.empty()}}},
+            {"allowed_keys", !config_.allowed_keys_file.empty()},
+            {"admin_keys", !config_.admin_keys_file.empty()},
+            {"rate_limit", api_->rate_limit().rate_per_s},
+            {"rate_burst", api_->rate_limit().rate_per_s > 0 ? api_->rate_burst() : 0},
+            {"rate_clients_max", api_->rate_limit().clients_max}}},
           {"job_types", [] {
              nlohmann::json t = nlohmann::json::array();
              for (const auto& h : all_handlers())

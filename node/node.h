@@ -49,6 +49,9 @@ struct NodeConfig {
   LogFormat log_format = LogFormat::text;
   bool require_signed = false;
   std::string allowed_keys_file;  // one base64 public key per line; '#' starts a comment
+  std::string admin_keys_file;    // keys that may cancel any job; the same format
+  double rate_limit = 0;          // jobs per second per client (api/rate_limit.h); 0: off
+  uint32_t rate_burst = 0;        // a client's bucket; 0: rate_limit rounded up
   size_t body_bytes_max = 1024 * 1024;
   size_t payload_bytes_max = 256 * 1024;
   size_t backlog_max = 10'000;
@@ -66,7 +69,7 @@ struct NodeConfig {
   std::string test_break;  // hidden --test-break: "skip-takeover" breaks failover (chaos test)
 };
 
-// Reads an allowed-keys file; Code::invalid names the first bad line.
+// Reads an allowed-keys (or admin-keys) file; Code::invalid names the first bad line.
 [[nodiscard]] Result<std::set<std::string>> load_allowed_keys(const std::string& path);
 
 class Node {
@@ -88,6 +91,8 @@ class Node {
   Status open();
   Status resolve_addresses();
   [[nodiscard]] std::string advertised_api() const;
+  Status start_api(std::unique_ptr<httplib::Server> https, std::set<std::string> admin_keys);
+  [[nodiscard]] bool is_node_key(std::string_view key) const;
   Status start_gossip();
   Status listen_for_peers(GossipOptions& go);
   [[nodiscard]] ReplicaConfig replica_config() const;

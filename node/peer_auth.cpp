@@ -4,6 +4,7 @@
 #include <sodium.h>
 
 #include "gossip/codec.h"
+#include "node/decimal.h"
 
 namespace meshwork {
 namespace {
@@ -34,18 +35,6 @@ std::optional<std::string> one_header(const httplib::Request& req, const char* n
   auto it = req.headers.find(name);
   if (it->second.empty() || it->second.size() > bytes_max) return std::nullopt;
   return it->second;
-}
-
-// Strict decimal: digits only, no sign or spaces, no overflow.
-std::optional<uint64_t> parse_decimal(std::string_view s) {
-  uint64_t v = 0;
-  for (char c : s) {
-    if (c < '0' || c > '9') return std::nullopt;
-    uint64_t d = uint64_t(c - '0');
-    if (v > (UINT64_MAX - d) / 10) return std::nullopt;
-    v = v * 10 + d;
-  }
-  return v;
 }
 
 // A name safe to put in a message: printable ASCII kept, anything else replaced.

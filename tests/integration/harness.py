@@ -9,7 +9,8 @@ What it gives a test:
                       fails the test with the tail of its log.
   Node                one node process: start, kill -9, SIGTERM, restart on the same data dir.
   Client              a keep-alive HTTP/1.1 client (http.client, TCP_NODELAY); HTTPS with `tls`,
-                      an ssl.SSLContext that trusts the node's CA. Every answer it gets is
+                      an ssl.SSLContext that trusts the node's CA; `source` picks the local
+                      address (another loopback address is another client to a rate limit). Every answer it gets is
                       checked against api/openapi.json when jsonschema is importable.
   ed25519_*           RFC 8032 Ed25519 in pure Python, to check signatures the node makes.
   canonical_json()    the node's serialisation of a result (compact, keys sorted, UTF-8).
@@ -219,6 +220,15 @@ class Key:
         return {"job": job_text, "public_key": self.public_b64,
                 "signature": base64.b64encode(sig).decode()}
 
+    def request_headers(self, action, job_id, now_ms=None):
+        """The headers of a signed client request on a job (node/client_auth.h): Ed25519 over
+        "meshwork-request-v1\n<action>\n<job id>\n<time>", the time in ms (default: now)."""
+        t = int(time.time() * 1000) if now_ms is None else now_ms
+        message = "meshwork-request-v1\n%s\n%s\n%d" % (action, job_id, t)
+        return {"Meshwork-Key": self.public_b64, "Meshwork-Time": str(t),
+                "Meshwork-Signature": base64.b64encode(
+                    ed25519_sign(self.seed, message.encode())).decode()}
+
 
 def receipt_verifies(receipt):
     """Checks a receipt's Ed25519 signature over the node's receipt message."""
@@ -420,10 +430,11 @@ class Client:
     """One keep-alive connection to a node. A request that meets a connection the server already
     closed (idle timeout) is retried once on a fresh connection; the server had not read it."""
 
-    def __init__(self, port, timeout=None, host="127.0.0.1", tls=None):
+    def __init__(self, port, timeout=None, host="127.0.0.1", tls=None, source=None):
         self.port = port
         self.host = host
         self.tls = tls  # ssl.SSLContext: HTTPS, verified with it
+        self.source = (source, 0) if source else None  # the local address to send from
         self.timeout = timeout or scaled(60)
         self._conn = None
         self._used = False
@@ -443,8 +454,10 @@ class Client:
         for attempt in (0, 1):
             if self._conn is None:
                 self._conn = (_TlsConnection(self.host, self.port, timeout=self.timeout,
-                                             context=self.tls) if self.tls else
-                              _Connection(self.host, self.port, timeout=self.timeout))
+                                             context=self.tls, source_address=self.source)
+                              if self.tls else
+                              _Connection(self.host, self.port, timeout=self.timeout,
+                                          source_address=self.source))
                 self._used = False
             reused = self._used
             try:

@@ -391,7 +391,7 @@ class Fuzz(NodeTestCase):
         self.assertEqual(c.get("/healthz").status, 200)
         for job_id in accepted:
             self.assertEqual(c.get("/v1/jobs/" + job_id).status, 200, job_id)
-        self.cancel_unfinished(c)
+        self.cancel_unfinished(c, key)
         job = self.run_job(c, {"type": "echo", "payload": {"after": "fuzz"}}, timeout=120)
         self.assertEqual(job["result"], {"echo": {"after": "fuzz"}})
         info = c.get("/v1/node").json()
@@ -399,11 +399,14 @@ class Fuzz(NodeTestCase):
         self.assertGreaterEqual(sum(info["jobs"].values()), len(accepted) + 1)
         self.assertTrue(node.alive())
 
-    def cancel_unfinished(self, c):
-        """Mutated jobs may still be sleeping or retrying; cancel them so the check job runs."""
+    def cancel_unfinished(self, c, key):
+        """Mutated jobs may still be sleeping or retrying; cancel them so the check job runs (the
+        ones `key` signed with a request it signs, as the node requires)."""
         for state in ("queued", "running"):
             for job in c.get("/v1/jobs?limit=1000&state=" + state).json()["jobs"]:
-                r = c.post("/v1/jobs/%s/cancel" % job["id"])
+                signed = job["submitted_by"] == key.public_b64
+                r = c.post("/v1/jobs/%s/cancel" % job["id"],
+                           headers=key.request_headers("cancel", job["id"]) if signed else None)
                 self.assertIn(r.status, (200, 409), r)
         deadline = time.monotonic() + scaled(60)
         while time.monotonic() < deadline:

@@ -12,6 +12,7 @@
 //   envelope   {"job": <JSON text of the spec>, "public_key": b64(32 bytes), "signature": b64(64)}:
 //              Ed25519 over the UTF-8 bytes of `job`.
 //   job id     hex BLAKE2b-256 of those bytes followed by the 32 raw public-key bytes.
+//   cancel     signed with Meshwork-Key/-Time/-Signature headers (requestHeaders below).
 //   receipt    Ed25519 by the running node over "meshwork-receipt-v1|job_id|node|attempt|
 //              result_hash"; result_hash = hex BLAKE2b-256 of the result's compact JSON (json.mjs)
 //              when the attempt succeeded, else of its error text.
@@ -100,6 +101,14 @@ export function signJob(spec, key, nowMs = Date.now()) {
 }
 
 // An error answer of the node (RFC 9457 problem+json), or a transport failure (status 0).
+// The headers of a request on a job signed with `key` (node/client_auth.h): Ed25519 over
+// "meshwork-request-v1\n<action>\n<job id>\n<time ms>", good for 5 minutes, once per node.
+export function requestHeaders(key, action, jobId, nowMs = Date.now()) {
+  const message = `meshwork-request-v1\n${action}\n${jobId}\n${nowMs}`;
+  return { 'Meshwork-Key': key.publicKeyB64, 'Meshwork-Time': String(nowMs),
+           'Meshwork-Signature': key.sign(message).toString('base64') };
+}
+
 export class MeshworkError extends Error {
   constructor(status, problem, message) {
     super(message ?? `${status} ${problem?.title ?? ''}: ${problem?.detail ?? ''}`);
@@ -193,9 +202,9 @@ export class Client {
 
   // One request; resolves {status, headers, body (parsed), text}. Throws MeshworkError(0) when the
   // node cannot be reached.
-  request(method, path, body = undefined) {
+  request(method, path, body = undefined, extraHeaders = {}) {
     const data = body === undefined ? undefined : Buffer.from(canonicalJson(body));
-    const headers = { Accept: 'application/json' };
+    const headers = { Accept: 'application/json', ...extraHeaders };
     if (data) Object.assign(headers, { 'Content-Type': 'application/json',
                                        'Content-Length': data.length });
     const base = this.url.pathname.replace(/\/$/, '');
@@ -218,8 +227,8 @@ export class Client {
     });
   }
 
-  async call(method, path, body = undefined, ok = [200]) {
-    const r = await this.request(method, path, body);
+  async call(method, path, body = undefined, ok = [200], headers = {}) {
+    const r = await this.request(method, path, body, headers);
     if (!ok.includes(r.status))
       throw new MeshworkError(r.status, r.body, r.body?.detail ? undefined
                                                   : `${r.status}: ${r.text.slice(0, 200)}`);
@@ -285,9 +294,13 @@ export class Client {
     }
   }
 
-  // POST /v1/jobs/{id}/cancel; 409 (already finished) and 404 throw.
-  async cancel(id) {
-    return (await this.call('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`)).body;
+  // POST /v1/jobs/{id}/cancel; 409 (already finished) and 404 throw, and 403 when the job was
+  // signed by a client and the request is not signed by its key or an admin key. The request is
+  // signed with `key` (default: the client's key) when there is one.
+  async cancel(id, { key = this.key } = {}) {
+    const headers = key === null ? {} : requestHeaders(key, 'cancel', id);
+    return (await this.call('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`, undefined, [200],
+                            headers)).body;
   }
 
   // GET /v1/jobs: {jobs, next_cursor}.

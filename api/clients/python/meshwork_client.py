@@ -13,6 +13,7 @@ Wire formats (node/envelope.cpp, node/job_runner.cpp, dht/hash.cpp):
   envelope  {"job": <JSON text of the spec>, "public_key": b64(32 bytes), "signature": b64(64)}:
             Ed25519 over the UTF-8 bytes of `job`.
   job id    hex BLAKE2b-256 of those bytes followed by the 32 raw public-key bytes.
+  cancel    signed with the headers of request_headers() (Meshwork-Key, -Time, -Signature).
   receipt   Ed25519 by the running node over "meshwork-receipt-v1|job_id|node|attempt|result_hash";
             result_hash = hex BLAKE2b-256 of the result's compact JSON (canonical_json) when the
             attempt succeeded, else of its error text.
@@ -182,6 +183,15 @@ def sign_job(spec, key, now_ms=None):
             "signature": base64.b64encode(key.sign(job.encode("utf-8"))).decode()}
 
 
+def request_headers(key, action, job_id, now_ms=None):
+    """The headers of a request on a job signed with `key` (node/client_auth.h): Ed25519 over
+    "meshwork-request-v1\n<action>\n<job id>\n<time ms>", good for 5 minutes, once per node."""
+    t = now_ms if now_ms is not None else int(time.time() * 1000)
+    message = "meshwork-request-v1\n%s\n%s\n%d" % (action, job_id, t)
+    return {"Meshwork-Key": key.public_key_b64, "Meshwork-Time": str(t),
+            "Meshwork-Signature": base64.b64encode(key.sign(message.encode("utf-8"))).decode()}
+
+
 def _check_receipt(receipt, where, job_id, hashed, keys):
     if not isinstance(receipt, dict):
         receipt = {}
@@ -304,11 +314,11 @@ class Client:
         conn.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return conn
 
-    def request(self, method, path, body=None):
+    def request(self, method, path, body=None, headers=None):
         """One request on the keep-alive connection; a connection the node closed while idle is
         replaced once (the node had not read the request)."""
         data = canonical_json(body).encode("utf-8") if body is not None else None
-        headers = {"Accept": "application/json"}
+        headers = dict({"Accept": "application/json"}, **(headers or {}))
         if data is not None:
             headers["Content-Type"] = "application/json"
         for attempt in (0, 1):
@@ -331,8 +341,8 @@ class Client:
                 raise MeshworkError(0, None, "%s %s: %s" % (method, path, e)) from e
         raise AssertionError("unreachable")
 
-    def _call(self, method, path, body=None, ok=(200,)):
-        r = self.request(method, path, body)
+    def _call(self, method, path, body=None, ok=(200,), headers=None):
+        r = self.request(method, path, body, headers)
         if r.status not in ok:
             detail = None if isinstance(r.body, dict) and "detail" in r.body \
                 else "%d: %s" % (r.status, r.text[:200])
@@ -393,9 +403,14 @@ class Client:
                 time.sleep(min(pause, deadline - now))
                 pause = min(POLL_S_MAX, pause * 2)
 
-    def cancel(self, job_id):
-        """POST /v1/jobs/{id}/cancel; 409 (already finished) and 404 raise."""
-        return self._call("POST", "/v1/jobs/%s/cancel" % urllib.parse.quote(job_id, safe=""))
+    def cancel(self, job_id, key=None):
+        """POST /v1/jobs/{id}/cancel, signed with `key` (default: the client's key) when there is
+        one. 409 (already finished), 404, and 403 when the job was signed by a client and the
+        request is not signed by its key or an admin key, raise."""
+        key = key or self.key
+        headers = request_headers(key, "cancel", job_id) if key is not None else None
+        return self._call("POST", "/v1/jobs/%s/cancel" % urllib.parse.quote(job_id, safe=""),
+                          headers=headers)
 
     def list_jobs(self, state=None, type=None, limit=None, cursor=None, scope=None):
         """GET /v1/jobs: {"jobs", "next_cursor"}."""
