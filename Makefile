@@ -44,7 +44,7 @@ build-asan-pass: deps
 
 # Every test on the release build, then under ASan+UBSan the tests labelled `sanitized`: the unit
 # tests, the simulator replay and the five-process mesh test (docs/testing.md says why these).
-# About 12.5 minutes from a clean clone on an idle 2-core machine (12 min 38 s measured): the two
+# About 12.5 minutes from a clean clone on an idle 2-core machine (12 min 24 s measured): the two
 # unity builds ~6.5 min, then ~3 min of release tests and ~3 min sanitized (docs/testing.md).
 # `make test-asan-all` builds everything sanitized and runs the whole suite under ASan+UBSan.
 test: build build-asan-pass
