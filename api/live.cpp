@@ -89,7 +89,9 @@ Result<JobRecord> ApiServer::read_job_waiting(const std::string& id, bool local,
     frames.clear();
     const auto why = sub->next(milliseconds(step), frames);
     if (why == EventHub::Wait::closed) return Status(Code::unavailable, "the node is stopping");
-    if (why == EventHub::Wait::dropped) sub.reset();  // cannot happen uncounted; read once more
+    // A long-poll's queue holds one job's changes, far below its bound; should it ever overflow,
+    // the loop reads once more and answers with what it finds.
+    if (why == EventHub::Wait::dropped) sub.reset();
   }
 }
 
