@@ -150,6 +150,8 @@ void ApiServer::routes() {
   server_.Get("/v1/jobs", [this](const auto& req, auto& res) { list_jobs(req, res); });
   server_.Post(R"(/v1/jobs/([^/]+)/cancel)",
                [this](const auto& req, auto& res) { cancel_job(req, res); });
+  server_.Post(R"(/v1/jobs/([^/]+)/retry)",
+               [this](const auto& req, auto& res) { retry_job(req, res); });
   server_.Get("/v1/events", [this](const auto& req, auto& res) { events(req, res); });
   server_.Get("/", [](const auto&, auto& res) {
     res.set_content(dashboard_html(), "text/html; charset=utf-8");
@@ -407,13 +409,13 @@ size_t ApiServer::rate_clients() const {
   return rate_limiter_.clients();
 }
 
-Status ApiServer::authorize_cancel(const httplib::Request& req, const std::string& id) {
+Status ApiServer::authorize_change(const httplib::Request& req, std::string_view action,
+                                   const std::string& id) {
   auto parsed = parse_client_signature(client_auth_headers(req));
   if (!parsed.is_ok()) return parsed.status();
   const std::optional<ClientSignature>& sig = parsed.value();
   if (sig) {
-    if (Status s = verify_client_signature(*sig, kCancelAction, id, wall_ms()); !s.is_ok())
-      return s;
+    if (Status s = verify_client_signature(*sig, action, id, wall_ms()); !s.is_ok()) return s;
   }
   auto got = services_.driver.read(id);
   if (!got.is_ok()) return got.status();
@@ -425,7 +427,7 @@ Status ApiServer::authorize_cancel(const httplib::Request& req, const std::strin
     return s;
   if (sig) {
     std::lock_guard lock(replay_mu_);
-    if (!replays_.first_use(*sig, kCancelAction, id, wall_ms()))
+    if (!replays_.first_use(*sig, action, id, wall_ms()))
       return {Code::unauthorized,
               "signed request: this signature was used before; sign the request again"};
   }
@@ -433,15 +435,26 @@ Status ApiServer::authorize_cancel(const httplib::Request& req, const std::strin
 }
 
 void ApiServer::cancel_job(const httplib::Request& req, httplib::Response& res) {
+  change_job(req, res, kCancelAction);
+}
+
+void ApiServer::retry_job(const httplib::Request& req, httplib::Response& res) {
+  change_job(req, res, kRetryAction);
+}
+
+// A cancel or a retry: authorised (client_auth.h), then made on a quorum of the job's replicas.
+void ApiServer::change_job(const httplib::Request& req, httplib::Response& res,
+                           std::string_view action) {
+  const bool cancel = action == kCancelAction;
   const std::string id = req.matches[1];
   if (!is_job_id(id)) return problem(res, 404, "'" + id.substr(0, 80) + "' is not a job id");
-  if (Status s = authorize_cancel(req, id); !s.is_ok()) {
+  if (Status s = authorize_change(req, action, id); !s.is_ok()) {
     if (s.code() == Code::malformed || s.code() == Code::unauthorized ||
         s.code() == Code::forbidden)
-      cancels_refused_++;
+      (cancel ? cancels_refused_ : retries_refused_)++;
     return problem(res, s);
   }
-  auto got = services_.driver.cancel(id);
+  auto got = cancel ? services_.driver.cancel(id) : services_.driver.retry(id);
   if (!got.is_ok()) return problem(res, got.status());
   if (!got.value().status.is_ok()) return problem(res, got.value().status);
   if (!got.value().record) return problem(res, 404, "no job with id " + id);

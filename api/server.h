@@ -122,6 +122,7 @@ class ApiServer {
   [[nodiscard]] uint32_t rate_burst() const { return rate_limiter_.burst(); }
   // Cancels refused for their signature or their signer (400, 401, 403).
   [[nodiscard]] uint64_t cancels_refused() const { return cancels_refused_.load(); }
+  [[nodiscard]] uint64_t retries_refused() const { return retries_refused_.load(); }
 
  private:
   void routes();
@@ -136,10 +137,14 @@ class ApiServer {
   void events(const httplib::Request& req, httplib::Response& res);  // api/live.cpp
   void list_jobs(const httplib::Request& req, httplib::Response& res);
   void cancel_job(const httplib::Request& req, httplib::Response& res);
-  // 400/401/403 when the request may not cancel job `id`: its signature is malformed, stale,
-  // forged or replayed, or its signer is neither the job's key nor an admin's (unless the job is
-  // open). Reads the job to learn its key; the read's own error (404, 503) otherwise.
-  [[nodiscard]] Status authorize_cancel(const httplib::Request& req, const std::string& id);
+  void retry_job(const httplib::Request& req, httplib::Response& res);
+  void change_job(const httplib::Request& req, httplib::Response& res, std::string_view action);
+  // 400/401/403 when the request may not `action` (cancel, retry) job `id`: its signature is
+  // malformed, stale, forged or replayed, or its signer is neither the job's key nor an admin's
+  // (unless the job is open). Reads the job to learn its key; the read's own error (404, 503)
+  // otherwise.
+  [[nodiscard]] Status authorize_change(const httplib::Request& req, std::string_view action,
+                                        const std::string& id);
   // Takes a rate-limit token for an admitted job; nullopt when allowed, else the seconds to wait.
   [[nodiscard]] std::optional<uint64_t> take_token(const httplib::Request& req,
                                                    const nlohmann::json& body,
@@ -163,6 +168,7 @@ class ApiServer {
   ReplayGuard replays_;  // guarded by replay_mu_
   std::atomic<uint64_t> rate_limited_{0};
   std::atomic<uint64_t> cancels_refused_{0};
+  std::atomic<uint64_t> retries_refused_{0};
 };
 
 }  // namespace meshwork::api

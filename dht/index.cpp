@@ -33,7 +33,7 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   e.retry_at_ms = r.status.retry_at_ms;
   e.run_after_ms = r.run_after_ms();
   e.priority = r.priority;
-  e.cancel_requested = r.cancel_requested;
+  e.cancel_requested = r.cancel_requested();
   if (is_terminal(e.state)) {
     if (auto it = unfinished_.find(r.id); it != unfinished_.end()) unfinished_.erase(it);
   } else {

@@ -11,13 +11,14 @@ namespace {
 constexpr std::array<std::string_view, 6> kStateNames = {"queued",    "running", "retry_wait",
                                                          "cancelled", "failed",  "succeeded"};
 
-// Terminal: (1, state, attempt); non-terminal: (0, attempt, state); then the tie-breakers.
+// (round, base), then terminal: (1, state, attempt); non-terminal: (0, attempt, state); then the
+// tie-breakers.
 auto status_key(const JobStatus& s) {
   const bool terminal = is_terminal(s.state);
   const uint32_t first = terminal ? static_cast<uint32_t>(s.state) : s.attempt;
   const uint32_t second = terminal ? s.attempt : static_cast<uint32_t>(s.state);
-  return std::make_tuple(terminal, first, second, std::cref(s.node), s.at_ms, std::cref(s.error),
-                         s.retry_at_ms);
+  return std::make_tuple(s.round, s.base, terminal, first, second, std::cref(s.node), s.at_ms,
+                         std::cref(s.error), s.retry_at_ms);
 }
 
 auto claim_key(const Claim& c) {
@@ -127,6 +128,19 @@ JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node,
   return r;
 }
 
+std::optional<JobRecord> retried(const JobRecord& cur, const std::string& node, uint64_t now_ms) {
+  if (cur.status.state != JobState::failed && cur.status.state != JobState::cancelled)
+    return std::nullopt;
+  if (cur.status.round == UINT32_MAX) return std::nullopt;
+  JobRecord next = cur;
+  next.status = JobStatus{JobState::queued, cur.status.attempt, node,
+                          now_ms,           {},                 0,
+                          cur.status.round + 1, cur.status.attempt};
+  next.add_history(JobState::queued, node, cur.status.attempt, now_ms, kRetriedReason);
+  next.updated_at_ms = std::max(next.updated_at_ms, now_ms);  // a max register: never back
+  return next;
+}
+
 bool submitted_before(const JobRecord& held, const std::vector<HistoryEntry>& incoming) {
   auto submission = [](const HistoryEntry& e) {
     return e.state == JobState::queued && e.attempt == 0 && e.reason == kSubmittedReason;
@@ -146,7 +160,7 @@ JobRecord merge(const JobRecord& a, const JobRecord& b) {
   JobRecord out = a;
   if (status_key(a.status) < status_key(b.status)) out.status = b.status;
   if (claim_key(a.claim) < claim_key(b.claim)) out.claim = b.claim;
-  out.cancel_requested = a.cancel_requested || b.cancel_requested;
+  out.cancel_round = std::max(a.cancel_round, b.cancel_round);
   out.results = merge_results(a.results, b.results);
   out.history = merge_history(a.history, b.history);
   out.updated_at_ms = std::max(a.updated_at_ms, b.updated_at_ms);
@@ -155,7 +169,7 @@ JobRecord merge(const JobRecord& a, const JobRecord& b) {
 
 bool same_state(const JobRecord& a, const JobRecord& b) {
   if (a.id != b.id || status_key(a.status) != status_key(b.status) ||
-      claim_key(a.claim) != claim_key(b.claim) || a.cancel_requested != b.cancel_requested ||
+      claim_key(a.claim) != claim_key(b.claim) || a.cancel_round != b.cancel_round ||
       a.updated_at_ms != b.updated_at_ms || a.results.size() != b.results.size() ||
       a.history.size() != b.history.size())
     return false;

@@ -6,14 +6,19 @@
 //
 // The record is a product of independently merged parts:
 //   envelope            immutable: equal in every copy (same id ⇒ same signed bytes)
-//   status              a register ordered by status_key(): terminal beats non-terminal; among
-//                       terminal states succeeded > failed > cancelled, then higher attempt; among
-//                       non-terminal states higher attempt, then phase queued < running <
-//                       retry_wait; remaining ties break on node id, time and error text (a total
-//                       order)
+//   status              a register ordered by status_key(): a higher retry round beats everything
+//                       of a lower one (a retry starts the job afresh); within a round terminal
+//                       beats non-terminal; among terminal states succeeded > failed > cancelled,
+//                       then higher attempt; among non-terminal states higher attempt, then phase
+//                       queued < running < retry_wait; remaining ties break on node id, time and
+//                       error text (a total order)
 //   claim               (attempt, node, lease) ordered lexicographically; a renewal raises the
-//   lease cancel_requested    boolean OR results             per producing node, the greatest
-//   (attempt, outcome, ...) — kept per node so
+//                       lease. Attempts keep counting across retry rounds, so claims need no round.
+//   cancel_round        max register: 1 + the round a cancel was requested in (0: never). The
+//                       cancel holds while it is newer than the status's round
+//                       (cancel_requested()); a retry, which raises the round, ends it. So a retry
+//                       and a concurrent cancel of the round it retries order as: the retry wins.
+//   results             per producing node, the greatest (attempt, outcome, ...) — kept per node so
 //                       a later quorum-of-receipts check can compare what different nodes produced;
 //                       at most kResultsMax entries, the greatest by (attempt, node)
 //   history             set union, keeping the kHistoryMax greatest entries by (at, attempt, ...)
@@ -41,6 +46,7 @@ inline constexpr size_t kHistoryMax = 32;
 inline constexpr size_t kResultsMax = 8;
 inline constexpr size_t kReasonBytesMax = 512;
 inline constexpr const char* kSubmittedReason = "submitted";  // make_record's history entry
+inline constexpr const char* kRetriedReason = "retried";      // retried()'s history entry
 
 // Internal phase; retry_wait is shown to clients as "queued" with a `retry_at`, and a queued job
 // whose delay has not run out as "scheduled" (public_state).
@@ -63,6 +69,18 @@ struct JobStatus {
   uint64_t at_ms = 0;        // wall clock when written
   std::string error;         // last error (failed, retry_wait, cancelled)
   uint64_t retry_at_ms = 0;  // retry_wait: when the next attempt may start
+  // Retry rounds (POST /v1/jobs/{id}/retry): round 0 is the submission; each retry of a failed or
+  // cancelled job starts round + 1 with base = the attempts used so far, so that the new round
+  // gets max_attempts attempts of its own (attempt numbers keep growing across rounds).
+  uint32_t round = 0;
+  uint32_t base = 0;
+
+  // The status that follows this one in the same round (every transition but a retry).
+  [[nodiscard]] JobStatus next(JobState s, uint32_t attempt_, std::string node_, uint64_t at,
+                               std::string error_, uint64_t retry_at) const {
+    return JobStatus{s,           attempt_, std::move(node_), at, std::move(error_),
+                     retry_at,    round,    base};
+  }
 };
 
 struct Claim {
@@ -112,11 +130,15 @@ struct JobRecord {
 
   JobStatus status;
   Claim claim;
-  bool cancel_requested = false;
+  uint32_t cancel_round = 0;  // 1 + the round a cancel was requested in; 0: never
   std::map<std::string, NodeResult> results;  // by producing node
   std::vector<HistoryEntry> history;          // sorted ascending, at most kHistoryMax
   uint64_t updated_at_ms = 0;
 
+  // A cancel was requested in the current round (a retry ends an earlier round's cancel).
+  [[nodiscard]] bool cancel_requested() const { return cancel_round > status.round; }
+  // Attempts this round may use before the job fails: max_attempts after the round's base.
+  [[nodiscard]] uint32_t attempt_limit() const { return status.base + max_attempts; }
   // The result of the node whose status is the winning terminal state, if any.
   [[nodiscard]] const NodeResult* final_result() const;
   // Wall ms before which no attempt starts: created_at + delay_ms for a delayed job, else 0. Both
@@ -136,6 +158,13 @@ struct JobRecord {
 // A fresh queued record for a verified envelope and its parsed spec.
 [[nodiscard]] JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node,
                                     uint64_t now_ms);
+
+// `cur` retried by `node` at `now_ms`: queued again in round + 1, with a fresh max_attempts
+// counted from the attempts used so far, and the history entry "retried". nullopt unless `cur` is
+// failed or cancelled (a retry of anything else is a conflict). Merged into the copies it wins
+// over all of round `cur.status.round` (status_key) and ends its cancel (cancel_requested()).
+[[nodiscard]] std::optional<JobRecord> retried(const JobRecord& cur, const std::string& node,
+                                               uint64_t now_ms);
 
 // True when `held` records a submission of the job that the history of the incoming copy
 // (`incoming`) does not: a submission is the

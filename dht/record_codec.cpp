@@ -2,18 +2,21 @@
 // (what `fetch`, `list` and records stored before the binary form use). Decoding checks every
 // field, the bounds, and that the id is the hash of the envelope; it never throws.
 //
-// Binary form, version 2 (all integers little-endian; "str" is a u32 byte length, then the bytes):
-//   u8 version = 2   (a JSON record starts with '{', so the first byte tells the forms apart)
+// Binary form, version 3 (all integers little-endian; "str" is a u32 byte length, then the bytes):
+//   u8 version = 3   (a JSON record starts with '{', so the first byte tells the forms apart)
 //   str id; str envelope.job; 32 B public key; 64 B signature
-//   status:  u8 state, u32 attempt, str node, u64 at_ms, str error, u64 retry_at_ms
+//   status:  u8 state, u32 attempt, str node, u64 at_ms, str error, u64 retry_at_ms,
+//            u32 round, u32 base (base <= attempt)
 //   claim:   u32 attempt, str node, u64 lease_until_ms
-//   u8 cancel_requested (0 or 1)
+//   u32 cancel_round (<= round + 1)
 //   u8 n results (<= kResultsMax), each, in strictly ascending node order: str node, u32 attempt,
 //      u8 outcome, str result, str error, u64 at_ms, receipt: str job_id, str node, u32 attempt,
 //      str result_hash, str public_key, str signature
 //   u8 n history (<= kHistoryMax), each: u8 state, str node, u32 attempt, u64 at_ms, str reason
 //   u64 updated_at_ms
-// and nothing after it. The fields derived from the signed spec (type, max_attempts, ...) are not
+// and nothing after it. Version 2 (records stored before retries) is version 3 without round and
+// base (both 0) and with u8 cancel_requested (0 or 1) for cancel_round; it is still read, and a
+// record read from it is written back as version 3. The fields derived from the signed spec (type, max_attempts, ...) are not
 // stored: they are read from the envelope on decode, as for the JSON form.
 #include <cassert>
 #include <optional>
@@ -30,7 +33,8 @@ namespace {
 using nlohmann::json;
 
 inline constexpr int kRecordVersion = 1;            // the JSON form's "v"
-inline constexpr uint8_t kBinaryRecordVersion = 2;  // the binary form's first byte
+inline constexpr uint8_t kBinaryRecordVersion = 3;  // the binary form's first byte
+inline constexpr uint8_t kBinaryRecordVersionNoRounds = 2;  // before retry rounds: still read
 // A string's length is a u32; reading one checks it against the bytes left before allocating, so
 // the input's size bounds every allocation.
 inline constexpr size_t kRecordStringBytesMax = UINT32_MAX;
@@ -77,11 +81,14 @@ JobRecord record_from_json_unchecked(const json& j) {
   const json& st = j.at("status");
   r.status = JobStatus{state_from_json(st.at("state")),   st.at("attempt").get<uint32_t>(),
                        st.at("node").get<std::string>(),  st.at("at").get<uint64_t>(),
-                       st.at("error").get<std::string>(), st.at("retry_at").get<uint64_t>()};
+                       st.at("error").get<std::string>(), st.at("retry_at").get<uint64_t>(),
+                       st.value("round", uint32_t{0}),    st.value("base", uint32_t{0})};
   const json& cl = j.at("claim");
   r.claim = Claim{cl.at("attempt").get<uint32_t>(), cl.at("node").get<std::string>(),
                   cl.at("lease_until").get<uint64_t>()};
-  r.cancel_requested = j.at("cancel_requested").get<bool>();
+  // Before retry rounds only the boolean was written: a cancel of round 0.
+  r.cancel_round = j.contains("cancel_round") ? j.at("cancel_round").get<uint32_t>()
+                                              : (j.at("cancel_requested").get<bool>() ? 1 : 0);
   for (const auto& [node, res] : j.at("results").items()) {
     r.results[node] =
         NodeResult{res.at("attempt").get<uint32_t>(),   state_from_json(res.at("outcome")),
@@ -105,6 +112,8 @@ Status check_record(const JobRecord& r) {
   if (r.id != r.envelope.id()) return {Code::corruption, "record id does not match its envelope"};
   if (r.history.size() > kHistoryMax || r.results.size() > kResultsMax)
     return {Code::corruption, "record " + r.id + " exceeds its bounds"};
+  if (r.status.base > r.status.attempt || uint64_t{r.cancel_round} > uint64_t{r.status.round} + 1)
+    return {Code::corruption, "record " + r.id + " has an impossible retry round"};
   if (!std::is_sorted(r.history.begin(), r.history.end(), [](const auto& a, const auto& b) {
         return std::tie(a.at_ms, a.attempt, a.state, a.node, a.reason) <
                std::tie(b.at_ms, b.attempt, b.state, b.node, b.reason);
@@ -247,10 +256,12 @@ std::string encode_binary(const JobRecord& r) {
   w.u64(r.status.at_ms);
   w.str(r.status.error);
   w.u64(r.status.retry_at_ms);
+  w.u32(r.status.round);
+  w.u32(r.status.base);
   w.u32(r.claim.attempt);
   w.str(r.claim.node);
   w.u64(r.claim.lease_until_ms);
-  w.u8(r.cancel_requested ? 1 : 0);
+  w.u32(r.cancel_round);
   assert(r.results.size() <= kResultsMax && r.history.size() <= kHistoryMax);
   w.u8(static_cast<uint8_t>(r.results.size()));
   for (const auto& [node, res] : r.results) {
@@ -327,7 +338,9 @@ bool read_history(Reader& in, JobRecord& r) {
 // The binary form without the record checks; nullopt when the bytes do not parse.
 std::optional<JobRecord> decode_binary_unchecked(std::string_view bytes) {
   Reader in(bytes);
-  if (in.u8() != kBinaryRecordVersion) return std::nullopt;
+  const uint8_t version = in.u8();
+  if (version != kBinaryRecordVersion && version != kBinaryRecordVersionNoRounds) return std::nullopt;
+  const bool rounds = version == kBinaryRecordVersion;
   JobRecord r;
   r.id = in.str(64);
   r.envelope.job = in.str(kJobTextBytesMax);
@@ -339,13 +352,22 @@ std::optional<JobRecord> decode_binary_unchecked(std::string_view bytes) {
   r.status.at_ms = in.u64();
   r.status.error = in.str();
   r.status.retry_at_ms = in.u64();
+  if (rounds) {
+    r.status.round = in.u32();
+    r.status.base = in.u32();
+  }
   r.claim.attempt = in.u32();
   r.claim.node = in.str();
   r.claim.lease_until_ms = in.u64();
-  const uint8_t cancel = in.u8();
-  if (in.failed() || cancel > 1) return std::nullopt;
+  if (rounds) {
+    r.cancel_round = in.u32();
+  } else {
+    const uint8_t cancel = in.u8();
+    if (cancel > 1) return std::nullopt;
+    r.cancel_round = cancel;
+  }
+  if (in.failed()) return std::nullopt;
   r.status.state = *state;
-  r.cancel_requested = cancel == 1;
   if (!read_results(in, r) || !read_history(in, r)) return std::nullopt;
   r.updated_at_ms = in.u64();
   if (in.failed() || !in.at_end()) return std::nullopt;
@@ -419,12 +441,15 @@ json record_to_json(const JobRecord& r) {
             {"node", r.status.node},
             {"at", r.status.at_ms},
             {"error", r.status.error},
-            {"retry_at", r.status.retry_at_ms}}},
+            {"retry_at", r.status.retry_at_ms},
+            {"round", r.status.round},
+            {"base", r.status.base}}},
           {"claim",
            {{"attempt", r.claim.attempt},
             {"node", r.claim.node},
             {"lease_until", r.claim.lease_until_ms}}},
-          {"cancel_requested", r.cancel_requested},
+          {"cancel_requested", r.cancel_requested()},
+          {"cancel_round", r.cancel_round},
           {"results", std::move(results)},
           {"history", std::move(history)},
           {"updated_at", r.updated_at_ms}};
@@ -445,7 +470,8 @@ std::string encode_record(const JobRecord& r) {
 }
 
 Result<JobRecord> decode_record(std::string_view bytes) {
-  if (!bytes.empty() && static_cast<uint8_t>(bytes.front()) == kBinaryRecordVersion)
+  if (!bytes.empty() && (static_cast<uint8_t>(bytes.front()) == kBinaryRecordVersion ||
+                         static_cast<uint8_t>(bytes.front()) == kBinaryRecordVersionNoRounds))
     return decode_binary(bytes);
   json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Result<JobRecord>(Code::corruption, "job record is not JSON");

@@ -228,7 +228,7 @@ void Replica::react(Now now, const JobRecord& r) {
           "attempt " + std::to_string(a.attempt) + " stopped: the record is now " +
               std::string(state_name(r.status.state)) + " attempt " +
               std::to_string(r.status.attempt) + " by " + r.status.node);
-    } else if (holds && r.cancel_requested && a.handler_running && !a.stopped) {
+    } else if (holds && r.cancel_requested() && a.handler_running && !a.stopped) {
       a.stopped = true;
       out_.stops.push_back(Stop{Stop::Why::cancelled, r.id, a.attempt});
     }

@@ -8,7 +8,7 @@
 //   in                                        out (Output)
 //   start / load / load_hint (boot)           persists    records (and hints) to write, in order
 //   set_member (membership view)              sends       messages to peers (messages.h)
-//   submit / cancel / read (client)           replies     answers to client requests
+//   submit / cancel / retry / read (client)   replies     answers to client requests
 //   receive / undeliverable (peer transport)  starts      handlers to start (id, attempt, record)
 //   durable (the store synced up to a seq)    stops       handlers to stop (cancel, superseded,
 //   handler_done (a handler's outcome)                    timed out)
@@ -181,7 +181,7 @@ struct Outcome {
 };
 
 struct ReplicaStats {
-  uint64_t submitted = 0, duplicates = 0, rejected = 0;
+  uint64_t submitted = 0, duplicates = 0, rejected = 0, retries_requested = 0;
   uint64_t attempts_started = 0, succeeded = 0, failed = 0, retried = 0, cancelled = 0;
   uint64_t replicate_sent = 0, replicate_failed = 0, replicate_received = 0;
   uint64_t quorum_failures = 0, takeovers = 0, hints_stored = 0, hints_replayed = 0;
@@ -214,6 +214,9 @@ class Replica {
   // `admitted`: fresh queued records (make_record) whose envelopes the caller verified.
   void submit(Now now, uint64_t request, std::vector<JobRecord> admitted);
   void cancel(Now now, uint64_t request, const std::string& id);
+  // A failed or cancelled job queued again with a fresh set of attempts (job_record.h retried());
+  // conflict for a job in any other state, not_found for an unknown one.
+  void retry(Now now, uint64_t request, const std::string& id);
   void read(Now now, uint64_t request, const std::string& id);
 
   // Peer transport.
@@ -254,7 +257,7 @@ class Replica {
   void cache_drop(const std::string& id);
   // A record written to replicas and decided once `need` of them hold it (replica_write.cpp).
   struct Write {
-    enum class Kind : uint8_t { submit, cancel, claim, plain, hint } kind = Kind::plain;
+    enum class Kind : uint8_t { submit, cancel, claim, plain, hint, retry } kind = Kind::plain;
     std::string id;
     uint64_t request = 0;  // submit/cancel: the client request; item: its index there
     size_t item = 0;
@@ -278,9 +281,9 @@ class Replica {
     std::vector<SharedRecord> records;  // replicate: the records sent
     uint64_t request = 0;               // fetch for a read: the client request
   };
-  // A client read or cancel gathering every replica's copy.
+  // A client read, cancel or retry gathering every replica's copy.
   struct ReadOp {
-    bool cancel = false;
+    enum class Then : uint8_t { read, cancel, retry } then = Then::read;
     std::string id;
     size_t waiting = 0;
     bool any_answer = false;
@@ -347,11 +350,14 @@ class Replica {
   void on_replicate_ack(Now now, const std::string& from, ReplicateAck& m);
   void fail_outstanding(Now now, uint64_t corr);
   void replicate_to_others(Now now, const SharedRecord& rec);
-  void start_read(Now now, uint64_t request, const std::string& id, bool cancel);
+  void start_read(Now now, uint64_t request, const std::string& id, ReadOp::Then then);
   void on_read_copy(Now now, uint64_t request, const std::string& from,
                     std::optional<JobRecord> copy, bool answered);
   void finish_read(Now now, uint64_t request);
   void finish_cancel(Now now, uint64_t request, const JobRecord& cur);
+  void finish_retry(Now now, uint64_t request, const JobRecord& cur);
+  // Writes a client's change of `next` (cancel or retry) to a quorum of its replicas.
+  void write_change(Now now, uint64_t request, Write::Kind kind, JobRecord next);
   void expire(Now now);
   // replica_run.cpp: running jobs, claims, outcomes, leases, takeover
   void enqueue(Now now, const std::string& id, bool front = false);

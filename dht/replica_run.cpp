@@ -9,18 +9,20 @@ namespace {
 
 constexpr const char* kUnconfirmedReason = " not confirmed by a majority of replicas";
 
-// Attempts whose claim a majority refused never ran to an outcome that counted (the history
-// says so), so they do not use up max_attempts.
+// Attempts of this round whose claim a majority refused never ran to an outcome that counted (the
+// history says so), so they do not use up max_attempts.
 uint32_t lost_claims(const JobRecord& r) {
   uint32_t n = 0;
   for (const HistoryEntry& h : r.history)
-    if (h.state == JobState::retry_wait && h.reason.ends_with(kUnconfirmedReason)) ++n;
+    if (h.state == JobState::retry_wait && h.attempt > r.status.base &&
+        h.reason.ends_with(kUnconfirmedReason))
+      ++n;
   return n;
 }
 
 bool may_retry(const JobRecord& r, uint32_t ended_attempt, bool interrupted) {
   const uint32_t limit =
-      r.max_attempts + lost_claims(r) + (interrupted ? kInterruptedAttemptsExtraMax : 0);
+      r.attempt_limit() + lost_claims(r) + (interrupted ? kInterruptedAttemptsExtraMax : 0);
   return ended_attempt < limit;
 }
 
@@ -78,7 +80,7 @@ void Replica::claim(Now now, const JobRecord& r) {
   const uint32_t attempt = r.status.attempt + 1;
   adopted_.erase(r.id);
   JobRecord next = r;
-  next.status = JobStatus{JobState::running, attempt, self_, now.wall_ms, r.status.error, 0};
+  next.status = r.status.next(JobState::running, attempt, self_, now.wall_ms, r.status.error, 0);
   next.claim = Claim{attempt, self_, now.wall_ms + config_.lease_ms};
   next.add_history(JobState::running, self_, attempt, now.wall_ms,
                    "attempt " + std::to_string(attempt));
@@ -87,13 +89,13 @@ void Replica::claim(Now now, const JobRecord& r) {
   Attempt a;
   a.attempt = attempt;
   a.deadline_ms = now.mono_ms + r.timeout_ms;
-  a.stopped = r.cancel_requested;
+  a.stopped = r.cancel_requested();
   running_[r.id] = a;
   handlers_running_++;
   stats_.attempts_started++;
   const SharedRecord claimed = overlay_.at(r.id).record;
   out_.starts.push_back(Start{r.id, attempt, claimed.record});
-  if (r.cancel_requested) out_.stops.push_back(Stop{Stop::Why::cancelled, r.id, attempt});
+  if (r.cancel_requested()) out_.stops.push_back(Stop{Stop::Why::cancelled, r.id, attempt});
   const auto replicas = placement_.replicas(r.id);
   Write w;
   w.kind = Write::Kind::claim;
@@ -154,7 +156,8 @@ void Replica::finish_attempt(Now now, const std::string& id) {
   auto cur = current(id);
   if (!cur || !a.result || !holds_claim(*cur, a.attempt, self_)) return;
   const NodeResult& result = *a.result;
-  JobStatus next{result.outcome, a.attempt, self_, now.wall_ms, result.error, 0};
+  JobStatus next =
+      cur->status.next(result.outcome, a.attempt, self_, now.wall_ms, result.error, 0);
   if (next.state == JobState::failed && may_retry(*cur, a.attempt, false)) {
     next.state = JobState::retry_wait;
     next.retry_at_ms = now.wall_ms + backoff_ms(a.attempt);
@@ -201,8 +204,8 @@ void Replica::release_unconfirmed(Now now, const std::string& id, uint32_t attem
   if (!cur || !holds_claim(*cur, attempt, self_)) return;
   const std::string why = "attempt " + std::to_string(attempt) + kUnconfirmedReason;
   JobRecord next = *cur;
-  next.status = JobStatus{JobState::retry_wait, attempt, self_,
-                          now.wall_ms,          why,     now.wall_ms + backoff_ms(attempt)};
+  next.status = cur->status.next(JobState::retry_wait, attempt, self_, now.wall_ms, why,
+                                 now.wall_ms + backoff_ms(attempt));
   next.add_history(JobState::retry_wait, self_, attempt, now.wall_ms, why);
   next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   commit(now, std::move(next));
@@ -335,14 +338,12 @@ void Replica::take_over(Now now, const std::string& id, const std::string& reaso
   auto cur = current(id);
   if (!cur || cur->status.state != JobState::running) return;
   const uint32_t n = cur->status.attempt;
-  const bool again = n < cur->max_attempts + kInterruptedAttemptsExtraMax;
+  const bool again = n < cur->attempt_limit() + kInterruptedAttemptsExtraMax;
   JobRecord next = *cur;
-  next.status = JobStatus{again ? JobState::retry_wait : JobState::failed,
-                          n,
-                          self_,
-                          now.wall_ms,
-                          "attempt " + std::to_string(n) + " interrupted: " + reason,
-                          again ? now.wall_ms : 0};
+  next.status = cur->status.next(again ? JobState::retry_wait : JobState::failed, n, self_,
+                                 now.wall_ms,
+                                 "attempt " + std::to_string(n) + " interrupted: " + reason,
+                                 again ? now.wall_ms : 0);
   next.add_history(next.status.state, self_, n, now.wall_ms, reason);
   next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   // The claimant may still be a member (its lease ran out): this node runs the job then.
@@ -371,8 +372,8 @@ void Replica::recover(Now now) {
     const std::string why = "attempt " + std::to_string(n) + " interrupted: node restarted";
     const bool again = may_retry(*cur, n, true);
     JobRecord next = *cur;
-    next.status = JobStatus{
-        again ? JobState::retry_wait : JobState::failed, n, self_, now.wall_ms, why, now.wall_ms};
+    next.status = cur->status.next(again ? JobState::retry_wait : JobState::failed, n, self_,
+                                   now.wall_ms, why, now.wall_ms);
     next.add_history(next.status.state, self_, n, now.wall_ms, why);
     next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
     commit(now, std::move(next));

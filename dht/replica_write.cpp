@@ -109,16 +109,19 @@ void Replica::decide(Now now, uint64_t write_id, Write& w) {
     case Write::Kind::submit:
       finish_submit_item(now, done, ok);
       break;
-    case Write::Kind::cancel: {
+    case Write::Kind::cancel:
+    case Write::Kind::retry: {
+      const bool cancel = done.kind == Write::Kind::cancel;
       Reply r{done.request, {}};
       ItemResult item;
       if (ok) {
         item.record = *done.record;
-        if (done.record->status.state == JobState::cancelled) stats_.cancelled++;
-        log(LogLine::Level::info, "job_cancel", done.id, "");
+        if (cancel && done.record->status.state == JobState::cancelled) stats_.cancelled++;
+        if (!cancel) stats_.retries_requested++;
+        log(LogLine::Level::info, cancel ? "job_cancel" : "job_retry", done.id, "");
       } else {
-        item.status =
-            Status(Code::unavailable, "the cancel reached too few replicas; retry shortly");
+        item.status = Status(Code::unavailable, std::string("the ") + (cancel ? "cancel" : "retry") +
+                                                    " reached too few replicas; retry shortly");
       }
       r.items.push_back(std::move(item));
       out_.replies.push_back(std::move(r));
@@ -231,12 +234,17 @@ void Replica::submit(Now now, uint64_t request, std::vector<JobRecord> admitted)
 }
 
 void Replica::cancel(Now now, uint64_t request, const std::string& id) {
-  start_read(now, request, id, true);
+  start_read(now, request, id, ReadOp::Then::cancel);
+  flush(now);
+}
+
+void Replica::retry(Now now, uint64_t request, const std::string& id) {
+  start_read(now, request, id, ReadOp::Then::retry);
   flush(now);
 }
 
 void Replica::read(Now now, uint64_t request, const std::string& id) {
-  start_read(now, request, id, false);
+  start_read(now, request, id, ReadOp::Then::read);
   flush(now);
 }
 
@@ -256,7 +264,7 @@ void Replica::on_replicate(Now now, const std::string& from, Replicate& m) {
     item.state = mm.after->status.state;
     item.attempt = mm.after->status.attempt;
     item.node = mm.after->status.node;
-    item.cancel_requested = mm.after->cancel_requested;
+    item.cancel_requested = mm.after->cancel_requested();
     if (item.existed) item.copy = SharedRecord::of(*mm.after);
     need_seq = std::max(need_seq, pending_seq(rec->id));
     ack.items.push_back(std::move(item));
@@ -328,9 +336,9 @@ void Replica::replicate_to_others(Now, const SharedRecord& rec) {
 }
 
 // Every usable replica's copy (and this node's) is gathered, then merged (finish_read).
-void Replica::start_read(Now now, uint64_t request, const std::string& id, bool cancel) {
+void Replica::start_read(Now now, uint64_t request, const std::string& id, ReadOp::Then then) {
   ReadOp op;
-  op.cancel = cancel;
+  op.then = then;
   op.id = id;
   op.deadline_ms = now.mono_ms + config_.peer_timeout_ms;
   op.copies.emplace_back(self_, current(id));
@@ -384,7 +392,8 @@ void Replica::finish_read(Now now, uint64_t request) {
       queue_replicate(m, *repaired, 0);
     }
   }
-  if (op.cancel) return finish_cancel(now, request, *merged);
+  if (op.then == ReadOp::Then::cancel) return finish_cancel(now, request, *merged);
+  if (op.then == ReadOp::Then::retry) return finish_retry(now, request, *merged);
   item.record = std::move(merged);
   out_.replies.push_back(Reply{request, {std::move(item)}});
 }
@@ -398,28 +407,50 @@ void Replica::finish_cancel(Now now, uint64_t request, const JobRecord& cur) {
   if (is_terminal(cur.status.state))
     return refuse(
         Status(Code::conflict, "the job already " + std::string(state_name(cur.status.state))));
-  if (cur.cancel_requested) {
+  if (cur.cancel_requested()) {
     out_.replies.push_back(Reply{request, {ItemResult{Status::ok(), false, cur}}});
     return;
   }
   JobRecord next = cur;
-  next.cancel_requested = true;
+  next.cancel_round = cur.status.round + 1;
   next.updated_at_ms = std::max(next.updated_at_ms, now.wall_ms);  // a max register: never back
   if (cur.status.state == JobState::running) {
     next.add_history(JobState::running, self_, cur.status.attempt, now.wall_ms, "cancel requested");
   } else {
-    next.status = JobStatus{JobState::cancelled, cur.status.attempt,     self_,
-                            now.wall_ms,         "cancelled by request", 0};
+    next.status = cur.status.next(JobState::cancelled, cur.status.attempt, self_, now.wall_ms,
+                                  "cancelled by request", 0);
     next.add_history(JobState::cancelled, self_, cur.status.attempt, now.wall_ms,
                      "cancelled by request before it ran");
   }
-  const auto replicas = placement_.replicas(cur.id);
+  write_change(now, request, Write::Kind::cancel, std::move(next));
+}
+
+// The retry transition on the merged record (job_record.h retried()): only a failed or cancelled
+// job; the owner starts it like a new submission once the change reaches it.
+void Replica::finish_retry(Now now, uint64_t request, const JobRecord& cur) {
+  std::optional<JobRecord> next = retried(cur, self_, now.wall_ms);
+  if (!next) {
+    const Status s(Code::conflict, "the job is " + std::string(public_state(cur, now.wall_ms)) +
+                                       "; only a failed or cancelled job can be retried");
+    out_.replies.push_back(Reply{request, {ItemResult{s, false, {}}}});
+    return;
+  }
+  write_change(now, request, Write::Kind::retry, std::move(*next));
+}
+
+void Replica::write_change(Now now, uint64_t request, Write::Kind kind, JobRecord next) {
+  const auto replicas = placement_.replicas(next.id);
   Write w;
-  w.kind = Write::Kind::cancel;
+  w.kind = kind;
   w.request = request;
   w.need = std::min(placement_.write_quorum(), replicas.size());
-  if (w.need == 0)
-    return refuse(Status(Code::unavailable, "the cancel reached too few replicas; retry shortly"));
+  if (w.need == 0) {
+    const Status s(Code::unavailable,
+                   std::string("the ") + (kind == Write::Kind::cancel ? "cancel" : "retry") +
+                       " reached too few replicas; retry shortly");
+    out_.replies.push_back(Reply{request, {ItemResult{s, false, {}}}});
+    return;
+  }
   start_write(now, std::move(w), SharedRecord::of(std::move(next)), replicas);
 }
 

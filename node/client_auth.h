@@ -1,11 +1,12 @@
-// Signed client requests on a job (cancel): who sent it, and may they?
+// Signed client requests on a job (cancel, retry): who sent it, and may they?
 //
 // A client proves that a request comes from the holder of an Ed25519 key with three headers:
 //   Meshwork-Key        base64 of the raw 32-byte public key
 //   Meshwork-Time       the client's wall clock, ms since the epoch, decimal
 //   Meshwork-Signature  base64 of a detached Ed25519 signature over client_request_message():
 //                       "meshwork-request-v1\n" + action + "\n" + job id + "\n" + time
-// The message names the action and the job, so a signature cancels that one job and nothing else;
+// The message names the action and the job, so a signature cancels (or retries) that one job and
+// nothing else;
 // it is good within kClientRequestSkewMsMax of the node's clock, and a node accepts it once
 // (ReplayGuard). A request on a job is authorised (authorize_job_request) when the job is open —
 // a plain job, signed by a node, on a node that takes plain jobs — or when it is signed by the
@@ -47,6 +48,7 @@ inline constexpr size_t kClientTimeHeaderBytesMax = 20;          // digits of a 
 inline constexpr size_t kReplayEntriesMax = 65'536;              // requests a ReplayGuard keeps
 
 inline constexpr std::string_view kCancelAction = "cancel";
+inline constexpr std::string_view kRetryAction = "retry";
 
 // The text a client signs: "meshwork-request-v1\n" + action + "\n" + job_id + "\n" + time_ms.
 [[nodiscard]] std::string client_request_message(std::string_view action, std::string_view job_id,

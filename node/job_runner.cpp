@@ -43,7 +43,7 @@ void JobRunner::start(const Start& s) {
     if (stopping_) return;
     running_[s.id] = running;
   }
-  if (s.record->cancel_requested) running->token.cancel();
+  if (s.record->cancel_requested()) running->token.cancel();
   log_event(spdlog::level::debug, "job_started", s.id, "attempt " + std::to_string(s.attempt));
   if (!executor_.post(
           [this, rec = s.record, attempt = s.attempt, running] { run(rec, attempt, running); })) {

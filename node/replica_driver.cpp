@@ -12,6 +12,13 @@
 namespace meshwork {
 namespace {
 
+// The one item of a cancel, retry or read's reply.
+Result<ItemResult> one_item(Result<Reply> reply) {
+  if (!reply.is_ok()) return reply.status();
+  if (reply.value().items.size() != 1) return Status(Code::unavailable, "the node is stopping");
+  return std::move(reply.value().items.front());
+}
+
 spdlog::level::level_enum level_of(LogLine::Level l) {
   switch (l) {
     case LogLine::Level::debug:
@@ -155,17 +162,15 @@ Result<std::vector<ItemResult>> ReplicaDriver::submit(std::vector<JobRecord> adm
 }
 
 Result<ItemResult> ReplicaDriver::cancel(const std::string& id) {
-  auto reply = request([id](Replica& r, Now t, uint64_t req) { r.cancel(t, req, id); });
-  if (!reply.is_ok()) return reply.status();
-  if (reply.value().items.size() != 1) return Status(Code::unavailable, "the node is stopping");
-  return std::move(reply.value().items.front());
+  return one_item(request([id](Replica& r, Now t, uint64_t req) { r.cancel(t, req, id); }));
+}
+
+Result<ItemResult> ReplicaDriver::retry(const std::string& id) {
+  return one_item(request([id](Replica& r, Now t, uint64_t req) { r.retry(t, req, id); }));
 }
 
 Result<ItemResult> ReplicaDriver::read(const std::string& id) {
-  auto reply = request([id](Replica& r, Now t, uint64_t req) { r.read(t, req, id); });
-  if (!reply.is_ok()) return reply.status();
-  if (reply.value().items.size() != 1) return Status(Code::unavailable, "the node is stopping");
-  return std::move(reply.value().items.front());
+  return one_item(request([id](Replica& r, Now t, uint64_t req) { r.read(t, req, id); }));
 }
 
 void ReplicaDriver::receive(const std::string& from, std::vector<Message>&& messages) {

@@ -101,6 +101,7 @@ class ReplicaDriver {
   // Client requests: block until the core answers (see invariant 2).
   [[nodiscard]] Result<std::vector<ItemResult>> submit(std::vector<JobRecord> admitted);
   [[nodiscard]] Result<ItemResult> cancel(const std::string& id);
+  [[nodiscard]] Result<ItemResult> retry(const std::string& id);
   [[nodiscard]] Result<ItemResult> read(const std::string& id);
   // Peer messages, decoded and from an authenticated sender (loop thread).
   void receive(const std::string& from, std::vector<Message>&& messages);

@@ -19,7 +19,7 @@ constexpr std::string_view kRecordPrefix = "j/";
 constexpr std::string_view kCreatedPrefix = "c/";
 constexpr std::string_view kHintPrefix = "h/";
 constexpr size_t kCacheBytes = 32 << 20;
-constexpr uint8_t kBinaryRecordVersion = 2;  // encode_record's first byte
+constexpr uint8_t kBinaryRecordVersion = 3;  // encode_record's first byte (older forms are re-encoded)
 
 std::string record_key(std::string_view id) {
   return std::string(kRecordPrefix) + std::string(id);

@@ -35,12 +35,13 @@ std::string parts_differing(const JobRecord& a, const JobRecord& b) {
   };
   add(a.status.state != b.status.state || a.status.attempt != b.status.attempt ||
           a.status.node != b.status.node || a.status.at_ms != b.status.at_ms ||
-          a.status.error != b.status.error || a.status.retry_at_ms != b.status.retry_at_ms,
+          a.status.error != b.status.error || a.status.retry_at_ms != b.status.retry_at_ms ||
+          a.status.round != b.status.round || a.status.base != b.status.base,
       "status");
   add(a.claim.attempt != b.claim.attempt || a.claim.node != b.claim.node ||
           a.claim.lease_until_ms != b.claim.lease_until_ms,
       "claim");
-  add(a.cancel_requested != b.cancel_requested, "cancel_requested");
+  add(a.cancel_round != b.cancel_round, "cancel_round");
   add(a.results.size() != b.results.size(), "results");
   add(a.history.size() != b.history.size(), "history");
   add(a.updated_at_ms != b.updated_at_ms, "updated_at");

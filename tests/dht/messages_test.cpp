@@ -74,7 +74,7 @@ JobRecord progressed(uint32_t n, uint32_t step) {
     r.status = JobStatus{JobState::succeeded, 2, "n3", t + 40, {}, 0};
     r.add_history(JobState::succeeded, "n3", 2, t + 40, "done");
   }
-  if (step >= 4) r.cancel_requested = true;
+  if (step >= 4) r.cancel_round = 1;
   r.updated_at_ms = t + 10 * step;
   return r;
 }
@@ -282,7 +282,7 @@ TEST_CASE("decoded fields, one by one") {
   CHECK(rep.records[1]->claim.node == "n2");
   CHECK(rep.records[2]->status.error == "boom");
   CHECK(rep.records[3]->final_result()->result == R"({"echo":"hello"})");
-  CHECK(rep.records[3]->cancel_requested);
+  CHECK(rep.records[3]->cancel_requested());
   CHECK(rep.records[3]->type == "echo");
   CHECK(rep.records[3]->max_attempts == 4);
   CHECK(rep.records[3]->id == rep.records[3]->envelope.id());

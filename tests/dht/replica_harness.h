@@ -51,7 +51,7 @@ inline JobRecord again(const JobRecord& r, const std::string& entry, uint64_t no
   JobRecord a = r;
   a.status = JobStatus{JobState::queued, 0, entry, now_ms, {}, 0};
   a.claim = {};
-  a.cancel_requested = false;
+  a.cancel_round = 0;
   a.results.clear();
   a.history.clear();
   a.add_history(JobState::queued, entry, 0, now_ms, kSubmittedReason);
@@ -157,6 +157,12 @@ class Stage {
   uint64_t cancel(size_t i, const std::string& id) {
     const uint64_t request = next_request_++;
     core(i).cancel(now(), request, id);
+    drain(i);
+    return request;
+  }
+  uint64_t retry(size_t i, const std::string& id) {
+    const uint64_t request = next_request_++;
+    core(i).retry(now(), request, id);
     drain(i);
     return request;
   }

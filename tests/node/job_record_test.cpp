@@ -28,8 +28,10 @@ JobRecord random_record(const JobRecord& base, std::mt19937_64& rng) {
   JobRecord r = base;
   r.status = JobStatus{JobState(small(rng, 5)), small(rng, 4),      pick(rng, kNodes),
                        small(rng, 3),           pick(rng, kErrors), small(rng, 2)};
+  r.status.round = small(rng, 2);
+  r.status.base = r.status.round == 0 ? 0 : small(rng, r.status.attempt);
   r.claim = Claim{small(rng, 4), pick(rng, kNodes), small(rng, 3)};
-  r.cancel_requested = small(rng, 3) == 0;
+  r.cancel_round = small(rng, 3) == 0 ? small(rng, r.status.round + 1) : 0;
   r.results.clear();
   for (uint32_t i = small(rng, 6); i > 0; --i) {
     NodeResult res;
@@ -210,7 +212,7 @@ TEST_CASE("the binary form round-trips, and records stored as JSON still decode"
     JobRecord r = random_record(base, rng);
     const std::string bytes = encode_record(r);
     REQUIRE(!bytes.empty());
-    CHECK(static_cast<uint8_t>(bytes.front()) == 2);
+    CHECK(static_cast<uint8_t>(bytes.front()) == 3);
     auto back = decode_record(bytes);
     REQUIRE(back.is_ok());
     CHECK(same_state(back.value(), r));
@@ -263,12 +265,178 @@ TEST_CASE("the binary decoder refuses hostile bytes without crashing or throwing
       default:
         m.assign(small(rng, 300), '\0');
         for (char& c : m) c = char(small(rng, 255));
-        if (!m.empty()) m[0] = '\x02';
+        if (!m.empty()) m[0] = small(rng, 1) ? '\x02' : '\x03';
         break;
     }
     auto r = decode_record(m);
     if (r.is_ok()) CHECK(r.value().id == r.value().envelope.id());
   }
+}
+
+// ---- retry rounds (POST /v1/jobs/{id}/retry; job_record.h) ----
+
+namespace {
+
+// A record of `base` in round `round` with status `s` (attempt `attempt`, base `from`).
+JobRecord in_round(const JobRecord& base, uint32_t round, uint32_t from, JobState s,
+                   uint32_t attempt, const std::string& node, uint64_t at) {
+  JobRecord r = base;
+  r.status = JobStatus{s, attempt, node, at, "", 0, round, from};
+  return r;
+}
+
+// The version 2 binary form of a round-0 record: version 3 without round and base, and with a
+// one-byte cancel flag (what nodes stored before retry rounds).
+std::string as_version_2(const JobRecord& r) {
+  REQUIRE(r.status.round == 0);
+  REQUIRE(r.cancel_round <= 1);
+  std::string v3 = encode_record(r);
+  const size_t status_end = 1 + 4 + r.id.size() + 4 + r.envelope.job.size() + 32 + 64 + 1 + 4 +
+                            4 + r.status.node.size() + 8 + 4 + r.status.error.size() + 8;
+  const size_t cancel_at = status_end + 8 + 4 + 4 + r.claim.node.size() + 8;
+  std::string v2 = v3.substr(0, status_end) + v3.substr(status_end + 8, cancel_at - status_end - 8);
+  v2 += static_cast<char>(r.cancel_round);
+  v2 += v3.substr(cancel_at + 4);
+  v2[0] = '\x02';
+  return v2;
+}
+
+}  // namespace
+
+TEST_CASE("retried() queues a failed or cancelled job again in the next round, nothing else") {
+  const Identity key = Identity::generate();
+  const JobRecord base = test::queued_record(key);
+  for (JobState s : {JobState::queued, JobState::running, JobState::retry_wait,
+                     JobState::succeeded}) {
+    CAPTURE(state_name(s));
+    CHECK(!retried(in_round(base, 0, 0, s, 1, "n1", 10), "n2", 20));
+  }
+  for (JobState s : {JobState::failed, JobState::cancelled}) {
+    CAPTURE(state_name(s));
+    JobRecord dead = in_round(base, 0, 0, s, 3, "n1", 1500);
+    dead.cancel_round = s == JobState::cancelled ? 1 : 0;
+    auto r = retried(dead, "n2", 2000);  // after the submission (at 1000)
+    REQUIRE(r);
+    CHECK(r->status.state == JobState::queued);
+    CHECK(r->status.round == 1);
+    CHECK(r->status.base == 3);
+    CHECK(r->status.attempt == 3);  // attempt numbers keep growing
+    CHECK(r->attempt_limit() == 3 + r->max_attempts);
+    CHECK(!r->cancel_requested());
+    CHECK(r->history.back().reason == kRetriedReason);
+    CHECK(r->history.back().node == "n2");
+    CHECK(public_state(*r, 2000) == "queued");
+    CHECK(!submitted_before(*r, base.history));  // a retry is not a second submission
+  }
+}
+
+TEST_CASE("a retry wins over every state of the round it retried, whatever the order") {
+  const Identity key = Identity::generate();
+  const JobRecord base = test::queued_record(key);
+  std::mt19937_64 rng(1130);
+  for (int i = 0; i < 2000; ++i) {
+    // Round r's copies: any state, any attempt, any cancel, as replicas may hold them.
+    const uint32_t r = small(rng, 2);
+    std::vector<JobRecord> old;
+    for (int k = 0; k < 4; ++k) {
+      JobRecord c = random_record(base, rng);
+      c.status.round = r;
+      c.status.base = r == 0 ? 0 : std::min(c.status.base, c.status.attempt);
+      c.cancel_round = small(rng, 1) ? r + 1 : 0;
+      old.push_back(std::move(c));
+    }
+    JobRecord dead = old.front();
+    dead.status.state = small(rng, 1) ? JobState::failed : JobState::cancelled;
+    auto again = retried(dead, pick(rng, kNodes), 100 + small(rng, 50));
+    REQUIRE(again);
+    std::vector<JobRecord> all = old;
+    all.push_back(*again);
+    std::shuffle(all.begin(), all.end(), rng);
+    JobRecord acc = all.front();
+    for (const JobRecord& c : all) acc = merge(acc, c);
+    INFO("merged=" << show(acc));
+    CHECK(acc.status.round == r + 1);
+    CHECK(acc.status.state == JobState::queued);
+    CHECK(!acc.cancel_requested());  // the cancel of round r is over
+    // What happens next in round r + 1 wins over the retry: a claim, then an outcome.
+    JobRecord claimed = acc;
+    claimed.status = acc.status.next(JobState::running, acc.status.attempt + 1, "n3", 200, "", 0);
+    JobRecord done = claimed;
+    done.status = claimed.status.next(JobState::succeeded, claimed.status.attempt, "n3", 210, "", 0);
+    CHECK(merge(acc, claimed).status.state == JobState::running);
+    CHECK(merge(merge(claimed, acc), done).status.state == JobState::succeeded);
+    // A late copy of round r (say, a stale replica's success) does not undo it.
+    JobRecord late = old.back();
+    late.status.state = JobState::succeeded;
+    CHECK(merge(late, done).status.round == r + 1);
+    CHECK(merge(done, late).status.state == JobState::succeeded);
+    CHECK(merge(done, late).status.node == "n3");
+  }
+}
+
+TEST_CASE("two replicas retrying the same dead letter converge on one retry") {
+  const Identity key = Identity::generate();
+  const JobRecord base = test::queued_record(key);
+  JobRecord dead = in_round(base, 0, 0, JobState::failed, 3, "n1", 10);
+  auto a = retried(dead, "n1", 50), b = retried(dead, "n2", 60);
+  REQUIRE((a && b));
+  CHECK(same_state(merge(*a, *b), merge(*b, *a)));
+  CHECK(merge(*a, *b).status.round == 1);
+  // A second retry after the first round failed again starts round 2.
+  JobRecord failed_again = merge(*a, *b);
+  failed_again.status = failed_again.status.next(JobState::failed, 6, "n3", 90, "boom", 0);
+  auto c = retried(failed_again, "n3", 100);
+  REQUIRE(c);
+  CHECK(c->status.round == 2);
+  CHECK(c->status.base == 6);
+  CHECK(merge(*c, *a).status.round == 2);
+}
+
+TEST_CASE("a cancel belongs to its round: a retry ends it, a cancel after the retry holds") {
+  const Identity key = Identity::generate();
+  const JobRecord base = test::queued_record(key);
+  JobRecord running = in_round(base, 0, 0, JobState::running, 1, "n1", 10);
+  running.cancel_round = 1;  // cancel asked in round 0
+  CHECK(running.cancel_requested());
+  JobRecord cancelled = running;
+  cancelled.status = running.status.next(JobState::cancelled, 1, "n1", 20, "cancelled", 0);
+  auto again = retried(cancelled, "n2", 30);
+  REQUIRE(again);
+  CHECK(!again->cancel_requested());
+  CHECK(!merge(running, *again).cancel_requested());  // a late copy of the old cancel
+  JobRecord cancel_again = *again;
+  cancel_again.cancel_round = again->status.round + 1;  // cancel asked in round 1
+  CHECK(merge(*again, cancel_again).cancel_requested());
+  CHECK(merge(cancel_again, running).cancel_requested());
+}
+
+TEST_CASE("records stored before retry rounds (version 2, JSON without rounds) still decode") {
+  const Identity key = Identity::generate();
+  std::mt19937_64 rng(1131);
+  const JobRecord base = test::queued_record(key);
+  for (int i = 0; i < 300; ++i) {
+    JobRecord r = random_record(base, rng);
+    r.status.round = r.status.base = 0;
+    r.cancel_round = std::min<uint32_t>(r.cancel_round, 1);
+    const std::string v2 = as_version_2(r);
+    auto back = decode_record(v2);
+    REQUIRE(back.is_ok());
+    CHECK(same_state(back.value(), r));
+    CHECK(encode_record(back.value()) == encode_record(r));  // written back as version 3
+    nlohmann::json j = record_to_json(r);
+    j["status"].erase("round");
+    j["status"].erase("base");
+    j.erase("cancel_round");
+    auto legacy = decode_record(j.dump());
+    REQUIRE(legacy.is_ok());
+    CHECK(same_state(legacy.value(), r));
+  }
+  // An impossible round is refused: a base past the attempts, a cancel from a future round.
+  JobRecord bad = in_round(base, 1, 4, JobState::queued, 3, "n1", 10);
+  CHECK(decode_record(encode_record(bad)).status().code() == Code::corruption);
+  JobRecord future = in_round(base, 1, 0, JobState::queued, 3, "n1", 10);
+  future.cancel_round = 3;
+  CHECK(decode_record(encode_record(future)).status().code() == Code::corruption);
 }
 
 }  // namespace meshwork
