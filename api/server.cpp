@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "api/dashboard.h"
+#include "api/idempotency.h"
 #include "api/openapi.h"
 #include "api/params.h"
 #include "api/problem.h"
@@ -21,6 +22,8 @@ namespace meshwork::api {
 namespace {
 
 using nlohmann::json;
+
+constexpr uint64_t kIdempotencyExpireEvery = 1'024;  // new keys between sweeps of expired ones
 
 constexpr size_t kListLimitDefault = 50;
 constexpr size_t kListLimitMax = 1'000;
@@ -208,6 +211,21 @@ void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
   auto body = parse_json_bounded(req.body);
   if (!body.is_ok()) return problem(res, body.status());
   if (!body.value().is_object()) return problem(res, 400, "the body must be a JSON object");
+  auto idem = parse_idempotency_key(
+      req.has_header(kIdempotencyKeyHeader)
+          ? std::optional<std::string_view>(req.get_header_value(kIdempotencyKeyHeader))
+          : std::nullopt,
+      req.get_header_value_count(kIdempotencyKeyHeader));
+  if (!idem.is_ok()) return problem(res, idem.status());
+  // A signed envelope's id does not depend on the node: it is idempotent already.
+  std::optional<IdempotencyClaim> claim;
+  if (idem.value() && !is_signed_envelope(body.value())) {
+    claim.emplace(*this, *idem.value());
+    if (!claim->owned())
+      return problem(res, 409, "a request with this Idempotency-Key is being submitted; retry");
+    if (Status s = apply_idempotency_key(*idem.value(), body.value()); !s.is_ok())
+      return problem(res, s);
+  }
   auto admitted = services_.admission.admit(body.value());
   if (!admitted.is_ok()) return problem(res, admitted.status());
   if (auto wait_s = take_token(req, body.value(), admitted.value()))
@@ -224,6 +242,55 @@ void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
   json view = job_view(*r.record, wall_ms());
   view.update(services_.cluster.placement_json(r.record->id));
   send_json(res, r.created ? 202 : 200, view);
+}
+
+ApiServer::IdempotencyClaim::IdempotencyClaim(ApiServer& server, std::string key_hash)
+    : server_(server), key_(std::move(key_hash)) {
+  std::lock_guard lock(server_.idempotency_mu_);
+  owned_ = server_.idempotency_inflight_.insert(key_).second;
+}
+
+ApiServer::IdempotencyClaim::~IdempotencyClaim() {
+  if (!owned_) return;
+  std::lock_guard lock(server_.idempotency_mu_);
+  server_.idempotency_inflight_.erase(key_);
+}
+
+Status ApiServer::apply_idempotency_key(const std::string& key_hash, json& body) {
+  const uint64_t now = wall_ms();
+  const std::string body_hash = blake2b_hex(body.dump());
+  auto stored = services_.store.get_idempotency(key_hash);
+  if (!stored.is_ok()) return stored.status();
+  std::optional<IdempotencyEntry> entry;
+  if (stored.value()) entry = decode_idempotency_entry(*stored.value());
+  if (entry && entry->at_ms + options_.idempotency_window_ms > now) {
+    if (entry->body_hash != body_hash)
+      return {Code::invalid, "this Idempotency-Key was used with a different body"};
+    body["nonce"] = entry->nonce;
+    body["created_at"] = entry->created_at_ms;
+    return Status::ok();
+  }
+  // The client's own nonce and created_at, if it sent them (admission checks them), else fresh.
+  const json* nonce = body.contains("nonce") ? &body["nonce"] : nullptr;
+  const json* created = body.contains("created_at") ? &body["created_at"] : nullptr;
+  if ((nonce && !nonce->is_string()) || (created && !created->is_number_unsigned()))
+    return Status::ok();  // admission refuses the body with the reason; nothing is remembered
+  IdempotencyEntry fresh{body_hash, nonce ? nonce->get<std::string>() : to_hex(random_bytes(16)),
+                         created ? created->get<uint64_t>() : now, now};
+  body["nonce"] = fresh.nonce;
+  body["created_at"] = fresh.created_at_ms;
+  if (Status s = services_.store.put_idempotency(key_hash, encode_idempotency_entry(fresh));
+      !s.is_ok())
+    return s;
+  // Now and then, forget the keys whose window has passed (a scan of the "i/" keys).
+  if (++idempotency_writes_ % kIdempotencyExpireEvery == 0) {
+    const uint64_t window = options_.idempotency_window_ms;
+    services_.store.expire_idempotency([&](std::string_view v) {
+      auto e = decode_idempotency_entry(v);
+      return !e || e->at_ms + window <= now;
+    });
+  }
+  return Status::ok();
 }
 
 json ApiServer::item_json(const ItemResult& r) const {

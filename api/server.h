@@ -73,6 +73,8 @@ struct ApiOptions {
   RateLimitOptions rate_limit;       // jobs per second per client; off by default
   std::set<std::string> admin_keys;  // raw Ed25519 keys that may cancel any job (--admin-keys)
   bool plain_jobs_open = true;       // anyone may cancel a plain job (false: --require-signed)
+  // How long an Idempotency-Key is remembered (api/idempotency.h): the node's retention.
+  uint64_t idempotency_window_ms = 7 * 24 * 3'600'000ull;
 };
 
 inline constexpr uint64_t kWaitSecondsMax = 60;  // the longest ?wait_s
@@ -150,6 +152,10 @@ class ApiServer {
                                                    const nlohmann::json& body,
                                                    const JobRecord& admitted);
   [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
+  // A plain submission with an Idempotency-Key (api/idempotency.h): fills `body`'s nonce and
+  // created_at from the key's entry (writing a new entry first when there is none). A problem
+  // status when the key is malformed (400), reused with another body (422) or in use (409).
+  [[nodiscard]] Status apply_idempotency_key(const std::string& key_hash, nlohmann::json& body);
   void observe(const httplib::Request& req, const httplib::Response& res);
 
   Services services_;
@@ -169,6 +175,23 @@ class ApiServer {
   std::atomic<uint64_t> rate_limited_{0};
   std::atomic<uint64_t> cancels_refused_{0};
   std::atomic<uint64_t> retries_refused_{0};
+  // Holds a key hash in idempotency_inflight_ while one request submits it.
+  class IdempotencyClaim {
+   public:
+    IdempotencyClaim(ApiServer& server, std::string key_hash);
+    ~IdempotencyClaim();
+    IdempotencyClaim(const IdempotencyClaim&) = delete;
+    IdempotencyClaim& operator=(const IdempotencyClaim&) = delete;
+    [[nodiscard]] bool owned() const { return owned_; }
+
+   private:
+    ApiServer& server_;
+    std::string key_;
+    bool owned_ = false;
+  };
+  std::mutex idempotency_mu_;
+  std::set<std::string> idempotency_inflight_;  // key hashes being submitted; idempotency_mu_
+  std::atomic<uint64_t> idempotency_writes_{0};
 };
 
 }  // namespace meshwork::api

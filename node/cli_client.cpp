@@ -1,5 +1,5 @@
 // The command-line client: shared transport and printing, the job commands (sign, submit,
-// status, cancel) and the subcommand table; see cli_client.h and the exit codes in main.cpp.
+// status, cancel, retry) and the subcommand table; see cli_client.h and the exit codes in main.cpp.
 #include "node/cli_client.h"
 
 #include <algorithm>
@@ -166,17 +166,26 @@ int status(const ClientArgs& a) {
 }
 
 // With --key the request is signed (node/client_auth.h): a job a client signed may be cancelled
-// only with its key or an admin key.
-int cancel(const ClientArgs& a) {
+// or retried only with its key or an admin key.
+int change(const ClientArgs& a, std::string_view action) {
   if (!is_job_id(a.id)) return fail("'" + a.id + "' is not a job id", kExitUsage);
   httplib::Headers headers;
   if (!a.key_file.empty()) {
     auto key = Identity::load(a.key_file);
     if (!key.is_ok()) return fail(key.status().message(), kExitUsage);
-    headers = client_request_headers(key.value(), kCancelAction, a.id, wall_ms());
+    headers = client_request_headers(key.value(), action, a.id, wall_ms());
   }
   auto c = client_for(a);
-  return report(c.Post("/v1/jobs/" + a.id + "/cancel", headers, "", "application/json"));
+  return report(c.Post("/v1/jobs/" + a.id + "/" + std::string(action), headers, "",
+                       "application/json"));
+}
+
+int cancel(const ClientArgs& a) {
+  return change(a, kCancelAction);
+}
+
+int retry(const ClientArgs& a) {
+  return change(a, kRetryAction);
 }
 
 void add_job_options(CLI::App* cmd, ClientArgs& a) {
@@ -244,12 +253,15 @@ void add_client_commands(CLI::App& app, ClientArgs& a) {
   add_job_options(submit_cmd, a);
 
   networked(app, "status", "show a job", a)->add_option("id", a.id, "job id")->required();
-  auto* cancel_cmd = networked(
-      app, "cancel", "cancel a job: a queued one at once, a running one cooperatively", a);
-  cancel_cmd->add_option("id", a.id, "job id")->required();
-  cancel_cmd->add_option("--key", a.key_file,
-                         "sign the request with this identity: the job's key or an admin key "
-                         "(needed for a job a client signed)");
+  for (const auto& [name, what] :
+       {std::pair{"cancel", "cancel a job: a queued one at once, a running one cooperatively"},
+        std::pair{"retry", "run a failed or cancelled job again, with a fresh set of attempts"}}) {
+    auto* cmd = networked(app, name, what, a);
+    cmd->add_option("id", a.id, "job id")->required();
+    cmd->add_option("--key", a.key_file,
+                    "sign the request with this identity: the job's key or an admin key "
+                    "(needed for a job a client signed)");
+  }
   add_view_commands(app, a);
 }
 
@@ -257,8 +269,8 @@ int run_client_command(CLI::App& app, const ClientArgs& args) {
   using Command = int (*)(const ClientArgs&);
   static const std::pair<const char*, Command> kCommands[] = {
       {"sign", sign},       {"submit", submit}, {"status", status}, {"cancel", cancel},
-      {"members", members}, {"jobs", jobs},     {"ring", ring},     {"info", info},
-      {"watch", watch},     {"verify", verify}};
+      {"retry", retry},     {"members", members}, {"jobs", jobs},   {"ring", ring},
+      {"info", info},       {"watch", watch},     {"verify", verify}};
   try {
     for (const auto& [name, run] : kCommands)
       if (app.got_subcommand(name)) return run(args);

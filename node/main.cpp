@@ -5,6 +5,7 @@
 //   meshwork sign --key FILE --type T --payload JSON      print a signed envelope (no network)
 //   meshwork submit --node URL (--type T --payload JSON [--key FILE] | --envelope FILE) [--wait]
 //   meshwork status ID, cancel ID [--key FILE]    show a job; cancel it (signed with --key)
+//   meshwork retry ID [--key FILE]                run a failed or cancelled job again
 //   meshwork jobs [--state S] [--type T] [--limit N] [--cursor C]    list jobs, newest first
 //   meshwork members, ring, info          the mesh, the ring, one node (--json: raw)
 //   meshwork watch [--job ID] [--kinds job,member]                   events as they happen
@@ -140,7 +141,7 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
                    "file of base64 public keys allowed to submit (implies --require-signed)")
       ->check(CLI::ExistingFile);
   node->add_option("--admin-keys", cfg.admin_keys_file,
-                   "file of base64 public keys that may cancel any job, whoever signed it")
+                   "file of base64 public keys that may cancel or retry any job, whoever signed it")
       ->check(CLI::ExistingFile);
   auto* rate =
       node->add_option("--rate-limit", cfg.rate_limit,
