@@ -18,6 +18,7 @@ namespace {
 constexpr std::string_view kRecordPrefix = "j/";
 constexpr std::string_view kCreatedPrefix = "c/";
 constexpr std::string_view kHintPrefix = "h/";
+constexpr std::string_view kIdempotencyPrefix = "i/";
 constexpr size_t kCacheBytes = 32 << 20;
 constexpr uint8_t kBinaryRecordVersion = 3;  // encode_record's first byte (older forms are re-encoded)
 
@@ -280,6 +281,36 @@ Store::StateCounts Store::counts() const {
 size_t Store::queue_depth() const {
   std::lock_guard lock(mu_);
   return queue_.size();
+}
+
+Status Store::put_idempotency(std::string_view key_hash, std::string_view value) {
+  leveldb::WriteOptions w;
+  w.sync = options_.sync;
+  return from_leveldb(db_->Put(w, std::string(kIdempotencyPrefix) + std::string(key_hash),
+                               leveldb::Slice(value.data(), value.size())));
+}
+
+Result<std::optional<std::string>> Store::get_idempotency(std::string_view key_hash) const {
+  std::string value;
+  leveldb::Status s = db_->Get(leveldb::ReadOptions(),
+                               std::string(kIdempotencyPrefix) + std::string(key_hash), &value);
+  if (s.IsNotFound()) return std::optional<std::string>();
+  if (!s.ok()) return from_leveldb(s);
+  return std::optional<std::string>(std::move(value));
+}
+
+size_t Store::expire_idempotency(const std::function<bool(std::string_view value)>& expired) {
+  leveldb::WriteBatch batch;
+  size_t n = 0;
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  const std::string prefix(kIdempotencyPrefix);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    if (!expired(std::string_view(it->value().data(), it->value().size()))) continue;
+    batch.Delete(it->key());
+    ++n;
+  }
+  if (n > 0) (void)db_->Write(leveldb::WriteOptions(), &batch);
+  return n;
 }
 
 }  // namespace meshwork

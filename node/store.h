@@ -11,6 +11,8 @@
 //   "j/<id>"                          the record, in encode_record's binary form
 //   "c/<created_at 16 hex>/<id>"      "" (newest-first listing; written with a record's first copy)
 //   "h/<target node>/<id>"            "" (a hint: the record is owed to that node)
+//   "i/<key hash>"                    an Idempotency-Key's entry (api/idempotency.h), written
+//                                     synced by the HTTP thread that takes the submission
 //
 // Reading: read() (the core's RecordReader), get(), list() and the boot scans read LevelDB
 // directly, from any thread. A write is visible to readers before its durable() is reported, so the
@@ -109,6 +111,12 @@ class Store final : public RecordReader {
   [[nodiscard]] uint64_t corrupt_records() const { return corrupt_.load(); }
   [[nodiscard]] uint64_t batches_written() const { return batches_.load(); }
   [[nodiscard]] uint64_t persists_written() const { return persists_.load(); }
+
+  // Idempotency-Key entries (api/idempotency.h), outside the persist pipeline: any thread.
+  [[nodiscard]] Status put_idempotency(std::string_view key_hash, std::string_view value);
+  [[nodiscard]] Result<std::optional<std::string>> get_idempotency(std::string_view key_hash) const;
+  // Deletes the entries whose value `expired` accepts; how many it deleted.
+  size_t expire_idempotency(const std::function<bool(std::string_view value)>& expired);
 
  private:
   Store() = default;
