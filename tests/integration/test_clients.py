@@ -245,6 +245,11 @@ class ClientsOnMesh(NodeTestCase):
         with self.assertRaises(mc.MeshworkError) as e:
             mesh.cancel(job_id)
         self.assertEqual(e.exception.status, 409)
+        # A cancelled job is a dead letter: the client's signed retry runs it again.
+        again = mesh.retry(job_id)
+        self.assertEqual((again["state"], again["retries"]), ("queued", 1), again)
+        mesh.cancel(job_id)
+        self.assertEqual(mesh.wait_job(job_id, timeout=scaled(60))["state"], "cancelled")
         with self.assertRaises(mc.MeshworkError) as e:
             mesh.get_job("0" * 64)
         self.assertEqual(e.exception.status, 404)

@@ -13,6 +13,7 @@
 //              Ed25519 over the UTF-8 bytes of `job`.
 //   job id     hex BLAKE2b-256 of those bytes followed by the 32 raw public-key bytes.
 //   cancel     signed with Meshwork-Key/-Time/-Signature headers (requestHeaders below).
+//   retry      a failed or cancelled job, again, signed as cancel is.
 //   receipt    Ed25519 by the running node over "meshwork-receipt-v1|job_id|node|attempt|
 //              result_hash"; result_hash = hex BLAKE2b-256 of the result's compact JSON (json.mjs)
 //              when the attempt succeeded, else of its error text.
@@ -298,9 +299,19 @@ export class Client {
   // signed by a client and the request is not signed by its key or an admin key. The request is
   // signed with `key` (default: the client's key) when there is one.
   async cancel(id, { key = this.key } = {}) {
-    const headers = key === null ? {} : requestHeaders(key, 'cancel', id);
-    return (await this.call('POST', `/v1/jobs/${encodeURIComponent(id)}/cancel`, undefined, [200],
-                            headers)).body;
+    return this.change('cancel', id, key);
+  }
+
+  // POST /v1/jobs/{id}/retry: a failed or cancelled job runs again with a fresh set of attempts.
+  // Signed as cancel is; 409 (not failed or cancelled), 404 and 403 throw.
+  async retry(id, { key = this.key } = {}) {
+    return this.change('retry', id, key);
+  }
+
+  async change(action, id, key) {
+    const headers = key === null ? {} : requestHeaders(key, action, id);
+    return (await this.call('POST', `/v1/jobs/${encodeURIComponent(id)}/${action}`, undefined,
+                            [200], headers)).body;
   }
 
   // GET /v1/jobs: {jobs, next_cursor}.

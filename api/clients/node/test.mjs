@@ -139,6 +139,11 @@ async function cancelAndList(mesh, key, report) {
   assert.equal(cancelled.state, 'cancelled');
   assert.equal((await mesh.verifyJob(cancelled)).status, 'valid');
   await expectError(mesh.cancel(id), 409);
+  // A cancelled job is a dead letter: the client's signed retry runs it again.
+  const again = await mesh.retry(id);
+  assert.deepEqual([again.state, again.retries], ['queued', 1]);
+  await mesh.cancel(id);
+  assert.equal((await mesh.waitJob(id, { timeoutS: 60 })).state, 'cancelled');
   await expectError(mesh.getJob('0'.repeat(64)), 404);
 
   const page = await mesh.listJobs({ state: 'cancelled' });

@@ -14,6 +14,7 @@ Wire formats (node/envelope.cpp, node/job_runner.cpp, dht/hash.cpp):
             Ed25519 over the UTF-8 bytes of `job`.
   job id    hex BLAKE2b-256 of those bytes followed by the 32 raw public-key bytes.
   cancel    signed with the headers of request_headers() (Meshwork-Key, -Time, -Signature).
+  retry     a failed or cancelled job, again, signed as cancel is.
   receipt   Ed25519 by the running node over "meshwork-receipt-v1|job_id|node|attempt|result_hash";
             result_hash = hex BLAKE2b-256 of the result's compact JSON (canonical_json) when the
             attempt succeeded, else of its error text.
@@ -407,9 +408,17 @@ class Client:
         """POST /v1/jobs/{id}/cancel, signed with `key` (default: the client's key) when there is
         one. 409 (already finished), 404, and 403 when the job was signed by a client and the
         request is not signed by its key or an admin key, raise."""
+        return self._change("cancel", job_id, key)
+
+    def retry(self, job_id, key=None):
+        """POST /v1/jobs/{id}/retry: a failed or cancelled job runs again with a fresh set of
+        attempts. Signed as cancel() is; 409 (not failed or cancelled), 404 and 403 raise."""
+        return self._change("retry", job_id, key)
+
+    def _change(self, action, job_id, key):
         key = key or self.key
-        headers = request_headers(key, "cancel", job_id) if key is not None else None
-        return self._call("POST", "/v1/jobs/%s/cancel" % urllib.parse.quote(job_id, safe=""),
+        headers = request_headers(key, action, job_id) if key is not None else None
+        return self._call("POST", "/v1/jobs/%s/%s" % (urllib.parse.quote(job_id, safe=""), action),
                           headers=headers)
 
     def list_jobs(self, state=None, type=None, limit=None, cursor=None, scope=None):
