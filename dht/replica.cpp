@@ -57,6 +57,11 @@ void Replica::set_member(Now now, const std::string& name, MemberState state) {
   if (name == self_ || name.empty() || name.size() > kNodeNameBytesMax) return;
   const uint64_t version = placement_.version();
   if (!placement_.set(name, state)) return;
+  if (state == MemberState::dead) {
+    dead_since_ms_.try_emplace(name, now.mono_ms);
+  } else {
+    dead_since_ms_.erase(name);
+  }
   if (state == MemberState::alive) {
     seen_peer_ = true;
     // Back (or joined) and sharing records with this node: reconcile with it first.
@@ -68,6 +73,34 @@ void Replica::set_member(Now now, const std::string& name, MemberState state) {
   if (placement_.version() == version) return;
   ae_interval_ms_ = config_.anti_entropy_interval_ms;
   next_sweep_ms_ = now.mono_ms;  // a membership change: sweep at once
+}
+
+// A member dead for config.reap_after_ms in this node's view gives up its ring tokens. Its ranges
+// already had live stand-ins (replicas() skips the dead), which hold them from now on as their home
+// replicas; the write quorum no longer counts it; hints owed to it are dropped. If it ever comes
+// back, its tokens return as on a join and hand-off brings it its ranges.
+void Replica::reap_dead(Now now) {
+  bool reaped = false;
+  for (auto it = dead_since_ms_.begin(); it != dead_since_ms_.end();) {
+    const uint64_t dead_ms = now.mono_ms - std::min(now.mono_ms, it->second);
+    if (dead_ms < config_.reap_after_ms) {
+      ++it;
+      continue;
+    }
+    const std::string name = it->first;
+    it = dead_since_ms_.erase(it);
+    if (!placement_.reap(name)) continue;
+    reaped = true;
+    if (auto h = hints_.find(name); h != hints_.end()) {
+      const std::set<std::string> owed = h->second;
+      for (const std::string& id : owed) drop_hint(name, id);
+    }
+    log(LogLine::Level::info, "member_reaped", "",
+        name + " dead for " + std::to_string(dead_ms / 1000) + " s: its tokens leave the ring");
+  }
+  if (!reaped) return;
+  ae_interval_ms_ = config_.anti_entropy_interval_ms;
+  next_sweep_ms_ = now.mono_ms;  // hand off and sweep for the new placement at once
 }
 
 bool Replica::ready(Now now) const {
@@ -284,6 +317,7 @@ void Replica::durable(Now now, uint64_t seq, const Status& status) {
 
 void Replica::tick(Now now) {
   expire(now);
+  reap_dead(now);
   while (!wake_timers_.empty() && wake_timers_.begin()->first <= now.mono_ms) {
     const std::string id = wake_timers_.begin()->second;
     wake_timers_.erase(wake_timers_.begin());
@@ -318,6 +352,8 @@ uint64_t Replica::next_deadline_ms() const {
   for (const auto& [id, a] : running_)
     if (a.handler_running && !a.stopped) t = std::min(t, a.deadline_ms);
   if (!wake_timers_.empty()) t = std::min(t, wake_timers_.begin()->first);
+  for (const auto& [name, since_ms] : dead_since_ms_)
+    t = std::min(t, since_ms + std::min(config_.reap_after_ms, UINT64_MAX - since_ms));
   if (!outstanding_.empty())
     t = std::min(t, outstanding_.begin()->second.sent_ms + config_.peer_timeout_ms);
   // Write ids grow with time and every write waits the same timeout: the first ends first.
