@@ -107,7 +107,8 @@ struct ReplicaConfig {
   size_t record_cache_max = 32'768;  // durable records kept in memory (least recently used out)
   uint64_t seed = 1;                // jitter and peer order
   bool take_over = true;            // false only in the deliberately broken build of the chaos test
-  // A member dead this long in this node's view gives up its ring tokens (Placement::reap).
+  // A member dead this long in this node's view gives up its ring tokens (Placement::reap); after
+  // as long again it is forgotten, as if it had left.
   uint64_t reap_after_ms = 86'400'000;
 };
 
@@ -334,6 +335,7 @@ class Replica {
   void react(Now now, const JobRecord& r);
   uint64_t pending_seq(const std::string& id) const;
   void reap_dead(Now now);
+  uint64_t reap_due_ms(uint64_t since_ms, bool reaped) const;
   void log(LogLine::Level level, std::string event, std::string id, std::string detail);
   uint64_t random_below(uint64_t n);
   uint64_t backoff_ms(uint32_t attempt);
@@ -439,8 +441,8 @@ class Replica {
   std::map<std::string, std::set<std::string>> hints_;  // target → ids
   std::set<std::pair<std::string, std::string>> hints_inflight_;
   std::set<std::string> ae_soon_;
-  // Dead members still on the ring → when (mono) this node saw them die; reaped once
-  // config.reap_after_ms has passed. Each node reaps on its own timer (docs/guarantees.md).
+  // Dead members → when (mono) this node saw them die: reaped once config.reap_after_ms has
+  // passed, forgotten after as long again. Each node reaps on its own timer (docs/guarantees.md).
   std::map<std::string, uint64_t> dead_since_ms_;
   std::vector<std::string> co_replicas_;  // members sharing a record with this node (hand_off)
   uint64_t handed_version_ = 0;           // the placement version hand_off last ran for

@@ -525,6 +525,26 @@ TEST_CASE("hints owed to a member are dropped when it is reaped") {
   CHECK(s.node(0).disk.hints.empty());
 }
 
+TEST_CASE("a reaped member is forgotten after as long again") {
+  ReplicaConfig c = quiet();
+  c.reap_after_ms = 10'000;
+  Stage s(4, c);
+  s.crash(3);
+  s.tell_all(3, MemberState::dead);
+  s.run(11'000);
+  REQUIRE(s.core(0).placement().reaped().contains("n4"));
+  CHECK(s.core(0).placement().members().contains("n4"));  // listed as reaped for a while
+  s.run(10'000);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK_FALSE(s.core(i).placement().members().contains("n4"));
+    CHECK(s.core(i).placement().reaped().empty());
+    CHECK(s.core(i).placement().ring().member_count() == 3);
+  }
+  s.restart(3);  // the same name again, much later: a plain join
+  s.tell_all(3, MemberState::alive);
+  for (size_t i = 0; i < 3; ++i) CHECK(on_ring(s, i, "n4"));
+}
+
 TEST_CASE("each node reaps on its own clock; the lists agree all the while") {
   ReplicaConfig c = quiet();
   c.reap_after_ms = 10'000;
