@@ -36,19 +36,36 @@ Placement::Placement(std::string self, const std::map<std::string, MemberState>&
 bool Placement::set(const std::string& name, MemberState state) {
   if (name == self_) return false;
   auto it = members_.find(name);
+  const bool was_reaped = reaped_.contains(name);
   if (state == MemberState::left) {
     if (it == members_.end()) return false;
     members_.erase(it);
-    (void)ring_.remove(name);
+    reaped_.erase(name);
+    (void)ring_.remove(name);  // member_unknown for a reaped one: its tokens are gone already
   } else if (it == members_.end()) {
     if (ring_.add(name) != dht::Status::ok) return false;
     members_.emplace(name, state);
+  } else if (was_reaped) {
+    // Still dead: stays off the ring. Back: its tokens return, as on a join.
+    if (state == MemberState::dead || ring_.add(name) != dht::Status::ok) return false;
+    reaped_.erase(name);
+    it->second = state;
   } else {
     if (it->second == state) return false;
     const bool was_usable = usable(name);
     it->second = state;
     if (usable(name) == was_usable) return true;  // alive <-> suspect: every list stays the same
   }
+  ++version_;
+  return true;
+}
+
+bool Placement::reap(const std::string& name) {
+  auto it = members_.find(name);
+  if (it == members_.end() || it->second != MemberState::dead || reaped_.contains(name))
+    return false;
+  (void)ring_.remove(name);
+  reaped_.insert(name);
   ++version_;
   return true;
 }

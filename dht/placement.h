@@ -1,21 +1,27 @@
 // Placement: who holds which job — the members this node knows with their state, and the
 // consistent-hash ring over them (dht/ring.h). The replica core (replica.h) owns one and updates it
 // on every membership change: a state change (alive, suspect, dead) touches only the member table;
-// a member joining or leaving adds or removes its tokens (V hashes and one sorted insert), never a
-// rebuild of the whole ring. version() grows with every change that can change a preference list:
-// a member joining or leaving the ring, or becoming usable or unusable — not alive ↔ suspect
-// (both usable), which a loaded mesh sees often and which moves nothing.
+// a member joining, leaving or being reaped adds or removes its tokens (V hashes and one sorted
+// insert), never a rebuild of the whole ring. version() grows with every change that can change a
+// preference list or the ring: a member joining or leaving the ring, or becoming usable or
+// unusable — not alive ↔ suspect (both usable), which a loaded mesh sees often and which moves
+// nothing.
 //
 // Rules (docs/ring.md, docs/guarantees.md):
-//   ring members  every known member that has not left: alive, suspect and dead ones (a dead
-//                 member keeps its tokens, so a crash and restart do not move data back and forth)
+//   ring members  every known member that has not left and has not been reaped: alive, suspect
+//                 and dead ones (a dead member keeps its tokens, so a crash and restart do not move
+//                 data back and forth)
+//   reaped        a dead member the replica core gave up on (dead for config.reap_after_ms in this
+//                 node's view): its tokens are off the ring as if it had left, but it stays known
+//                 as dead, so that gossip repeating `dead` changes nothing; `alive` or `suspect`
+//                 puts its tokens back (a join), `left` forgets it
 //   usable        alive or suspect (SWIM: a suspect keeps its role until confirmed dead)
 //   replicas(id)  the first R usable members clockwise of the id: the nodes that store the job.
 //                 With everyone up this is the plain preference list; a dead member's place is
 //                 taken by the next usable one (its stand-in) until it returns.
 //   owner(id)     the first of replicas(id): the node that runs the job.
 //   write quorum  min(W, ring members): a one-node mesh acknowledges on its own disk, but a mesh
-//                 that has lost members still needs W live replicas.
+//                 that has lost members still needs W live replicas — until they are reaped.
 //
 // Thread-safety: none (the core's thread). Pure: no I/O, no clock.
 #pragma once
@@ -23,6 +29,7 @@
 #include <cstdint>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -51,15 +58,21 @@ class Placement {
   [[nodiscard]] uint64_t version() const { return version_; }
   [[nodiscard]] const PlacementOptions& options() const { return options_; }
   [[nodiscard]] const dht::Ring& ring() const { return ring_; }
-  // Ring members (not left), this node included, with their state.
+  // Known members (not left), this node included, with their state: the ring members and the
+  // reaped ones (dead, without tokens).
   [[nodiscard]] const std::map<std::string, MemberState, std::less<>>& members() const {
     return members_;
   }
+  // Members reaped and not back: dead, out of the ring.
+  [[nodiscard]] const std::set<std::string, std::less<>>& reaped() const { return reaped_; }
 
   // `name` is now in `state` (left: out of the ring). False when nothing changed, or when the ring
   // refuses the name (gossip bounds names, so that is a name it should not have let through).
-  // version() moves only when the lists may have (see above).
+  // version() moves only when the lists or the ring may have (see above).
   bool set(const std::string& name, MemberState state);
+  // `name`, dead and still on the ring, gives up its tokens (see "reaped" above); version() moves.
+  // False, and nothing changes, for a member that is not dead or is already reaped.
+  bool reap(const std::string& name);
 
   [[nodiscard]] bool usable(std::string_view name) const;
   [[nodiscard]] std::vector<std::string> replicas(std::string_view id) const;
@@ -76,6 +89,7 @@ class Placement {
   PlacementOptions options_;
   uint64_t version_;
   std::map<std::string, MemberState, std::less<>> members_;
+  std::set<std::string, std::less<>> reaped_;  // ⊂ members_, all dead, none in ring_
   dht::Ring ring_;
 };
 

@@ -57,6 +57,11 @@ void Replica::set_member(Now now, const std::string& name, MemberState state) {
   if (name == self_ || name.empty() || name.size() > kNodeNameBytesMax) return;
   const uint64_t version = placement_.version();
   if (!placement_.set(name, state)) return;
+  if (state == MemberState::dead) {
+    dead_since_ms_.try_emplace(name, now.mono_ms);
+  } else {
+    dead_since_ms_.erase(name);
+  }
   if (state == MemberState::alive) {
     seen_peer_ = true;
     // Back (or joined) and sharing records with this node: reconcile with it first.
@@ -68,6 +73,49 @@ void Replica::set_member(Now now, const std::string& name, MemberState state) {
   if (placement_.version() == version) return;
   ae_interval_ms_ = config_.anti_entropy_interval_ms;
   next_sweep_ms_ = now.mono_ms;  // a membership change: sweep at once
+}
+
+// A member dead for config.reap_after_ms in this node's view gives up its ring tokens. Its ranges
+// already had live stand-ins (replicas() skips the dead), which hold them from now on as their home
+// replicas; the write quorum no longer counts it; hints owed to it are dropped. If it ever comes
+// back, its tokens return as on a join and hand-off brings it its ranges. After as long again it
+// is forgotten (as if it had left), so that a mesh whose members come and go under new names does
+// not keep every old name.
+void Replica::reap_dead(Now now) {
+  bool changed = false;
+  for (auto it = dead_since_ms_.begin(); it != dead_since_ms_.end();) {
+    const std::string name = it->first;
+    const bool reaped = placement_.reaped().contains(name);
+    if (now.mono_ms < reap_due_ms(it->second, reaped)) {
+      ++it;
+      continue;
+    }
+    changed = true;
+    if (reaped || !placement_.reap(name)) {  // reaped long enough: forget it
+      it = dead_since_ms_.erase(it);
+      if (reaped && placement_.set(name, MemberState::left))
+        log(LogLine::Level::info, "member_forgotten", "", name + " was reaped: forgotten");
+      continue;
+    }
+    ++it;
+    if (auto h = hints_.find(name); h != hints_.end()) {
+      const std::set<std::string> owed = h->second;
+      for (const std::string& id : owed) drop_hint(name, id);
+    }
+    log(LogLine::Level::info, "member_reaped", "",
+        name + " dead for " + std::to_string(config_.reap_after_ms / 1000) +
+            " s: its tokens leave the ring");
+  }
+  if (!changed) return;
+  ae_interval_ms_ = config_.anti_entropy_interval_ms;
+  next_sweep_ms_ = now.mono_ms;  // hand off and sweep for the new placement at once
+}
+
+// When a member dead since `since_ms` is reaped (or, once reaped, forgotten); saturating.
+uint64_t Replica::reap_due_ms(uint64_t since_ms, bool reaped) const {
+  const uint64_t after = config_.reap_after_ms;
+  const uint64_t wait = !reaped ? after : after > UINT64_MAX / 2 ? UINT64_MAX : 2 * after;
+  return since_ms + std::min(wait, UINT64_MAX - since_ms);
 }
 
 bool Replica::ready(Now now) const {
@@ -284,6 +332,7 @@ void Replica::durable(Now now, uint64_t seq, const Status& status) {
 
 void Replica::tick(Now now) {
   expire(now);
+  reap_dead(now);
   while (!wake_timers_.empty() && wake_timers_.begin()->first <= now.mono_ms) {
     const std::string id = wake_timers_.begin()->second;
     wake_timers_.erase(wake_timers_.begin());
@@ -318,6 +367,8 @@ uint64_t Replica::next_deadline_ms() const {
   for (const auto& [id, a] : running_)
     if (a.handler_running && !a.stopped) t = std::min(t, a.deadline_ms);
   if (!wake_timers_.empty()) t = std::min(t, wake_timers_.begin()->first);
+  for (const auto& [name, since_ms] : dead_since_ms_)
+    t = std::min(t, reap_due_ms(since_ms, placement_.reaped().contains(name)));
   if (!outstanding_.empty())
     t = std::min(t, outstanding_.begin()->second.sent_ms + config_.peer_timeout_ms);
   // Write ids grow with time and every write waits the same timeout: the first ends first.

@@ -107,6 +107,9 @@ struct ReplicaConfig {
   size_t record_cache_max = 32'768;  // durable records kept in memory (least recently used out)
   uint64_t seed = 1;                // jitter and peer order
   bool take_over = true;            // false only in the deliberately broken build of the chaos test
+  // A member dead this long in this node's view gives up its ring tokens (Placement::reap); after
+  // as long again it is forgotten, as if it had left.
+  uint64_t reap_after_ms = 86'400'000;
 };
 
 
@@ -230,6 +233,8 @@ class Replica {
   // Executor: a handler this core started has ended.
   void handler_done(Now now, Outcome outcome);
 
+  // Timers: sweeps, hint replay, anti-entropy, lease renewal, handler deadlines, and reaping
+  // members dead for config.reap_after_ms.
   void tick(Now now);
   // The earliest mono_ms at which tick() has something to do.
   [[nodiscard]] uint64_t next_deadline_ms() const;
@@ -332,6 +337,8 @@ class Replica {
   [[nodiscard]] std::optional<SharedRecord> current_encoded(const std::string& id) const;
   void react(Now now, const JobRecord& r);
   uint64_t pending_seq(const std::string& id) const;
+  void reap_dead(Now now);
+  uint64_t reap_due_ms(uint64_t since_ms, bool reaped) const;
   void log(LogLine::Level level, std::string event, std::string id, std::string detail);
   uint64_t random_below(uint64_t n);
   uint64_t backoff_ms(uint32_t attempt);
@@ -440,6 +447,9 @@ class Replica {
   std::map<std::string, std::set<std::string>> hints_;  // target → ids
   std::set<std::pair<std::string, std::string>> hints_inflight_;
   std::set<std::string> ae_soon_;
+  // Dead members → when (mono) this node saw them die: reaped once config.reap_after_ms has
+  // passed, forgotten after as long again. Each node reaps on its own timer (docs/guarantees.md).
+  std::map<std::string, uint64_t> dead_since_ms_;
   std::vector<std::string> co_replicas_;  // members sharing a record with this node (hand_off)
   uint64_t handed_version_ = 0;           // the placement version hand_off last ran for
   uint64_t next_hand_off_ms_ = 0;

@@ -178,6 +178,18 @@ nlohmann::json ClusterView::ring_json() const {
                        {"jobs_held", it == held_by.end() ? nlohmann::json(nullptr) : it->second},
                        {"primary_ranges", std::move(ranges)}});
   }
+  // Reaped members (dead past --reap-after-s) own nothing any more; listed last, without tokens.
+  for (const std::string& name : placement.reaped()) {
+    auto known = directory.find(name);
+    members.push_back({{"name", name},
+                       {"state", "reaped"},
+                       {"api", known == directory.end() ? std::string() : known->second.api},
+                       {"tokens", 0},
+                       {"primary_fraction", 0.0},
+                       {"replica_fraction", 0.0},
+                       {"jobs_held", nullptr},
+                       {"primary_ranges", nlohmann::json::array()}});
+  }
   return {{"vnodes", o.vnodes},
           {"replicas", o.replicas},
           {"write_quorum", placement.write_quorum()},

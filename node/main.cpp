@@ -34,6 +34,9 @@ namespace {
 
 using meshwork::NodeConfig;
 
+// --reap-after-s at most: ten years, beyond any outage worth waiting for (and far from overflow).
+constexpr uint64_t kReapAfterSMax = 10ull * 365 * 86'400;
+
 int run_node(NodeConfig cfg, const std::string& level, const std::string& format) {
   auto lvl = spdlog::level::from_str(level);
   meshwork::setup_logging(cfg.name, lvl,
@@ -177,6 +180,11 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
   node->add_option("--vnodes", cfg.placement.vnodes, "virtual nodes per member on the ring")
       ->capture_default_str()
       ->check(CLI::Range(meshwork::dht::vnodes_min, meshwork::dht::vnodes_max));
+  node->add_option("--reap-after-s", cfg.reap_after_s,
+                   "seconds a member stays dead before it gives up its ring tokens (its ranges "
+                   "stay with their stand-ins)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, kReapAfterSMax));
   node->add_option("--test-break", cfg.test_break, "tests only: skip-takeover")
       ->check(CLI::IsMember({"skip-takeover"}))
       ->group("");  // hidden from --help

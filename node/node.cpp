@@ -82,6 +82,7 @@ ReplicaConfig Node::replica_config() const {
   rc.workers = static_cast<uint32_t>(
       config_.workers ? config_.workers : std::max(1u, std::thread::hardware_concurrency()));
   rc.backlog_max = config_.backlog_max;
+  rc.reap_after_ms = config_.reap_after_s * 1000;
   // A seed that is this node's own address (bound or announced) is no other member.
   const std::string port = config_.gossip_bind.substr(config_.gossip_bind.rfind(':') + 1);
   for (const std::string& seed : config_.join)
@@ -408,7 +409,8 @@ nlohmann::json Node::info() const {
             {"admin_keys", !config_.admin_keys_file.empty()},
             {"rate_limit", api_->rate_limit().rate_per_s},
             {"rate_burst", api_->rate_limit().rate_per_s > 0 ? api_->rate_burst() : 0},
-            {"rate_clients_max", api_->rate_limit().clients_max}}},
+            {"rate_clients_max", api_->rate_limit().clients_max},
+            {"reap_after_s", config_.reap_after_s}}},
           {"job_types", [] {
              nlohmann::json t = nlohmann::json::array();
              for (const auto& h : all_handlers())

@@ -66,6 +66,7 @@ struct NodeConfig {
   std::map<std::string, std::string> tags;
   // Placement and replication (dht/replica.h).
   PlacementOptions placement;
+  uint64_t reap_after_s = 86'400;  // a member dead this long gives up its ring tokens
   std::string test_break;  // hidden --test-break: "skip-takeover" breaks failover (chaos test)
 };
 

@@ -38,7 +38,7 @@ struct Flags {
   RunOptions o;
   std::string seeds, profile = "lan", breaks;
   uint32_t runs = 1;
-  double duration_s = 60, settle_s = 300, stall_s = 30, lease_s = 15;
+  double duration_s = 60, settle_s = 300, stall_s = 30, lease_s = 15, reap_after_s = 86'400;
 };
 
 void add_flags(CLI::App& app, Flags& f) {
@@ -81,6 +81,9 @@ void add_flags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--lease", f.lease_s, "a claim's lease, virtual seconds (1..600)")
       ->capture_default_str();
+  app.add_option("--reap-after-s", f.reap_after_s,
+                 "a member dead this long gives up its ring tokens, virtual seconds (1..86400)")
+      ->capture_default_str();
   app.add_option("--clock-skew", o.replicas.clock_skew_ms_max,
                  "each node's wall clock runs 0..this many ms ahead of virtual time")
       ->capture_default_str();
@@ -110,6 +113,8 @@ std::optional<std::string> resolve(Flags& f, uint64_t& first, uint64_t& last) {
   o.scenario.stall_ms = static_cast<uint64_t>(f.stall_s * 1000);
   if (!(f.lease_s >= 1 && f.lease_s <= 600)) return "--lease must be 1..600 s";
   o.replicas.lease_ms = static_cast<uint64_t>(f.lease_s * 1000);
+  if (!(f.reap_after_s >= 1 && f.reap_after_s <= 86'400)) return "--reap-after-s must be 1..86400";
+  o.replicas.reap_after_ms = static_cast<uint64_t>(f.reap_after_s * 1000);
   if (o.replicas.workers < 1 || o.replicas.workers > 64) return "--workers must be 1..64";
   if (o.replicas.vnodes < 1 || o.replicas.vnodes > 1024) return "--vnodes must be 1..1024";
   if (o.replicas.clock_skew_ms_max > 60'000) return "--clock-skew must be 0..60000 ms";

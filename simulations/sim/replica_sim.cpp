@@ -104,6 +104,7 @@ void ReplicaSim::boot(uint32_t i) {
   cfg.workers = o_.workers;
   cfg.lease_ms = o_.lease_ms;
   cfg.take_over = o_.take_over;
+  cfg.reap_after_ms = o_.reap_after_ms;
   cfg.seed = rng_.next();
   cfg.joining = c_.up_count() > 1;  // the first node of the mesh starts alone
   n.replica = std::make_unique<Replica>(node_name(i), cfg, n.disk);

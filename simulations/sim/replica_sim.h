@@ -58,6 +58,7 @@ struct ReplicaOptions {
   double long_fraction = 0.05;  // handlers that run 1.1..2.5 leases
   double fail_fraction = 0.1;   // handlers that end failed
   uint64_t clock_skew_ms_max = 250;  // each node's wall clock is this much ahead, at most
+  uint64_t reap_after_ms = 86'400'000;  // a member dead this long gives up its ring tokens
 };
 
 // One handler run: where and when it started and how it ended (never_ms: still running).

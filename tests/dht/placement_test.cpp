@@ -177,3 +177,60 @@ TEST_CASE("the placement version moves when a list may move, not when a member i
 }
 
 }  // namespace meshwork
+
+namespace meshwork {
+
+TEST_CASE("a reaped member gives up its tokens, keeps its dead state, and gets them back alive") {
+  const std::map<std::string, MemberState> all_alive = {{"n2", MemberState::alive},
+                                                        {"n3", MemberState::alive},
+                                                        {"n4", MemberState::alive},
+                                                        {"n5", MemberState::alive}};
+  const Placement up = snapshot(all_alive);
+  Placement p = snapshot(all_alive);
+  CHECK_FALSE(p.reap("n3"));  // alive: nothing to reap
+  CHECK_FALSE(p.reap("n9"));  // unknown
+  REQUIRE(p.set("n3", MemberState::dead));
+  const Placement dead = p;
+  const uint64_t v0 = p.version();
+  CHECK(p.reap("n3"));
+  CHECK(p.version() > v0);
+  CHECK_FALSE(p.ring().contains("n3"));
+  CHECK(p.ring().member_count() == 4);
+  CHECK(p.members().at("n3") == MemberState::dead);
+  CHECK(p.reaped() == std::set<std::string, std::less<>>{"n3"});
+  for (const auto& share : p.ring().shares(3)) CHECK(share.name != "n3");
+  // The lists were already without n3 while it was dead: reaping moves none of them.
+  for (int i = 0; i < 1000; ++i) {
+    const auto list = p.replicas(id_of(i));
+    CHECK(list == dead.replicas(id_of(i)));
+    CHECK(std::find(list.begin(), list.end(), "n3") == list.end());
+  }
+  const uint64_t v1 = p.version();
+  CHECK_FALSE(p.reap("n3"));                    // once
+  CHECK_FALSE(p.set("n3", MemberState::dead));  // gossip repeating `dead` changes nothing
+  CHECK(p.version() == v1);
+  CHECK_FALSE(p.ring().contains("n3"));
+  CHECK(p.set("n3", MemberState::alive));  // back: its tokens return, as on a join
+  CHECK(p.version() > v1);
+  CHECK(p.ring().contains("n3"));
+  CHECK(p.reaped().empty());
+  for (int i = 0; i < 1000; ++i) CHECK(p.replicas(id_of(i)) == up.replicas(id_of(i)));
+  // A reaped member that leaves is forgotten.
+  REQUIRE(p.set("n3", MemberState::dead));
+  REQUIRE(p.reap("n3"));
+  CHECK(p.set("n3", MemberState::left));
+  CHECK_FALSE(p.members().contains("n3"));
+  CHECK(p.reaped().empty());
+  CHECK(p.ring().member_count() == 4);
+}
+
+TEST_CASE("the write quorum stops counting members once they are reaped") {
+  Placement p = snapshot({{"n2", MemberState::dead}, {"n3", MemberState::dead}});
+  CHECK(p.write_quorum() == 2);  // dead, on the ring: still two disks, so refuse
+  REQUIRE(p.reap("n2"));
+  CHECK(p.write_quorum() == 2);  // n1 and n3's tokens
+  REQUIRE(p.reap("n3"));
+  CHECK(p.write_quorum() == 1);  // a mesh of one again, as if both had left
+}
+
+}  // namespace meshwork

@@ -431,3 +431,138 @@ TEST_CASE("a holder outside the replica list of its own view passes the record o
 }
 
 }  // namespace meshwork
+
+namespace meshwork {
+
+namespace {
+
+// Whether `name` holds tokens on node i's ring.
+bool on_ring(Stage& s, size_t i, const std::string& name) {
+  return s.core(i).placement().ring().contains(name);
+}
+
+}  // namespace
+
+TEST_CASE("a member dead past reap_after gives up its tokens; its jobs keep R live copies") {
+  ReplicaConfig c = quiet();
+  c.reap_after_ms = 10'000;
+  Stage s(5, c);
+  std::vector<std::string> ids;
+  for (int n = 0; n < 30; ++n) {
+    JobRecord r = stage::job(n, s.now().wall_ms);
+    ids.push_back(r.id);
+    const uint64_t req = s.submit(static_cast<size_t>(n) % 5, std::move(r));
+    s.settle();
+    REQUIRE(reply(s, static_cast<size_t>(n) % 5, req).items[0].status.is_ok());
+  }
+  size_t homed_on_n3 = 0;
+  for (const std::string& id : ids) homed_on_n3 += s.core(0).placement().is_replica(id, "n3");
+  REQUIRE(homed_on_n3 > 0);
+  const std::vector<size_t> live = {0, 1, 3, 4};
+
+  s.crash(2);
+  s.tell_all(2, MemberState::dead);
+  s.run(9'000);
+  for (size_t i : live) {
+    CHECK(on_ring(s, i, "n3"));  // dead for less than reap_after: keeps its tokens
+    CHECK(s.core(i).placement().reaped().empty());
+  }
+  s.run(2'000);
+  for (size_t i : live) {
+    CHECK_FALSE(on_ring(s, i, "n3"));
+    CHECK(s.core(i).placement().reaped().contains("n3"));
+    CHECK(s.core(i).placement().members().at("n3") == MemberState::dead);
+  }
+  // Every job is on R live members again, the same R in every view, and each holds it.
+  for (const std::string& id : ids) {
+    const auto list = s.core(0).placement().replicas(id);
+    REQUIRE(list.size() == 3);
+    CHECK(std::find(list.begin(), list.end(), "n3") == list.end());
+    for (size_t i : live) CHECK(s.core(i).placement().replicas(id) == list);
+    for (const std::string& m : list) CHECK(s.copy(s.index(m), id));
+  }
+
+  // Jobs written while n3 is reaped; then n3 returns and gets its tokens and its ranges back.
+  for (int n = 100; n < 115; ++n) {
+    JobRecord r = stage::job(n, s.now().wall_ms);
+    ids.push_back(r.id);
+    const uint64_t req = s.submit(0, std::move(r));
+    s.settle();
+    REQUIRE(reply(s, 0, req).items[0].status.is_ok());
+  }
+  s.restart(2);
+  s.tell_all(2, MemberState::alive);
+  s.run(2'500);
+  size_t back_on_n3 = 0;
+  for (size_t i : live) {
+    CHECK(on_ring(s, i, "n3"));
+    CHECK(s.core(i).placement().reaped().empty());
+  }
+  for (const std::string& id : ids) {
+    const auto list = s.core(0).placement().replicas(id);
+    REQUIRE(list.size() == 3);
+    for (const std::string& m : list) CHECK(s.copy(s.index(m), id));
+    back_on_n3 += std::find(list.begin(), list.end(), "n3") != list.end();
+  }
+  CHECK(back_on_n3 > 0);
+}
+
+TEST_CASE("hints owed to a member are dropped when it is reaped") {
+  ReplicaConfig c = quiet();
+  c.reap_after_ms = 10'000;
+  Stage s(4, c);
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  s.crash(2);  // not yet declared dead: the write to n3 fails and leaves a hint for it
+  const uint64_t req = s.submit(0, r);
+  s.settle();
+  REQUIRE(reply(s, 0, req).items[0].status.is_ok());
+  REQUIRE(s.core(0).hints() == 1);
+  s.tell_all(2, MemberState::dead);
+  s.run(5'000);
+  CHECK(s.core(0).hints() == 1);  // dead, not reaped: it may still come back for it
+  s.run(6'000);
+  CHECK(s.core(0).hints() == 0);
+  CHECK(s.node(0).disk.hints.empty());
+}
+
+TEST_CASE("a reaped member is forgotten after as long again") {
+  ReplicaConfig c = quiet();
+  c.reap_after_ms = 10'000;
+  Stage s(4, c);
+  s.crash(3);
+  s.tell_all(3, MemberState::dead);
+  s.run(11'000);
+  REQUIRE(s.core(0).placement().reaped().contains("n4"));
+  CHECK(s.core(0).placement().members().contains("n4"));  // listed as reaped for a while
+  s.run(10'000);
+  for (size_t i = 0; i < 3; ++i) {
+    CHECK_FALSE(s.core(i).placement().members().contains("n4"));
+    CHECK(s.core(i).placement().reaped().empty());
+    CHECK(s.core(i).placement().ring().member_count() == 3);
+  }
+  s.restart(3);  // the same name again, much later: a plain join
+  s.tell_all(3, MemberState::alive);
+  for (size_t i = 0; i < 3; ++i) CHECK(on_ring(s, i, "n4"));
+}
+
+TEST_CASE("each node reaps on its own clock; the lists agree all the while") {
+  ReplicaConfig c = quiet();
+  c.reap_after_ms = 10'000;
+  Stage s(4, c);
+  s.crash(3);
+  s.core(0).set_member(s.now(), "n4", MemberState::dead);  // n1 sees it first
+  s.run(5'000);
+  s.tell_all(3, MemberState::dead);  // the others 5 s later
+  s.run(6'000);
+  CHECK_FALSE(on_ring(s, 0, "n4"));
+  CHECK(on_ring(s, 1, "n4"));
+  CHECK(on_ring(s, 2, "n4"));
+  for (int n = 0; n < 200; ++n) {
+    const std::string id = stage::job(n, 0).id;
+    CHECK(s.core(0).placement().replicas(id) == s.core(1).placement().replicas(id));
+  }
+  s.run(5'000);
+  for (size_t i = 0; i < 3; ++i) CHECK_FALSE(on_ring(s, i, "n4"));
+}
+
+}  // namespace meshwork

@@ -185,6 +185,7 @@ class Usage(NodeTestCase):
         for args in ([], ["bogus"], ["status"], ["submit", "--to"], ["keygen"],
                      ["node", "--workers", "many"], ["node", "--log-format", "xml"],
                      ["node", "--api", "no-port-here"], ["node", "--no-such-flag"],
+                     ["node", "--reap-after-s", "0"], ["node", "--reap-after-s", "-5"],
                      ["node", "--allowed-keys", os.path.join(self.tmp, "missing")]):
             with self.subTest(args=args):
                 r = self.run_cli(*args, timeout=30)
@@ -195,7 +196,7 @@ class Usage(NodeTestCase):
         r = self.run_cli("node", "--help", check=0)
         for flag in ("--name", "--api", "--data", "--workers", "--log-level", "--log-format",
                      "--require-signed", "--allowed-keys", "--body-max", "--payload-max",
-                     "--backlog-max", "--http-threads", "--gossip"):
+                     "--backlog-max", "--http-threads", "--gossip", "--reap-after-s"):
             self.assertIn(flag, r.stdout)
         top = self.run_cli("--help", check=0).stdout
         for command in ("node", "keygen", "sign", "submit", "status", "cancel", "members",

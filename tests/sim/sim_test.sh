@@ -19,6 +19,12 @@ case $mode in
     "$sim" --nodes 40 --seeds 1..2 --duration 20 --jobs 100 --priorities --delayed 0.3 --quiet |
       tee "$out/delayed"
     grep -q '^2 of 2 seeds passed$' "$out/delayed" || fail "a seed with delayed jobs broke one"
+    # Crashed members reaped mid-run (--reap-after-s 5): their tokens leave every ring, one comes
+    # back and gets them again, and no job is lost.
+    "$sim" --nodes 40 --seeds 1..2 --duration 20 --jobs 100 --reap-after-s 5 --quiet | tee "$out/reap"
+    grep -q '^2 of 2 seeds passed$' "$out/reap" || fail "a seed with reaping broke an invariant"
+    "$sim" --nodes 40 --seed 1 --duration 20 --jobs 100 --reap-after-s 5 --verbose > "$out/reaped"
+    grep -q 'member_reaped' "$out/reaped" || fail "no member was reaped"
     ;;
   replay)
     # Replay is about the bytes, whatever the verdict: a failing seed must replay too.
