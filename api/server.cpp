@@ -219,18 +219,29 @@ void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
   if (!idem.is_ok()) return problem(res, idem.status());
   // A signed envelope's id does not depend on the node: it is idempotent already.
   std::optional<IdempotencyClaim> claim;
+  std::string body_hash;  // of the client's body, before a reused key fills nonce and created_at
+  bool reused = false;
   if (idem.value() && !is_signed_envelope(body.value())) {
     claim.emplace(*this, *idem.value());
     if (!claim->owned())
       return problem(res, 409, "a request with this Idempotency-Key is being submitted; retry");
-    if (Status s = apply_idempotency_key(*idem.value(), body.value()); !s.is_ok())
-      return problem(res, s);
+    body_hash = blake2b_hex(body.value().dump());
+    auto got = reuse_idempotency_key(*idem.value(), body.value());
+    if (!got.is_ok()) return problem(res, got.status());
+    reused = got.value();
   }
   auto admitted = services_.admission.admit(body.value());
   if (!admitted.is_ok()) return problem(res, admitted.status());
   if (auto wait_s = take_token(req, body.value(), admitted.value()))
     return problem(res, 429, rate_limited_detail(options_.rate_limit, rate_burst(), *wait_s),
                    *wait_s);
+  // A new key is remembered, synced, before the job is submitted: a crash between the two
+  // cannot make a second job. Only an admitted body gets an entry.
+  if (claim && !reused) {
+    if (Status s = remember_idempotency_key(*idem.value(), body_hash, admitted.value());
+        !s.is_ok())
+      return problem(res, s);
+  }
   std::vector<JobRecord> one;
   one.push_back(std::move(admitted).value());
   auto items = services_.driver.submit(std::move(one));
@@ -256,30 +267,29 @@ ApiServer::IdempotencyClaim::~IdempotencyClaim() {
   server_.idempotency_inflight_.erase(key_);
 }
 
-Status ApiServer::apply_idempotency_key(const std::string& key_hash, json& body) {
-  const uint64_t now = wall_ms();
-  const std::string body_hash = blake2b_hex(body.dump());
+Result<bool> ApiServer::reuse_idempotency_key(const std::string& key_hash, json& body) {
   auto stored = services_.store.get_idempotency(key_hash);
   if (!stored.is_ok()) return stored.status();
   std::optional<IdempotencyEntry> entry;
   if (stored.value()) entry = decode_idempotency_entry(*stored.value());
-  if (entry && entry->at_ms + options_.idempotency_window_ms > now) {
-    if (entry->body_hash != body_hash)
-      return {Code::invalid, "this Idempotency-Key was used with a different body"};
-    body["nonce"] = entry->nonce;
-    body["created_at"] = entry->created_at_ms;
-    return Status::ok();
-  }
-  // The client's own nonce and created_at, if it sent them (admission checks them), else fresh.
-  const json* nonce = body.contains("nonce") ? &body["nonce"] : nullptr;
-  const json* created = body.contains("created_at") ? &body["created_at"] : nullptr;
-  if ((nonce && !nonce->is_string()) || (created && !created->is_number_unsigned()))
-    return Status::ok();  // admission refuses the body with the reason; nothing is remembered
-  IdempotencyEntry fresh{body_hash, nonce ? nonce->get<std::string>() : to_hex(random_bytes(16)),
-                         created ? created->get<uint64_t>() : now, now};
-  body["nonce"] = fresh.nonce;
-  body["created_at"] = fresh.created_at_ms;
-  if (Status s = services_.store.put_idempotency(key_hash, encode_idempotency_entry(fresh));
+  if (!entry || entry->at_ms + options_.idempotency_window_ms <= wall_ms()) return false;
+  if (entry->body_hash != blake2b_hex(body.dump()))
+    return Status(Code::invalid, "this Idempotency-Key was used with a different body");
+  body["nonce"] = entry->nonce;
+  body["created_at"] = entry->created_at_ms;
+  return true;
+}
+
+Status ApiServer::remember_idempotency_key(const std::string& key_hash,
+                                           const std::string& body_hash,
+                                           const JobRecord& admitted) {
+  const uint64_t now = wall_ms();
+  const json spec = json::parse(admitted.envelope.job, nullptr, /*allow_exceptions=*/false);
+  if (!spec.is_object() || !spec.contains("nonce") || !spec["nonce"].is_string())
+    return Status(Code::corruption, "the admitted job has no nonce");
+  const IdempotencyEntry entry{body_hash, spec["nonce"].get<std::string>(), admitted.created_at_ms,
+                               now};
+  if (Status s = services_.store.put_idempotency(key_hash, encode_idempotency_entry(entry));
       !s.is_ok())
     return s;
   // Now and then, forget the keys whose window has passed (a scan of the "i/" keys).

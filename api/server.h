@@ -152,10 +152,15 @@ class ApiServer {
                                                    const nlohmann::json& body,
                                                    const JobRecord& admitted);
   [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
-  // A plain submission with an Idempotency-Key (api/idempotency.h): fills `body`'s nonce and
-  // created_at from the key's entry (writing a new entry first when there is none). A problem
-  // status when the key is malformed (400), reused with another body (422) or in use (409).
-  [[nodiscard]] Status apply_idempotency_key(const std::string& key_hash, nlohmann::json& body);
+  // A plain submission with an Idempotency-Key (api/idempotency.h). reuse: when the key has an
+  // entry within the window, fills `body`'s nonce and created_at from it (true), or Code::invalid
+  // when the entry is for another body; false when there is none. remember: writes the entry of
+  // a newly admitted job, synced.
+  [[nodiscard]] Result<bool> reuse_idempotency_key(const std::string& key_hash,
+                                                   nlohmann::json& body);
+  [[nodiscard]] Status remember_idempotency_key(const std::string& key_hash,
+                                                const std::string& body_hash,
+                                                const JobRecord& admitted);
   void observe(const httplib::Request& req, const httplib::Response& res);
 
   Services services_;

@@ -204,6 +204,10 @@ class Idempotency(NodeTestCase):
         self.assertProblem(self.post({"type": "echo", "payload": {"a": 2}}, "k1"), 422,
                            "different body")
         self.assertEqual(self.count(), 1)
+        # A body the node refuses leaves no entry: the key is still free for a good body.
+        self.assertProblem(self.post({"type": "no-such-type", "payload": {}}, "k2"), 422)
+        self.assertEqual(self.post({"type": "echo", "payload": {"a": 3}}, "k2").status, 202)
+        self.assertEqual(self.count(), 2)
 
     def test_malformed_keys_are_400_and_store_nothing(self):
         body = {"type": "echo", "payload": {}}
