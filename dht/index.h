@@ -34,8 +34,10 @@ struct IndexEntry {
   JobState state = JobState::queued;
   uint32_t attempt = 0;
   std::string status_node;      // who wrote the status (the claimant while running)
-  uint64_t lease_until_ms = 0;  // wall clock, while running
-  uint64_t retry_at_ms = 0;     // wall clock, while retry_wait
+  // The writer's wall clock, never compared with this node's: the replica core judges leases and
+  // retry waits by when it saw these values change (Replica::sightings_).
+  uint64_t lease_until_ms = 0;  // while running: the claimant's clock
+  uint64_t retry_at_ms = 0;     // while retry_wait: the clock of the status's writer
   uint64_t run_after_ms = 0;    // wall clock: no attempt before (JobRecord::run_after_ms)
   uint32_t priority = 0;        // from the signed spec (the run queue's order)
   bool cancel_requested = false;

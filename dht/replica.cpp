@@ -30,6 +30,7 @@ Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& rea
 
 void Replica::load(const JobRecord& r, std::string_view encoded) {
   index_.put(r, record_fingerprint(encoded));
+  sight(0, r);  // dated by start()
 }
 
 void Replica::load_hint(const std::string& target, const std::string& id) {
@@ -49,6 +50,8 @@ void Replica::start(Now now) {
   next_hints_ms_ = now.mono_ms + config_.hint_replay_interval_ms;
   next_ae_ms_ = now.mono_ms + config_.anti_entropy_interval_ms;
   next_renewal_ms_ = now.mono_ms + config_.lease_ms / 3;
+  last_sweep_ms_ = now.mono_ms;
+  for (auto& [id, seen] : sightings_) seen.seen_ms = now.mono_ms;
   recover(now);
   flush(now);
 }
@@ -194,6 +197,7 @@ uint64_t Replica::commit(Now now, SharedRecord rec) {
   const uint64_t seq = next_seq_++;
   const std::string& id = rec->id;
   index_.put(*rec, record_fingerprint(*rec.bytes));
+  sight(now.mono_ms, *rec);
   // The list hand_off compares with after the next change; a record that hand_off has yet to see
   // in a new placement keeps its old list, so that its new members are not skipped.
   const IndexEntry* e = index_.find(id);
@@ -288,8 +292,8 @@ void Replica::react(Now now, const JobRecord& r) {
   if (!owns(now, r.id)) return;
   if (r.status.state == JobState::queued) {
     enqueue(now, r.id);
-  } else {
-    schedule_wake(now, r.id, r.status.retry_at_ms);
+  } else if (const IndexEntry* e = index_.find(r.id)) {
+    wake_at(r.id, retry_due_ms(now, r.id, *e));
   }
 }
 

@@ -20,8 +20,13 @@
 // network, so a failover bug found there replays from its seed.
 //
 // Time: every input carries Now: `mono_ms` drives timers (monotonic), `wall_ms` is written into
-// records (claims, leases, history) and compared with leases. Randomness (backoff jitter, anti-
-// entropy peer order) comes from the seeded Rng in the config. Nothing else varies.
+// records (claims, leases, retry times, history). No decision compares a time another node wrote
+// with this node's wall clock: a lease counts as expired, and a retry_wait as due, by this node's
+// monotonic clock from when it first saw that lease or status (sightings_), so one node's wall
+// clock far off neither stalls a job nor lets it be taken over early. (A delayed job's run_after
+// is the exception, by definition: the entry node's created_at plus the delay, read on the owner's
+// wall clock; docs/guarantees.md.) Randomness (backoff jitter, anti-entropy peer order) comes from
+// the seeded Rng in the config. Nothing else varies.
 //
 // Durability: a record this core changes goes out as a Persist with a sequence number; the store
 // writes persists in sequence order and calls durable(seq) once every persist up to seq is on
@@ -100,8 +105,11 @@ struct ReplicaConfig {
   uint64_t settle_ms = 1'500;        // after joining, before this node starts jobs it owns
   uint64_t alone_after_ms = 10'000;  // seeds never answered: run as a mesh of one
   bool joining = false;              // started with seeds: not ready until another member is seen
-  uint64_t lease_ms = 15'000;        // a claim's lease, renewed every lease_ms / 3
-  uint64_t lease_skew_ms = 2'000;    // a lease counts as expired this long after its end
+  // A claim's lease, renewed every lease_ms / 3; the same on every node (not a node flag). Other
+  // nodes count it as expired lease_ms + lease_skew_ms after they last saw it renewed, on their
+  // own monotonic clocks.
+  uint64_t lease_ms = 15'000;
+  uint64_t lease_skew_ms = 2'000;  // slack for renewals delayed in transit or by a busy loop
   uint64_t backoff_base_ms = 500;
   uint64_t backoff_max_ms = 30'000;
   size_t record_cache_max = 32'768;  // durable records kept in memory (least recently used out)
@@ -375,6 +383,13 @@ class Replica {
   void finish_attempt(Now now, const std::string& id);
   void release_unconfirmed(Now now, const std::string& id, uint32_t attempt);
   void renew_leases(Now now);
+  // Sightings (sightings_): note the lease or retry time `r` holds; whether the lease of running
+  // job `id` (held as `e`) ran out; the mono_ms at which retry_wait job `id` is due here.
+  void sight(uint64_t mono_ms, const JobRecord& r);
+  bool lease_expired(Now now, const std::string& id, const IndexEntry& e);
+  uint64_t retry_due_ms(Now now, const std::string& id, const IndexEntry& e);
+  void prune_sightings();
+  void wake_at(const std::string& id, uint64_t mono_ms);
   void watch_deadlines(Now now);
   void sweep(Now now);
   bool taker(Now now, const std::string& id, const std::string& claimant) const;
@@ -442,6 +457,22 @@ class Replica {
   std::map<std::string, Attempt> running_;  // attempts claimed here, until settled
   size_t handlers_running_ = 0;
   std::map<std::string, TakeoverRead> takeover_reads_;
+  // The lease (running) or retry time (retry_wait) of every such record held here, as this node
+  // first saw it: leases and retries are judged by this node's monotonic clock from seen_ms, not
+  // by comparing the writer's wall clock with this node's. A renewal is a new lease_until: seen
+  // again. At boot, and after a stall longer than a lease (sweep), every sighting is dated now: a
+  // node that was not watching waits a whole lease before it takes over from a claimant that is
+  // still a member. Bounded by the records held; an entry goes when its record leaves running and
+  // retry_wait (sight, or the sweep's pruning).
+  struct Sighting {
+    JobState state = JobState::running;
+    uint32_t attempt = 0;
+    std::string node;       // the status's writer (the claimant while running)
+    uint64_t stamp_ms = 0;  // running: claim.lease_until_ms; retry_wait: status.retry_at_ms
+    uint64_t wait_ms = 0;   // retry_wait: retry_at - at (the writer's own backoff), capped
+    uint64_t seen_ms = 0;   // mono
+  };
+  std::unordered_map<std::string, Sighting> sightings_;
   std::set<std::string> adopted_;  // taken over from a live claimant: this node runs them
 
   std::map<std::string, std::set<std::string>> hints_;  // target → ids
@@ -457,6 +488,7 @@ class Replica {
   uint64_t ae_interval_ms_ = 0;
 
   uint64_t next_sweep_ms_ = 0, next_hints_ms_ = 0, next_ae_ms_ = 0, next_renewal_ms_ = 0;
+  uint64_t last_sweep_ms_ = 0;  // mono
 };
 
 }  // namespace meshwork

@@ -47,9 +47,64 @@ void Replica::enqueue(Now now, const std::string& id, bool front) {
 // A wake-up at wall time `wall_ms`, kept as a monotonic timer (next_deadline_ms wakes the core
 // for it; no polling): then the job is enqueued again, which checks the wall clock once more.
 void Replica::schedule_wake(Now now, const std::string& id, uint64_t wall_ms) {
+  wake_at(id, now.mono_ms + (wall_ms > now.wall_ms ? wall_ms - now.wall_ms : 0));
+}
+
+// A wake-up at monotonic time `mono_ms` (one per job at a time; pump checks again when it fires).
+void Replica::wake_at(const std::string& id, uint64_t mono_ms) {
   if (!wake_scheduled_.insert(id).second) return;
-  const uint64_t wait = wall_ms > now.wall_ms ? wall_ms - now.wall_ms : 0;
-  wake_timers_.emplace(now.mono_ms + wait, id);
+  wake_timers_.emplace(mono_ms, id);
+}
+
+// Notes the lease (running) or retry time (retry_wait) that `r` holds, dated `mono_ms` when it is
+// not the one already noted; forgets the job once it is in neither state.
+void Replica::sight(uint64_t mono_ms, const JobRecord& r) {
+  const JobState state = r.status.state;
+  if (state != JobState::running && state != JobState::retry_wait) {
+    sightings_.erase(r.id);
+    return;
+  }
+  const bool running = state == JobState::running;
+  const uint64_t stamp = running ? r.claim.lease_until_ms : r.status.retry_at_ms;
+  auto [it, fresh] = sightings_.try_emplace(r.id);
+  Sighting& s = it->second;
+  if (!fresh && s.state == state && s.attempt == r.status.attempt && s.node == r.status.node &&
+      s.stamp_ms == stamp)
+    return;
+  // The backoff its writer chose: retry_at and at are both on the writer's clock, so their
+  // difference is a duration whatever that clock reads. Capped: a peer's record is untrusted.
+  const uint64_t asked = running || stamp <= r.status.at_ms ? 0 : stamp - r.status.at_ms;
+  const uint64_t wait = std::min(asked, config_.backoff_max_ms);
+  s = Sighting{state, r.status.attempt, r.status.node, stamp, wait, mono_ms};
+}
+
+// Whether the claim on running job `id` has gone unrenewed for a lease and the skew allowance,
+// by this node's monotonic clock since it first saw the current lease_until.
+bool Replica::lease_expired(Now now, const std::string& id, const IndexEntry& e) {
+  auto [it, fresh] = sightings_.try_emplace(id);
+  // sight() notes every running record as it is indexed; one indexed otherwise waits from now.
+  if (fresh)
+    it->second = Sighting{e.state, e.attempt, e.status_node, e.lease_until_ms, 0, now.mono_ms};
+  return now.mono_ms > it->second.seen_ms + config_.lease_ms + config_.lease_skew_ms;
+}
+
+// When retry_wait job `id` (held as `e`) may run here: its writer's backoff after this node first
+// saw the status, on this node's monotonic clock. A retry_wait written by a node whose wall clock
+// is an hour ahead waits its backoff, not the hour.
+uint64_t Replica::retry_due_ms(Now now, const std::string& id, const IndexEntry& e) {
+  auto [it, fresh] = sightings_.try_emplace(id);
+  if (fresh)  // not noted by sight(): the longest backoff, from now
+    it->second = Sighting{
+        e.state, e.attempt, e.status_node, e.retry_at_ms, config_.backoff_max_ms, now.mono_ms};
+  return it->second.seen_ms + it->second.wait_ms;
+}
+
+// Forgets sightings of jobs this node no longer holds running or in retry_wait.
+void Replica::prune_sightings() {
+  std::erase_if(sightings_, [&](const auto& kv) {
+    const IndexEntry* e = index_.find(kv.first);
+    return e == nullptr || (e->state != JobState::running && e->state != JobState::retry_wait);
+  });
 }
 
 // Gives runnable jobs to free workers: at most config.workers handlers run at once.
@@ -63,9 +118,13 @@ void Replica::pump(Now now) {
       schedule_wake(now, id, rec->run_after_ms());
       continue;
     }
-    if (rec->status.state == JobState::retry_wait && rec->status.retry_at_ms > now.wall_ms) {
-      schedule_wake(now, id, rec->status.retry_at_ms);
-      continue;
+    if (rec->status.state == JobState::retry_wait) {
+      const IndexEntry* e = index_.find(id);
+      const uint64_t due = e == nullptr ? now.mono_ms : retry_due_ms(now, id, *e);
+      if (due > now.mono_ms) {
+        wake_at(id, due);
+        continue;
+      }
     }
     if (rec->status.state != JobState::queued && rec->status.state != JobState::retry_wait)
       continue;
@@ -220,8 +279,10 @@ void Replica::renew_leases(Now now) {
   for (const std::string& id : held) {
     const uint32_t attempt = running_.at(id).attempt;
     auto cur = current(id);
-    const uint64_t lease = now.wall_ms + config_.lease_ms;
-    if (!cur || !holds_claim(*cur, attempt, self_) || cur->claim.lease_until_ms >= lease) continue;
+    if (!cur || !holds_claim(*cur, attempt, self_)) continue;
+    // Always a later lease_until than the last, even if this node's wall clock stepped back: the
+    // other replicas judge the lease by when they last saw it change.
+    const uint64_t lease = std::max(now.wall_ms + config_.lease_ms, cur->claim.lease_until_ms + 1);
     JobRecord next = *cur;
     next.claim = Claim{attempt, self_, lease};
     commit(now, std::move(next));
@@ -238,12 +299,18 @@ void Replica::watch_deadlines(Now now) {
   }
 }
 
-// Starts what this node owns and takes over what a dead, departed or stalled claimant left. The
+// Starts what this node owns and takes over what a dead, departed or stalled claimant left (a
+// stalled one: its lease went unrenewed for lease_ms + lease_skew_ms on this node's clock). The
 // taker of a running job is the first of its replicas other than the claimant: with the claimant
 // dead that is the new owner; with the claimant alive but its lease run out (a stalled process,
 // or a claim from another view) it is the next replica, which then runs the job itself (adopted_)
 // rather than leave it to a claimant that has stopped renewing.
 void Replica::sweep(Now now) {
+  // A core that got no tick for longer than a lease (a stalled loop) may not have taken in the
+  // renewals sent meanwhile: it dates what it holds from now, as at start().
+  if (now.mono_ms > last_sweep_ms_ + config_.lease_ms)
+    for (auto& [id, seen] : sightings_) seen.seen_ms = now.mono_ms;
+  last_sweep_ms_ = now.mono_ms;
   if (!ready(now)) return;
   hand_off(now);
   std::vector<std::string> ids(index_.unfinished().begin(), index_.unfinished().end());
@@ -260,12 +327,12 @@ void Replica::sweep(Now now) {
       if (e->state == JobState::queued) {
         enqueue(now, id);
       } else {
-        schedule_wake(now, id, e->retry_at_ms);
+        wake_at(id, retry_due_ms(now, id, *e));
       }
       continue;
     }
     if (e->state != JobState::running || running_.contains(id)) continue;
-    const bool expired = e->lease_until_ms + config_.lease_skew_ms < now.wall_ms;
+    const bool expired = lease_expired(now, id, *e);
     const bool gone = e->status_node != self_ && !placement_.usable(e->status_node);
     if (!gone && !expired) continue;
     if (e->status_node == self_) {  // a claim of this node's that nothing here runs any more
@@ -282,6 +349,7 @@ void Replica::sweep(Now now) {
     take_over_after_read(now, id, e->status_node,
                          "owner " + e->status_node + " " + what + "; " + self_ + " takes over");
   }
+  prune_sightings();
   // Forget reads for jobs that no longer need a takeover here, and reads that never came back.
   std::erase_if(takeover_reads_, [&](const auto& kv) {
     return !taking_over.contains(kv.first) ||

@@ -36,6 +36,8 @@ using meshwork::NodeConfig;
 
 // --reap-after-s at most: ten years, beyond any outage worth waiting for (and far from overflow).
 constexpr uint64_t kReapAfterSMax = 10ull * 365 * 86'400;
+// --test-clock-offset-ms: at most a day either way.
+constexpr int64_t kClockOffsetMsMax = 86'400'000;
 
 int run_node(NodeConfig cfg, const std::string& level, const std::string& format) {
   auto lvl = spdlog::level::from_str(level);
@@ -187,6 +189,10 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
       ->check(CLI::Range(uint64_t{1}, kReapAfterSMax));
   node->add_option("--test-break", cfg.test_break, "tests only: skip-takeover")
       ->check(CLI::IsMember({"skip-takeover"}))
+      ->group("");  // hidden from --help
+  node->add_option("--test-clock-offset-ms", cfg.test_clock_offset_ms,
+                   "tests only: set the replica core's wall clock this many ms off (signed)")
+      ->check(CLI::Range(-kClockOffsetMsMax, kClockOffsetMsMax))
       ->group("");  // hidden from --help
   return node;
 }

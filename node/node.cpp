@@ -191,7 +191,8 @@ Status Node::open() {
   const ReplicaConfig rc = replica_config();
   driver_ = std::make_unique<ReplicaDriver>(
       io_, config_.name, rc, *store_, *transport_, *peers_, *identity_,
-      [admission = admission_.get()](const JobRecord& r) { return admission->check(r); });
+      [admission = admission_.get()](const JobRecord& r) { return admission->check(r); },
+      config_.test_clock_offset_ms);
   driver_->set_events(&events_);
   if (Status s = driver_->boot(); !s.is_ok()) return s;
   metrics_.add_collector([this](api::metrics::Writer& w) {

@@ -53,10 +53,11 @@ MemberState member_state_of(gossip::MemberState s) {
 
 ReplicaDriver::ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config,
                              Store& store, PeerTransport& transport, PeerClient& calls,
-                             const Identity& key, EnvelopeCheck check)
+                             const Identity& key, EnvelopeCheck check, int64_t wall_offset_ms)
     : io_(io),
       self_(std::move(self)),
       config_(config),
+      wall_offset_ms_(wall_offset_ms),
       store_(store),
       transport_(transport),
       calls_(calls),
@@ -76,8 +77,8 @@ ReplicaDriver::~ReplicaDriver() {
   runner_.shutdown();
 }
 
-Now ReplicaDriver::now() {
-  return Now{mono_ms(), wall_ms()};
+Now ReplicaDriver::now() const {
+  return Now{mono_ms(), wall_ms() + static_cast<uint64_t>(wall_offset_ms_)};
 }
 
 Status ReplicaDriver::boot() {

@@ -13,7 +13,9 @@
 //   tick: a steady_timer at next_deadline_ms()
 // After every input the driver drains output(), re-arms the timer when the deadline moved, and
 // publishes a Snapshot (counters, readiness, backlog, placement) that HTTP threads read without
-// touching the core. Time comes from node/clock.h as Now{mono_ms, wall_ms}.
+// touching the core. Time comes from node/clock.h as Now{mono_ms, wall_ms}; a test may set the
+// core's wall clock off by wall_offset_ms (meshwork node --test-clock-offset-ms) to stage a node
+// whose clock is wrong: it then writes shifted times into claims, leases, retries and history.
 //
 // The driver also keeps what the transports and peer authentication need to know of each member —
 // its gossip address (where PeerTransport connects), API address (PeerClient's scatter-gather
@@ -83,7 +85,7 @@ class ReplicaDriver {
   // what authenticated members send without it (docs/protocol.md, trust model).
   ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config, Store& store,
                 PeerTransport& transport, PeerClient& calls, const Identity& key,
-                EnvelopeCheck check);
+                EnvelopeCheck check, int64_t wall_offset_ms = 0);
   ~ReplicaDriver();
   ReplicaDriver(const ReplicaDriver&) = delete;
   ReplicaDriver& operator=(const ReplicaDriver&) = delete;
@@ -122,11 +124,12 @@ class ReplicaDriver {
   void publish();
   void arm_timer();
   void on_timer();
-  [[nodiscard]] static Now now();
+  [[nodiscard]] Now now() const;
 
   asio::io_context& io_;
   const std::string self_;
   const ReplicaConfig config_;
+  const int64_t wall_offset_ms_;  // tests only: this node's wall clock set off (signed)
   Store& store_;
   PeerTransport& transport_;
   PeerClient& calls_;

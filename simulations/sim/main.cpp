@@ -87,6 +87,10 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--clock-skew", o.replicas.clock_skew_ms_max,
                  "each node's wall clock runs 0..this many ms ahead of virtual time")
       ->capture_default_str();
+  app.add_option("--clock-offset", o.replicas.clock_offset_ms,
+                 "the first node's wall clock runs this many ms further ahead, the second's this "
+                 "many behind (signed, at most a day)")
+      ->capture_default_str();
   app.add_option("--stall", f.stall_s, "stall: how long the core gets no input, virtual seconds")
       ->capture_default_str();
   app.add_option("--profile", f.profile, "gossip timing profile: local | lan | wan")
@@ -118,6 +122,8 @@ std::optional<std::string> resolve(Flags& f, uint64_t& first, uint64_t& last) {
   if (o.replicas.workers < 1 || o.replicas.workers > 64) return "--workers must be 1..64";
   if (o.replicas.vnodes < 1 || o.replicas.vnodes > 1024) return "--vnodes must be 1..1024";
   if (o.replicas.clock_skew_ms_max > 60'000) return "--clock-skew must be 0..60000 ms";
+  if (o.replicas.clock_offset_ms < -86'400'000 || o.replicas.clock_offset_ms > 86'400'000)
+    return "--clock-offset must be -86400000..86400000 ms";
   o.settle_max_ms = static_cast<uint64_t>(f.settle_s * 1000);
   if (f.breaks == "deaf-node")
     o.scenario.deaf_node = true;

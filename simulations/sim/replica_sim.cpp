@@ -70,6 +70,8 @@ Result<Message> unframe(const std::string& bytes) {
 ReplicaSim::ReplicaSim(Cluster& cluster, ReplicaOptions o, Random rng)
     : c_(cluster), o_(o), rng_(rng), nodes_(cluster.size()) {
   for (Node& n : nodes_) n.skew_ms = rng_.below(o_.clock_skew_ms_max + 1);
+  if (!nodes_.empty()) nodes_[0].offset_ms = o_.clock_offset_ms;
+  if (nodes_.size() > 1) nodes_[1].offset_ms = -o_.clock_offset_ms;
   c_.lifecycle([this](uint32_t i, bool up) { up ? boot(i) : crash(i); });
   c_.receive_app([this](uint32_t to, uint32_t from, const std::string& bytes) {
     on_app(to, from, bytes);
@@ -80,7 +82,8 @@ ReplicaSim::ReplicaSim(Cluster& cluster, ReplicaOptions o, Random rng)
 }
 
 Now ReplicaSim::now_of(uint32_t i) const {
-  return Now{c_.now_ms(), wall_base_ms + c_.now_ms() + nodes_[i].skew_ms};
+  const uint64_t offset = static_cast<uint64_t>(nodes_[i].offset_ms);  // wraps: adds a negative
+  return Now{c_.now_ms(), wall_base_ms + c_.now_ms() + nodes_[i].skew_ms + offset};
 }
 
 ReplicaStats ReplicaSim::stats() const {

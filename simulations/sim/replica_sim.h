@@ -59,6 +59,8 @@ struct ReplicaOptions {
   double fail_fraction = 0.1;   // handlers that end failed
   uint64_t clock_skew_ms_max = 250;  // each node's wall clock is this much ahead, at most
   uint64_t reap_after_ms = 86'400'000;  // a member dead this long gives up its ring tokens
+  // The first node's wall clock runs this much further ahead, the second's this much behind.
+  int64_t clock_offset_ms = 0;
 };
 
 // One handler run: where and when it started and how it ended (never_ms: still running).
@@ -163,6 +165,7 @@ class ReplicaSim {
     Disk disk;
     uint32_t instance = 0;  // bumped on every start and crash: older events go stale
     uint64_t skew_ms = 0;
+    int64_t offset_ms = 0;  // ReplicaOptions::clock_offset_ms
     uint64_t wake_ms = never_ms;
     uint64_t sync_at_ms = 0;  // when the last scheduled fsync completes
     std::map<std::pair<std::string, uint32_t>, Handler> handlers;  // (id, attempt)

@@ -83,6 +83,7 @@ struct Node {
   std::vector<Stop> stops;
   std::set<std::string> running;  // handlers started and not ended
   std::vector<LogLine> logs;
+  int64_t wall_offset_ms = 0;  // Stage::skew
 };
 
 class Stage {
@@ -95,13 +96,21 @@ class Stage {
     }
     for (size_t i = 0; i < n; ++i)
       for (size_t j = 0; j < n; ++j)
-        if (i != j) core(i).set_member(now(), name(j), MemberState::alive);
+        if (i != j) core(i).set_member(now(i), name(j), MemberState::alive);
     settle();
   }
 
   [[nodiscard]] Now now() const { return Now{mono_ms_, 1'700'000'000'000ull + mono_ms_}; }
+  // Node i's clock: the stage's, with its wall clock set off by skew().
+  [[nodiscard]] Now now(size_t i) const {
+    const Now t = now();
+    return Now{t.mono_ms, t.wall_ms + static_cast<uint64_t>(node(i).wall_offset_ms)};
+  }
+  // From now on node i's wall clock reads `offset_ms` (signed) off the stage's.
+  void skew(size_t i, int64_t offset_ms) { node(i).wall_offset_ms = offset_ms; }
   [[nodiscard]] size_t size() const { return nodes_.size(); }
   [[nodiscard]] Node& node(size_t i) { return *nodes_[i]; }
+  [[nodiscard]] const Node& node(size_t i) const { return *nodes_[i]; }
   [[nodiscard]] Replica& core(size_t i) { return *nodes_[i]->core; }
   [[nodiscard]] const std::string& name(size_t i) const { return nodes_[i]->name; }
   [[nodiscard]] size_t index(const std::string& name) const {
@@ -121,7 +130,7 @@ class Stage {
   void tell_all(size_t subject, MemberState state) {
     for (size_t i = 0; i < nodes_.size(); ++i)
       if (i != subject && node(i).up && !node(i).frozen) {
-        core(i).set_member(now(), name(subject), state);
+        core(i).set_member(now(i), name(subject), state);
         drain(i);
       }
   }
@@ -136,7 +145,7 @@ class Stage {
   void restart(size_t i) {
     boot(i);
     for (size_t j = 0; j < nodes_.size(); ++j)
-      if (j != i && node(j).up) core(i).set_member(now(), name(j), MemberState::alive);
+      if (j != i && node(j).up) core(i).set_member(now(i), name(j), MemberState::alive);
     drain(i);
   }
 
@@ -144,19 +153,19 @@ class Stage {
     const uint64_t request = next_request_++;
     std::vector<JobRecord> v;
     v.push_back(std::move(r));
-    core(i).submit(now(), request, std::move(v));
+    core(i).submit(now(i), request, std::move(v));
     drain(i);
     return request;
   }
   uint64_t read(size_t i, const std::string& id) {
     const uint64_t request = next_request_++;
-    core(i).read(now(), request, id);
+    core(i).read(now(i), request, id);
     drain(i);
     return request;
   }
   uint64_t cancel(size_t i, const std::string& id) {
     const uint64_t request = next_request_++;
-    core(i).cancel(now(), request, id);
+    core(i).cancel(now(i), request, id);
     drain(i);
     return request;
   }
@@ -180,9 +189,9 @@ class Stage {
     r.outcome = outcome;
     r.result = outcome == JobState::succeeded ? "{\"ok\":true}" : "";
     r.error = std::move(error);
-    r.at_ms = now().wall_ms;
+    r.at_ms = now(i).wall_ms;
     r.receipt = Receipt{id, n.name, attempt, "h", "k", "s"};
-    core(i).handler_done(now(), Outcome{id, attempt, std::move(r)});
+    core(i).handler_done(now(i), Outcome{id, attempt, std::move(r)});
     drain(i);
   }
 
@@ -204,7 +213,7 @@ class Stage {
       for (size_t i = 0; i < nodes_.size(); ++i) {
         Node& n = node(i);
         if (!n.up || n.frozen || n.core->next_deadline_ms() > mono_ms_) continue;
-        n.core->tick(now());
+        n.core->tick(now(i));
         drain(i);
       }
       settle();
@@ -233,7 +242,7 @@ class Stage {
     n.frozen = false;
     for (const auto& [id, r] : n.disk.records) n.core->load(r, encode_record(r));
     for (const auto& [key, on] : n.disk.hints) n.core->load_hint(key.first, key.second);
-    n.core->start(now());
+    n.core->start(now(i));
     drain(i);
   }
 
@@ -264,7 +273,7 @@ class Stage {
       if (p.kind == Persist::Kind::hint_drop) n.disk.hints.erase({p.target, p.id});
     }
     n.disk.pending.clear();
-    n.core->durable(now(), last, Status::ok());
+    n.core->durable(now(i), last, Status::ok());
     drain(i);
     return true;
   }
@@ -283,12 +292,12 @@ class Stage {
       if (!reach) {
         messages_dropped++;
         if (node(from).up && !node(from).frozen) {
-          core(from).undeliverable(now(), to, decoded.value());
+          core(from).undeliverable(now(from), to, decoded.value());
           drain(from);
         }
         continue;
       }
-      core(t).receive(now(), name(from), std::move(decoded).value());
+      core(t).receive(now(t), name(from), std::move(decoded).value());
       drain(t);
     }
     return true;
