@@ -18,9 +18,10 @@
 //                       cancel holds while it is newer than the status's round
 //                       (cancel_requested()); a retry, which raises the round, ends it. So a retry
 //                       and a concurrent cancel of the round it retries order as: the retry wins.
-//   results             per producing node, the greatest (attempt, outcome, ...) — kept per node so
-//                       a later quorum-of-receipts check can compare what different nodes produced;
-//                       at most kResultsMax entries, the greatest by (attempt, node)
+//   results             per producing node, the greatest (attempt, outcome, ...) — kept per
+//                       node so a later quorum-of-receipts check can compare what different
+//                       nodes produced; at most kResultsMax entries, the greatest by
+//                       (attempt, node)
 //   history             set union, keeping the kHistoryMax greatest entries by (at, attempt, ...)
 //   updated_at_ms       max
 // Bounded top-K of a union and lexicographic max are both semilattice joins, so the product is one.

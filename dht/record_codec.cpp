@@ -16,8 +16,9 @@
 //   u64 updated_at_ms
 // and nothing after it. Version 2 (records stored before retries) is version 3 without round and
 // base (both 0) and with u8 cancel_requested (0 or 1) for cancel_round; it is still read, and a
-// record read from it is written back as version 3. The fields derived from the signed spec (type, max_attempts, ...) are not
-// stored: they are read from the envelope on decode, as for the JSON form.
+// record read from it is written back as version 3. The fields derived from the signed spec (type,
+// max_attempts, ...) are not stored: they are read from the envelope on decode, as for the JSON
+// form.
 #include <cassert>
 #include <optional>
 #include <string>
@@ -339,7 +340,8 @@ bool read_history(Reader& in, JobRecord& r) {
 std::optional<JobRecord> decode_binary_unchecked(std::string_view bytes) {
   Reader in(bytes);
   const uint8_t version = in.u8();
-  if (version != kBinaryRecordVersion && version != kBinaryRecordVersionNoRounds) return std::nullopt;
+  if (version != kBinaryRecordVersion && version != kBinaryRecordVersionNoRounds)
+    return std::nullopt;
   const bool rounds = version == kBinaryRecordVersion;
   JobRecord r;
   r.id = in.str(64);

@@ -120,7 +120,8 @@ void Replica::decide(Now now, uint64_t write_id, Write& w) {
         if (!cancel) stats_.retries_requested++;
         log(LogLine::Level::info, cancel ? "job_cancel" : "job_retry", done.id, "");
       } else {
-        item.status = Status(Code::unavailable, std::string("the ") + (cancel ? "cancel" : "retry") +
+        item.status = Status(Code::unavailable, std::string("the ") +
+                                                    (cancel ? "cancel" : "retry") +
                                                     " reached too few replicas; retry shortly");
       }
       r.items.push_back(std::move(item));

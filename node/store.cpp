@@ -20,7 +20,8 @@ constexpr std::string_view kCreatedPrefix = "c/";
 constexpr std::string_view kHintPrefix = "h/";
 constexpr std::string_view kIdempotencyPrefix = "i/";
 constexpr size_t kCacheBytes = 32 << 20;
-constexpr uint8_t kBinaryRecordVersion = 3;  // encode_record's first byte (older forms are re-encoded)
+// encode_record's first byte; records in older forms are re-encoded when loaded.
+constexpr uint8_t kBinaryRecordVersion = 3;
 
 std::string record_key(std::string_view id) {
   return std::string(kRecordPrefix) + std::string(id);

@@ -362,7 +362,8 @@ TEST_CASE("a retry wins over every state of the round it retried, whatever the o
     JobRecord claimed = acc;
     claimed.status = acc.status.next(JobState::running, acc.status.attempt + 1, "n3", 200, "", 0);
     JobRecord done = claimed;
-    done.status = claimed.status.next(JobState::succeeded, claimed.status.attempt, "n3", 210, "", 0);
+    done.status =
+        claimed.status.next(JobState::succeeded, claimed.status.attempt, "n3", 210, "", 0);
     CHECK(merge(acc, claimed).status.state == JobState::running);
     CHECK(merge(merge(claimed, acc), done).status.state == JobState::succeeded);
     // A late copy of round r (say, a stale replica's success) does not undo it.
