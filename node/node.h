@@ -67,6 +67,10 @@ struct NodeConfig {
   // Placement and replication (dht/replica.h).
   PlacementOptions placement;
   std::string test_break;  // hidden --test-break: "skip-takeover" breaks failover (chaos test)
+  // Retention (dht/replica_retention.cpp): finished jobs kept this long (0: for ever), and the
+  // tombstones of removed ones.
+  uint64_t retain_s = 7 * 24 * 3'600;
+  uint64_t tombstone_s = 10 * 24 * 3'600;
 };
 
 // Reads an allowed-keys (or admin-keys) file; Code::invalid names the first bad line.
