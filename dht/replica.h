@@ -410,7 +410,8 @@ class Replica {
   void retain(Now now);
   bool erase_record(Now now, const std::string& id, Persist::Kind kind);
   void track_stand_in(const std::string& id, const IndexEntry& e);
-  void stand_in_acked(const std::string& peer, const SharedRecord& sent);
+  void stand_in_acked(Now now, const std::string& peer, const SharedRecord& sent,
+                      const ItemAck& ack);
   void check_stand_ins(Now now);
   [[nodiscard]] Status removed(const std::string& id) const;
 

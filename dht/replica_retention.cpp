@@ -136,16 +136,21 @@ void Replica::track_stand_in(const std::string& id, const IndexEntry& e) {
 }
 
 // A replica acknowledged (merged and durable) a copy this node sent: when it is a stand-in's
-// current version, that replica holds it or newer.
-void Replica::stand_in_acked(const std::string& peer, const SharedRecord& sent) {
+// current version, that replica holds it or newer; when the replica holds the job finished and
+// this copy does not, the stand-in fetches the replica's copy (it expires with it then).
+void Replica::stand_in_acked(Now now, const std::string& peer, const SharedRecord& sent,
+                             const ItemAck& ack) {
   auto it = stand_ins_.find(sent->id);
-  if (it == stand_ins_.end() || record_fingerprint(*sent.bytes) != it->second.fingerprint) return;
-  it->second.held_by.insert(peer);
+  if (it == stand_ins_.end()) return;
+  const IndexEntry* e = index_.find(sent->id);
+  if (e != nullptr && is_terminal(ack.state) && !is_terminal(e->state))
+    fetch_from(now, peer, {sent->id}, Outstanding::Why::pull, 0);
+  if (record_fingerprint(*sent.bytes) == it->second.fingerprint) it->second.held_by.insert(peer);
 }
 
 // Drops each stand-in copy once all R of its home replicas acknowledged its version — never with
-// fewer replicas usable, never while it runs or is owed to anyone here — and pushes it again,
-// now and then, to those that have not.
+// fewer replicas usable, never while it runs or is owed to anyone here (a hint) — and pushes it
+// again, now and then, to those that have not.
 void Replica::check_stand_ins(Now now) {
   std::vector<std::string> drop;
   size_t n = 0;
@@ -166,24 +171,24 @@ void Replica::check_stand_ins(Now now) {
       si.held_by.clear();
     }
     ++it;
-    if (home.size() < placement_.options().replicas || running_.contains(id) ||
-        adopted_.contains(id) || overlay_.contains(id))
-      continue;
     bool hinted = false;
     for (const auto& [target, ids] : hints_) hinted = hinted || ids.contains(id);
-    if (hinted) continue;
-    const bool held = std::all_of(home.begin(), home.end(),
+    const bool held = home.size() >= placement_.options().replicas &&
+                      std::all_of(home.begin(), home.end(),
                                   [&](const std::string& m) { return si.held_by.contains(m); });
-    if (held) {
+    if (held && !hinted && !running_.contains(id) && !adopted_.contains(id) &&
+        !overlay_.contains(id)) {
       drop.push_back(id);
       continue;
     }
-    if (now.mono_ms < si.next_push_ms) continue;
+    // Held by all but kept (a hint is owed): an unfinished copy is still pushed now and then, so
+    // that it learns what became of the job (stand_in_acked) instead of outliving it.
+    if ((held && is_terminal(e->state)) || now.mono_ms < si.next_push_ms) continue;
     si.next_push_ms = now.mono_ms + kStandInPushIntervalMs;
     auto rec = current_encoded(id);
     if (!rec) continue;
     for (const std::string& m : home)
-      if (!si.held_by.contains(m)) queue_replicate(m, *rec, 0);
+      if (held || !si.held_by.contains(m)) queue_replicate(m, *rec, 0);
   }
   for (const std::string& id : drop) erase_record(now, id, Persist::Kind::drop);
 }

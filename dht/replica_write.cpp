@@ -302,7 +302,7 @@ void Replica::on_replicate_ack(Now now, const std::string& from, ReplicateAck& m
       continue;
     }
     if (!a.ok) stats_.replicate_failed++;
-    if (a.ok) stand_in_acked(from, o.records[i]);
+    if (a.ok) stand_in_acked(now, from, o.records[i], a);
     int verdict = a.ok ? 1 : 0;
     if (a.ok && w != writes_.end() && w->second.kind == Write::Kind::claim &&
         !(a.state == JobState::running && a.attempt == w->second.attempt && a.node == self_)) {
