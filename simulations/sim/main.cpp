@@ -38,7 +38,7 @@ struct Flags {
   RunOptions o;
   std::string seeds, profile = "lan", breaks;
   uint32_t runs = 1;
-  double duration_s = 60, settle_s = 300, stall_s = 30, lease_s = 15;
+  double duration_s = 60, settle_s = 300, stall_s = 30, lease_s = 15, retain_s = 0;
 };
 
 void add_flags(CLI::App& app, Flags& f) {
@@ -84,6 +84,10 @@ void add_flags(CLI::App& app, Flags& f) {
   app.add_option("--clock-skew", o.replicas.clock_skew_ms_max,
                  "each node's wall clock runs 0..this many ms ahead of virtual time")
       ->capture_default_str();
+  app.add_option("--retain", f.retain_s,
+                 "finished jobs are erased this many virtual seconds after they finished (0: the "
+                 "node's default, 7 days)")
+      ->capture_default_str();
   app.add_option("--stall", f.stall_s, "stall: how long the core gets no input, virtual seconds")
       ->capture_default_str();
   app.add_option("--profile", f.profile, "gossip timing profile: local | lan | wan")
@@ -110,6 +114,8 @@ std::optional<std::string> resolve(Flags& f, uint64_t& first, uint64_t& last) {
   o.scenario.stall_ms = static_cast<uint64_t>(f.stall_s * 1000);
   if (!(f.lease_s >= 1 && f.lease_s <= 600)) return "--lease must be 1..600 s";
   o.replicas.lease_ms = static_cast<uint64_t>(f.lease_s * 1000);
+  if (!(f.retain_s >= 0 && f.retain_s <= 3'600)) return "--retain must be 0..3600 s";
+  o.replicas.retain_ms = static_cast<uint64_t>(f.retain_s * 1000);
   if (o.replicas.workers < 1 || o.replicas.workers > 64) return "--workers must be 1..64";
   if (o.replicas.vnodes < 1 || o.replicas.vnodes > 1024) return "--vnodes must be 1..1024";
   if (o.replicas.clock_skew_ms_max > 60'000) return "--clock-skew must be 0..60000 ms";

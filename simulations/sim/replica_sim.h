@@ -35,6 +35,7 @@
 #include <map>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -58,6 +59,7 @@ struct ReplicaOptions {
   double long_fraction = 0.05;  // handlers that run 1.1..2.5 leases
   double fail_fraction = 0.1;   // handlers that end failed
   uint64_t clock_skew_ms_max = 250;  // each node's wall clock is this much ahead, at most
+  uint64_t retain_ms = 0;            // finished jobs erased after this long; 0: the core's default
 };
 
 // One handler run: where and when it started and how it ended (never_ms: still running).
@@ -147,6 +149,13 @@ class ReplicaSim {
   // Starts of a delayed job before its run_after by the starting node's wall clock.
   uint64_t early_starts() const { return early_starts_; }
   const std::string& first_early_start() const { return first_early_start_; }
+  // Retention: records a node stored again after it had erased them (with its tombstone still on
+  // its disk), and erasures of a job before it was terminal for retain_ms (by the erasing node's
+  // clock, give or take the clocks' skew).
+  uint64_t resurrections() const { return resurrections_; }
+  const std::string& first_resurrection() const { return first_resurrection_; }
+  uint64_t early_erasures() const { return early_erasures_; }
+  const std::string& first_early_erasure() const { return first_early_erasure_; }
   const std::map<std::string, uint64_t>& log_events() const { return log_events_; }
   uint64_t digest() const { return digest_; }
 
@@ -167,6 +176,7 @@ class ReplicaSim {
     std::map<std::pair<std::string, uint32_t>, Handler> handlers;  // (id, attempt)
     bool stalled = false;
     std::deque<Input> queued;  // inputs that arrived while stalled
+    std::set<std::string> erased;  // jobs this node erased (its tombstones, synced or not)
   };
 
   void boot(uint32_t i);
@@ -174,6 +184,7 @@ class ReplicaSim {
   void input(uint32_t i, Input f);
   void drain(uint32_t i);
   void persist(uint32_t i, std::vector<Persist>& persists);
+  void check_retention(uint32_t i, const Persist& p);
   void send(uint32_t i, Send& s);
   void bounce(uint32_t from, uint32_t instance, const std::string& to, Message m);
   void start_handler(uint32_t i, const Start& s);
@@ -205,6 +216,9 @@ class ReplicaSim {
   uint64_t member_events_ = 0;
   uint64_t messages_ = 0, decode_failures_ = 0, undeliverable_ = 0, executor_overflows_ = 0;
   uint64_t superseded_starts_ = 0, early_starts_ = 0;
+  std::map<std::string, uint64_t> terminal_at_;  // the earliest terminal status.at_ms persisted
+  uint64_t resurrections_ = 0, early_erasures_ = 0;
+  std::string first_resurrection_, first_early_erasure_;
   std::string first_early_start_;
   std::string first_superseded_start_;
   uint64_t digest_ = 0xcbf29ce484222325ull;

@@ -19,6 +19,14 @@ case $mode in
     "$sim" --nodes 40 --seeds 1..2 --duration 20 --jobs 100 --priorities --delayed 0.3 --quiet |
       tee "$out/delayed"
     grep -q '^2 of 2 seeds passed$' "$out/delayed" || fail "a seed with delayed jobs broke one"
+    # Retention short enough to erase jobs during the faults: nothing acknowledged and not yet
+    # expired is lost, no erased job comes back (no-resurrection, jobs-converge), none is erased
+    # before it finished plus the retention (not-erased-early).
+    "$sim" --nodes 40 --seeds 1..2 --duration 20 --jobs 100 --retain 5 --quiet | tee "$out/retain"
+    grep -q '^2 of 2 seeds passed$' "$out/retain" || fail "a seed with retention broke one"
+    "$sim" --nodes 40 --seed 3 --duration 20 --jobs 100 --retain 5 | tee "$out/retain3"
+    grep -Eq '^retention: [1-9][0-9]* acknowledged jobs expired' "$out/retain3" ||
+      fail "no job expired with a 5 s retention"
     ;;
   replay)
     # Replay is about the bytes, whatever the verdict: a failing seed must replay too.
