@@ -8,7 +8,7 @@ import time
 import unittest
 
 from harness import Key, NodeTestCase, scaled
-from test_membership import MeshNode
+from test_membership import start_mesh
 
 RETAIN_S = 2
 
@@ -20,18 +20,7 @@ class Retention(NodeTestCase):
         self.nodes = []
 
     def start_mesh(self, n):
-        first = None
-        for i in range(1, n + 1):
-            node = MeshNode(self.tmp, "n%d" % i,
-                            ["--workers", 2, "--retain-s", RETAIN_S, "--tombstone-s", 3600],
-                            join=[first.gossip] if first else [])
-            self.addCleanup(node.stop)
-            node.start()
-            self.nodes.append(node)
-            first = first or node
-        self.wait_until("every node to see %d alive members" % n,
-                        lambda: all(self.alive_seen(x) == n for x in self.nodes), 30)
-        return self.nodes
+        return start_mesh(self, n, ["--workers", 2, "--retain-s", RETAIN_S, "--tombstone-s", 3600])
 
     def alive_seen(self, node):
         r = node.client().get("/v1/cluster/members")
