@@ -414,6 +414,9 @@ class Replica {
                       const ItemAck& ack);
   void check_stand_ins(Now now);
   [[nodiscard]] Status removed(const std::string& id) const;
+  // Past its retention by this node's clock, though not erased yet (the next round does): reads
+  // and fetches treat it as gone already, so that no node serves a job another has erased.
+  [[nodiscard]] bool expired_here(Now now, const std::string& id) const;
 
   const std::string self_;
   const ReplicaConfig config_;

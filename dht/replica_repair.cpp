@@ -25,10 +25,11 @@ void Replica::fetch_from(Now now, const std::string& peer, const std::vector<std
   }
 }
 
-void Replica::on_fetch(Now, const std::string& from, Fetch& m) {
+void Replica::on_fetch(Now now, const std::string& from, Fetch& m) {
   FetchReply reply;
   reply.corr = m.corr;
-  for (const std::string& id : m.ids) reply.records.emplace_back(current_encoded(id));
+  for (const std::string& id : m.ids)
+    reply.records.emplace_back(expired_here(now, id) ? std::nullopt : current_encoded(id));
   out_.sends.push_back(Send{from, std::move(reply)});
 }
 

@@ -350,7 +350,7 @@ void Replica::replicate_to_others(Now, const SharedRecord& rec) {
 
 // Every usable replica's copy (and this node's) is gathered, then merged (finish_read).
 void Replica::start_read(Now now, uint64_t request, const std::string& id, bool cancel) {
-  if (tombstones_.contains(id)) {  // erased here: whatever another copy still says
+  if (tombstones_.contains(id) || expired_here(now, id)) {  // whatever another copy still says
     out_.replies.push_back(
         Reply{request, {ItemResult{Status(Code::not_found, "no job with id " + id), false, {}}}});
     return;
