@@ -43,8 +43,8 @@ case $mode in
     cmp "$out/d" "$out/e" || fail "the same stall seed gave different output"
     # A stalled owner's running job is taken over by lease expiry and finishes on another node:
     # the failover figures count it and name the lease as what the taker waited for.
-    "$sim" --scenario stall --nodes 20 --seed 1 --duration 30 --jobs 100 > "$out/f" || true
-    "$sim" --scenario stall --nodes 20 --seed 1 --duration 30 --jobs 100 > "$out/g" || true
+    "$sim" --scenario stall --nodes 20 --seed 2 --duration 30 --jobs 100 > "$out/f" || true
+    "$sim" --scenario stall --nodes 20 --seed 2 --duration 30 --jobs 100 > "$out/g" || true
     cmp "$out/f" "$out/g" || fail "the failover figures differ between two runs"
     grep -Eq '^failover: [1-9][0-9]* jobs caught' "$out/f" || fail "no failover measured"
     grep -q 'stall n[0-9]* at .*waited for lease expiry' "$out/f" || fail "no lease-expiry takeover"
