@@ -114,6 +114,13 @@ struct ReplicaConfig {
 };
 
 
+// Retention's rule (replica_retention.cpp): a finished job whose status was written more than
+// retain_ms (> 0) before now_ms is due for removal; reads and listings treat it as gone.
+[[nodiscard]] inline bool past_retention(JobState state, uint64_t status_at_ms, uint64_t retain_ms,
+                                         uint64_t now_ms) {
+  return retain_ms > 0 && is_terminal(state) && status_at_ms + retain_ms < now_ms;
+}
+
 // The durable records, read synchronously by the core (the node: LevelDB; the simulator: a map).
 class RecordReader {
  public:

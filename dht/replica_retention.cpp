@@ -43,8 +43,7 @@ Status Replica::removed(const std::string& id) const {
 
 bool Replica::expired_here(Now now, const std::string& id) const {
   const IndexEntry* e = index_.find(id);
-  return e != nullptr && config_.retain_ms > 0 && is_terminal(e->state) &&
-         e->status_at_ms + config_.retain_ms < now.wall_ms;
+  return e != nullptr && past_retention(e->state, e->status_at_ms, config_.retain_ms, now.wall_ms);
 }
 
 // A record that became terminal is due for removal retain_ms after its status was written.
