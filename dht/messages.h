@@ -37,7 +37,7 @@
 
 namespace meshwork {
 
-inline constexpr uint8_t kMessageVersion = 2;  // 2: ItemAck::deleted
+inline constexpr uint8_t kMessageVersion = 2;          // 2: ItemAck::deleted
 inline constexpr size_t kMessageItemsMax = 4'096;      // records, ids, acks or entries per message
 inline constexpr size_t kMessageBytesMax = 64u << 20;  // a larger message is refused whole
 inline constexpr unsigned kDigestBits = 8;             // 256 arcs per anti-entropy digest

@@ -113,7 +113,6 @@ struct ReplicaConfig {
   uint64_t tombstone_ms = 10 * 24 * 3'600'000ull;
 };
 
-
 // Retention's rule (replica_retention.cpp): a finished job whose status was written more than
 // retain_ms (> 0) before now_ms is due for removal; reads and listings treat it as gone.
 [[nodiscard]] inline bool past_retention(JobState state, uint64_t status_at_ms, uint64_t retain_ms,
@@ -145,7 +144,7 @@ struct Persist {
   SharedRecord record;  // kind == record
   std::string target;   // hints: the member the record is owed to
   std::string id;       // the job
-  uint64_t at_ms = 0;          // erase: when (wall), the tombstone's value
+  uint64_t at_ms = 0;   // erase: when (wall), the tombstone's value
   uint64_t created_at_ms = 0;  // erase, drop: the record's created_at (its listing key)
 };
 

@@ -69,7 +69,7 @@ void Replica::retain(Now now) {
     const std::string id = std::move(expiries_.extract(expiries_.begin()).mapped());
     const IndexEntry* e = index_.find(id);
     // Gone already, or changed since (a newer status is due later, or was retried).
-    if (e == nullptr || !is_terminal(e->state) || e->status_at_ms + config_.retain_ms >= now.wall_ms)
+    if (e == nullptr || !past_retention(e->state, e->status_at_ms, config_.retain_ms, now.wall_ms))
       continue;
     --budget;
     if (running_.contains(id)) {

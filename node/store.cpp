@@ -355,8 +355,7 @@ Status Store::scan_hints(
   return from_leveldb(it->status());
 }
 
-Status Store::scan_tombstones(
-    const std::function<void(const std::string&, uint64_t)>& fn) const {
+Status Store::scan_tombstones(const std::function<void(const std::string&, uint64_t)>& fn) const {
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
   const std::string prefix(kTombstonePrefix);
   for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {

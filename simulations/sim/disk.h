@@ -1,6 +1,6 @@
 // A simulated node's disk: what the store (LevelDB in the node) holds for the replica core — the
-// durable job records, which the core reads back through RecordReader, its hints and tombstones — and the
-// persists written but not yet synced.
+// durable job records, which the core reads back through RecordReader, its hints and tombstones —
+// and the persists written but not yet synced.
 //
 // The core's persists are written in sequence order and become durable together when the driver
 // syncs (replica_sim.cpp models the fsync delay of a group commit). A crash loses what was not

@@ -34,7 +34,8 @@ uint32_t eraser(const Cluster& c, const ReplicaSim& replicas, const std::string&
                 const std::vector<uint32_t>& writers) {
   for (const uint32_t i : writers) {
     const Replica* r = replicas.replica(i);
-    if (replicas.disk(i).tombstones().contains(id) || (c.up(i) && r != nullptr && r->tombstoned(id)))
+    if (replicas.disk(i).tombstones().contains(id) ||
+        (c.up(i) && r != nullptr && r->tombstoned(id)))
       return i;
   }
   return UINT32_MAX;
@@ -112,8 +113,8 @@ JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workl
     if (const uint32_t e = eraser(c, replicas, id, writers); e != UINT32_MAX) {
       expired.insert(id);
       if (h.merged && f.diverged++ == 0)
-        f.first_diverged = "job " + id.substr(0, 12) + ": n" + std::to_string(e) +
-                           " erased it, n" + std::to_string(h.first_holder) + " still holds it";
+        f.first_diverged = "job " + id.substr(0, 12) + ": n" + std::to_string(e) + " erased it, n" +
+                           std::to_string(h.first_holder) + " still holds it";
       continue;
     }
     if (!h.merged) continue;

@@ -80,10 +80,11 @@ TEST_CASE("a finished job is erased on every replica once older than retain_ms, 
   }
 }
 
-TEST_CASE("a replica back with a stale copy of an erased job erases it instead of bringing it back") {
+TEST_CASE(
+    "a replica back with a stale copy of an erased job erases it instead of bringing it back") {
   // n3 is down while the job runs and finishes; n1 and n2 erase it after retain_ms. n3 comes back
-  // holding its unfinished copy: anti-entropy pushes it to n1 and n2, whose tombstones refuse it and
-  // say so, and n3 erases its copy too. Nobody runs the job again or stores it again.
+  // holding its unfinished copy: anti-entropy pushes it to n1 and n2, whose tombstones refuse it
+  // and say so, and n3 erases its copy too. Nobody runs the job again or stores it again.
   ReplicaConfig c = retaining();
   c.anti_entropy_interval_ms = 1'000;
   c.anti_entropy_interval_ms_max = 1'000;

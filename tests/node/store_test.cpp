@@ -175,7 +175,7 @@ TEST_CASE("an erase removes the record and its listing, keeps a tombstone across
     w.hint(Persist::Kind::hint_put, "n2", a.id);
     w.hint(Persist::Kind::hint_drop, "n2", a.id);  // the core drops a removed job's hints first
     removal(w, Persist::Kind::erase, a, 42);
-    removal(w, Persist::Kind::drop, b, 0);            // a stand-in copy: no tombstone
+    removal(w, Persist::Kind::drop, b, 0);  // a stand-in copy: no tombstone
     removal(w, Persist::Kind::erase, c, 43);
     removal(w, Persist::Kind::tombstone_drop, c, 0);  // its tombstone expired
     CHECK(w.store->counts()[size_t(JobState::queued)] == 0);
