@@ -54,6 +54,10 @@ void write_job_metrics(metrics::Writer& w, const Store::StateCounts& jobs,
   counter(w, "meshwork_anti_entropy_rounds_total",
           "Anti-entropy rounds (digest exchanges with a replica) this node started.",
           s.anti_entropy_rounds);
+  counter(w, "meshwork_jobs_expired_total",
+          "Finished jobs this node removed after --retain-s (each leaves a tombstone).", s.expired);
+  w.single("meshwork_tombstones", "Tombstones of removed jobs this node keeps (--tombstone-s).",
+           Type::gauge, core.tombstones);
 }
 
 void write_gossip_metrics(metrics::Writer& w, const gossip::Stats& stats,

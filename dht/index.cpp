@@ -32,6 +32,8 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   e.lease_until_ms = r.claim.lease_until_ms;
   e.retry_at_ms = r.status.retry_at_ms;
   e.run_after_ms = r.run_after_ms();
+  e.status_at_ms = r.status.at_ms;
+  e.created_at_ms = r.created_at_ms;
   e.priority = r.priority;
   e.cancel_requested = r.cancel_requested();
   if (is_terminal(e.state)) {
@@ -39,6 +41,11 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   } else {
     unfinished_.insert(r.id);
   }
+}
+
+void RecordIndex::erase(std::string_view id) {
+  if (auto it = entries_.find(id); it != entries_.end()) entries_.erase(it);
+  if (auto it = unfinished_.find(id); it != unfinished_.end()) unfinished_.erase(it);
 }
 
 const IndexEntry* RecordIndex::find(std::string_view id) const {

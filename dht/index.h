@@ -7,7 +7,7 @@
 // a record exactly when their fingerprints agree. A bucket digest is the XOR of the fingerprints of
 // the records in one arc of the circle: the ids' leading `bits` bits.
 //
-// Thread-safety: none (the core's thread). Memory: about 150 bytes per record held.
+// Thread-safety: none (the core's thread). Memory: about 170 bytes per record held.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +39,8 @@ struct IndexEntry {
   uint64_t lease_until_ms = 0;  // while running: the claimant's clock
   uint64_t retry_at_ms = 0;     // while retry_wait: the clock of the status's writer
   uint64_t run_after_ms = 0;    // wall clock: no attempt before (JobRecord::run_after_ms)
+  uint64_t status_at_ms = 0;    // wall clock: when the status was written (retention's age)
+  uint64_t created_at_ms = 0;   // from the signed spec (the store's listing key)
   uint32_t priority = 0;        // from the signed spec (the run queue's order)
   bool cancel_requested = false;
   // The record's replicas as the placement of `placed_version` lists them (0: never placed): the
@@ -53,6 +55,7 @@ class RecordIndex {
   using Keep = std::function<bool(const std::string& id, const IndexEntry& e)>;
 
   void put(const JobRecord& r, uint64_t fingerprint);
+  void erase(std::string_view id);
   [[nodiscard]] const IndexEntry* find(std::string_view id) const;
   [[nodiscard]] bool contains(std::string_view id) const { return find(id) != nullptr; }
   [[nodiscard]] size_t size() const { return entries_.size(); }

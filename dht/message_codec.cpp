@@ -7,7 +7,8 @@
 //
 //   0 replicate      list<record>
 //   1 replicate_ack  list<ack>; ack: bool ok, bool existed, state, u32 attempt,
-//                    str node (<= kNodeNameBytesMax), bool cancel_requested, opt<record> copy
+//                    str node (<= kNodeNameBytesMax), bool cancel_requested, opt<record> copy,
+//                    bool deleted
 //   2 fetch          list<str id>                       each id a job id (64 lowercase hex)
 //   3 fetch_reply    list<opt<record>>
 //   4 digest         list<u64>                          exactly kDigestBuckets
@@ -44,7 +45,7 @@ constexpr size_t kLengthBytes = 4;          // a str's length, a list's count
 constexpr size_t kJobIdBytes = 2 * kHashBytes;
 // The smallest encoding of one valid item of each list, to refuse a count the bytes cannot hold.
 constexpr size_t kRecordItemBytesMin = kLengthBytes + 1;
-constexpr size_t kAckItemBytesMin = 1 + 1 + 1 + 4 + kLengthBytes + 1 + 1;
+constexpr size_t kAckItemBytesMin = 1 + 1 + 1 + 4 + kLengthBytes + 1 + 1 + 1;
 constexpr size_t kOptionalRecordBytesMin = 1;
 constexpr size_t kIdItemBytesMin = kLengthBytes + kJobIdBytes;
 constexpr size_t kBucketItemBytes = 8;
@@ -119,6 +120,7 @@ struct BodyWriter {
       w.str(a.node);
       w.boolean(a.cancel_requested);
       w.optional_record(a.copy);
+      w.boolean(a.deleted);
     }
   }
   void operator()(const Fetch& m) {
@@ -305,6 +307,7 @@ ReplicateAck read_replicate_ack(Reader& in) {
     a.node = in.str(kNodeNameBytesMax, "ack's node name");
     a.cancel_requested = in.boolean("ack's cancel_requested");
     a.copy = read_optional_record(in, {"copy in ack", i});
+    a.deleted = in.boolean("ack's deleted");
     m.items.push_back(std::move(a));
   }
   return m;

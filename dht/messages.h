@@ -9,7 +9,8 @@
 //
 //   Replicate     records to merge; answered by ReplicateAck once they are durable there
 //   ReplicateAck  per record: did it merge, what status the replica now holds, whether it held a
-//                 submission of the job before (then also its merged copy)
+//                 submission of the job before (then also its merged copy), whether it erased the
+//                 job (retention: the record was refused, and the sender erases its copy too)
 //   Fetch         ids whose copies the sender wants; answered by FetchReply (absent: no copy)
 //   Digest        the sender's per-arc digests over the records both should hold; answered by
 //                 DigestReply with the arcs that differ and the receiver's (id, fingerprint) there
@@ -36,7 +37,7 @@
 
 namespace meshwork {
 
-inline constexpr uint8_t kMessageVersion = 1;
+inline constexpr uint8_t kMessageVersion = 2;          // 2: ItemAck::deleted
 inline constexpr size_t kMessageItemsMax = 4'096;      // records, ids, acks or entries per message
 inline constexpr size_t kMessageBytesMax = 64u << 20;  // a larger message is refused whole
 inline constexpr unsigned kDigestBits = 8;             // 256 arcs per anti-entropy digest
@@ -67,6 +68,7 @@ struct ItemAck {
   std::string node;
   bool cancel_requested = false;
   std::optional<SharedRecord> copy;  // the replica's merged copy, when `existed`
+  bool deleted = false;  // the replica erased the job (retention) and refused the record
 };
 
 struct ReplicateAck {

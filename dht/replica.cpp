@@ -31,6 +31,7 @@ Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& rea
 void Replica::load(const JobRecord& r, std::string_view encoded) {
   index_.put(r, record_fingerprint(encoded));
   sight(0, r);  // dated by start()
+  schedule_expiry(r);
 }
 
 void Replica::load_hint(const std::string& target, const std::string& id) {
@@ -211,6 +212,7 @@ uint64_t Replica::commit(Now now, SharedRecord rec) {
   cache_drop(id);  // the overlay serves it now, the cache again once it is durable
   out_.persists.push_back(Persist{seq, Persist::Kind::record, rec, "", id});
   ae_interval_ms_ = config_.anti_entropy_interval_ms;
+  track_stand_in(id, *e);
   forward(*e, rec);
   react(now, *rec);
   return seq;
@@ -242,6 +244,10 @@ Replica::Merged Replica::merge_in(Now now, const SharedRecord& incoming) {
 Replica::Merged Replica::merge_into(Now now, const JobRecord& incoming,
                                     const SharedRecord* encoded) {
   Merged m;
+  if (tombstones_.contains(incoming.id)) {  // erased here: it does not come back
+    stats_.tombstone_refusals++;
+    return m;
+  }
   m.before = current_shared(incoming.id);
   if (m.before) {
     JobRecord next = merge(*m.before, incoming);
@@ -285,6 +291,7 @@ void Replica::react(Now now, const JobRecord& r) {
       out_.stops.push_back(Stop{Stop::Why::cancelled, r.id, a.attempt});
     }
   }
+  schedule_expiry(r);
   if (r.status.state != JobState::queued && r.status.state != JobState::retry_wait) {
     if (r.status.state != JobState::running || r.status.node != self_) adopted_.erase(r.id);
     return;
@@ -349,6 +356,7 @@ void Replica::tick(Now now) {
     next_renewal_ms_ = now.mono_ms + std::max<uint64_t>(1, config_.lease_ms / 3);
   }
   if (now.mono_ms >= next_sweep_ms_) {
+    retain(now);
     sweep(now);
     next_sweep_ms_ = now.mono_ms + config_.sweep_interval_ms;
   }

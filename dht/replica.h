@@ -118,8 +118,18 @@ struct ReplicaConfig {
   // A member dead this long in this node's view gives up its ring tokens (Placement::reap); after
   // as long again it is forgotten, as if it had left.
   uint64_t reap_after_ms = 86'400'000;
+  // Retention (replica_retention.cpp): a finished job whose status is older than retain_ms is
+  // erased here, leaving a tombstone that refuses its copies for tombstone_ms. 0: keep for ever.
+  uint64_t retain_ms = 7 * 24 * 3'600'000ull;
+  uint64_t tombstone_ms = 10 * 24 * 3'600'000ull;
 };
 
+// Retention's rule (replica_retention.cpp): a finished job whose status was written more than
+// retain_ms (> 0) before now_ms is due for removal; reads and listings treat it as gone.
+[[nodiscard]] inline bool past_retention(JobState state, uint64_t status_at_ms, uint64_t retain_ms,
+                                         uint64_t now_ms) {
+  return retain_ms > 0 && is_terminal(state) && status_at_ms + retain_ms < now_ms;
+}
 
 // The durable records, read synchronously by the core (the node: LevelDB; the simulator: a map).
 class RecordReader {
@@ -132,10 +142,21 @@ class RecordReader {
 
 struct Persist {
   uint64_t seq = 0;
-  enum class Kind : uint8_t { record, hint_put, hint_drop } kind = Kind::record;
+  // erase: the record goes and a tombstone (id → at_ms) stays; drop: the record goes (a stand-in
+  // copy the home replicas hold); tombstone_drop: the tombstone goes.
+  enum class Kind : uint8_t {
+    record,
+    hint_put,
+    hint_drop,
+    erase,
+    drop,
+    tombstone_drop
+  } kind = Kind::record;
   SharedRecord record;  // kind == record
   std::string target;   // hints: the member the record is owed to
   std::string id;       // the job
+  uint64_t at_ms = 0;   // erase: when (wall), the tombstone's value
+  uint64_t created_at_ms = 0;  // erase, drop: the record's created_at (its listing key)
 };
 
 struct Send {
@@ -204,6 +225,9 @@ struct ReplicaStats {
   uint64_t refused_messages = 0;       // answers nobody asked for, from the wrong peer, etc.
   uint64_t handed_off = 0;             // records sent to members new in their replica lists
   uint64_t forwarded = 0;              // changes passed on by a holder that is not a replica
+  uint64_t expired = 0;                // finished jobs erased here by retention
+  uint64_t tombstone_refusals = 0;     // copies of erased jobs refused
+  uint64_t stand_ins_dropped = 0;      // copies dropped once their home replicas held them
 };
 
 class Replica {
@@ -216,6 +240,7 @@ class Replica {
   // attempts this node was running when it stopped (they run again as the next attempt).
   void load(const JobRecord& r, std::string_view encoded);
   void load_hint(const std::string& target, const std::string& id);
+  void load_tombstone(const std::string& id, uint64_t deleted_at_ms);
   void start(Now now);
 
   // Membership: `name`'s state changed (this node's own entry is ignored).
@@ -260,6 +285,8 @@ class Replica {
   [[nodiscard]] size_t backlog() const { return run_queue_.size(); }
   [[nodiscard]] size_t running() const { return handlers_running_; }
   [[nodiscard]] size_t hints() const;
+  [[nodiscard]] bool tombstoned(const std::string& id) const { return tombstones_.contains(id); }
+  [[nodiscard]] size_t tombstones() const { return tombstones_.size(); }
   // This node's current copy (overlay, else the cache of durable records, else the reader);
   // nullopt when it holds none.
   [[nodiscard]] std::optional<JobRecord> current(const std::string& id) const;
@@ -279,6 +306,7 @@ class Replica {
     size_t need = 0;       // acks that decide it (this node's durable copy counts as one)
     size_t asked = 0, acks = 0, answered = 0;
     bool existed = false, decided = false, refused = false;
+    bool deleted = false;  // a replica answered that it erased the job (retention)
     std::shared_ptr<const JobRecord> record;  // what is written
     std::optional<JobRecord> copy;  // submit: merged copies of replicas that held it before
     uint64_t deadline_ms = 0;       // mono
@@ -411,6 +439,18 @@ class Replica {
   void anti_entropy_round(Now now);
   void on_digest(Now now, const std::string& from, Digest& m);
   void on_digest_reply(Now now, const std::string& from, DigestReply& m);
+  // replica_retention.cpp: expiry, tombstones, stand-in copies
+  void schedule_expiry(const JobRecord& r);
+  void retain(Now now);
+  bool erase_record(Now now, const std::string& id, Persist::Kind kind);
+  void track_stand_in(const std::string& id, const IndexEntry& e);
+  void stand_in_acked(Now now, const std::string& peer, const SharedRecord& sent,
+                      const ItemAck& ack);
+  void check_stand_ins(Now now);
+  [[nodiscard]] Status removed(const std::string& id) const;
+  // Past its retention by this node's clock, though not erased yet (the next round does): reads
+  // and fetches treat it as gone already, so that no node serves a job another has erased.
+  [[nodiscard]] bool expired_here(Now now, const std::string& id) const;
 
   const std::string self_;
   const ReplicaConfig config_;
@@ -489,6 +529,23 @@ class Replica {
 
   uint64_t next_sweep_ms_ = 0, next_hints_ms_ = 0, next_ae_ms_ = 0, next_renewal_ms_ = 0;
   uint64_t last_sweep_ms_ = 0;  // mono
+
+  // Retention (replica_retention.cpp). Finished records by when they expire (wall ms; an entry is
+  // checked against the record when due, so a stale one is skipped); ids to erase as soon as no
+  // attempt runs here (a replica said it erased them); tombstones and when they expire.
+  std::multimap<uint64_t, std::string> expiries_;
+  std::set<std::string> erase_soon_;
+  std::unordered_map<std::string, uint64_t> tombstones_;  // id → deleted at (wall ms)
+  std::multimap<uint64_t, std::string> tombstone_expiries_;
+  // Copies this node holds outside their replica list, with the home replicas that acknowledged
+  // holding the copy's current fingerprint (or newer): dropped once all R did.
+  struct StandIn {
+    uint64_t fingerprint = 0;
+    std::set<std::string> held_by;
+    uint64_t next_push_ms = 0;  // mono
+  };
+  std::map<std::string, StandIn> stand_ins_;
+  std::string stand_in_cursor_;  // the last one checked
 };
 
 }  // namespace meshwork

@@ -25,10 +25,11 @@ void Replica::fetch_from(Now now, const std::string& peer, const std::vector<std
   }
 }
 
-void Replica::on_fetch(Now, const std::string& from, Fetch& m) {
+void Replica::on_fetch(Now now, const std::string& from, Fetch& m) {
   FetchReply reply;
   reply.corr = m.corr;
-  for (const std::string& id : m.ids) reply.records.emplace_back(current_encoded(id));
+  for (const std::string& id : m.ids)
+    reply.records.emplace_back(expired_here(now, id) ? std::nullopt : current_encoded(id));
   out_.sends.push_back(Send{from, std::move(reply)});
 }
 
@@ -145,6 +146,7 @@ void Replica::hand_off(Now now) {
     }
     e.replicas = std::move(next);
     e.placed_version = placement_.version();
+    track_stand_in(id, e);
   }
   co_replicas_.assign(co.begin(), co.end());
   for (const auto& [member, id] : pushes)
@@ -227,7 +229,7 @@ void Replica::on_digest_reply(Now now, const std::string& from, DigestReply& m) 
     if (t != theirs.end() && t->second != fp) pull.push_back(id);
   }
   for (const auto& [id, fp] : theirs)
-    if (!seen.contains(id) && is_job_id(id)) pull.push_back(id);
+    if (!seen.contains(id) && is_job_id(id) && !tombstones_.contains(id)) pull.push_back(id);
   for (const std::string& id : push)
     if (auto rec = current_encoded(id)) queue_replicate(from, *rec, 0);
   if (!pull.empty()) fetch_from(now, from, pull, Outstanding::Why::pull, 0);

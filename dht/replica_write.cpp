@@ -90,6 +90,7 @@ void Replica::answer(Now now, uint64_t write, int verdict, const ItemAck* ack) {
   if (it == writes_.end() || it->second.decided) return;
   Write& w = it->second;
   w.answered++;
+  if (ack != nullptr && ack->deleted) w.deleted = true;
   if (ack != nullptr && ack->existed) {
     w.existed = true;
     if (ack->copy && (*ack->copy)->id == w.id)
@@ -147,7 +148,9 @@ void Replica::finish_submit_item(Now, const Write& w, bool ok) {
   auto it = submits_.find(w.request);
   if (it == submits_.end()) return;
   ItemResult& item = it->second.items[w.item];
-  if (!ok) {
+  if (w.deleted) {  // a replica erased it: nothing was stored
+    item.status = removed(w.id);
+  } else if (!ok) {
     item.status =
         Status(Code::unavailable, "the job reached " + std::to_string(w.acks) + " of its " +
                                       std::to_string(w.asked) + " replicas and " +
@@ -204,6 +207,10 @@ void Replica::submit(Now now, uint64_t request, std::vector<JobRecord> admitted)
   op.items.resize(admitted.size());
   std::vector<std::pair<size_t, std::vector<std::string>>> go;
   for (size_t i = 0; i < admitted.size(); ++i) {
+    if (tombstones_.contains(admitted[i].id)) {
+      op.items[i].status = removed(admitted[i].id);
+      continue;
+    }
     if (!ready(now)) {
       op.items[i].status =
           Status(Code::unavailable, "this node has not joined the mesh yet; retry shortly");
@@ -259,6 +266,13 @@ void Replica::on_replicate(Now now, const std::string& from, Replicate& m) {
   uint64_t need_seq = 0;
   for (const SharedRecord& rec : m.records) {
     ItemAck item;
+    if (tombstones_.contains(rec->id)) {  // erased here: acknowledged, not stored, and said so
+      stats_.tombstone_refusals++;
+      item.ok = true;
+      item.deleted = true;
+      ack.items.push_back(std::move(item));
+      continue;
+    }
     Merged mm = merge_in(now, rec);
     item.ok = true;
     item.existed = mm.before && submitted_before(*mm.before, rec->history);
@@ -289,9 +303,16 @@ void Replica::on_replicate_ack(Now now, const std::string& from, ReplicateAck& m
   open_replicates_[from].erase(m.corr);
   for (size_t i = 0; i < m.items.size(); ++i) {
     const ItemAck& a = m.items[i];
-    if (!a.ok) stats_.replicate_failed++;
-    int verdict = a.ok ? 1 : 0;
     auto w = writes_.find(o.writes[i]);
+    if (a.deleted) {  // the replica erased the job: so does this node, and a claim cannot win
+      if (index_.contains(o.ids[i])) erase_soon_.insert(o.ids[i]);
+      const bool claim = w != writes_.end() && w->second.kind == Write::Kind::claim;
+      answer(now, o.writes[i], claim ? -1 : 1, &a);
+      continue;
+    }
+    if (!a.ok) stats_.replicate_failed++;
+    if (a.ok) stand_in_acked(now, from, o.records[i], a);
+    int verdict = a.ok ? 1 : 0;
     if (a.ok && w != writes_.end() && w->second.kind == Write::Kind::claim &&
         !(a.state == JobState::running && a.attempt == w->second.attempt && a.node == self_)) {
       verdict = -1;  // this replica holds something newer: pull it
@@ -338,6 +359,11 @@ void Replica::replicate_to_others(Now, const SharedRecord& rec) {
 
 // Every usable replica's copy (and this node's) is gathered, then merged (finish_read).
 void Replica::start_read(Now now, uint64_t request, const std::string& id, ReadOp::Then then) {
+  if (tombstones_.contains(id) || expired_here(now, id)) {  // whatever another copy still says
+    out_.replies.push_back(
+        Reply{request, {ItemResult{Status(Code::not_found, "no job with id " + id), false, {}}}});
+    return;
+  }
   ReadOp op;
   op.then = then;
   op.id = id;

@@ -54,8 +54,14 @@ ClusterView::ClusterView(Store& store, PeerClient& peers, const ReplicaDriver& d
 Result<Store::Page> ClusterView::list_local(const ListQuery& q) const {
   store_.wait_written(kListWaitWrittenMs);
   const uint64_t now = wall_ms();
-  return store_.list([&q, now](const JobRecord& r) { return matches(q, r, now); }, q.limit,
-                     q.cursor);
+  const uint64_t retain_ms = driver_.config().retain_ms;
+  // A job past its retention is gone already, as reads say, though its removal is a moment away.
+  return store_.list(
+      [&q, now, retain_ms](const JobRecord& r) {
+        return matches(q, r, now) &&
+               !past_retention(r.status.state, r.status.at_ms, retain_ms, now);
+      },
+      q.limit, q.cursor);
 }
 
 // Scatter-gather: every usable member lists its own records from the cursor on; the pages are

@@ -187,6 +187,15 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
                    "stay with their stand-ins)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, kReapAfterSMax));
+  node->add_option("--retain-s", cfg.retain_s,
+                   "seconds a finished job is kept before it is removed on every replica (0: for "
+                   "ever)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, uint64_t{10} * 365 * 24 * 3'600));
+  node->add_option("--tombstone-s", cfg.tombstone_s,
+                   "seconds a removed job's tombstone refuses copies that come back")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{1}, uint64_t{10} * 365 * 24 * 3'600));
   node->add_option("--test-break", cfg.test_break, "tests only: skip-takeover")
       ->check(CLI::IsMember({"skip-takeover"}))
       ->group("");  // hidden from --help

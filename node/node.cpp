@@ -88,6 +88,8 @@ ReplicaConfig Node::replica_config() const {
   for (const std::string& seed : config_.join)
     if (seed != config_.gossip_bind && seed != advertise_ip_ + ":" + port) rc.joining = true;
   rc.take_over = config_.test_break != "skip-takeover";
+  rc.retain_ms = config_.retain_s * 1'000;
+  rc.tombstone_ms = config_.tombstone_s * 1'000;
   const std::string seed = random_bytes(sizeof rc.seed);
   std::memcpy(&rc.seed, seed.data(), sizeof rc.seed);
   return rc;
@@ -362,7 +364,8 @@ nlohmann::json Node::info() const {
            {{"batches", store_->batches_written()},
             {"updates", store_->persists_written()},
             {"queue_depth", store_->queue_depth()},
-            {"corrupt_records", store_->corrupt_records()}}},
+            {"corrupt_records", store_->corrupt_records()},
+            {"compactions", store_->compactions()}}},
           {"gossip", gossip_->stats_json()},
           {"events",
            {{"streams", events_.streams()},
@@ -377,6 +380,10 @@ nlohmann::json Node::info() const {
             {"held", snap.held},
             {"unfinished", snap.unfinished},
             {"hints", snap.hints},
+            {"tombstones", snap.tombstones},
+            {"expired", s.expired},
+            {"tombstone_refusals", s.tombstone_refusals},
+            {"stand_ins_dropped", s.stand_ins_dropped},
             {"replicate_sent", s.replicate_sent},
             {"replicate_failed", s.replicate_failed},
             {"replicate_received", s.replicate_received},
@@ -411,7 +418,9 @@ nlohmann::json Node::info() const {
             {"rate_limit", api_->rate_limit().rate_per_s},
             {"rate_burst", api_->rate_limit().rate_per_s > 0 ? api_->rate_burst() : 0},
             {"rate_clients_max", api_->rate_limit().clients_max},
-            {"reap_after_s", config_.reap_after_s}}},
+            {"reap_after_s", config_.reap_after_s},
+            {"retain_s", config_.retain_s},
+            {"tombstone_s", config_.tombstone_s}}},
           {"job_types", [] {
              nlohmann::json t = nlohmann::json::array();
              for (const auto& h : all_handlers())

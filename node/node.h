@@ -71,6 +71,10 @@ struct NodeConfig {
   // Hidden --test-clock-offset-ms: the replica core's wall clock set off by this much (signed), to
   // test a mesh where one node's clock is wrong (tests/integration/test_clock.py).
   int64_t test_clock_offset_ms = 0;
+  // Retention (dht/replica_retention.cpp): finished jobs kept this long (0: for ever), and the
+  // tombstones of removed ones.
+  uint64_t retain_s = 7 * 24 * 3'600;
+  uint64_t tombstone_s = 10 * 24 * 3'600;
 };
 
 // Reads an allowed-keys (or admin-keys) file; Code::invalid names the first bad line.

@@ -94,6 +94,9 @@ Status ReplicaDriver::boot() {
         replica_->load_hint(target, id);
         ++hints;
       });
+    if (s.is_ok())
+      s = store_.scan_tombstones(
+          [&](const std::string& id, uint64_t at_ms) { replica_->load_tombstone(id, at_ms); });
     if (s.is_ok()) {
       store_.start_writer([this](uint64_t seq, const Status& st) {
         asio::post(io_, [this, seq, st] {
@@ -250,6 +253,7 @@ void ReplicaDriver::publish() {
   s.backlog = r.backlog();
   s.running = r.running();
   s.hints = r.hints();
+  s.tombstones = r.tombstones();
   s.held = r.index().size();
   s.unfinished = r.index().unfinished_count();
   s.stats = r.stats();

@@ -64,7 +64,7 @@ inline constexpr uint64_t kSnapshotRefreshMs = 1'000;
 // What HTTP threads may know of the core, as of the last drain.
 struct ReplicaSnapshot {
   bool ready = false;
-  size_t backlog = 0, running = 0, hints = 0, held = 0, unfinished = 0;
+  size_t backlog = 0, running = 0, hints = 0, held = 0, unfinished = 0, tombstones = 0;
   ReplicaStats stats;
   std::shared_ptr<const Placement> placement;
 };

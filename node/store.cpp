@@ -19,6 +19,7 @@ constexpr std::string_view kRecordPrefix = "j/";
 constexpr std::string_view kCreatedPrefix = "c/";
 constexpr std::string_view kHintPrefix = "h/";
 constexpr std::string_view kIdempotencyPrefix = "i/";
+constexpr std::string_view kTombstonePrefix = "t/";
 constexpr size_t kCacheBytes = 32 << 20;
 // encode_record's first byte; records in older forms are re-encoded when loaded.
 constexpr uint8_t kBinaryRecordVersion = 3;
@@ -27,10 +28,26 @@ std::string record_key(std::string_view id) {
   return std::string(kRecordPrefix) + std::string(id);
 }
 
-std::string created_key(const JobRecord& r) {
+std::string created_key(uint64_t created_at_ms, std::string_view id) {
   char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(r.created_at_ms));
-  return std::string(kCreatedPrefix) + buf + "/" + r.id;
+  std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(created_at_ms));
+  return std::string(kCreatedPrefix) + buf + "/" + std::string(id);
+}
+
+std::string tombstone_key(std::string_view id) {
+  return std::string(kTombstonePrefix) + std::string(id);
+}
+
+std::string u64_bytes(uint64_t v) {
+  std::string out(8, '\0');
+  for (size_t i = 0; i < 8; ++i) out[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  return out;
+}
+
+uint64_t steady_ms() {
+  return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                   std::chrono::steady_clock::now().time_since_epoch())
+                                   .count());
 }
 
 std::string hint_key(std::string_view target, std::string_view id) {
@@ -62,6 +79,7 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, StoreOptions 
   Status scanned = store->scan_records(
       [&](JobRecord&& r, std::string_view) { (void)store->count(r); }, /*count_corrupt=*/true);
   if (!scanned.is_ok()) return scanned;
+  store->compactor_ = std::thread([s = store.get()] { s->compactor_loop(); });
   return store;
 }
 
@@ -86,6 +104,7 @@ void Store::write(std::vector<Persist> persists) {
       MESHWORK_CHECK(p.record.record && p.record.bytes && p.record->id == p.id);
       first = count(*p.record);
     }
+    if (p.kind == Persist::Kind::erase || p.kind == Persist::Kind::drop) uncount(p.id);
     queued.push_back(Queued{std::move(p), first});
   }
   {
@@ -106,6 +125,12 @@ void Store::stop() {
   }
   cv_.notify_all();
   if (writer_.joinable()) writer_.join();
+  {
+    std::lock_guard lock(compact_mu_);
+    compact_stop_ = true;
+  }
+  compact_cv_.notify_all();
+  if (compactor_.joinable()) compactor_.join();
 }
 
 void Store::wait_written(uint64_t timeout_ms) const {
@@ -143,18 +168,31 @@ void Store::writer_loop() {
 
 Status Store::write_group(const std::vector<Queued>& group) {
   leveldb::WriteBatch batch;
+  uint64_t deleted = 0;
   for (const Queued& q : group) {
     const Persist& p = q.persist;
     switch (p.kind) {
       case Persist::Kind::record:
         batch.Put(record_key(p.id), *p.record.bytes);
-        if (q.first) batch.Put(created_key(*p.record), "");
+        if (q.first) batch.Put(created_key(p.record->created_at_ms, p.id), "");
         break;
       case Persist::Kind::hint_put:
         batch.Put(hint_key(p.target, p.id), "");
         break;
       case Persist::Kind::hint_drop:
         batch.Delete(hint_key(p.target, p.id));
+        break;
+      case Persist::Kind::erase:
+        batch.Put(tombstone_key(p.id), u64_bytes(p.at_ms));
+        [[fallthrough]];
+      case Persist::Kind::drop:
+        batch.Delete(record_key(p.id));
+        batch.Delete(created_key(p.created_at_ms, p.id));
+        deleted++;
+        break;
+      case Persist::Kind::tombstone_drop:
+        batch.Delete(tombstone_key(p.id));
+        deleted++;
         break;
     }
   }
@@ -167,7 +205,52 @@ Status Store::write_group(const std::vector<Queued>& group) {
         std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
   batches_++;
   if (s.is_ok()) persists_ += group.size();
+  if (s.is_ok()) maybe_compact(deleted);
   return s;
+}
+
+void Store::maybe_compact(uint64_t deleted) {
+  if (deleted == 0 && deletions_ == 0) return;
+  const uint64_t now = steady_ms();
+  if (deletions_ == 0) first_deletion_ms_ = now;
+  deletions_ += deleted;
+  size_t held = 0;
+  {
+    std::lock_guard lock(counts_mu_);
+    held = states_.size();
+  }
+  if (deletions_ < std::max<uint64_t>(kCompactDeletionsMin, held) &&
+      now < first_deletion_ms_ + kCompactIntervalMs)
+    return;
+  deletions_ = 0;
+  {
+    std::lock_guard lock(compact_mu_);
+    compact_due_ = true;
+  }
+  compact_cv_.notify_one();
+}
+
+// LevelDB runs a manual compaction on the calling thread while writes go on: this one.
+void Store::compactor_loop() {
+  name_this_thread("mw-compact");
+  for (;;) {
+    {
+      std::unique_lock lock(compact_mu_);
+      compact_cv_.wait(lock, [&] { return compact_stop_ || compact_due_; });
+      if (compact_stop_) return;
+      compact_due_ = false;
+    }
+    db_->CompactRange(nullptr, nullptr);
+    compactions_++;
+  }
+}
+
+void Store::uncount(const std::string& id) {
+  std::lock_guard lock(counts_mu_);
+  auto it = states_.find(id);
+  if (it == states_.end()) return;
+  counts_[size_t(it->second)]--;
+  states_.erase(it);
 }
 
 // `r` is now this node's copy; true when it is the first one.
@@ -270,6 +353,22 @@ Status Store::scan_hints(
     const size_t slash = rest.rfind('/');
     if (slash == std::string::npos || slash == 0) continue;
     fn(rest.substr(0, slash), rest.substr(slash + 1));
+  }
+  return from_leveldb(it->status());
+}
+
+Status Store::scan_tombstones(const std::function<void(const std::string&, uint64_t)>& fn) const {
+  std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
+  const std::string prefix(kTombstonePrefix);
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
+    const std::string id = it->key().ToString().substr(prefix.size());
+    if (!is_job_id(id) || it->value().size() != 8) {
+      corrupt_++;
+      continue;
+    }
+    uint64_t at = 0;
+    for (size_t i = 0; i < 8; ++i) at |= uint64_t{static_cast<uint8_t>(it->value()[i])} << (8 * i);
+    fn(id, at);
   }
   return from_leveldb(it->status());
 }

@@ -13,6 +13,15 @@
 //   "h/<target node>/<id>"            "" (a hint: the record is owed to that node)
 //   "i/<key hash>"                    an Idempotency-Key's entry (api/idempotency.h), written
 //                                     synced by the HTTP thread that takes the submission
+//   "t/<id>"                          u64 little-endian: when the job was erased (a tombstone)
+//
+// Removal: an erase persist deletes the record and its listing key and writes the tombstone in one
+// batch; a drop deletes them without a tombstone; a tombstone_drop deletes the tombstone. Deleted
+// keys free their space only when LevelDB compacts the files that hold them: once the deletions
+// since the last compaction reach the number of records held (at least kCompactDeletionsMin), or
+// kCompactIntervalMs after the first of them, a background thread (never the writer, never the
+// loop) compacts the whole key space. Each compaction then rewrites no more live data than it
+// frees, so the work stays proportional to the deletions.
 //
 // Reading: read() (the core's RecordReader), get(), list() and the boot scans read LevelDB
 // directly, from any thread. A write is visible to readers before its durable() is reported, so the
@@ -54,6 +63,9 @@ class FilterPolicy;
 
 namespace meshwork {
 
+inline constexpr uint64_t kCompactDeletionsMin = 10'000;
+inline constexpr uint64_t kCompactIntervalMs = 10 * 60'000;
+
 struct StoreOptions {
   size_t batch_max = 2'048;  // persists per fsync'd group
   bool sync = true;          // fsync every group (recovery tests need it on)
@@ -86,6 +98,8 @@ class Store final : public RecordReader {
       const std::function<void(JobRecord&&, std::string_view encoded)>& fn) const;
   [[nodiscard]] Status scan_hints(
       const std::function<void(const std::string& target, const std::string& id)>& fn) const;
+  [[nodiscard]] Status scan_tombstones(
+      const std::function<void(const std::string& id, uint64_t deleted_at_ms)>& fn) const;
 
   // Starts the writer thread. Call once, before the first write().
   void start_writer(Durable durable);
@@ -111,6 +125,7 @@ class Store final : public RecordReader {
   [[nodiscard]] uint64_t corrupt_records() const { return corrupt_.load(); }
   [[nodiscard]] uint64_t batches_written() const { return batches_.load(); }
   [[nodiscard]] uint64_t persists_written() const { return persists_.load(); }
+  [[nodiscard]] uint64_t compactions() const { return compactions_.load(); }
 
   // Idempotency-Key entries (api/idempotency.h), outside the persist pipeline: any thread.
   [[nodiscard]] Status put_idempotency(std::string_view key_hash, std::string_view value);
@@ -130,6 +145,9 @@ class Store final : public RecordReader {
   };
   Status write_group(const std::vector<Queued>& group);
   bool count(const JobRecord& r);
+  void uncount(const std::string& id);
+  void maybe_compact(uint64_t deleted);  // writer thread, after a group
+  void compactor_loop();
 
   std::unique_ptr<leveldb::DB> db_;
   std::unique_ptr<leveldb::Cache> cache_;
@@ -153,6 +171,15 @@ class Store final : public RecordReader {
   mutable std::atomic<uint64_t> corrupt_{0};
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> persists_{0};
+
+  // Compaction (see Removal above). deletions_ and first_deletion_ms_: writer thread only.
+  uint64_t deletions_ = 0;
+  uint64_t first_deletion_ms_ = 0;
+  std::mutex compact_mu_;
+  std::condition_variable compact_cv_;
+  bool compact_due_ = false, compact_stop_ = false;
+  std::thread compactor_;
+  std::atomic<uint64_t> compactions_{0};
 };
 
 }  // namespace meshwork

@@ -4,12 +4,16 @@
 // polls GET /v1/node on every node until the owners report that many jobs succeeded.
 //
 // usage: meshwork-bench-load single|batch SECONDS CONNECTIONS BATCH PORT[,PORT...] [WAIT_S=0]
+//        [JOBS=0]
 //
 //   CONNECTIONS threads, each with one keep-alive connection (TCP_NODELAY) to a node, nodes
 //   taken round-robin; each thread sends its next request when the previous answer has arrived,
 //   so at most CONNECTIONS requests (CONNECTIONS x BATCH jobs in batch mode) are in flight.
 //   After SECONDS no thread starts a new request; the ones in flight are answered and counted, so
 //   `accepted` is exact and the window closes at the last answer.
+//   JOBS > 0: no thread starts a request once the nodes have stored JOBS jobs (202 or 200;
+//   simulations/bench/soak.sh runs a fixed number through the mesh, and the jobs refused with 429
+//   while the mesh is busy are sent again); SECONDS still bounds the run.
 //   WAIT_S > 0: then wait up to WAIT_S seconds until the sum of stats.succeeded over the nodes
 //   (minus its value before the load) reaches `stored` (below) and no node has a job left in
 //   its backlog or running.
@@ -40,6 +44,7 @@ using Clock = std::chrono::steady_clock;
 constexpr size_t kConnectionsMax = 1'024;
 constexpr size_t kBatchMax = 1'000;  // the API's limit on one batch
 constexpr int kBackoffMs = 5;        // after a refused or failed request
+constexpr int kBusyBackoffMs = 50;   // after a batch with items refused 429 (the mesh is full)
 constexpr int kCompletionPollMs = 50;
 constexpr time_t kReadTimeoutS = 120;
 
@@ -50,10 +55,12 @@ struct Options {
   size_t batch_size = 64;
   std::vector<int> ports;
   double wait_s = 0;
+  uint64_t jobs = 0;  // 0: no limit
 };
 
 // What one thread saw. Requests are HTTP requests; items are jobs (one per request in single mode).
 std::atomic<bool> g_refusal_shown{false};
+std::atomic<uint64_t> g_jobs_stored{0};  // with Options::jobs
 
 // The first answer that was not a full acceptance goes to stderr once, for diagnosis.
 void show_first_refusal(const httplib::Result& res, double latency_ms) {
@@ -96,6 +103,7 @@ std::string batch_json(size_t thread, uint64_t& seq, size_t n) {
 bool count_batch_items(const std::string& body, Tally& t) {
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (!j.is_object() || !j.contains("results") || !j["results"].is_array()) return false;
+  bool busy = false;
   for (const auto& item : j["results"]) {
     const int status = item.value("status", 0);
     if (status == 202) {
@@ -104,10 +112,14 @@ bool count_batch_items(const std::string& body, Tally& t) {
       ++t.items_existing;
     } else {
       ++t.items_refused;
+      busy = busy || status == 429;
       if (!g_refusal_shown.exchange(true))
         std::cerr << "first refused item: " << item.dump() << "\n";
     }
   }
+  // A full backlog: sending the next batch at once would only be refused again, at the cost of
+  // admitting (and signing) every job of it.
+  if (busy) std::this_thread::sleep_for(std::chrono::milliseconds(kBusyBackoffMs));
   return true;
 }
 
@@ -149,6 +161,7 @@ void load_thread(const Options& o, size_t index, Clock::time_point start, Clock:
   uint64_t seq = 0;
   std::this_thread::sleep_until(start);
   while (Clock::now() < stop) {
+    if (o.jobs > 0 && g_jobs_stored.load() >= o.jobs) break;
     const std::string body =
         o.batch ? batch_json(index, seq, o.batch_size) : job_json(index, seq++);
     const auto t0 = Clock::now();
@@ -156,7 +169,9 @@ void load_thread(const Options& o, size_t index, Clock::time_point start, Clock:
     t.last_answer = Clock::now();
     ++t.requests;
     t.latency_ms.push_back(seconds_between(t0, t.last_answer) * 1000.0);
+    const uint64_t stored_before = t.items_accepted + t.items_existing;
     record_answer(o, res, t.latency_ms.back(), t);
+    g_jobs_stored += t.items_accepted + t.items_existing - stored_before;
   }
 }
 
@@ -199,6 +214,7 @@ bool parse_args(int argc, char** argv, Options& o) {
   std::stringstream ports(argv[5]);
   for (std::string p; std::getline(ports, p, ',');) o.ports.push_back(std::atoi(p.c_str()));
   if (argc > 6) o.wait_s = std::atof(argv[6]);
+  if (argc > 7) o.jobs = std::strtoull(argv[7], nullptr, 10);
   const bool ports_ok =
       std::all_of(o.ports.begin(), o.ports.end(), [](int p) { return p > 0 && p < 65536; });
   return o.seconds > 0 && o.connections >= 1 && o.connections <= kConnectionsMax &&
@@ -212,7 +228,7 @@ int main(int argc, char** argv) {
   Options o;
   if (!parse_args(argc, argv, o)) {
     std::cerr << "usage: meshwork-bench-load single|batch SECONDS CONNECTIONS BATCH "
-                 "PORT[,PORT...] [WAIT_S=0]\n";
+                 "PORT[,PORT...] [WAIT_S=0] [JOBS=0]\n";
     return 2;
   }
   std::vector<std::unique_ptr<httplib::Client>> stat_clients;

@@ -185,6 +185,8 @@ class Cluster:
                "--gossip", "%s:%d" % (n.host, n.gossip_port), "--join", self.seeds(),
                "--data", n.data_dir, "--workers", str(self.args.workers),
                "--replicas", str(self.args.replicas), "--profile", self.args.profile]
+        if self.args.retain_s:
+            cmd += ["--retain-s", str(self.args.retain_s), "--tombstone-s", "3600"]
         if self.args.test_break:
             cmd += ["--test-break", self.args.test_break]
         if self.netns:

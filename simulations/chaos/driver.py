@@ -45,6 +45,9 @@ def parse_args(argv):
     p.add_argument("--workers", type=int, default=8, help="job workers per node")
     p.add_argument("--replicas", type=int, default=3)
     p.add_argument("--readers", type=int, default=3, help="nodes asked for each job at the end")
+    p.add_argument("--retain-s", type=int, default=0,
+                   help="nodes remove finished jobs after this many seconds (0: the node default, "
+                        "7 days); checks that no removed job comes back")
     p.add_argument("--profile", default="lan")
     p.add_argument("--bin", default=None)
     p.add_argument("--run-dir", default=None)
@@ -140,7 +143,8 @@ class Faults:
             self.undo(item)
 
 
-def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t0, wall):
+def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t0, wall,
+              retention=None):
     acks = load.acks
     states = {s: 0 for s in verify.TERMINAL}
     for r in records.values():
@@ -200,6 +204,11 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
                     "permanent": i["permanent"]} for i in plan if "at" in i],
         "crashes": [dict(c, t=rel(c["t"])) for c in cluster.crashes],
         "wall_s": round(wall, 1),
+        "retain_s": a.retain_s,
+        "expired": len(retention.gone) if retention else 0,
+        "came_back": len(retention.back) if retention else 0,
+        "came_back_jobs": [{"id": k, "why": v}
+                           for k, v in sorted(retention.back.items())][:20] if retention else [],
     }
 
 
@@ -239,7 +248,12 @@ def print_summary(r, report_path, svg_path):
         print("    %s exited with %s at %.1f s" % (c["node"], c["exit_code"], c["t"]))
     print("  wall              %.1f s" % r["wall_s"])
     print("  report %s, timeline %s" % (report_path, svg_path))
-    ok = r["lost"] == 0 and not r["crashes"] and r["disagreements"] == 0
+    if r["retain_s"]:
+        print("  retention         %d s: %d jobs removed (404 after they finished), %d came back"
+              % (r["retain_s"], r["expired"], r["came_back"]))
+        for j in r["came_back_jobs"][:10]:
+            print("    came back %s: %s" % (j["id"][:16], j["why"]))
+    ok = r["lost"] == 0 and not r["crashes"] and r["disagreements"] == 0 and r["came_back"] == 0
     print("chaos: %s" % ("PASS: lost=0" if ok else "FAIL"))
     return ok
 
@@ -280,6 +294,10 @@ def main(argv):
         faults = Faults(cluster, plan, t0, log)
         faults.thread.start()
         load = Load(cluster, a.seed, a.rate, a.mix, a.give_up, t0)
+        watch_retention = verify.RetentionWatch(cluster, load, a.retain_s) if a.retain_s else None
+        if watch_retention:
+            watch_retention.start()
+        expired = watch_retention.expired if watch_retention else (lambda job_id: False)
         crash_watch = threading.Event()
 
         def watch():
@@ -299,11 +317,14 @@ def main(argv):
             len(load.acks), len(load.gave_up), a.settle))
         live = len([n for n in cluster.nodes if not n.permanently_down])
         cluster.wait_converged(live, 30)
-        pending = verify.wait_quiescent(cluster, load.acks, time.time() + a.settle, log)
+        pending = verify.wait_quiescent(cluster, load.acks, time.time() + a.settle, log, expired)
         log("chaos: %s; checking %d jobs on %d nodes" % (
             "quiescent" if not pending else "%d job(s) still not terminal" % len(pending),
             len(load.acks), min(a.readers, len(cluster.reachable()))))
-        records, lost, disagree = verify.check(cluster, load.acks, a.readers, log)
+        records, lost, disagree = verify.check(cluster, load.acks, a.readers, log,
+                                               expired=expired)
+        if watch_retention:
+            watch_retention.stop()
         crash_watch.set()
         cluster.check_crashes(time.time())
         t_end = time.time()
@@ -316,7 +337,7 @@ def main(argv):
                                         "at": "shutdown"})
         deaths = verify.deaths_in_logs([n.log_path for n in cluster.nodes])
         report = summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t0,
-                           time.time() - started)
+                           time.time() - started, watch_retention)
         with open(report_path, "w") as f:
             json.dump(report, f, indent=2)
         with open(os.path.join(run_dir, "records.json"), "w") as f:

@@ -1,6 +1,13 @@
 """The verdict of a chaos run: the client's log of acknowledged jobs checked against the mesh.
 
-  wait_quiescent  polls every acknowledged job until all are terminal or the deadline passes.
+  wait_quiescent  polls every acknowledged job until all are terminal (or, with retention, gone
+                  after they finished) or the deadline passes.
+  RetentionWatch  with --retain-s: polls every acknowledged job, in turn on the reachable nodes,
+                  from the start of the load to the end of the check. It notes when each was first
+                  seen finished (its first terminal history entry) and when it first answered 404
+                  after that. A job that answers 200 to a request sent after its 404 came back.
+                  A job 404 everywhere at the check is expired, not lost, when it was seen
+                  finished and retain_s have passed since.
   check           asks several reachable nodes for every acknowledged job; a job is lost when any
                   of them does not have it (404 or no answer) or it is not terminal; the answers
                   must agree (state, attempts, result).
@@ -29,6 +36,7 @@ import concurrent.futures
 import datetime
 import re
 import http.client
+import threading
 import time
 
 from cluster import http_json
@@ -47,8 +55,9 @@ def get_job(node, job_id, timeout=5.0):
     return status, body
 
 
-def wait_quiescent(cluster, acks, deadline, log):
-    """Returns the ids still not terminal at the deadline (empty when quiescent)."""
+def wait_quiescent(cluster, acks, deadline, log, expired=lambda job_id: False):
+    """Returns the ids still not terminal at the deadline (empty when quiescent); `expired(id)`
+    jobs are done too."""
     pending = {a["id"] for a in acks}
     rr, said = 0, None
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
@@ -64,7 +73,8 @@ def wait_quiescent(cluster, acks, deadline, log):
             rr += 1
             for f in concurrent.futures.as_completed(futs):
                 status, body = f.result()
-                if status == 200 and body and body.get("state") in TERMINAL:
+                if (status == 200 and body and body.get("state") in TERMINAL) or \
+                        (status == 404 and expired(futs[f])):
                     pending.discard(futs[f])
             if pending:
                 if len(pending) != said:
@@ -78,8 +88,9 @@ def _answer(body):
     return (body.get("state"), body.get("attempts"), repr(body.get("result")))
 
 
-def check(cluster, acks, readers, log, rounds=3):
-    """→ (records by id from the first reader, lost ids with why, disagreeing ids)."""
+def check(cluster, acks, readers, log, rounds=3, expired=lambda job_id: False):
+    """→ (records by id from the first reader, lost ids with why, disagreeing ids); a job that
+    answers 404 and is `expired(id)` is neither."""
     nodes = cluster.reachable()[:readers]
     records, lost, disagree = {}, {}, {}
     todo = [a["id"] for a in acks]
@@ -90,6 +101,8 @@ def check(cluster, acks, readers, log, rounds=3):
             for job_id, futs in answers.items():
                 got = [(n.name,) + f.result() for n, f in zip(nodes, futs)]
                 missing = [g for g in got if g[1] != 200]
+                if any(g[1] == 404 for g in got) and expired(job_id):
+                    continue
                 if missing:
                     lost[job_id] = "%s answered %s" % (missing[0][0], missing[0][1])
                     retry.append(job_id)
@@ -111,6 +124,59 @@ def check(cluster, acks, readers, log, rounds=3):
             time.sleep(2.0)
             todo = retry
     return records, lost, disagree
+
+
+class RetentionWatch:
+    """See the module comment. Runs on a thread from start() to stop()."""
+
+    def __init__(self, cluster, load, retain_s):
+        self.cluster, self.load, self.retain_s = cluster, load, retain_s
+        self.finished = {}  # id → epoch s of its first terminal history entry
+        self.gone = {}      # id → epoch s when its first 404 after it finished arrived
+        self.back = {}      # id → "node answered 200 (state) at t after a 404 at t0"
+        self.requests = 0
+        self.stop_event = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self):
+        self.thread.start()
+
+    def stop(self):
+        self.stop_event.set()
+        self.thread.join()
+
+    def expired(self, job_id):
+        t = self.finished.get(job_id)
+        return job_id in self.gone or (t is not None and time.time() >= t + self.retain_s)
+
+    def _look(self, node, job_id):
+        sent = time.time()
+        status, body = get_job(node, job_id)
+        self.requests += 1
+        if status == 200 and body and body.get("state") in TERMINAL:
+            ends = [h["at"] for h in body.get("history", []) if h.get("state") in TERMINAL]
+            if ends:
+                self.finished.setdefault(job_id, min(ends) / 1000.0)
+        if status == 200 and job_id in self.gone and sent > self.gone[job_id]:
+            self.back.setdefault(job_id, "%s answered it %s at %.1f after a 404 at %.1f" % (
+                node.name, body and body.get("state"), sent, self.gone[job_id]))
+        if status == 404 and job_id in self.finished:
+            self.gone.setdefault(job_id, time.time())
+
+    def _run(self):
+        rr = 0
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            while not self.stop_event.is_set():
+                nodes = self.cluster.reachable()
+                ids = [a["id"] for a in list(self.load.acks)]
+                if not nodes or not ids:
+                    self.stop_event.wait(0.5)
+                    continue
+                futs = [pool.submit(self._look, nodes[(rr + k) % len(nodes)], job_id)
+                        for k, job_id in enumerate(ids)]
+                concurrent.futures.wait(futs)
+                rr += 1
+                self.stop_event.wait(0.5)
 
 
 UNCONFIRMED = "not confirmed by a majority"

@@ -29,6 +29,16 @@ void Disk::sync(uint64_t seq) {
       case Persist::Kind::hint_drop:
         hints_.erase({p.target, p.id});
         break;
+      case Persist::Kind::erase:
+        tombstones_[p.id] = p.at_ms;
+        records_.erase(p.id);
+        break;
+      case Persist::Kind::drop:
+        records_.erase(p.id);
+        break;
+      case Persist::Kind::tombstone_drop:
+        tombstones_.erase(p.id);
+        break;
     }
     pending_.pop_front();
   }

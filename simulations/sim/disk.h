@@ -1,6 +1,6 @@
 // A simulated node's disk: what the store (LevelDB in the node) holds for the replica core — the
-// durable job records, which the core reads back through RecordReader, and its hints — and the
-// persists written but not yet synced.
+// durable job records, which the core reads back through RecordReader, its hints and tombstones —
+// and the persists written but not yet synced.
 //
 // The core's persists are written in sequence order and become durable together when the driver
 // syncs (replica_sim.cpp models the fsync delay of a group commit). A crash loses what was not
@@ -40,9 +40,12 @@ class Disk final : public RecordReader {
   [[nodiscard]] const std::set<std::pair<std::string, std::string>>& hints() const {
     return hints_;
   }
+  // Erased jobs: id → when (wall ms).
+  [[nodiscard]] const std::map<std::string, uint64_t>& tombstones() const { return tombstones_; }
 
  private:
   std::map<std::string, SharedRecord> records_;
+  std::map<std::string, uint64_t> tombstones_;
   std::set<std::pair<std::string, std::string>> hints_;
   std::deque<Persist> pending_;
 };

@@ -3,6 +3,7 @@
 
 #include <map>
 #include <optional>
+#include <set>
 #include <vector>
 
 namespace meshwork::sim {
@@ -25,6 +26,19 @@ Holding holding(const Cluster& c, const ReplicaSim& replicas, const std::string&
     h.merged = h.merged ? merge(*h.merged, *copy) : std::move(*copy);
   }
   return h;
+}
+
+// The first node that erased the job (a tombstone on its disk, or in its core), or UINT32_MAX.
+// Only a node that held it can have erased it.
+uint32_t eraser(const Cluster& c, const ReplicaSim& replicas, const std::string& id,
+                const std::vector<uint32_t>& writers) {
+  for (const uint32_t i : writers) {
+    const Replica* r = replicas.replica(i);
+    if (replicas.disk(i).tombstones().contains(id) ||
+        (c.up(i) && r != nullptr && r->tombstoned(id)))
+      return i;
+  }
+  return UINT32_MAX;
 }
 
 // Which merged parts of two copies differ (for the failure message).
@@ -94,8 +108,16 @@ void count_ledger(const ReplicaSim& replicas, JobFigures& f) {
 JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workload& workload) {
   JobFigures f;
   std::map<std::string, Holding> held;
+  std::set<std::string> expired;
   for (const auto& [id, writers] : replicas.writers()) {
     Holding h = holding(c, replicas, id, writers);
+    if (const uint32_t e = eraser(c, replicas, id, writers); e != UINT32_MAX) {
+      expired.insert(id);
+      if (h.merged && f.diverged++ == 0)
+        f.first_diverged = "job " + id.substr(0, 12) + ": n" + std::to_string(e) + " erased it, n" +
+                           std::to_string(h.first_holder) + " still holds it";
+      continue;
+    }
     if (!h.merged) continue;
     ++f.stored;
     const std::string why = divergence(c, replicas, h.first_holder, *h.merged);
@@ -105,6 +127,10 @@ JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workl
   for (const ClientJob& job : workload.jobs()) {
     if (!job.acknowledged) continue;
     ++f.acknowledged;
+    if (expired.contains(job.id)) {
+      ++f.expired;
+      continue;
+    }
     const auto it = held.find(job.id);
     if (it == held.end()) {
       if (f.lost++ == 0)

@@ -1,6 +1,8 @@
 // The job invariants, checked after the faults end and the mesh settles (the numbering of
 // docs/simulation.md):
-//   4 no-lost-jobs       every acknowledged job is held by at least one up node
+//   4 no-lost-jobs       every acknowledged job is held by at least one up node, unless a node
+//                        erased it by retention (then it is expired, and no up node may hold it:
+//                        a copy still held counts as diverged)
 //   5 jobs-terminal      every acknowledged job is succeeded, failed or cancelled in the merge of
 //                        the copies its up holders hold
 //   6 jobs-converge      for every stored job, each of its replicas (the first R usable members,
@@ -23,7 +25,8 @@ namespace meshwork::sim {
 struct JobFigures {
   size_t stored = 0;        // jobs some up node holds
   size_t acknowledged = 0;
-  size_t lost = 0;          // acknowledged, held by no up node
+  size_t lost = 0;          // acknowledged, held by no up node, erased by none
+  size_t expired = 0;       // acknowledged and erased by retention
   size_t terminal = 0;      // acknowledged and terminal in the merged view
   size_t unfinished = 0;    // acknowledged, held, not terminal
   size_t diverged = 0;      // stored jobs whose replicas do not all hold the merge

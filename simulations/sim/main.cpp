@@ -38,7 +38,8 @@ struct Flags {
   RunOptions o;
   std::string seeds, profile = "lan", breaks;
   uint32_t runs = 1;
-  double duration_s = 60, settle_s = 300, stall_s = 30, lease_s = 15, reap_after_s = 86'400;
+  double duration_s = 60, settle_s = 300, stall_s = 30, lease_s = 15, reap_after_s = 86'400,
+         retain_s = 0;
 };
 
 void add_flags(CLI::App& app, Flags& f) {
@@ -91,6 +92,10 @@ void add_flags(CLI::App& app, Flags& f) {
                  "the first node's wall clock runs this many ms further ahead, the second's this "
                  "many behind (signed, at most a day)")
       ->capture_default_str();
+  app.add_option("--retain", f.retain_s,
+                 "finished jobs are erased this many virtual seconds after they finished (0: the "
+                 "node's default, 7 days)")
+      ->capture_default_str();
   app.add_option("--stall", f.stall_s, "stall: how long the core gets no input, virtual seconds")
       ->capture_default_str();
   app.add_option("--profile", f.profile, "gossip timing profile: local | lan | wan")
@@ -119,6 +124,8 @@ std::optional<std::string> resolve(Flags& f, uint64_t& first, uint64_t& last) {
   o.replicas.lease_ms = static_cast<uint64_t>(f.lease_s * 1000);
   if (!(f.reap_after_s >= 1 && f.reap_after_s <= 86'400)) return "--reap-after-s must be 1..86400";
   o.replicas.reap_after_ms = static_cast<uint64_t>(f.reap_after_s * 1000);
+  if (!(f.retain_s >= 0 && f.retain_s <= 3'600)) return "--retain must be 0..3600 s";
+  o.replicas.retain_ms = static_cast<uint64_t>(f.retain_s * 1000);
   if (o.replicas.workers < 1 || o.replicas.workers > 64) return "--workers must be 1..64";
   if (o.replicas.vnodes < 1 || o.replicas.vnodes > 1024) return "--vnodes must be 1..1024";
   if (o.replicas.clock_skew_ms_max > 60'000) return "--clock-skew must be 0..60000 ms";

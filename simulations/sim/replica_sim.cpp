@@ -45,6 +45,8 @@ void add(ReplicaStats& a, const ReplicaStats& b) {
   a.claims_refused += b.claims_refused, a.backpressure_refusals += b.backpressure_refusals;
   a.superseded_stops += b.superseded_stops, a.refused_records += b.refused_records;
   a.refused_messages += b.refused_messages;
+  a.expired += b.expired, a.tombstone_refusals += b.tombstone_refusals;
+  a.stand_ins_dropped += b.stand_ins_dropped;
 }
 
 std::string frame(uint32_t instance, const Message& m) {
@@ -108,11 +110,17 @@ void ReplicaSim::boot(uint32_t i) {
   cfg.lease_ms = o_.lease_ms;
   cfg.take_over = o_.take_over;
   cfg.reap_after_ms = o_.reap_after_ms;
+  if (o_.retain_ms > 0) cfg.retain_ms = o_.retain_ms;
   cfg.seed = rng_.next();
   cfg.joining = c_.up_count() > 1;  // the first node of the mesh starts alone
   n.replica = std::make_unique<Replica>(node_name(i), cfg, n.disk);
   for (const auto& [id, rec] : n.disk.records()) n.replica->load(*rec, *rec.bytes);
   for (const auto& [target, id] : n.disk.hints()) n.replica->load_hint(target, id);
+  n.erased.clear();
+  for (const auto& [id, at] : n.disk.tombstones()) {
+    n.replica->load_tombstone(id, at);
+    n.erased.insert(id);
+  }
   n.replica->start(now_of(i));
   mix(0xb007);
   mix(i);
@@ -240,6 +248,7 @@ void ReplicaSim::persist(uint32_t i, std::vector<Persist>& persists) {
   const uint64_t seq = persists.back().seq;
   for (Persist& p : persists) {
     mix((p.seq << 2) | static_cast<uint64_t>(p.kind));
+    check_retention(i, p);
     if (p.kind == Persist::Kind::record) {
       std::vector<uint32_t>& w = writers_[p.id];
       if (std::find(w.begin(), w.end(), i) == w.end()) w.push_back(i);
@@ -262,6 +271,32 @@ void ReplicaSim::persist(uint32_t i, std::vector<Persist>& persists) {
     m.disk.sync(seq);
     input(i, [seq](Replica& r, Now now) { r.durable(now, seq, Status::ok()); });
   });
+}
+
+void ReplicaSim::check_retention(uint32_t i, const Persist& p) {
+  Node& n = nodes_[i];
+  const std::string at = " at " + std::to_string(c_.now_ms()) + " ms";
+  if (p.kind == Persist::Kind::record) {
+    if (is_terminal(p.record->status.state)) {
+      auto [it, fresh] = terminal_at_.try_emplace(p.id, p.record->status.at_ms);
+      if (!fresh) it->second = std::min(it->second, p.record->status.at_ms);
+    }
+    if (n.erased.contains(p.id) && resurrections_++ == 0)
+      first_resurrection_ = "n" + std::to_string(i) + " stored " + p.id.substr(0, 12) +
+                            " again after erasing it" + at;
+  }
+  if (p.kind == Persist::Kind::tombstone_drop) n.erased.erase(p.id);
+  if (p.kind != Persist::Kind::erase) return;
+  n.erased.insert(p.id);
+  const auto t = terminal_at_.find(p.id);
+  const uint64_t retain = n.replica->config().retain_ms;
+  const bool early =
+      t == terminal_at_.end() || t->second + retain > now_of(i).wall_ms + o_.clock_skew_ms_max;
+  if (early && early_erasures_++ == 0)
+    first_early_erasure_ = "n" + std::to_string(i) + " erased " + p.id.substr(0, 12) +
+                           (t == terminal_at_.end() ? " before any copy was terminal"
+                                                    : " before it was terminal for retain_ms") +
+                           at;
 }
 
 void ReplicaSim::send(uint32_t i, Send& s) {
@@ -439,8 +474,11 @@ void ReplicaSim::trace(uint32_t i, const Output& out) {
     if (!match(p.id)) continue;
     o << at << "persist seq " << p.seq;
     if (p.kind == Persist::Kind::record) o << " record " << status(*p.record);
-    if (p.kind != Persist::Kind::record)
+    if (p.kind == Persist::Kind::hint_put || p.kind == Persist::Kind::hint_drop)
       o << (p.kind == Persist::Kind::hint_put ? " hint for " : " hint dropped for ") << p.target;
+    if (p.kind == Persist::Kind::erase) o << " erased";
+    if (p.kind == Persist::Kind::drop) o << " stand-in copy dropped";
+    if (p.kind == Persist::Kind::tombstone_drop) o << " tombstone dropped";
     o << "; replicas here:";
     for (const std::string& r : nodes_[i].replica->placement().replicas(p.id)) o << " " << r;
     o << "\n";

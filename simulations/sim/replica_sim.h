@@ -35,6 +35,7 @@
 #include <map>
 #include <memory>
 #include <ostream>
+#include <set>
 #include <string>
 #include <utility>
 #include <vector>
@@ -61,6 +62,7 @@ struct ReplicaOptions {
   uint64_t reap_after_ms = 86'400'000;  // a member dead this long gives up its ring tokens
   // The first node's wall clock runs this much further ahead, the second's this much behind.
   int64_t clock_offset_ms = 0;
+  uint64_t retain_ms = 0;            // finished jobs erased after this long; 0: the core's default
 };
 
 // One handler run: where and when it started and how it ended (never_ms: still running).
@@ -150,6 +152,13 @@ class ReplicaSim {
   // Starts of a delayed job before its run_after by the starting node's wall clock.
   uint64_t early_starts() const { return early_starts_; }
   const std::string& first_early_start() const { return first_early_start_; }
+  // Retention: records a node stored again after it had erased them (with its tombstone still on
+  // its disk), and erasures of a job before it was terminal for retain_ms (by the erasing node's
+  // clock, give or take the clocks' skew).
+  uint64_t resurrections() const { return resurrections_; }
+  const std::string& first_resurrection() const { return first_resurrection_; }
+  uint64_t early_erasures() const { return early_erasures_; }
+  const std::string& first_early_erasure() const { return first_early_erasure_; }
   const std::map<std::string, uint64_t>& log_events() const { return log_events_; }
   uint64_t digest() const { return digest_; }
 
@@ -171,6 +180,7 @@ class ReplicaSim {
     std::map<std::pair<std::string, uint32_t>, Handler> handlers;  // (id, attempt)
     bool stalled = false;
     std::deque<Input> queued;  // inputs that arrived while stalled
+    std::set<std::string> erased;  // jobs this node erased (its tombstones, synced or not)
   };
 
   void boot(uint32_t i);
@@ -178,6 +188,7 @@ class ReplicaSim {
   void input(uint32_t i, Input f);
   void drain(uint32_t i);
   void persist(uint32_t i, std::vector<Persist>& persists);
+  void check_retention(uint32_t i, const Persist& p);
   void send(uint32_t i, Send& s);
   void bounce(uint32_t from, uint32_t instance, const std::string& to, Message m);
   void start_handler(uint32_t i, const Start& s);
@@ -209,6 +220,9 @@ class ReplicaSim {
   uint64_t member_events_ = 0;
   uint64_t messages_ = 0, decode_failures_ = 0, undeliverable_ = 0, executor_overflows_ = 0;
   uint64_t superseded_starts_ = 0, early_starts_ = 0;
+  std::map<std::string, uint64_t> terminal_at_;  // the earliest terminal status.at_ms persisted
+  uint64_t resurrections_ = 0, early_erasures_ = 0;
+  std::string first_resurrection_, first_early_erasure_;
   std::string first_early_start_;
   std::string first_superseded_start_;
   uint64_t digest_ = 0xcbf29ce484222325ull;

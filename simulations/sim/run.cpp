@@ -104,6 +104,10 @@ void check_jobs(const JobSide& jobs, const JobFigures& f, const std::string& sce
          std::to_string(r.superseded_starts()) + " starts; " + r.first_superseded_start());
   if (r.early_starts() != 0)
     fail("not-early", std::to_string(r.early_starts()) + " starts; " + r.first_early_start());
+  if (r.resurrections() != 0)
+    fail("no-resurrection", std::to_string(r.resurrections()) + "; " + r.first_resurrection());
+  if (r.early_erasures() != 0)
+    fail("not-erased-early", std::to_string(r.early_erasures()) + "; " + r.first_early_erasure());
   if (r.executor_overflows() != 0)
     fail("workers-bound", std::to_string(r.executor_overflows()) +
                               " starts while every worker of the node was busy");
@@ -145,6 +149,10 @@ void print_jobs(std::ostream& out, const JobFigures& f, const JobSide& jobs) {
       << w.unanswered_retries << " unanswered), " << w.cancels << " cancels (" << w.cancels_ok
       << " ok), " << w.reads << " reads (" << w.reads_ok << " ok, " << w.reads_not_found
       << " not found)\n";
+  if (replicas.options().retain_ms > 0)
+    out << "retention: " << f.expired << " acknowledged jobs expired, " << s.expired
+        << " copies erased, " << s.tombstone_refusals << " copies refused by tombstones\n";
+  out << "stand-ins dropped: " << s.stand_ins_dropped << "\n";
   out << "replica messages: " << replicas.messages() << " sent, " << replicas.undeliverable()
       << " undeliverable, " << replicas.decode_failures() << " failed to decode; "
       << replicas.member_events() << " member events handed to the cores\n";

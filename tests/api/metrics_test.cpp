@@ -225,6 +225,8 @@ TEST_CASE("the node's families: jobs and members by state, the core's and gossip
   core.stats.attempts_started = 11;
   core.stats.takeovers = 1;
   core.stats.anti_entropy_rounds = 6;
+  core.stats.expired = 40;
+  core.tombstones = 37;
   gossip::Stats g;
   g.packets_sent = 5;
   g.bytes_received = 700;
@@ -246,6 +248,8 @@ TEST_CASE("the node's families: jobs and members by state, the core's and gossip
   CHECK(has_line(text, "meshwork_takeovers_total 1"));
   CHECK(has_line(text, "meshwork_retries_total 0"));
   CHECK(has_line(text, "meshwork_anti_entropy_rounds_total 6"));
+  CHECK(has_line(text, "meshwork_jobs_expired_total 40"));
+  CHECK(has_line(text, "meshwork_tombstones 37"));
   CHECK(has_line(text, "# TYPE meshwork_members gauge"));
   CHECK(has_line(text, "meshwork_members{state=\"alive\"} 2"));
   CHECK(has_line(text, "meshwork_members{state=\"suspect\"} 0"));

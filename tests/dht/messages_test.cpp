@@ -104,7 +104,7 @@ bool same_list(const std::vector<T>& a, const std::vector<T>& b, Eq eq) {
 bool same_ack(const ItemAck& a, const ItemAck& b) {
   return a.ok == b.ok && a.existed == b.existed && a.state == b.state && a.attempt == b.attempt &&
          a.node == b.node && a.cancel_requested == b.cancel_requested &&
-         same_optional(a.copy, b.copy);
+         same_optional(a.copy, b.copy) && a.deleted == b.deleted;
 }
 
 bool same_body(const Replicate& a, const Replicate& b) {
@@ -169,7 +169,8 @@ std::vector<Message> samples() {
       ReplicateAck{8,
                    {ItemAck{true, false, JobState::queued, 0, "n2", false, std::nullopt},
                     ItemAck{true, true, JobState::succeeded, 2, "n3", true, done},
-                    ItemAck{false, false, JobState::running, 1, "", false, std::nullopt}}},
+                    ItemAck{false, false, JobState::running, 1, "", false, std::nullopt},
+                    ItemAck{true, false, JobState::queued, 0, "", false, std::nullopt, true}}},
       Fetch{9, {queued->id, done->id, std::string(64, 'f')}},
       FetchReply{10, {running, std::nullopt, done}},
       Digest{11, digest_buckets(11)},
@@ -288,14 +289,15 @@ TEST_CASE("decoded fields, one by one") {
   CHECK(rep.records[3]->id == rep.records[3]->envelope.id());
 
   const auto ack = std::get<ReplicateAck>(decoded(1));
-  REQUIRE(ack.items.size() == 3);
-  CHECK((ack.items[0].ok && !ack.items[0].existed && !ack.items[0].copy));
+  REQUIRE(ack.items.size() == 4);
+  CHECK((ack.items[0].ok && !ack.items[0].existed && !ack.items[0].copy && !ack.items[0].deleted));
   CHECK((ack.items[1].existed && ack.items[1].cancel_requested && ack.items[1].attempt == 2));
   CHECK(ack.items[1].state == JobState::succeeded);
   CHECK(ack.items[1].node == "n3");
   REQUIRE(ack.items[1].copy);
   CHECK(ack.items[1].copy->record->status.state == JobState::succeeded);
   CHECK((!ack.items[2].ok && ack.items[2].node.empty()));
+  CHECK((ack.items[3].ok && ack.items[3].deleted));
 
   CHECK(std::get<Fetch>(decoded(2)).ids == std::get<Fetch>(m[2]).ids);
   const auto reply = std::get<FetchReply>(decoded(3));
@@ -379,12 +381,12 @@ TEST_CASE("sizes past the limits are refused as too large, before anything is al
   huge_record.u32(1).u32(UINT32_MAX).u8(2);
   CHECK(refusal(huge_record.s) == Code::malformed);
   Bytes huge_node = header(1);
-  huge_node.u32(1).u8(1).u8(0).u8(0).u32(0).u32(UINT32_MAX).u8(0).u8(0);
+  huge_node.u32(1).u8(1).u8(0).u8(0).u32(0).u32(UINT32_MAX).u8(0).u8(0).u8(0);
   CHECK(refusal(huge_node.s) == Code::malformed);
   CHECK(detail_says(huge_node.s, "node name"));
   Bytes long_node = header(1);
   long_node.u32(1).u8(1).u8(0).u8(0).u32(0).str(std::string(kNodeNameBytesMax + 1, 'n'));
-  long_node.u8(0).u8(0);
+  long_node.u8(0).u8(0).u8(0);
   CHECK(refusal(long_node.s) == Code::malformed);
   // The whole message past kMessageBytesMax.
   std::string big = encode_message(Fetch{1, {}});
@@ -498,7 +500,8 @@ struct Gen {
                    static_cast<uint32_t>(below(5)),
                    "n" + std::to_string(below(12)),
                    below(2) == 1,
-                   maybe_record()};
+                   maybe_record(),
+                   below(2) == 1};
   }
   Message message() {
     const size_t n = below(5);

@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include <doctest/doctest.h>
 #include <nlohmann/json.hpp>
 
 #include "dht/hash.h"
@@ -62,6 +63,7 @@ inline JobRecord again(const JobRecord& r, const std::string& entry, uint64_t no
 struct Disk final : RecordReader {
   std::map<std::string, JobRecord> records;  // durable
   std::map<std::pair<std::string, std::string>, bool> hints;
+  std::map<std::string, uint64_t> tombstones;  // erased jobs: id → when
   std::vector<Persist> pending;  // written, not yet synced
   mutable size_t reads = 0;      // read() calls: what the core's record cache did not serve
   std::optional<JobRecord> read(const std::string& id) const override {
@@ -242,6 +244,7 @@ class Stage {
     n.frozen = false;
     for (const auto& [id, r] : n.disk.records) n.core->load(r, encode_record(r));
     for (const auto& [key, on] : n.disk.hints) n.core->load_hint(key.first, key.second);
+    for (const auto& [id, at] : n.disk.tombstones) n.core->load_tombstone(id, at);
     n.core->start(now(i));
     drain(i);
   }
@@ -271,6 +274,10 @@ class Stage {
       if (p.kind == Persist::Kind::record) n.disk.records[p.id] = *p.record;
       if (p.kind == Persist::Kind::hint_put) n.disk.hints[{p.target, p.id}] = true;
       if (p.kind == Persist::Kind::hint_drop) n.disk.hints.erase({p.target, p.id});
+      if (p.kind == Persist::Kind::erase || p.kind == Persist::Kind::drop)
+        n.disk.records.erase(p.id);
+      if (p.kind == Persist::Kind::erase) n.disk.tombstones[p.id] = p.at_ms;
+      if (p.kind == Persist::Kind::tombstone_drop) n.disk.tombstones.erase(p.id);
     }
     n.disk.pending.clear();
     n.core->durable(now(i), last, Status::ok());
@@ -318,5 +325,21 @@ class Stage {
   uint64_t mono_ms_ = 1'000;
   uint64_t next_request_ = 1;
 };
+
+// A job whose preference list over the stage's members is exactly `order` (names).
+inline JobRecord job_placed(Stage& s, const std::vector<std::string>& order, uint64_t now) {
+  for (int n = 0; n < 100'000; ++n) {
+    JobRecord r = job(n, now);
+    if (s.core(0).placement().replicas(r.id) == order) return r;
+  }
+  FAIL("no job id lands on that preference list");
+  return {};
+}
+
+// Node i's answer to `request` (the test fails when there is none).
+inline const Reply& reply(Stage& s, size_t i, uint64_t request) {
+  REQUIRE(s.node(i).replies.contains(request));
+  return s.node(i).replies.at(request);
+}
 
 }  // namespace meshwork::stage

@@ -24,21 +24,6 @@ size_t owner_of(Stage& s, const std::string& id) {
   return s.index(*s.core(0).placement().owner(id));
 }
 
-// A job whose preference list over the stage's members is exactly `order` (names).
-JobRecord job_placed(Stage& s, const std::vector<std::string>& order, uint64_t now) {
-  for (int n = 0; n < 100'000; ++n) {
-    JobRecord r = stage::job(n, now);
-    if (s.core(0).placement().replicas(r.id) == order) return r;
-  }
-  FAIL("no job id lands on that preference list");
-  return {};
-}
-
-const Reply& reply(Stage& s, size_t i, uint64_t request) {
-  REQUIRE(s.node(i).replies.contains(request));
-  return s.node(i).replies.at(request);
-}
-
 }  // namespace
 
 TEST_CASE("a submission is acknowledged once W replicas hold it, runs once and converges") {

@@ -148,7 +148,8 @@ class SubmitAndRead(NodeTestCase):
         other = self.start_node("api2", ["--workers", 3, "--body-max", 4096, "--payload-max", 1000,
                                          "--backlog-max", 7, "--require-signed",
                                          "--rate-limit", 2.5, "--rate-burst", 4,
-                                         "--reap-after-s", 600])
+                                         "--reap-after-s", 600, "--retain-s", 3600,
+                                         "--tombstone-s", 7200])
         info = other.client().get("/v1/node").json()
         self.assertEqual(info["name"], "api2")
         self.assertEqual(info["workers"], 3)
@@ -156,10 +157,12 @@ class SubmitAndRead(NodeTestCase):
                                           "backlog_max": 7, "require_signed": True,
                                           "allowed_keys": False, "admin_keys": False,
                                           "rate_limit": 2.5, "rate_burst": 4,
-                                          "rate_clients_max": 65536, "reap_after_s": 600})
+                                          "rate_clients_max": 65536, "reap_after_s": 600,
+                                          "retain_s": 3600, "tombstone_s": 7200})
         defaults = self.c.get("/v1/node").json()["limits"]
         self.assertEqual((defaults["rate_limit"], defaults["rate_burst"]), (0, 0))
         self.assertEqual(defaults["reap_after_s"], 86400)
+        self.assertEqual((defaults["retain_s"], defaults["tombstone_s"]), (7 * 86400, 10 * 86400))
         self.assertNotEqual(info["public_key"], self.info["public_key"])
 
 

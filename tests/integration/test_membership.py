@@ -106,6 +106,21 @@ class MeshNode(Node):
         self.proc.send_signal(sig)
 
 
+
+def start_mesh(test, n, args):
+    """Starts n1..nN with `args`, each joining through n1, into test.nodes (stopped in the test's
+    cleanups), and waits until every node sees N alive members (test.alive_seen(node))."""
+    first = None
+    for i in range(1, n + 1):
+        node = MeshNode(test.tmp, "n%d" % i, list(args), join=[first.gossip] if first else [])
+        test.addCleanup(node.stop)
+        node.start()
+        test.nodes.append(node)
+        first = first or node
+    test.wait_until("every node to see %d alive members" % n,
+                    lambda: all(test.alive_seen(x) == n for x in test.nodes), 30)
+    return test.nodes
+
 class Membership(NodeTestCase):
 
     def setUp(self):

@@ -21,7 +21,7 @@ import unittest
 
 from harness import (Client, NodeTestCase, TERMINAL_STATES, ed25519_public_key, ed25519_sign,
                      scaled)
-from test_membership import MeshNode
+from test_membership import start_mesh
 
 
 class Mesh(NodeTestCase):
@@ -41,17 +41,7 @@ class Mesh(NodeTestCase):
         return c[1]
 
     def start_mesh(self, n, extra=()):
-        first = None
-        for i in range(1, n + 1):
-            node = MeshNode(self.tmp, "n%d" % i, ["--workers", 2] + list(extra),
-                            join=[first.gossip] if first else [])
-            self.addCleanup(node.stop)
-            node.start()
-            self.nodes.append(node)
-            first = first or node
-        self.wait_until("every node to see %d alive members" % n,
-                        lambda: all(self.alive_seen(x) == n for x in self.nodes), 30)
-        return self.nodes
+        return start_mesh(self, n, ["--workers", 2] + list(extra))
 
     def alive_seen(self, node):
         r = self.client(node).get("/v1/cluster/members")

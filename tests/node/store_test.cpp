@@ -5,6 +5,7 @@
 #include <leveldb/db.h>
 
 #include <condition_variable>
+#include <map>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -147,6 +148,52 @@ TEST_CASE("hints are put and dropped with the records, and listed at boot") {
               })
               .is_ok());
   CHECK(hints == std::set<std::pair<std::string, std::string>>{{"n2", a.id}, {"n3", b.id}});
+}
+
+TEST_CASE("an erase removes the record and its listing, keeps a tombstone across a reopen") {
+  test::TempDir dir;
+  const Identity key = Identity::generate();
+  JobRecord a = test::queued_record(key, "echo", {{"a", 1}}, 1'000);
+  JobRecord b = test::queued_record(key, "echo", {{"b", 2}}, 2'000);
+  JobRecord c = test::queued_record(key, "echo", {{"c", 3}}, 3'000);
+  const auto removal = [](Written& w, Persist::Kind kind, const JobRecord& r, uint64_t at_ms) {
+    Persist p;
+    p.seq = ++w.seq;
+    p.kind = kind;
+    p.id = r.id;
+    p.at_ms = at_ms;
+    p.created_at_ms = r.created_at_ms;
+    std::vector<Persist> v;
+    v.push_back(std::move(p));
+    w.store->write(std::move(v));
+  };
+  {
+    Written w(dir);
+    w.put(a);
+    w.put(b);
+    w.put(c);
+    w.hint(Persist::Kind::hint_put, "n2", a.id);
+    w.hint(Persist::Kind::hint_drop, "n2", a.id);  // the core drops a removed job's hints first
+    removal(w, Persist::Kind::erase, a, 42);
+    removal(w, Persist::Kind::drop, b, 0);  // a stand-in copy: no tombstone
+    removal(w, Persist::Kind::erase, c, 43);
+    removal(w, Persist::Kind::tombstone_drop, c, 0);  // its tombstone expired
+    CHECK(w.store->counts()[size_t(JobState::queued)] == 0);
+    w.wait_durable();
+    CHECK_FALSE(w.store->read(a.id));
+  }
+  auto store = std::move(Store::open(dir.str(), {}).value());
+  CHECK_FALSE(store->read(a.id));
+  CHECK_FALSE(store->read(b.id));
+  CHECK(store->counts()[size_t(JobState::queued)] == 0);
+  CHECK(store->list(nullptr, 100, "").value().records.empty());
+  size_t records = 0;
+  REQUIRE(store->scan([&](JobRecord&&, std::string_view) { ++records; }).is_ok());
+  CHECK(records == 0);
+  std::map<std::string, uint64_t> tombstones;
+  REQUIRE(store->scan_tombstones([&](const std::string& id, uint64_t at) { tombstones[id] = at; })
+              .is_ok());
+  CHECK(tombstones == std::map<std::string, uint64_t>{{a.id, 42}});
 }
 
 TEST_CASE("list pages newest first and filters") {

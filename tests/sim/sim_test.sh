@@ -30,6 +30,14 @@ case $mode in
     "$sim" --nodes 40 --seeds 1..2 --duration 20 --jobs 100 --clock-offset 3600000 --quiet |
       tee "$out/offset"
     grep -q '^2 of 2 seeds passed$' "$out/offset" || fail "a seed with a clock an hour off broke one"
+    # Retention short enough to erase jobs during the faults: nothing acknowledged and not yet
+    # expired is lost, no erased job comes back (no-resurrection, jobs-converge), none is erased
+    # before it finished plus the retention (not-erased-early).
+    "$sim" --nodes 40 --seeds 1..2 --duration 20 --jobs 100 --retain 5 --quiet | tee "$out/retain"
+    grep -q '^2 of 2 seeds passed$' "$out/retain" || fail "a seed with retention broke one"
+    "$sim" --nodes 40 --seed 3 --duration 20 --jobs 100 --retain 5 | tee "$out/retain3"
+    grep -Eq '^retention: [1-9][0-9]* acknowledged jobs expired' "$out/retain3" ||
+      fail "no job expired with a 5 s retention"
     ;;
   replay)
     # Replay is about the bytes, whatever the verdict: a failing seed must replay too.
@@ -46,8 +54,8 @@ case $mode in
     cmp "$out/d" "$out/e" || fail "the same stall seed gave different output"
     # A stalled owner's running job is taken over by lease expiry and finishes on another node:
     # the failover figures count it and name the lease as what the taker waited for.
-    "$sim" --scenario stall --nodes 20 --seed 1 --duration 30 --jobs 100 > "$out/f" || true
-    "$sim" --scenario stall --nodes 20 --seed 1 --duration 30 --jobs 100 > "$out/g" || true
+    "$sim" --scenario stall --nodes 20 --seed 2 --duration 30 --jobs 100 > "$out/f" || true
+    "$sim" --scenario stall --nodes 20 --seed 2 --duration 30 --jobs 100 > "$out/g" || true
     cmp "$out/f" "$out/g" || fail "the failover figures differ between two runs"
     grep -Eq '^failover: [1-9][0-9]* jobs caught' "$out/f" || fail "no failover measured"
     grep -q 'stall n[0-9]* at .*waited for lease expiry' "$out/f" || fail "no lease-expiry takeover"
