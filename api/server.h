@@ -73,7 +73,8 @@ struct ApiOptions {
   RateLimitOptions rate_limit;       // jobs per second per client; off by default
   std::set<std::string> admin_keys;  // raw Ed25519 keys that may cancel any job (--admin-keys)
   bool plain_jobs_open = true;       // anyone may cancel a plain job (false: --require-signed)
-  // How long an Idempotency-Key is remembered (api/idempotency.h): the node's retention.
+  // How long an Idempotency-Key is remembered (api/idempotency.h): the node's retention
+  // (node.cpp sets it from --retain-s; at most UINT64_MAX / 2 so that at + window cannot overflow).
   uint64_t idempotency_window_ms = 7 * 24 * 3'600'000ull;
 };
 

@@ -227,6 +227,9 @@ Status Node::start_api(std::unique_ptr<httplib::Server> https, std::set<std::str
     return {Code::invalid, "--rate-limit/--rate-burst: " + why};
   api_options.admin_keys = std::move(admin_keys);
   api_options.plain_jobs_open = !config_.require_signed && config_.allowed_keys_file.empty();
+  // An Idempotency-Key lasts as long as the jobs do (--retain-s; 0 keeps both for ever).
+  api_options.idempotency_window_ms =
+      config_.retain_s == 0 ? UINT64_MAX / 2 : config_.retain_s * 1000;
   api::ApiServer::Providers providers;
   providers.node_info = [this] { return info(); };
   providers.ready = [this] {

@@ -231,6 +231,19 @@ class Idempotency(NodeTestCase):
         self.assertIn("once", problem["detail"])
         self.assertEqual(self.count(), 0)
 
+    def test_a_key_is_remembered_for_the_retention_window_only(self):
+        node = self.start_node("idem-short", ["--retain-s", 2])
+        c = node.client()
+        body = {"type": "echo", "payload": {"short": True}}
+        first = c.post("/v1/jobs", body, headers={"Idempotency-Key": "w"})
+        self.assertEqual(first.status, 202, first)
+        again = c.post("/v1/jobs", body, headers={"Idempotency-Key": "w"})
+        self.assertEqual((again.status, again.json()["id"]), (200, first.json()["id"]))
+        time.sleep(2.5)  # past the window, by the node's clock (the key's time is when it was used)
+        later = c.post("/v1/jobs", body, headers={"Idempotency-Key": "w"})
+        self.assertEqual(later.status, 202, later)
+        self.assertNotEqual(later.json()["id"], first.json()["id"])
+
     def test_a_signed_envelope_is_idempotent_by_itself(self):
         env = signed_job(Key.generate(), {"type": "echo", "payload": {}}, "idem-signed")
         self.assertEqual(self.post(env, "s").status, 202)
