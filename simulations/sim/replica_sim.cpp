@@ -497,8 +497,9 @@ void ReplicaSim::trace(uint32_t i, const Output& out) {
   const auto match = [&](const std::string& id) { return id.starts_with(trace_prefix_); };
   const std::string at = std::to_string(c_.now_ms()) + " ms n" + std::to_string(i) + " ";
   const auto status = [](const JobRecord& r) {
+    const std::string round = r.status.round == 0 ? "" : " round " + std::to_string(r.status.round);
     return std::string(state_name(r.status.state)) + " a" + std::to_string(r.status.attempt) +
-           " by " + r.status.node + " claim a" + std::to_string(r.claim.attempt) + "/" +
+           round + " by " + r.status.node + " claim a" + std::to_string(r.claim.attempt) + "/" +
            r.claim.node;
   };
   for (const Persist& p : out.persists) {
