@@ -1,4 +1,4 @@
-// The job invariants 4-6 and 11 and the duplicate counts; see job_checks.h.
+// The job invariants 4-6 and 12 and the duplicate counts; see job_checks.h.
 #include "simulations/sim/job_checks.h"
 
 #include <map>
@@ -146,7 +146,7 @@ JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workl
       continue;
     }
     const JobStatus& s = it->second.merged->status;
-    // Invariant 11: a retry answered ok raised the round on W replicas; no merge may undo it.
+    // Invariant 12: a retry answered ok raised the round on W replicas; no merge may undo it.
     if (job.retry_ok && s.round == 0 && f.retry_undone++ == 0)
       f.first_retry_undone = "job " + job.id.substr(0, 12) + " was retried (answered ok) but is " +
                              std::string(state_name(s.state)) + " in round 0 attempt " +

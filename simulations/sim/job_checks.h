@@ -8,7 +8,7 @@
 //   6 jobs-converge      for every stored job, each of its replicas (the first R usable members,
 //                        as the up nodes now agree) holds exactly that merge (same_state)
 //   7 no-superseded-start  counted by ReplicaSim at every Start
-//  11 retry-kept         every acknowledged job whose retry was answered ok (Workload, --retries)
+//  12 retry-kept         every acknowledged job whose retry was answered ok (Workload, --retries)
 //                        is terminal in a retry round >= 1 in the merge: the retry was not undone
 // and what is reported, not failed: duplicate starts and duplicate completions, each counted
 // within one retry round (a retried job legitimately runs again).
@@ -46,7 +46,7 @@ struct JobFigures {
 
 JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workload& workload);
 
-// True once nothing would fail invariants 4-6 and 11 (the settle loop asks every virtual second).
+// True once nothing would fail invariants 4-6 and 12 (the settle loop asks every virtual second).
 inline bool jobs_settled(const JobFigures& f) {
   return f.lost == 0 && f.unfinished == 0 && f.diverged == 0 && f.retry_undone == 0;
 }

@@ -87,7 +87,7 @@ uint64_t settle(Cluster& c, const JobSide* jobs, uint64_t from_ms, uint64_t budg
   return never_ms;
 }
 
-// Invariants 4-11.
+// Invariants 4-12.
 void check_jobs(const JobSide& jobs, const JobFigures& f, const std::string& scenario,
                 const Fail& fail) {
   const ReplicaSim& r = jobs.replicas;
