@@ -40,6 +40,10 @@ void write_job_metrics(metrics::Writer& w, const Store::StateCounts& jobs,
           s.attempts_started);
   counter(w, "meshwork_retries_total", "Jobs this node put back to run again after a failure.",
           s.retried);
+  counter(w, "meshwork_retries_requested_total",
+          "Failed or cancelled jobs this node queued again in a new round on a client's retry "
+          "(POST /v1/jobs/{id}/retry) that reached its write quorum.",
+          s.retries_requested);
   counter(w, "meshwork_takeovers_total",
           "Jobs this node took over from an owner declared dead or whose lease ran out.",
           s.takeovers);
@@ -58,6 +62,14 @@ void write_job_metrics(metrics::Writer& w, const Store::StateCounts& jobs,
           "Finished jobs this node removed after --retain-s (each leaves a tombstone).", s.expired);
   w.single("meshwork_tombstones", "Tombstones of removed jobs this node keeps (--tombstone-s).",
            Type::gauge, core.tombstones);
+}
+
+void write_change_refusals(metrics::Writer& w, uint64_t cancels_refused,
+                           uint64_t retries_refused) {
+  counter(w, "meshwork_cancels_refused_total",
+          "Cancels refused for their signature or their signer (400, 401, 403).", cancels_refused);
+  counter(w, "meshwork_retries_refused_total",
+          "Retries refused for their signature or their signer (400, 401, 403).", retries_refused);
 }
 
 void write_gossip_metrics(metrics::Writer& w, const gossip::Stats& stats,

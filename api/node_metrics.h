@@ -6,7 +6,9 @@
 //   meshwork_hints_pending                        gauge: hints held for members that are away
 //   meshwork_attempts_total, meshwork_retries_total, meshwork_takeovers_total,
 //   meshwork_quorum_failures_total, meshwork_hints_stored_total,
-//   meshwork_hints_replayed_total, meshwork_anti_entropy_rounds_total             counters
+//   meshwork_hints_replayed_total, meshwork_anti_entropy_rounds_total,
+//   meshwork_retries_requested_total                                               counters
+//   meshwork_cancels_refused_total, meshwork_retries_refused_total   counters: the API's refusals
 //   meshwork_members{state}                       gauge: alive, suspect, dead, left (self included)
 //   meshwork_gossip_packets_total{direction}      counter: sent, received
 //   meshwork_gossip_bytes_total{direction}        counter: sent, received
@@ -26,6 +28,8 @@ namespace meshwork::api {
 
 void write_job_metrics(metrics::Writer& w, const Store::StateCounts& jobs,
                        const ReplicaSnapshot& core);
+// Cancels and retries the API refused for their signature or signer (ApiServer's counters).
+void write_change_refusals(metrics::Writer& w, uint64_t cancels_refused, uint64_t retries_refused);
 void write_gossip_metrics(metrics::Writer& w, const gossip::Stats& stats,
                           std::span<const gossip::MemberInfo> members);
 

@@ -334,8 +334,11 @@ void Replica::fail_outstanding(Now now, uint64_t corr) {
       for (size_t i = 0; i < o.ids.size(); ++i) {
         stats_.replicate_failed++;
         // The record is owed to the peer: a node that does not hold it (an entry node outside the
-        // replica list) keeps a copy as the peer's stand-in, so that the hint can be replayed.
-        if (!index_.contains(o.ids[i])) merge_in(now, o.records[i]);
+        // replica list) keeps a copy as the peer's stand-in, so that the hint can be replayed. One
+        // that holds an older copy merges it in too (a no-op where it already has it): the hint
+        // replays this node's copy, which must carry the cancel or retry it owes, not an older one
+        // (a stand-in of an earlier write, or a read repair sent in the same message).
+        merge_in(now, o.records[i]);
         remember_hint(o.peer, o.ids[i]);
         answer(now, o.writes[i], 0, nullptr);
       }

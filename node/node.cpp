@@ -204,6 +204,9 @@ Status Node::open() {
                                            rc.peer_timeout_ms);
 
   if (Status s = start_api(std::move(https), std::move(admin_keys)); !s.is_ok()) return s;
+  metrics_.add_collector([this](api::metrics::Writer& w) {
+    api::write_change_refusals(w, api_->cancels_refused(), api_->retries_refused());
+  });
   if (Status s = start_gossip(); !s.is_ok()) return s;
   metrics_.add_collector([this](api::metrics::Writer& w) {
     const std::vector<gossip::MemberInfo> members = gossip_->members();

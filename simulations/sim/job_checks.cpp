@@ -1,4 +1,4 @@
-// The job invariants 4-6 and the duplicate counts; see job_checks.h.
+// The job invariants 4-6 and 12 and the duplicate counts; see job_checks.h.
 #include "simulations/sim/job_checks.h"
 
 #include <map>
@@ -98,8 +98,15 @@ void count_ledger(const ReplicaSim& replicas, JobFigures& f) {
     f.duplicate_starts += l.duplicate_starts;
     f.jobs_started_twice += l.duplicate_starts > 0 ? 1 : 0;
     f.same_attempt_starts += l.same_attempt_starts;
-    f.duplicate_completions += l.succeeded > 1 ? l.succeeded - 1 : 0;
-    f.jobs_completed_twice += l.succeeded > 1 ? 1 : 0;
+    // Per retry round: a retried job may succeed again in a later round, by design.
+    std::map<uint32_t, uint32_t> succeeded;  // round -> succeeded outcomes
+    for (const HandlerRun& r : l.runs) succeeded[r.round] += r.outcome == JobState::succeeded;
+    bool twice = false;
+    for (const auto& [round, n] : succeeded) {
+      f.duplicate_completions += n > 1 ? n - 1 : 0;
+      twice = twice || n > 1;
+    }
+    f.jobs_completed_twice += twice ? 1 : 0;
   }
 }
 
@@ -139,6 +146,11 @@ JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workl
       continue;
     }
     const JobStatus& s = it->second.merged->status;
+    // Invariant 12: a retry answered ok raised the round on W replicas; no merge may undo it.
+    if (job.retry_ok && s.round == 0 && f.retry_undone++ == 0)
+      f.first_retry_undone = "job " + job.id.substr(0, 12) + " was retried (answered ok) but is " +
+                             std::string(state_name(s.state)) + " in round 0 attempt " +
+                             std::to_string(s.attempt);
     if (!is_terminal(s.state)) {
       if (f.unfinished++ == 0)
         f.first_unfinished = "job " + job.id.substr(0, 12) + " is still " +

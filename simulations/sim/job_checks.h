@@ -8,7 +8,10 @@
 //   6 jobs-converge      for every stored job, each of its replicas (the first R usable members,
 //                        as the up nodes now agree) holds exactly that merge (same_state)
 //   7 no-superseded-start  counted by ReplicaSim at every Start
-// and what is reported, not failed: duplicate starts and duplicate completions.
+//  12 retry-kept         every acknowledged job whose retry was answered ok (Workload, --retries)
+//                        is terminal in a retry round >= 1 in the merge: the retry was not undone
+// and what is reported, not failed: duplicate starts and duplicate completions, each counted
+// within one retry round (a retried job legitimately runs again).
 //
 // Thread-safety: none; read-only over the simulation.
 #pragma once
@@ -31,19 +34,21 @@ struct JobFigures {
   size_t unfinished = 0;    // acknowledged, held, not terminal
   size_t diverged = 0;      // stored jobs whose replicas do not all hold the merge
   size_t succeeded = 0, failed = 0, cancelled = 0;  // acknowledged, by final state
-  std::string first_lost, first_unfinished, first_diverged;
+  size_t retry_undone = 0;  // retried (answered ok), terminal, but in round 0 in the merge
+  std::string first_lost, first_unfinished, first_diverged, first_retry_undone;
   // From the executors' ledger:
   size_t jobs_started = 0, starts = 0;
-  size_t duplicate_starts = 0, jobs_started_twice = 0;  // starts while an earlier had not failed
+  size_t duplicate_starts = 0, jobs_started_twice = 0;  // starts while an earlier of the round
+                                                        // had not failed
   size_t same_attempt_starts = 0;
-  size_t duplicate_completions = 0, jobs_completed_twice = 0;  // succeeded outcomes beyond one
+  size_t duplicate_completions = 0, jobs_completed_twice = 0;  // succeeded beyond one a round
 };
 
 JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workload& workload);
 
-// True once nothing would fail invariants 4-6 (the settle loop asks every virtual second).
+// True once nothing would fail invariants 4-6 and 12 (the settle loop asks every virtual second).
 inline bool jobs_settled(const JobFigures& f) {
-  return f.lost == 0 && f.unfinished == 0 && f.diverged == 0;
+  return f.lost == 0 && f.unfinished == 0 && f.diverged == 0 && f.retry_undone == 0;
 }
 
 }  // namespace meshwork::sim

@@ -76,6 +76,14 @@ void add_flags(CLI::App& app, Flags& f) {
                  "fraction of jobs with a delay_ms of up to 20 s (0..1)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  app.add_option("--cancels", o.workload.cancel_fraction,
+                 "fraction of acknowledged jobs cancelled 0..3 s after the ack (0..1)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--retries", o.workload.retry_fraction,
+                 "fraction of cancels answered ok followed by a retry 0..3 s later (0..1)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
   app.add_option("--workers", o.replicas.workers, "handlers running at once per node (1..64)")
       ->capture_default_str();
   app.add_option("--vnodes", o.replicas.vnodes, "ring tokens per member in the replica cores")
@@ -102,7 +110,7 @@ void add_flags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--break", f.breaks,
                  "deliberately break something to show the checker fails: deaf-node | "
-                 "no-takeover");
+                 "no-takeover | drop-round");
   app.add_option("--trace-job", o.trace_job, "print every core action on jobs with this id prefix");
   app.add_flag("--quiet", o.quiet, "one line per seed");
   app.add_flag("--verbose", o.verbose, "print every member event and core log line");
@@ -136,8 +144,10 @@ std::optional<std::string> resolve(Flags& f, uint64_t& first, uint64_t& last) {
     o.scenario.deaf_node = true;
   else if (f.breaks == "no-takeover")
     o.replicas.take_over = false;
+  else if (f.breaks == "drop-round")
+    o.replicas.keep_round = false;
   else if (!f.breaks.empty())
-    return "--break must be deaf-node or no-takeover";
+    return "--break must be deaf-node, no-takeover or drop-round";
   if (f.runs == 0 || f.runs > seeds_per_batch_max) return "--runs must be 1..100000";
   first = o.seed;
   last = o.seed + (f.runs - 1);

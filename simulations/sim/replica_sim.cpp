@@ -34,6 +34,7 @@ MemberState state_of(gossip::MemberEvent::Kind kind) {
 
 void add(ReplicaStats& a, const ReplicaStats& b) {
   a.submitted += b.submitted, a.duplicates += b.duplicates, a.rejected += b.rejected;
+  a.retries_requested += b.retries_requested;
   a.attempts_started += b.attempts_started, a.succeeded += b.succeeded, a.failed += b.failed;
   a.retried += b.retried, a.cancelled += b.cancelled;
   a.replicate_sent += b.replicate_sent, a.replicate_failed += b.replicate_failed;
@@ -65,6 +66,25 @@ uint32_t frame_instance(const std::string& bytes) {
 Result<Message> unframe(const std::string& bytes) {
   if (bytes.size() < header_bytes) return {Code::malformed, "short frame"};
   return decode_message(std::string_view(bytes).substr(header_bytes));
+}
+
+// The broken build's decoding (ReplicaOptions::keep_round false): every record in round 0.
+void drop_round(SharedRecord& r) {
+  if (r->status.round == 0 && r->status.base == 0) return;
+  JobRecord copy = *r;
+  copy.status.round = copy.status.base = 0;
+  r = SharedRecord::of(std::move(copy));
+}
+
+void drop_rounds(Message& m) {
+  if (auto* rep = std::get_if<Replicate>(&m))
+    for (SharedRecord& r : rep->records) drop_round(r);
+  if (auto* ack = std::get_if<ReplicateAck>(&m))
+    for (ItemAck& a : ack->items)
+      if (a.copy) drop_round(*a.copy);
+  if (auto* fr = std::get_if<FetchReply>(&m))
+    for (auto& r : fr->records)
+      if (r) drop_round(*r);
 }
 
 }  // namespace
@@ -162,6 +182,10 @@ void ReplicaSim::submit(uint32_t i, uint64_t request, JobRecord rec) {
 
 void ReplicaSim::cancel(uint32_t i, uint64_t request, const std::string& id) {
   input(i, [request, id](Replica& r, Now now) { r.cancel(now, request, id); });
+}
+
+void ReplicaSim::retry(uint32_t i, uint64_t request, const std::string& id) {
+  input(i, [request, id](Replica& r, Now now) { r.retry(now, request, id); });
 }
 
 void ReplicaSim::read(uint32_t i, uint64_t request, const std::string& id) {
@@ -329,6 +353,7 @@ void ReplicaSim::on_app(uint32_t to, uint32_t from, const std::string& bytes) {
     ++decode_failures_;
     return;
   }
+  if (!o_.keep_round) drop_rounds(m.value());
   input(to,
         [this, to, from = node_name(from), m = std::move(m).value()](Replica& r, Now now) mutable {
           if (const Fetch* f = std::get_if<Fetch>(&m))  // answered now (a stalled core: later)
@@ -369,12 +394,18 @@ void ReplicaSim::start_handler(uint32_t i, const Start& s) {
                          std::to_string(s.record->run_after_ms() - now_of(i).wall_ms) +
                          " ms before its run_after";
   JobLedger& l = ledger_[s.id];
-  if (l.starts > l.failed) ++l.duplicate_starts;
+  // A retry (a new round, job_record.h) starts the job afresh: its first start duplicates none of
+  // an earlier round's, which ended cancelled or failed (or were cut short by a crash).
+  const uint32_t round = s.record->status.round;
+  if (std::any_of(l.runs.begin(), l.runs.end(), [&](const HandlerRun& r) {
+        return r.round == round && r.outcome != JobState::failed;
+      }))
+    ++l.duplicate_starts;
   if (std::find(l.attempts.begin(), l.attempts.end(), s.attempt) != l.attempts.end())
     ++l.same_attempt_starts;
   l.attempts.push_back(s.attempt);
   ++l.starts;
-  l.runs.push_back(HandlerRun{i, s.attempt, c_.now_ms()});
+  l.runs.push_back(HandlerRun{i, s.attempt, c_.now_ms(), round});
   if (n.handlers.size() >= o_.workers) ++executor_overflows_;
   const uint64_t serial = ++serial_;
   n.handlers[{s.id, s.attempt}] = Handler{serial, false, l.runs.size() - 1};
@@ -466,8 +497,9 @@ void ReplicaSim::trace(uint32_t i, const Output& out) {
   const auto match = [&](const std::string& id) { return id.starts_with(trace_prefix_); };
   const std::string at = std::to_string(c_.now_ms()) + " ms n" + std::to_string(i) + " ";
   const auto status = [](const JobRecord& r) {
+    const std::string round = r.status.round == 0 ? "" : " round " + std::to_string(r.status.round);
     return std::string(state_name(r.status.state)) + " a" + std::to_string(r.status.attempt) +
-           " by " + r.status.node + " claim a" + std::to_string(r.claim.attempt) + "/" +
+           round + " by " + r.status.node + " claim a" + std::to_string(r.claim.attempt) + "/" +
            r.claim.node;
   };
   for (const Persist& p : out.persists) {

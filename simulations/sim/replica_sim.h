@@ -63,6 +63,9 @@ struct ReplicaOptions {
   // The first node's wall clock runs this much further ahead, the second's this much behind.
   int64_t clock_offset_ms = 0;
   uint64_t retain_ms = 0;            // finished jobs erased after this long; 0: the core's default
+  // false: the deliberately broken build whose peers decode every record without its retry round
+  // (round and base 0), so a retry reaches no other core (retry-kept must fail with --retries)
+  bool keep_round = true;
 };
 
 // One handler run: where and when it started and how it ended (never_ms: still running).
@@ -70,6 +73,7 @@ struct HandlerRun {
   uint32_t node = 0;
   uint32_t attempt = 0;
   uint64_t start_ms = 0;
+  uint32_t round = 0;  // the retry round of the record it started from (JobStatus::round)
   uint64_t end_ms = never_ms;
   JobState outcome = JobState::running;  // succeeded | failed | cancelled once it ended
   bool crashed = false;                  // ended by its node's crash
@@ -90,7 +94,7 @@ struct JobLedger {
   uint32_t starts = 0;
   uint32_t failed = 0;             // failed outcomes handed to a core
   uint32_t succeeded = 0;          // succeeded outcomes handed to a core
-  uint32_t duplicate_starts = 0;   // starts while an earlier start had not ended failed
+  uint32_t duplicate_starts = 0;   // starts while an earlier start of the round had not ended failed
   uint32_t same_attempt_starts = 0;  // starts of an attempt number already started somewhere
   std::vector<uint32_t> attempts;    // every attempt started, in order
   std::vector<HandlerRun> runs;      // every handler run, in start order
@@ -113,6 +117,7 @@ class ReplicaSim {
   // Client requests to node i (which must be up); answers come to the reply callback.
   void submit(uint32_t i, uint64_t request, JobRecord r);
   void cancel(uint32_t i, uint64_t request, const std::string& id);
+  void retry(uint32_t i, uint64_t request, const std::string& id);
   void read(uint32_t i, uint64_t request, const std::string& id);
   void on_reply(ReplyFn f) { reply_ = std::move(f); }
   void on_log(LogFn f) { log_ = std::move(f); }

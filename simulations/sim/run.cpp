@@ -87,7 +87,7 @@ uint64_t settle(Cluster& c, const JobSide* jobs, uint64_t from_ms, uint64_t budg
   return never_ms;
 }
 
-// Invariants 4-10.
+// Invariants 4-12.
 void check_jobs(const JobSide& jobs, const JobFigures& f, const std::string& scenario,
                 const Fail& fail) {
   const ReplicaSim& r = jobs.replicas;
@@ -97,6 +97,8 @@ void check_jobs(const JobSide& jobs, const JobFigures& f, const std::string& sce
     fail("jobs-terminal", std::to_string(f.unfinished) + " unfinished; " + f.first_unfinished);
   if (f.diverged != 0)
     fail("jobs-converge", std::to_string(f.diverged) + " diverged; " + f.first_diverged);
+  if (f.retry_undone != 0)
+    fail("retry-kept", std::to_string(f.retry_undone) + " retries undone; " + f.first_retry_undone);
   if (r.decode_failures() != 0)
     fail("jobs-converge", std::to_string(r.decode_failures()) + " messages failed to decode");
   if (r.superseded_starts() != 0)
@@ -148,7 +150,11 @@ void print_jobs(std::ostream& out, const JobFigures& f, const JobSide& jobs) {
   out << "clients: " << w.submits << " submits (" << w.refused << " refused, "
       << w.unanswered_retries << " unanswered), " << w.cancels << " cancels (" << w.cancels_ok
       << " ok), " << w.reads << " reads (" << w.reads_ok << " ok, " << w.reads_not_found
-      << " not found)\n";
+      << " not found)";
+  if (jobs.workload.options().retry_fraction > 0)  // else the line reads as before retries
+    out << ", " << w.retries << " retries (" << w.retries_ok << " ok, " << w.retries_conflict
+        << " conflict)";
+  out << "\n";
   if (replicas.options().retain_ms > 0)
     out << "retention: " << f.expired << " acknowledged jobs expired, " << s.expired
         << " copies erased, " << s.tombstone_refusals << " copies refused by tombstones\n";

@@ -11,6 +11,7 @@ namespace {
 constexpr std::string_view signer_key = "meshwork-sim-signer";
 constexpr uint64_t cancel_after_ms_max = 3'000;
 constexpr uint64_t read_after_ms_max = 10'000;
+constexpr uint64_t retry_after_ms_max = 3'000;
 
 std::string signature_for(const std::string& id) {
   const std::string h = blake2b(id, signer_key);
@@ -122,6 +123,12 @@ void Workload::on_reply(uint32_t node, const Reply& reply) {
       break;
     case Kind::cancel:
       counts_.cancels_ok += status.is_ok() ? 1 : 0;
+      if (status.is_ok()) maybe_retry(req.job);
+      break;
+    case Kind::retry:
+      counts_.retries_ok += status.is_ok() ? 1 : 0;
+      counts_.retries_conflict += status.code() == Code::conflict ? 1 : 0;
+      job.retry_ok = job.retry_ok || status.is_ok();
       break;
     case Kind::read:
       counts_.reads_ok += status.is_ok() ? 1 : 0;
@@ -132,25 +139,37 @@ void Workload::on_reply(uint32_t node, const Reply& reply) {
 
 // After an acknowledgement: maybe a cancel, maybe a read, each at a random up node.
 void Workload::follow_up(uint32_t j) {
-  if (rng_.chance(o_.cancel_fraction)) {
-    c_.at(c_.now_ms() + rng_.below(cancel_after_ms_max + 1), [this, j] {
-      if (c_.up_count() == 0) return;
-      ++counts_.cancels;
-      jobs_[j].cancel_sent = true;
-      const uint64_t request = next_request_++;
-      requests_[request] = Request{Kind::cancel, j};
-      replicas_.cancel(random_up_node(), request, jobs_[j].id);
-    });
-  }
-  if (rng_.chance(o_.read_fraction)) {
-    c_.at(c_.now_ms() + rng_.below(read_after_ms_max + 1), [this, j] {
-      if (c_.up_count() == 0) return;
-      ++counts_.reads;
-      const uint64_t request = next_request_++;
-      requests_[request] = Request{Kind::read, j};
-      replicas_.read(random_up_node(), request, jobs_[j].id);
-    });
-  }
+  if (rng_.chance(o_.cancel_fraction)) later(Kind::cancel, j, rng_.below(cancel_after_ms_max + 1));
+  if (rng_.chance(o_.read_fraction)) later(Kind::read, j, rng_.below(read_after_ms_max + 1));
+}
+
+void Workload::maybe_retry(uint32_t j) {
+  // No draw at all without retries: runs without them replay as before.
+  if (o_.retry_fraction <= 0 || !rng_.chance(o_.retry_fraction)) return;
+  later(Kind::retry, j, rng_.below(retry_after_ms_max + 1));
+}
+
+void Workload::later(Kind kind, uint32_t j, uint64_t after_ms) {
+  c_.at(c_.now_ms() + after_ms, [this, kind, j] {
+    if (c_.up_count() == 0) return;
+    const uint64_t request = next_request_++;
+    requests_[request] = Request{kind, j};
+    const std::string& id = jobs_[j].id;
+    switch (kind) {
+      case Kind::cancel:
+        ++counts_.cancels;
+        jobs_[j].cancel_sent = true;
+        return replicas_.cancel(random_up_node(), request, id);
+      case Kind::read:
+        ++counts_.reads;
+        return replicas_.read(random_up_node(), request, id);
+      case Kind::retry:
+        ++counts_.retries;
+        return replicas_.retry(random_up_node(), request, id);
+      case Kind::submit:
+        return;  // submit() sends submissions
+    }
+  });
 }
 
 }  // namespace meshwork::sim

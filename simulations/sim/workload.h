@@ -11,6 +11,11 @@
 // reply_timeout_ms is sent again, the same signed job, to another random up node, up to
 // submit_tries_max times; a late `ok` to an earlier try still counts.
 //
+// With retry_fraction > 0, a cancel answered `ok` (the job is, or will be, a dead letter) is
+// followed, with that probability, by a retry of the job 0..3 s later at a random up node; a retry
+// answered `ok` must not be undone (job_checks.h). At 0 no draw is made for it, so runs without
+// retries replay as before.
+//
 // Thread-safety: none. Invariants: every request id is used once; a job's envelope never changes
 // between tries, so its id does not either.
 #pragma once
@@ -41,6 +46,7 @@ struct WorkloadOptions {
   bool priorities = false;      // each job a random priority 0..9 (else the default)
   double delayed_fraction = 0;  // of jobs, given a delay_ms of 1..delay_ms_max
   uint64_t delay_ms_max = 20'000;
+  double retry_fraction = 0;  // of cancels answered ok, retried 0..3 s after the answer
 };
 
 struct ClientJob {
@@ -51,12 +57,14 @@ struct ClientJob {
   bool acknowledged = false;
   uint64_t acknowledged_ms = 0;
   bool cancel_sent = false;
+  bool retry_ok = false;  // a retry of it was answered ok
 };
 
 struct WorkloadCounts {
   uint64_t submits = 0, refused = 0, unanswered_retries = 0;
   uint64_t cancels = 0, cancels_ok = 0;
   uint64_t reads = 0, reads_ok = 0, reads_not_found = 0;  // not_found for an acknowledged job
+  uint64_t retries = 0, retries_ok = 0, retries_conflict = 0;  // conflict: not a dead letter (yet)
 };
 
 class Workload {
@@ -67,10 +75,11 @@ class Workload {
   void schedule(uint64_t from_ms, uint64_t to_ms);
   const std::vector<ClientJob>& jobs() const { return jobs_; }
   const WorkloadCounts& counts() const { return counts_; }
+  const WorkloadOptions& options() const { return o_; }
   size_t acknowledged() const;
 
  private:
-  enum class Kind : uint8_t { submit, cancel, read };
+  enum class Kind : uint8_t { submit, cancel, read, retry };
   struct Request {
     Kind kind;
     uint32_t job;
@@ -82,6 +91,10 @@ class Workload {
   void on_timeout(uint64_t request);
   void retry(uint32_t job);
   void follow_up(uint32_t job);
+  // After a cancel answered ok: maybe a retry of the dead letter.
+  void maybe_retry(uint32_t job);
+  // Sends a cancel, read or retry of the job to a random up node `after_ms` from now.
+  void later(Kind kind, uint32_t job, uint64_t after_ms);
   // A random up node (stalled or not: a client cannot tell).
   uint32_t random_up_node();
 

@@ -216,7 +216,7 @@ TEST_CASE("the API counts submissions by outcome and requests by method, route a
   CHECK(text.find("xxxx") == std::string::npos);
 }
 
-TEST_CASE("the node's families: jobs and members by state, the core's and gossip's counters") {
+TEST_CASE("the node's families: jobs and members by state, core, gossip and API counters") {
   Store::StateCounts jobs{};
   jobs[size_t(JobState::queued)] = 4;
   jobs[size_t(JobState::succeeded)] = 9;
@@ -227,6 +227,7 @@ TEST_CASE("the node's families: jobs and members by state, the core's and gossip
   core.stats.anti_entropy_rounds = 6;
   core.stats.expired = 40;
   core.tombstones = 37;
+  core.stats.retries_requested = 3;
   gossip::Stats g;
   g.packets_sent = 5;
   g.bytes_received = 700;
@@ -239,6 +240,7 @@ TEST_CASE("the node's families: jobs and members by state, the core's and gossip
   Writer w;
   write_job_metrics(w, jobs, core);
   write_gossip_metrics(w, g, members);
+  write_change_refusals(w, 5, 7);
   const std::string text = w.take();
   CHECK(has_line(text, "meshwork_jobs{state=\"queued\"} 4"));
   CHECK(has_line(text, "meshwork_jobs{state=\"succeeded\"} 9"));
@@ -250,6 +252,10 @@ TEST_CASE("the node's families: jobs and members by state, the core's and gossip
   CHECK(has_line(text, "meshwork_anti_entropy_rounds_total 6"));
   CHECK(has_line(text, "meshwork_jobs_expired_total 40"));
   CHECK(has_line(text, "meshwork_tombstones 37"));
+  CHECK(has_line(text, "meshwork_retries_requested_total 3"));
+  CHECK(has_line(text, "meshwork_cancels_refused_total 5"));
+  CHECK(has_line(text, "meshwork_retries_refused_total 7"));
+  CHECK(has_line(text, "# TYPE meshwork_retries_refused_total counter"));
   CHECK(has_line(text, "# TYPE meshwork_members gauge"));
   CHECK(has_line(text, "meshwork_members{state=\"alive\"} 2"));
   CHECK(has_line(text, "meshwork_members{state=\"suspect\"} 0"));

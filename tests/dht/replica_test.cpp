@@ -222,6 +222,29 @@ TEST_CASE("a replica that was down during a write gets its hint replayed when it
   CHECK(s.core(0).hints() + s.core(1).hints() == 0);
 }
 
+// Found by meshwork-sim (--scenario stall --nodes 20 --seed 20 --cancels 0.5 --retries 1): an
+// entry node outside the replica list that already kept a stand-in copy for a replica (an earlier
+// write missed it) must merge the cancel it then owes that replica into the copy its hint replays.
+TEST_CASE("a stand-in that already holds a job replays the cancel it owes, not its older copy") {
+  Stage s(4, quiet());
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.cut(3, 2);  // n4, the entry node, cannot reach n3
+  const uint64_t submitted = s.submit(3, r);
+  s.run(6'000);
+  CHECK(reply(s, 3, submitted).items[0].status.is_ok());
+  REQUIRE(s.copy(3, id));  // n3's stand-in copy, with a hint
+  CHECK(s.copy(3, id)->cancel_round == 0);
+  CHECK(s.core(3).hints() == 1);
+  const uint64_t cancelled = s.cancel(3, id);
+  s.run(6'000);
+  CHECK(reply(s, 3, cancelled).items[0].status.is_ok());
+  CHECK(s.copy(0, id)->cancel_requested());
+  // The hint replays n4's copy to n3: it carries the cancel, not the submission it held before.
+  CHECK(s.copy(3, id)->cancel_requested());
+  CHECK(s.core(3).hints() == 1);
+}
+
 TEST_CASE("anti-entropy brings a returning replica up to date and then backs off") {
   ReplicaConfig c;
   c.hint_replay_interval_ms = 3'600'000;  // only anti-entropy repairs here

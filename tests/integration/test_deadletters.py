@@ -20,6 +20,7 @@ import unittest
 from harness import Key, NodeTestCase, scaled
 from test_limits import signed_job
 from test_mesh import Mesh
+from test_metrics import parse_exposition, value
 
 # Fails on attempts 1..3, succeeds from attempt 4: with max_attempts 2 the first round fails
 # (attempts 1, 2), the retried round fails attempt 3 and succeeds on attempt 4.
@@ -63,6 +64,9 @@ class DeadLetters(NodeTestCase):
         self.assertNotIn(job["id"], listed)
         stats = self.c.get("/v1/node").json()["stats"]
         self.assertEqual(stats["retries_requested"], 1, stats)
+        samples, _ = parse_exposition(self.c.get("/metrics").body.decode())
+        self.assertEqual(value(samples, "meshwork_retries_requested_total"), 1)
+        self.assertEqual(value(samples, "meshwork_retries_refused_total"), 0)
         # A succeeded job is not a dead letter.
         self.assertProblem(self.retry(job["id"]), 409, "only a failed or cancelled job")
 
@@ -136,6 +140,10 @@ class RetryAuth(NodeTestCase):
         self.assertEqual(self.get_job(c, first)["state"], "failed")
         self.assertNotIn("retries", self.get_job(c, first))
         self.assertEqual(c.get("/v1/node").json()["stats"]["retries_refused"], 3)
+        samples, _ = parse_exposition(c.get("/metrics").body.decode())
+        self.assertEqual(value(samples, "meshwork_retries_refused_total"), 3)
+        self.assertEqual(value(samples, "meshwork_cancels_refused_total"), 0)
+        self.assertEqual(value(samples, "meshwork_retries_requested_total"), 0)
 
         self.assertEqual(retry(first, owner.request_headers("retry", first)).status, 200)
         self.assertEqual(retry(second, admin.request_headers("retry", second)).status, 200)

@@ -125,6 +125,9 @@ class Metrics(NodeTestCase):
         self.assertEqual(value(samples, "meshwork_jobs", state="queued"), 0)
         self.assertEqual(value(samples, "meshwork_attempts_total"), 9)
         self.assertEqual(value(samples, "meshwork_takeovers_total"), 0)
+        self.assertEqual(value(samples, "meshwork_retries_requested_total"), 0)
+        self.assertEqual(value(samples, "meshwork_retries_refused_total"), 0)
+        self.assertEqual(value(samples, "meshwork_cancels_refused_total"), 0)
         self.assertEqual(value(samples, "meshwork_members", state="alive"), 1)
         self.assertEqual(value(samples, "meshwork_members", state="dead"), 0)
         # Every job was written (and fsync'd) at least once; groups may hold several.
