@@ -207,6 +207,15 @@ uint64_t Replica::commit(Now now, SharedRecord rec) {
     e->replicas = placement_.replicas(id);
     e->placed_version = placement_.version();
   }
+  // Its replicas are anti-entropy partners from now on, not only after the next placement change:
+  // a record that arrives after hand_off ran (a hint replayed to a node back from a crash) would
+  // otherwise be compared with nobody, and a stale copy of it never repaired or removed (the
+  // simulator: seed 43 with --retain 5).
+  for (const std::string& m : e->replicas) {
+    if (m == self_) continue;
+    auto at = std::lower_bound(co_replicas_.begin(), co_replicas_.end(), m);
+    if (at == co_replicas_.end() || *at != m) co_replicas_.insert(at, m);
+  }
   overlay_[id] = Overlay{rec, seq};
   overlay_order_.emplace_back(seq, id);
   cache_drop(id);  // the overlay serves it now, the cache again once it is durable
