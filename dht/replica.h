@@ -282,6 +282,11 @@ class Replica {
   [[nodiscard]] const RecordIndex& index() const { return index_; }
   [[nodiscard]] bool ready(Now now) const;
   [[nodiscard]] bool holds(const std::string& id) const { return index_.contains(id); }
+  // This node owes the record to some replica it could not reach (a hint, replayed or not); it
+  // keeps a finished record past its retention until the hint is delivered.
+  [[nodiscard]] bool owes_hint(const std::string& id) const;
+  // The members this node owes the record to (its hints for it).
+  [[nodiscard]] std::vector<std::string> hint_targets(const std::string& id) const;
   [[nodiscard]] size_t backlog() const { return run_queue_.size(); }
   [[nodiscard]] size_t running() const { return handlers_running_; }
   [[nodiscard]] size_t hints() const;

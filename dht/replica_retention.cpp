@@ -52,8 +52,29 @@ void Replica::schedule_expiry(const JobRecord& r) {
   expiries_.emplace(r.status.at_ms + config_.retain_ms, r.id);
 }
 
+std::vector<std::string> Replica::hint_targets(const std::string& id) const {
+  std::vector<std::string> out;
+  for (const auto& [target, ids] : hints_)
+    if (ids.contains(id) || hints_inflight_.contains({target, id})) out.push_back(target);
+  return out;
+}
+
+bool Replica::owes_hint(const std::string& id) const {
+  for (const auto& [target, ids] : hints_)
+    if (ids.contains(id) || hints_inflight_.contains({target, id})) return true;
+  return false;
+}
+
 // One round: erase what replicas said they erased, then what expired here, drop tombstones past
 // tombstone_ms, and look at the stand-in copies.
+//
+// A record that expires here while this node still owes it to a replica it could not reach (a
+// hint) is kept until the hint is delivered: the replica may hold an older copy (say, `running`)
+// that only this record tells it is finished (found by the simulator: seed 12 with --retain 5 left
+// a replica with a `running` copy nobody would finish or remove). It is erased at once when a
+// replica says it erased the job (erase_soon_): a tombstone exists then, and refuses the stale
+// copy when it comes back. A hint to a member that never comes back is dropped when that member is
+// reaped (--reap-after-s).
 void Replica::retain(Now now) {
   size_t budget = kErasuresPerRoundMax;
   for (auto it = erase_soon_.begin(); it != erase_soon_.end() && budget > 0;) {
@@ -72,7 +93,7 @@ void Replica::retain(Now now) {
     if (e == nullptr || !past_retention(e->state, e->status_at_ms, config_.retain_ms, now.wall_ms))
       continue;
     --budget;
-    if (running_.contains(id)) {
+    if (running_.contains(id) || owes_hint(id)) {
       erase_soon_.insert(id);
     } else {
       erase_record(now, id, Persist::Kind::erase);

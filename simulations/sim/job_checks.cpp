@@ -1,6 +1,7 @@
 // The job invariants 4-6 and 12 and the duplicate counts; see job_checks.h.
 #include "simulations/sim/job_checks.h"
 
+#include <algorithm>
 #include <map>
 #include <optional>
 #include <set>
@@ -14,14 +15,23 @@ struct Holding {
   uint32_t first_holder = UINT32_MAX;
 };
 
+// `leave_out_kept`: leave out a finished copy its holder keeps past the retention only because it
+// still owes it to replicas that are down (hints; replica_retention.cpp) — by design, not a job
+// that came back. A hint owed to an up member at the end is not an excuse.
 Holding holding(const Cluster& c, const ReplicaSim& replicas, const std::string& id,
-                const std::vector<uint32_t>& writers) {
+                const std::vector<uint32_t>& writers, bool leave_out_kept = false) {
   Holding h;
   for (const uint32_t i : writers) {
     const Replica* r = replicas.replica(i);
     if (!c.up(i) || r == nullptr) continue;
     std::optional<JobRecord> copy = r->current(id);
     if (!copy) continue;
+    if (leave_out_kept && is_terminal(copy->status.state) && r->owes_hint(id)) {
+      const std::vector<std::string> owed = r->hint_targets(id);
+      if (std::none_of(owed.begin(), owed.end(),
+                       [&](const std::string& m) { return c.up(node_index(m)); }))
+        continue;
+    }
     if (h.first_holder == UINT32_MAX) h.first_holder = i;
     h.merged = h.merged ? merge(*h.merged, *copy) : std::move(*copy);
   }
@@ -120,6 +130,7 @@ JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workl
     Holding h = holding(c, replicas, id, writers);
     if (const uint32_t e = eraser(c, replicas, id, writers); e != UINT32_MAX) {
       expired.insert(id);
+      h = holding(c, replicas, id, writers, /*leave_out_kept=*/true);
       if (h.merged && f.diverged++ == 0)
         f.first_diverged = "job " + id.substr(0, 12) + ": n" + std::to_string(e) + " erased it, n" +
                            std::to_string(h.first_holder) + " still holds it";
