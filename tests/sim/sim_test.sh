@@ -35,6 +35,14 @@ case $mode in
     # before it finished plus the retention (not-erased-early).
     "$sim" --nodes 40 --seeds 1..2 --duration 20 --jobs 100 --retain 5 --quiet | tee "$out/retain"
     grep -q '^2 of 2 seeds passed$' "$out/retain" || fail "a seed with retention broke one"
+    # Seeds that once left a stale copy behind (jobs-converge): 12, a node erased a job it still
+    # owed as a hint to a replica holding it `running`; 43, a copy replayed to a node back from a
+    # crash had no anti-entropy partner to learn from that the job was erased.
+    for seed in 12 43; do
+      "$sim" --nodes 40 --seed "$seed" --duration 20 --jobs 100 --retain 5 --quiet |
+        tee "$out/retain-$seed"
+      grep -q "^PASS seed=$seed " "$out/retain-$seed" || fail "retention seed $seed broke one"
+    done
     "$sim" --nodes 40 --seed 3 --duration 20 --jobs 100 --retain 5 | tee "$out/retain3"
     grep -Eq '^retention: [1-9][0-9]* acknowledged jobs expired' "$out/retain3" ||
       fail "no job expired with a 5 s retention"
