@@ -336,6 +336,16 @@ inline JobRecord job_placed(Stage& s, const std::vector<std::string>& order, uin
   return {};
 }
 
+// Quiet background repair (anti-entropy and hint replay once an hour), so that a scenario sees
+// only the mechanism it stages.
+inline ReplicaConfig quiet() {
+  ReplicaConfig c;
+  c.anti_entropy_interval_ms = 3'600'000;
+  c.anti_entropy_interval_ms_max = 3'600'000;
+  c.hint_replay_interval_ms = 3'600'000;
+  return c;
+}
+
 // Node i's answer to `request` (the test fails when there is none).
 inline const Reply& reply(Stage& s, size_t i, uint64_t request) {
   REQUIRE(s.node(i).replies.contains(request));

@@ -9,16 +9,8 @@
 namespace meshwork {
 namespace {
 
+using stage::quiet;
 using stage::Stage;
-
-// Quiet background repair, so that a scenario sees only the mechanism it stages.
-ReplicaConfig quiet() {
-  ReplicaConfig c;
-  c.anti_entropy_interval_ms = 3'600'000;
-  c.anti_entropy_interval_ms_max = 3'600'000;
-  c.hint_replay_interval_ms = 3'600'000;
-  return c;
-}
 
 size_t owner_of(Stage& s, const std::string& id) {
   return s.index(*s.core(0).placement().owner(id));
