@@ -289,13 +289,16 @@ Status ApiServer::remember_idempotency_key(const std::string& key_hash,
     return Status(Code::corruption, "the admitted job has no nonce");
   const IdempotencyEntry entry{body_hash, spec["nonce"].get<std::string>(), admitted.created_at_ms,
                                now};
-  if (Status s = services_.store.put_idempotency(key_hash, encode_idempotency_entry(entry));
+  if (Status s =
+          services_.store.put_idempotency(key_hash, encode_idempotency_entry(entry), now);
       !s.is_ok())
     return s;
-  // Now and then, forget the keys whose window has passed (a scan of the "i/" keys).
-  if (++idempotency_writes_ % kIdempotencyExpireEvery == 0) {
+  // Now and then, forget the keys whose window has passed: the store reads only those, oldest
+  // first, so the work is proportional to what expired, not to every key held.
+  if (++idempotency_writes_ % kIdempotencyExpireEvery == 0 &&
+      now > options_.idempotency_window_ms) {
     const uint64_t window = options_.idempotency_window_ms;
-    services_.store.expire_idempotency([&](std::string_view v) {
+    services_.store.expire_idempotency(now - window, [&](std::string_view v) {
       auto e = decode_idempotency_entry(v);
       return !e || e->at_ms + window <= now;
     });

@@ -19,6 +19,13 @@ constexpr std::string_view kRecordPrefix = "j/";
 constexpr std::string_view kCreatedPrefix = "c/";
 constexpr std::string_view kHintPrefix = "h/";
 constexpr std::string_view kIdempotencyPrefix = "i/";
+constexpr std::string_view kIdempotencyOrderPrefix = "I/";
+
+std::string idempotency_order_key(uint64_t at_ms, std::string_view key_hash) {
+  char at[17];
+  std::snprintf(at, sizeof at, "%016llx", static_cast<unsigned long long>(at_ms));
+  return std::string(kIdempotencyOrderPrefix) + at + "/" + std::string(key_hash);
+}
 constexpr std::string_view kTombstonePrefix = "t/";
 constexpr size_t kCacheBytes = 32 << 20;
 // encode_record's first byte; records in older forms are re-encoded when loaded.
@@ -383,11 +390,15 @@ size_t Store::queue_depth() const {
   return queue_.size();
 }
 
-Status Store::put_idempotency(std::string_view key_hash, std::string_view value) {
+Status Store::put_idempotency(std::string_view key_hash, std::string_view value,
+                              uint64_t at_ms) {
+  leveldb::WriteBatch batch;
+  batch.Put(std::string(kIdempotencyPrefix) + std::string(key_hash),
+            leveldb::Slice(value.data(), value.size()));
+  batch.Put(idempotency_order_key(at_ms, key_hash), "");
   leveldb::WriteOptions w;
   w.sync = options_.sync;
-  return from_leveldb(db_->Put(w, std::string(kIdempotencyPrefix) + std::string(key_hash),
-                               leveldb::Slice(value.data(), value.size())));
+  return from_leveldb(db_->Write(w, &batch));
 }
 
 Result<std::optional<std::string>> Store::get_idempotency(std::string_view key_hash) const {
@@ -399,17 +410,27 @@ Result<std::optional<std::string>> Store::get_idempotency(std::string_view key_h
   return std::optional<std::string>(std::move(value));
 }
 
-size_t Store::expire_idempotency(const std::function<bool(std::string_view value)>& expired) {
+size_t Store::expire_idempotency(uint64_t before_ms,
+                                 const std::function<bool(std::string_view value)>& expired) {
   leveldb::WriteBatch batch;
   size_t n = 0;
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
-  const std::string prefix(kIdempotencyPrefix);
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix); it->Next()) {
-    if (!expired(std::string_view(it->value().data(), it->value().size()))) continue;
-    batch.Delete(it->key());
-    ++n;
+  const std::string prefix(kIdempotencyOrderPrefix);
+  const std::string end = idempotency_order_key(before_ms, "");
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) &&
+                         it->key().ToString() < end;
+       it->Next()) {
+    const std::string order_key = it->key().ToString();
+    const std::string key = std::string(kIdempotencyPrefix) +
+                            order_key.substr(order_key.rfind('/') + 1);
+    batch.Delete(order_key);
+    std::string value;
+    if (db_->Get(leveldb::ReadOptions(), key, &value).ok() && expired(value)) {
+      batch.Delete(key);
+      ++n;
+    }
   }
-  if (n > 0) (void)db_->Write(leveldb::WriteOptions(), &batch);
+  if (it->status().ok()) (void)db_->Write(leveldb::WriteOptions(), &batch);
   return n;
 }
 

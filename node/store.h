@@ -13,6 +13,7 @@
 //   "h/<target node>/<id>"            "" (a hint: the record is owed to that node)
 //   "i/<key hash>"                    an Idempotency-Key's entry (api/idempotency.h), written
 //                                     synced by the HTTP thread that takes the submission
+//   "I/<at 16 hex>/<key hash>"        "" (the entries by when they were written, for expiry)
 //   "t/<id>"                          u64 little-endian: when the job was erased (a tombstone)
 //
 // Removal: an erase persist deletes the record and its listing key and writes the tombstone in one
@@ -128,10 +129,15 @@ class Store final : public RecordReader {
   [[nodiscard]] uint64_t compactions() const { return compactions_.load(); }
 
   // Idempotency-Key entries (api/idempotency.h), outside the persist pipeline: any thread.
-  [[nodiscard]] Status put_idempotency(std::string_view key_hash, std::string_view value);
+  // `at_ms`: when the entry was written (its expiry order).
+  [[nodiscard]] Status put_idempotency(std::string_view key_hash, std::string_view value,
+                                       uint64_t at_ms);
   [[nodiscard]] Result<std::optional<std::string>> get_idempotency(std::string_view key_hash) const;
-  // Deletes the entries whose value `expired` accepts; how many it deleted.
-  size_t expire_idempotency(const std::function<bool(std::string_view value)>& expired);
+  // Deletes the entries written before `before_ms`, oldest first, reading only those (the "I/"
+  // order): an entry written again since (the same key, a later window) is kept when `expired`
+  // refuses its current value. How many entries it deleted.
+  size_t expire_idempotency(uint64_t before_ms,
+                            const std::function<bool(std::string_view value)>& expired);
 
  private:
   Store() = default;

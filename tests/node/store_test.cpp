@@ -295,4 +295,32 @@ TEST_CASE("a data dir written with JSON records still loads, in the binary form"
   CHECK(back.value().status.state == JobState::running);
 }
 
+TEST_CASE("idempotency entries expire oldest first, and one written again is kept") {
+  test::TempDir dir;
+  auto store = std::move(Store::open(dir.str(), {}).value());
+  REQUIRE(store->put_idempotency("aa", "old-a", 1'000).is_ok());
+  REQUIRE(store->put_idempotency("bb", "old-b", 2'000).is_ok());
+  REQUIRE(store->put_idempotency("cc", "new-c", 9'000).is_ok());
+  REQUIRE(store->put_idempotency("aa", "new-a", 8'000).is_ok());  // the same key, a later window
+  std::vector<std::string> asked;
+  const size_t gone = store->expire_idempotency(5'000, [&](std::string_view v) {
+    asked.emplace_back(v);
+    return v.starts_with("old");
+  });
+  CHECK(gone == 1);  // bb; aa's current entry is new and stays
+  CHECK(asked == std::vector<std::string>{"new-a", "old-b"});  // only entries written before 5 s
+  CHECK(store->get_idempotency("aa").value() == std::optional<std::string>("new-a"));
+  CHECK(!store->get_idempotency("bb").value());
+  CHECK(store->get_idempotency("cc").value() == std::optional<std::string>("new-c"));
+  // The stale order key of aa's first entry went with the sweep: a later one asks about it once.
+  asked.clear();
+  CHECK(store->expire_idempotency(8'500, [&](std::string_view v) {
+    asked.emplace_back(v);
+    return true;
+  }) == 1);
+  CHECK(asked == std::vector<std::string>{"new-a"});
+  CHECK(!store->get_idempotency("aa").value());
+  CHECK(store->get_idempotency("cc").value() == std::optional<std::string>("new-c"));
+}
+
 }  // namespace meshwork
