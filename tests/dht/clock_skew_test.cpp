@@ -16,14 +16,11 @@ constexpr int64_t kHourMs = 3'600'000;
 
 // Short leases and backoffs, quiet background repair.
 ReplicaConfig short_leases() {
-  ReplicaConfig c;
+  ReplicaConfig c = stage::quiet();
   c.lease_ms = 3'000;
   c.lease_skew_ms = 500;
   c.backoff_base_ms = 500;
   c.backoff_max_ms = 2'000;
-  c.anti_entropy_interval_ms = 3'600'000;
-  c.anti_entropy_interval_ms_max = 3'600'000;
-  c.hint_replay_interval_ms = 3'600'000;
   return c;
 }
 
