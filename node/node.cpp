@@ -146,6 +146,7 @@ Status Node::open() {
   AdmissionOptions ao;
   ao.limits.payload_bytes_max = config_.payload_bytes_max;
   ao.require_signed = config_.require_signed;
+  ao.redundancy_max = config_.placement.replicas;
   if (!config_.allowed_keys_file.empty()) {
     auto keys = load_allowed_keys(config_.allowed_keys_file);
     if (!keys.is_ok()) return keys.status();
