@@ -64,6 +64,8 @@ void Workload::schedule(uint64_t from_ms, uint64_t to_ms) {
       text["created_at"] = job.spec.created_at_ms = wall_base_ms + at;
       text["delay_ms"] = job.spec.delay_ms = 1 + rng_.below(o_.delay_ms_max);
     }
+    if (o_.redundancy_fraction > 0 && rng_.chance(o_.redundancy_fraction))
+      text["redundancy"] = job.spec.redundancy = kSimRedundancy;
     job.envelope = Envelope{text.dump(), client_key, ""};
     job.id = job.envelope.id();
     job.envelope.signature = signature_for(job.id);

@@ -16,6 +16,9 @@
 // answered `ok` must not be undone (job_checks.h). At 0 no draw is made for it, so runs without
 // retries replay as before.
 //
+// With redundancy_fraction > 0, that share of jobs carries "redundancy": 3 (runs on three replicas,
+// the majority's result wins; dht/verdict.h). At 0 no draw is made for it either.
+//
 // Thread-safety: none. Invariants: every request id is used once; a job's envelope never changes
 // between tries, so its id does not either.
 #pragma once
@@ -47,7 +50,10 @@ struct WorkloadOptions {
   double delayed_fraction = 0;  // of jobs, given a delay_ms of 1..delay_ms_max
   uint64_t delay_ms_max = 20'000;
   double retry_fraction = 0;  // of cancels answered ok, retried 0..3 s after the answer
+  double redundancy_fraction = 0;  // of jobs, given redundancy kSimRedundancy
 };
+
+inline constexpr uint32_t kSimRedundancy = 3;
 
 struct ClientJob {
   std::string id;
