@@ -9,6 +9,7 @@ namespace meshwork {
 namespace {
 
 constexpr const char* kUnconfirmedReason = " not confirmed by a majority of replicas";
+constexpr const char* kCancelledAwaiting = "cancelled while awaiting the other runners' results";
 
 // Attempts of this round whose claim a majority refused never ran to an outcome that counted (the
 // history says so), so they do not use up max_attempts.
@@ -501,10 +502,12 @@ std::vector<std::string> Replica::runners(const std::string& id, const std::stri
 }
 
 // Whether this node owes `r`'s running attempt a co-run it has not started: it is a runner other
-// than the claimant, holds no result of its own for the attempt and runs no co-run of the job.
+// than the claimant, holds no result of its own for the attempt, and runs no handler of the job
+// (a co-run, or its own claim of the same attempt that lost to another's: the sweep asks again
+// once that one has ended).
 bool Replica::co_run_due(const JobRecord& r) const {
   if (r.redundancy <= 1 || r.status.state != JobState::running || r.status.node == self_ ||
-      r.cancel_requested() || !started_ || co_runs_.contains(r.id))
+      r.cancel_requested() || !started_ || co_runs_.contains(r.id) || running_.contains(r.id))
     return false;
   if (auto own = r.results.find(self_);
       own != r.results.end() && own->second.attempt >= r.status.attempt)
@@ -574,7 +577,8 @@ void Replica::await_verdict(Now now, const std::string& id, const JobRecord& cur
 }
 
 // Ends the awaited attempt of `id` when its verdict is in, or can no longer be (the runners
-// disagree, or the job's timeout and a peer timeout have passed): see invariant 6.
+// disagree, or the job's timeout and a peer timeout have passed), or when the job was cancelled:
+// see invariant 6.
 void Replica::settle_verdict(Now now, const std::string& id) {
   auto it = running_.find(id);
   if (it == running_.end() || !it->second.awaiting) return;
@@ -584,6 +588,10 @@ void Replica::settle_verdict(Now now, const std::string& id) {
   if (!cur || !holds_claim(*cur, attempt, self_)) {
     running_.erase(it);
     return;
+  }
+  if (cur->cancel_requested()) {  // the other runners' co-runs stop too: no verdict will come
+    running_.erase(it);
+    return end_attempt(now, *cur, attempt, JobState::cancelled, kCancelledAwaiting, "", nullptr);
   }
   const Verdict v = result_verdict(*cur, attempt);
   if (v.kind == Verdict::Kind::pending && !late) return;
