@@ -6,7 +6,8 @@
 // has the same id and a second submission of it is recognised (idempotent submission).
 //
 // A job spec is {"type", "payload", "nonce", "created_at", "max_attempts"?, "timeout_ms"?,
-// "priority"?, "delay_ms"?, "redundancy"?}. Every field is signed, so every copy of a job carries the same values.
+// "priority"?, "delay_ms"?, "redundancy"?}. Every field is signed, so every copy of a job carries
+// the same values.
 // Parsing, validating (against the handler registry) and signing are the node's: node/envelope.h.
 // Thread-safety: value types and pure functions.
 #pragma once
