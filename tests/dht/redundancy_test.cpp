@@ -299,6 +299,35 @@ TEST_CASE("a cancel stops the co-runs too") {
   CHECK(s.copy(2, id)->status.state == JobState::cancelled);
 }
 
+TEST_CASE("a cancel while the claimant waits for the verdict ends the attempt cancelled") {
+  Stage s(3, quick());
+  const std::string id = submit(s, placed(s, {"n1", "n2", "n3"}, 3));
+  s.finish_with(0, id, kHonest);  // the claimant is done and waits for n2 and n3
+  s.settle();
+  REQUIRE(s.copy(0, id)->status.state == JobState::running);
+  s.cancel(2, id);
+  s.settle();
+  for (size_t i = 0; i < 3; ++i) CHECK(s.copy(i, id)->status.state == JobState::cancelled);
+}
+
+TEST_CASE("runners that never answer: past the timeout the attempt fails, results disagree") {
+  Stage s(3, quick());
+  const std::string id = submit(s, placed(s, {"n1", "n2", "n3"}, 3));
+  s.finish_with(0, id, kHonest);
+  s.run(50'000, 100);
+  CHECK(s.copy(0, id)->status.state == JobState::running);  // the lease is renewed meanwhile
+  s.run(20'000, 100);  // the job's timeout (60 s) and a peer timeout have passed
+  const JobRecord r = *s.copy(0, id);
+  CHECK(r.status.attempt == 2);  // retried at once (a short backoff here)
+  const bool disagreed = std::any_of(r.history.begin(), r.history.end(), [](const HistoryEntry& h) {
+    return h.state == JobState::retry_wait && h.attempt == 1 &&
+           h.reason.ends_with(kResultsDisagree);
+  });
+  CHECK(disagreed);
+  CHECK(s.core(0).stats().verdicts_disagreed == 1);
+  CHECK(s.core(1).stats().takeovers == 0);
+}
+
 TEST_CASE("a liar scored below the threshold is distrusted: it neither owns nor runs jobs") {
   Stage s(4, quick());
   // n3 lies to n1 and n2 twice. Once they distrust it, the two jobs' records move to its stand-in
