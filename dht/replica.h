@@ -474,8 +474,8 @@ class Replica {
                    const std::string& error, const std::string& success_reason,
                    const NodeResult* own);
   // Redundant execution (invariants 6 and 7).
-  [[nodiscard]] std::vector<std::string> runners(const std::string& id,
-                                                 const std::string& claimant, uint32_t k) const;
+  [[nodiscard]] std::vector<std::string> runners(const std::string& id, const std::string& claimant,
+                                                 uint32_t k) const;
   [[nodiscard]] bool co_run_due(const JobRecord& r) const;
   void react_co_run(Now now, const JobRecord& r);
   bool start_co_run(Now now, const std::string& id);

@@ -525,8 +525,8 @@ void Replica::react_co_run(Now now, const JobRecord& r) {
     if (!holds || r.cancel_requested()) {
       c.stopped = true;
       if (!holds) stats_.superseded_stops++;
-      out_.stops.push_back(Stop{holds ? Stop::Why::cancelled : Stop::Why::superseded, r.id,
-                                c.attempt});
+      out_.stops.push_back(
+          Stop{holds ? Stop::Why::cancelled : Stop::Why::superseded, r.id, c.attempt});
     }
   }
   if (!co_run_due(r)) return;

@@ -27,12 +27,12 @@ namespace meshwork {
 
 struct Verdict {
   enum class Kind : uint8_t { pending, decided, disagree } kind = Kind::pending;
-  JobState outcome = JobState::failed;   // decided: succeeded or failed
-  std::string result_hash;               // decided: the majority's receipt hash
-  std::vector<std::string> agreeing;     // decided: in name order
-  std::vector<std::string> dissenting;   // decided: the other nodes with a result, in name order
-  size_t results = 0;                    // results of the attempt that count (succeeded, failed)
-  size_t majority = 0;                   // k/2 + 1
+  JobState outcome = JobState::failed;  // decided: succeeded or failed
+  std::string result_hash;              // decided: the majority's receipt hash
+  std::vector<std::string> agreeing;    // decided: in name order
+  std::vector<std::string> dissenting;  // decided: the other nodes with a result, in name order
+  size_t results = 0;                   // results of the attempt that count (succeeded, failed)
+  size_t majority = 0;                  // k/2 + 1
 };
 
 [[nodiscard]] Verdict result_verdict(const JobRecord& r, uint32_t attempt);

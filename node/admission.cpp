@@ -53,8 +53,8 @@ Result<JobRecord> Admission::admit(const nlohmann::json& body) {
   }
   if (spec.redundancy > options_.redundancy_max) {
     rejected_++;
-    return Status(Code::invalid, "redundancy " + std::to_string(spec.redundancy) +
-                                     " exceeds the " + std::to_string(options_.redundancy_max) +
+    return Status(Code::invalid, "redundancy " + std::to_string(spec.redundancy) + " exceeds the " +
+                                     std::to_string(options_.redundancy_max) +
                                      " replicas (--replicas) that store a job here");
   }
   return make_record(std::move(env).value(), spec, node_, at);

@@ -86,8 +86,7 @@ Result<JobSpec> parse_spec(const nlohmann::json& spec, const Limits& limits) {
   auto timeout = bounded_uint(spec, "timeout_ms", 1, kTimeoutMsMax, kTimeoutMsDefault);
   auto priority = bounded_uint(spec, "priority", 0, kPriorityMax, kPriorityDefault);
   auto delay = bounded_uint(spec, "delay_ms", 0, kDelayMsMax, 0);
-  auto redundancy =
-      bounded_uint(spec, "redundancy", 1, kRedundancyMax, kRedundancyDefault);
+  auto redundancy = bounded_uint(spec, "redundancy", 1, kRedundancyMax, kRedundancyDefault);
   for (const auto* r : {&created, &attempts, &timeout, &priority, &delay, &redundancy})
     if (!r->is_ok()) return r->status();
   out.created_at_ms = created.value();
@@ -96,9 +95,9 @@ Result<JobSpec> parse_spec(const nlohmann::json& spec, const Limits& limits) {
   out.priority = static_cast<uint32_t>(priority.value());
   out.delay_ms = delay.value();
   out.redundancy = static_cast<uint32_t>(redundancy.value());
-  static constexpr std::array kKnown = {"type",       "payload",  "nonce",    "created_at",
-                                        "max_attempts", "timeout_ms", "priority", "delay_ms",
-                                        "redundancy"};
+  static constexpr std::array kKnown = {"type",       "payload",      "nonce",
+                                        "created_at", "max_attempts", "timeout_ms",
+                                        "priority",   "delay_ms",     "redundancy"};
   for (const auto& [key, _] : spec.items())
     if (std::find(kKnown.begin(), kKnown.end(), key) == kKnown.end())
       return Result<JobSpec>(Code::invalid, "unknown job field '" + key + "'");

@@ -46,7 +46,7 @@ struct JobFigures {
   size_t retry_undone = 0;  // retried (answered ok), terminal, but in round 0 in the merge
   size_t redundant = 0, redundant_succeeded = 0;  // acknowledged with k > 1; of them, succeeded
   size_t redundant_unshown = 0;  // succeeded, k >= 3, but no majority left in the record
-  size_t dishonest = 0;  // invariant 13: succeeded with a result that is not the honest one
+  size_t dishonest = 0;          // invariant 13: succeeded with a result not the honest one
   size_t stale_honest_copies = 0;  // with --liars: honest copies that are not the merge
   std::string first_lost, first_unfinished, first_diverged, first_retry_undone, first_dishonest;
   // From the executors' ledger:

@@ -482,8 +482,8 @@ void ReplicaSim::end_handler(uint32_t i, uint32_t instance, const std::string& i
   o.result.attempt = attempt;
   o.result.outcome = outcome;
   if (lie)
-    o.result.result = "{\"attempt\":" + std::to_string(attempt) + ",\"lie\":" +
-                      std::to_string(i) + "}";
+    o.result.result =
+        "{\"attempt\":" + std::to_string(attempt) + ",\"lie\":" + std::to_string(i) + "}";
   else if (outcome == JobState::succeeded)
     o.result.result = honest_result(attempt);
   else

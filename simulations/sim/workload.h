@@ -3,9 +3,9 @@
 //
 // A job is a signed-looking envelope: the spec's JSON text, a client key and a "signature" that
 // is BLAKE2b of the job id under a simulator key — checked by sim_signature_ok, which the
-// simulated executor runs before a handler, as the node's JobRunner verifies Ed25519. It is deterministic and costs one small hash, where Ed25519 would
-// cost the simulator far more at thousands of nodes; the record codec still checks that each id
-// is the hash of its envelope.
+// simulated executor runs before a handler, as the node's JobRunner verifies Ed25519. It is
+// deterministic and costs one small hash, where Ed25519 would cost the simulator far more at
+// thousands of nodes; the record codec still checks that each id is the hash of its envelope.
 //
 // A submission answered `ok` is ACKNOWLEDGED. One refused (503, 429) or unanswered for
 // reply_timeout_ms is sent again, the same signed job, to another random up node, up to

@@ -102,7 +102,7 @@ TEST_CASE("a distrusted member is not usable, keeps its tokens, and trust brings
   CHECK_FALSE(p.usable("n2"));
   CHECK(p.owner(id) != "n2");
   CHECK_FALSE(p.is_replica(id, "n2"));
-  CHECK(p.replicas(id).size() == 3);                // a stand-in takes its place
+  CHECK(p.replicas(id).size() == 3);                  // a stand-in takes its place
   CHECK(p.members().at("n2") == MemberState::alive);  // still a member, on the ring
   CHECK(p.ring().member_count() == 4);
   const auto peers = p.usable_peers();

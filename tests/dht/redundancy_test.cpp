@@ -87,15 +87,14 @@ TEST_CASE("verdict: a majority of k decides; the rest dissent") {
   CHECK(result_verdict(with_results(3, {{"a", ok("x")}, {"b", ok("y")}}), 1).kind ==
         Verdict::Kind::pending);
   // All in, no majority: disagree.
-  CHECK(result_verdict(with_results(3, {{"a", ok("x")}, {"b", ok("y")}, {"c", ok("z")}}), 1)
-            .kind == Verdict::Kind::disagree);
+  CHECK(result_verdict(with_results(3, {{"a", ok("x")}, {"b", ok("y")}, {"c", ok("z")}}), 1).kind ==
+        Verdict::Kind::disagree);
   // k = 5: three different results of five can no longer make three agree... with two to come
   // they still can (x, x, x): pending; a fourth different one settles it.
-  CHECK(result_verdict(with_results(5, {{"a", ok("x")}, {"b", ok("y")}, {"c", ok("z")}}), 1)
-            .kind == Verdict::Kind::pending);
-  CHECK(result_verdict(with_results(
-                           5, {{"a", ok("x")}, {"b", ok("y")}, {"c", ok("z")}, {"d", ok("w")}}),
-                       1)
+  CHECK(result_verdict(with_results(5, {{"a", ok("x")}, {"b", ok("y")}, {"c", ok("z")}}), 1).kind ==
+        Verdict::Kind::pending);
+  CHECK(result_verdict(
+            with_results(5, {{"a", ok("x")}, {"b", ok("y")}, {"c", ok("z")}, {"d", ok("w")}}), 1)
             .kind == Verdict::Kind::disagree);
 }
 
@@ -116,9 +115,8 @@ TEST_CASE("verdict: only the attempt's succeeded and failed results count, by ou
         Verdict::Kind::decided);
   // An even split of more results than k (a stand-in ran too) decides nothing.
   const auto ok = [](const std::string& h) { return result_of(1, JobState::succeeded, h); };
-  CHECK(result_verdict(with_results(
-                           3, {{"a", ok("x")}, {"b", ok("x")}, {"c", ok("y")}, {"d", ok("y")}}),
-                       1)
+  CHECK(result_verdict(
+            with_results(3, {{"a", ok("x")}, {"b", ok("x")}, {"c", ok("y")}, {"d", ok("y")}}), 1)
             .kind == Verdict::Kind::disagree);
 }
 
