@@ -517,7 +517,7 @@ bool Replica::co_run_due(const JobRecord& r) const {
 }
 
 // Stops a co-run whose attempt `r` no longer holds running (or whose job was cancelled); queues
-// the co-run `r` asks of this node, if any.
+// the co-run `r` asks of this node, if any and if due by this node's wall clock.
 void Replica::react_co_run(Now now, const JobRecord& r) {
   if (auto it = co_runs_.find(r.id); it != co_runs_.end() && !it->second.stopped) {
     CoRun& c = it->second;
@@ -529,7 +529,9 @@ void Replica::react_co_run(Now now, const JobRecord& r) {
           Stop{holds ? Stop::Why::cancelled : Stop::Why::superseded, r.id, c.attempt});
     }
   }
-  if (!co_run_due(r)) return;
+  // A delayed job's claimant started it by its wall clock; this node waits for its own to agree
+  // (the sweep asks again).
+  if (!co_run_due(r) || r.run_after_ms() > now.wall_ms) return;
   co_queued_.insert(r.id);
   if (!run_queue_.contains(r.id)) run_queue_.push(r.id, r.priority, now.mono_ms, false);
 }
@@ -537,7 +539,7 @@ void Replica::react_co_run(Now now, const JobRecord& r) {
 // Starts the co-run queued for `id` if it is still due (pump, with a free worker).
 bool Replica::start_co_run(Now now, const std::string& id) {
   auto rec = current_shared(id);
-  if (!rec || !ready(now) || !co_run_due(*rec)) return false;
+  if (!rec || !ready(now) || !co_run_due(*rec) || rec->run_after_ms() > now.wall_ms) return false;
   const uint32_t attempt = rec->status.attempt;
   co_runs_[id] = CoRun{attempt, false, now.mono_ms + rec->timeout_ms};
   handlers_running_++;
