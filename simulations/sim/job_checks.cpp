@@ -173,6 +173,12 @@ JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workl
     if (const uint32_t e = eraser(c, replicas, id, writers); e != UINT32_MAX) {
       expired.insert(id);
       h = holding(c, replicas, id, writers, /*leave_out_kept=*/true);
+      if (h.merged && !replicas.liars().empty()) {  // not checked with liars: see job_checks.h
+        for (uint32_t i = 0; i < c.size(); ++i)
+          f.stale_honest_copies += c.up(i) && !replicas.liars().contains(i) &&
+                                   replicas.replica(i) && replicas.replica(i)->holds(id);
+        continue;
+      }
       if (h.merged && f.diverged++ == 0)
         f.first_diverged = "job " + id.substr(0, 12) + ": n" + std::to_string(e) + " erased it, n" +
                            std::to_string(h.first_holder) + " still holds it";

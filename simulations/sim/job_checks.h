@@ -9,7 +9,8 @@
 //                        as the up nodes now agree) holds exactly that merge (same_state). Not
 //                        checked with --liars: who is distrusted is each node's own view, and those
 //                        views need not agree, nor then the replica lists (docs/guarantees.md); the
-//                        honest copies that differ from the merge are reported instead
+//                        honest copies that differ from the merge, or that remain of a job another
+//                        node erased, are reported instead
 //   7 no-superseded-start  counted by ReplicaSim at every Start
 //  12 retry-kept         every acknowledged job whose retry was answered ok (Workload, --retries)
 //                        is terminal in a retry round >= 1 in the merge: the retry was not undone
@@ -47,7 +48,7 @@ struct JobFigures {
   size_t redundant = 0, redundant_succeeded = 0;  // acknowledged with k > 1; of them, succeeded
   size_t redundant_unshown = 0;  // succeeded, k >= 3, but no majority left in the record
   size_t dishonest = 0;          // invariant 13: succeeded with a result not the honest one
-  size_t stale_honest_copies = 0;  // with --liars: honest copies that are not the merge
+  size_t stale_honest_copies = 0;  // with --liars: honest copies not the merge (or erased there)
   std::string first_lost, first_unfinished, first_diverged, first_retry_undone, first_dishonest;
   // From the executors' ledger:
   size_t jobs_started = 0, starts = 0;
