@@ -309,8 +309,8 @@ void Replica::react(Now now, const JobRecord& r) {
     }
   }
   if (r.redundancy > 1) react_co_run(now, r);
-  // Ending the attempt commits (and so reacts to) the next record; what follows then sees `r`,
-  // which this node claimed and holds running: nothing to queue.
+  // When the verdict ends the attempt, the next record is committed (and reacted to) in there;
+  // what follows sees `r`, running by this node, and does nothing.
   if (awaiting) settle_verdict(now, r.id);
   schedule_expiry(r);
   if (r.status.state != JobState::queued && r.status.state != JobState::retry_wait) {

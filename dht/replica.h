@@ -38,10 +38,10 @@
 // Thread-safety: none; one thread owns a Replica. Invariants (checked, counted on violation):
 //   1. A client is told `ok` for a write only after W replicas (this node's disk counting as one)
 //      said the record is durable.
-//   2. A handler is started only for a job this node owns, whose claim it has just persisted, and
-//      at most config.workers at once; an outcome is recorded only for the attempt whose claim a
-//      majority of the replicas confirmed and that still holds the status (running, attempt,
-//      self).
+//   2. A handler is started only for a job this node owns, whose claim it has just persisted (or
+//      for a co-run of a redundant job: invariant 6), and at most config.workers at once; an
+//      outcome is recorded only for the attempt whose claim a majority of the replicas confirmed
+//      and that still holds the status (running, attempt, self).
 //   3. A record is only ever replaced by its merge with something (never overwritten), so every
 //      copy converges whatever the order of delivery.
 //   4. A handler whose claim this node learns is superseded (another attempt, a terminal state,
