@@ -326,6 +326,24 @@ TEST_CASE("runners that never answer: past the timeout the attempt fails, result
   CHECK(s.core(1).stats().takeovers == 0);
 }
 
+TEST_CASE("a co-run of a delayed job waits until it is due by the co-runner's own clock") {
+  Stage s(3, quick());
+  s.skew(2, -3'000);  // n3's wall clock runs 3 s behind
+  JobRecord r;
+  for (int n = 0;; ++n) {
+    r = stage::redundant_job(n, s.now().wall_ms, 3, 1'000);
+    if (s.core(0).placement().replicas(r.id) == std::vector<std::string>{"n1", "n2", "n3"}) break;
+  }
+  const std::string id = submit(s, r);
+  s.run(1'500);
+  REQUIRE(s.node(0).running.contains(id));
+  CHECK(s.node(1).running.contains(id));
+  CHECK_FALSE(s.node(2).running.contains(id));  // 1.4 s before its run_after on n3's clock
+  s.run(3'000);
+  REQUIRE(s.node(2).running.contains(id));
+  CHECK(s.now(2).wall_ms >= r.run_after_ms());
+}
+
 TEST_CASE("a liar scored below the threshold is distrusted: it neither owns nor runs jobs") {
   Stage s(4, quick());
   // n3 lies to n1 and n2 twice. Once they distrust it, the two jobs' records move to its stand-in

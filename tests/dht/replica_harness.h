@@ -48,8 +48,8 @@ inline JobRecord job(int n, uint64_t now_ms, const std::string& entry = "n1",
 }
 
 // A job of redundancy `k` (the "redundancy" field in its signed text), else as job().
-inline JobRecord redundant_job(int n, uint64_t now_ms, uint32_t k) {
-  JobRecord r = job(n, now_ms);
+inline JobRecord redundant_job(int n, uint64_t now_ms, uint32_t k, uint64_t delay_ms = 0) {
+  JobRecord r = job(n, now_ms, "n1", 60'000, kPriorityDefault, delay_ms);
   nlohmann::json text = nlohmann::json::parse(r.envelope.job);
   text["redundancy"] = k;
   JobSpec spec;
@@ -59,6 +59,7 @@ inline JobRecord redundant_job(int n, uint64_t now_ms, uint32_t k) {
   spec.created_at_ms = now_ms;
   spec.timeout_ms = r.timeout_ms;
   spec.redundancy = k;
+  spec.delay_ms = delay_ms;
   Envelope env{text.dump(), r.envelope.public_key, r.envelope.signature};
   return make_record(env, spec, "n1", now_ms);
 }
