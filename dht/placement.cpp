@@ -70,10 +70,18 @@ bool Placement::reap(const std::string& name) {
   return true;
 }
 
+bool Placement::set_distrusted(const std::string& name, bool distrusted) {
+  if (name == self_) return false;
+  const bool changed = distrusted ? distrusted_.insert(name).second : distrusted_.erase(name) > 0;
+  if (changed) ++version_;
+  return changed;
+}
+
 bool Placement::usable(std::string_view name) const {
   auto it = members_.find(name);
   return it != members_.end() &&
-         (it->second == MemberState::alive || it->second == MemberState::suspect);
+         (it->second == MemberState::alive || it->second == MemberState::suspect) &&
+         !distrusted_.contains(name);
 }
 
 std::vector<std::string> Placement::replicas(std::string_view id) const {

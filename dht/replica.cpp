@@ -25,6 +25,7 @@ Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& rea
       config_(std::move(config)),
       reader_(reader),
       placement_(self_, {}, config_.placement, 1),
+      reputation_(config_.score_threshold_percent),
       rng_state_(config_.seed ^ 0x9e3779b97f4a7c15ull),
       ae_interval_ms_(config_.anti_entropy_interval_ms) {}
 

@@ -67,6 +67,8 @@
 #include "dht/job_record.h"
 #include "dht/messages.h"
 #include "dht/placement.h"
+#include "dht/receipt.h"
+#include "dht/reputation.h"
 #include "dht/result.h"
 #include "dht/run_queue.h"
 
@@ -86,6 +88,8 @@ static_assert(kAntiEntropyEntriesMax <= kMessageItemsMax);
 static_assert(2 * kReplicateBytesMax < kMessageBytesMax, "an ack carrying copies back still fits");
 static_assert(kFetchIdsMax * 2 * kJobTextBytesMax < kMessageBytesMax, "a full fetch reply fits");
 static_assert(kBatchJobsMax <= kMessageItemsMax);
+static_assert(kResultsMax * kResultBytesMax + 2 * kJobTextBytesMax < kReplicateBytesMax,
+              "a record with kResultsMax results of the largest size fits one replicate message");
 
 struct Now {
   uint64_t mono_ms = 0;  // timers
@@ -122,6 +126,12 @@ struct ReplicaConfig {
   // erased here, leaving a tombstone that refuses its copies for tombstone_ms. 0: keep for ever.
   uint64_t retain_ms = 7 * 24 * 3'600'000ull;
   uint64_t tombstone_ms = 10 * 24 * 3'600'000ull;
+  // Receipts and reputation (docs/protocol.md, trust model). Every result in a record a peer sends
+  // that this node does not already hold identically must pass receipt_check, or the whole record
+  // is refused (check_receipts in replica_write.cpp); empty: every receipt is accepted. A host
+  // whose score (dht/reputation.h) falls below score_threshold_percent is distrusted.
+  ReceiptChecker receipt_check;
+  uint32_t score_threshold_percent = Reputation::kThresholdPercentDefault;
 };
 
 // Retention's rule (replica_retention.cpp): a finished job whose status was written more than
@@ -228,6 +238,13 @@ struct ReplicaStats {
   uint64_t expired = 0;                // finished jobs erased here by retention
   uint64_t tombstone_refusals = 0;     // copies of erased jobs refused
   uint64_t stand_ins_dropped = 0;      // copies dropped once their home replicas held them
+  // Peer records refused for a receipt (config.receipt_check), and why: a forged receipt (its
+  // sender scored `forged`), a node the mesh knows no key for, a result over kResultBytesMax.
+  uint64_t receipts_refused = 0;
+  uint64_t receipts_forged = 0, receipts_unknown_node = 0, receipts_too_large = 0;
+  // Receipts of nodes the mesh knows no key for, accepted in a finished record relayed by another
+  // member (the producer may have left the mesh since).
+  uint64_t receipts_unchecked = 0;
 };
 
 class Replica {
@@ -279,6 +296,8 @@ class Replica {
   [[nodiscard]] const Placement& placement() const { return placement_; }
   [[nodiscard]] const ReplicaConfig& config() const { return config_; }
   [[nodiscard]] const ReplicaStats& stats() const { return stats_; }
+  // What this node has seen of every host's work (dht/reputation.h).
+  [[nodiscard]] const Reputation& reputation() const { return reputation_; }
   [[nodiscard]] const RecordIndex& index() const { return index_; }
   [[nodiscard]] bool ready(Now now) const;
   [[nodiscard]] bool holds(const std::string& id) const { return index_.contains(id); }
@@ -444,6 +463,14 @@ class Replica {
   void anti_entropy_round(Now now);
   void on_digest(Now now, const std::string& from, Digest& m);
   void on_digest_reply(Now now, const std::string& from, DigestReply& m);
+  // replica_write.cpp: receipts. Whether `incoming`, sent by `from`, may be merged: each of its
+  // results this node does not hold identically passes config.receipt_check (counted, the sender
+  // scored when forged); an unknown node's receipt passes only in a finished record relayed by
+  // another member.
+  [[nodiscard]] bool receipts_pass(Now now, const std::string& from, const JobRecord& incoming);
+  // `host`'s trust changed in reputation_: placement follows (a distrusted member holds and runs
+  // nothing here), and the sweep acts on it at once.
+  void note_trust(Now now, const std::string& host);
   // replica_retention.cpp: expiry, tombstones, stand-in copies
   void schedule_expiry(const JobRecord& r);
   void retain(Now now);
@@ -463,6 +490,7 @@ class Replica {
   Placement placement_;
   RecordIndex index_;
   ReplicaStats stats_;
+  Reputation reputation_;
   Output out_;
   uint64_t rng_state_;
 
