@@ -56,12 +56,14 @@ std::optional<std::string> known(const std::string& node) {
   return to_base64(keys_of(node).pk);
 }
 
-size_t checks = 0;  // calls of the injected check
+size_t checks = 0;     // calls of the injected check
+bool checking = true;  // false: every node accepts anything (to plant a forged copy on one)
 
 ReplicaConfig checked() {
   ReplicaConfig c = stage::quiet();
   c.receipt_check = [](const std::string& id, const NodeResult& r) {
     ++checks;
+    if (!checking) return ReceiptCheck::valid;
     return check_result(id, r, known(r.receipt.node)).check;
   };
   return c;
@@ -159,6 +161,31 @@ TEST_CASE("a forged receipt in a replicate is refused whole, counted, and its se
   misfiled.results["n1"] = signed_result(base.id, "n2", 1, "{\"ok\":true}");
   CHECK_FALSE(replicate(s, "n2", misfiled).ok);
   CHECK(s.core(0).stats().receipts_forged == 2);
+}
+
+TEST_CASE("a fetched copy with a forged receipt is dropped and its sender scored") {
+  Stage s(3, checked());
+  const JobRecord base = held_job(s);
+  JobRecord forged = base;
+  forged.results["n2"] = signed_result(base.id, "n2", 1, "{\"ok\":true}");
+  forged.results["n2"].result = "{\"ok\":false}";
+  checking = false;  // n2 takes it unchecked, as a node without the check would
+  Replicate m;
+  m.corr = 1;
+  m.records.push_back(SharedRecord::of(forged));
+  s.core(1).receive(s.now(), "n3", std::move(m));
+  checking = true;
+  s.settle();
+  REQUIRE(s.copy(1, base.id)->results.contains("n2"));
+
+  const uint64_t request = s.read(0, base.id);  // asks n2 and n3 for their copies
+  s.settle();
+  const Reply& answer = stage::reply(s, 0, request);
+  REQUIRE(answer.items.at(0).record);
+  CHECK_FALSE(answer.items.at(0).record->results.contains("n2"));  // n2's copy was dropped
+  CHECK_FALSE(s.copy(0, base.id)->results.contains("n2"));
+  CHECK(s.core(0).stats().receipts_forged == 1);
+  CHECK(s.core(0).reputation().counts("n2").forged == 1);
 }
 
 TEST_CASE("a result this node already holds identically is not checked again") {
