@@ -128,7 +128,7 @@ struct ReplicaConfig {
   uint64_t tombstone_ms = 10 * 24 * 3'600'000ull;
   // Receipts and reputation (docs/protocol.md, trust model). Every result in a record a peer sends
   // that this node does not already hold identically must pass receipt_check, or the whole record
-  // is refused (check_receipts in replica_write.cpp); empty: every receipt is accepted. A host
+  // is refused (receipts_pass in replica_write.cpp); empty: every receipt is accepted. A host
   // whose score (dht/reputation.h) falls below score_threshold_percent is distrusted.
   ReceiptChecker receipt_check;
   uint32_t score_threshold_percent = Reputation::kThresholdPercentDefault;
