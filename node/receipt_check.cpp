@@ -51,9 +51,9 @@ ReceiptVerdict check_one(const json& rc, std::string where, const std::string& j
   v.node = r->node;
   v.attempt = r->attempt;
   const auto known = keys.find(r->node);
-  ReceiptFinding f = check_receipt(
-      *r, job_id, attempt, text,
-      known == keys.end() ? std::nullopt : std::optional<std::string>(known->second));
+  ReceiptFinding f =
+      check_receipt(*r, job_id, attempt, text,
+                    known == keys.end() ? std::nullopt : std::optional<std::string>(known->second));
   v.kind = verdict_kind(f.check);
   v.why = std::move(f.why);
   return v;

@@ -179,8 +179,8 @@ TEST_CASE("a member's record with a forged receipt is refused and counted; the n
 
   // n2 sends the job back with a result of its own whose receipt vouches for another result.
   JobRecord forged = done;
-  forged.results["n2"] = JobRunner::sign_result(
-      n2, "n2", done.id, 1, HandlerOutcome::success({{"echo", {{"n", 1}}}}), 1);
+  forged.results["n2"] = JobRunner::sign_result(n2, "n2", done.id, 1,
+                                                HandlerOutcome::success({{"echo", {{"n", 1}}}}), 1);
   forged.results["n2"].result = R"({"echo":{"n":2}})";
   Replicate m;
   m.corr = 9;
