@@ -66,4 +66,28 @@ json job_view(const JobRecord& r, uint64_t now_ms) {
   return j;
 }
 
+json receipts_view(const JobRecord& r, const NodeKeys& keys) {
+  json receipts = json::array();
+  for (const auto& [node, res] : r.results) {
+    const ReceiptVerdict v = check_node_result(r.id, node, res, keys);
+    const char* status = v.kind == ReceiptVerdict::Kind::valid     ? "valid"
+                         : v.kind == ReceiptVerdict::Kind::invalid ? "invalid"
+                                                                   : "unchecked";
+    receipts.push_back({{"node", node},
+                        {"attempt", res.attempt},
+                        {"outcome", state_name(res.outcome)},
+                        {"result_hash", res.receipt.result_hash},
+                        {"public_key", res.receipt.public_key},
+                        {"signature", res.receipt.signature},
+                        {"status", status},
+                        {"why", v.why.empty() ? json(nullptr) : json(v.why)}});
+  }
+  // The signed spec's redundancy (1 unless the job asked for more).
+  const json spec = json::parse(r.envelope.job, nullptr, false);
+  const json k = spec.is_object() ? spec.value("redundancy", json(1)) : json(1);
+  return {{"id", r.id},
+          {"redundancy", k.is_number_unsigned() ? k : json(1)},
+          {"receipts", std::move(receipts)}};
+}
+
 }  // namespace meshwork::api

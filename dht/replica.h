@@ -82,6 +82,7 @@
 #include "dht/job_record.h"
 #include "dht/messages.h"
 #include "dht/placement.h"
+#include "dht/receipt.h"
 #include "dht/reputation.h"
 #include "dht/result.h"
 #include "dht/run_queue.h"
@@ -102,6 +103,8 @@ static_assert(kAntiEntropyEntriesMax <= kMessageItemsMax);
 static_assert(2 * kReplicateBytesMax < kMessageBytesMax, "an ack carrying copies back still fits");
 static_assert(kFetchIdsMax * 2 * kJobTextBytesMax < kMessageBytesMax, "a full fetch reply fits");
 static_assert(kBatchJobsMax <= kMessageItemsMax);
+static_assert(kResultsMax * kResultBytesMax + 2 * kJobTextBytesMax < kReplicateBytesMax,
+              "a record with kResultsMax results of the largest size fits one replicate message");
 
 struct Now {
   uint64_t mono_ms = 0;  // timers
@@ -138,8 +141,12 @@ struct ReplicaConfig {
   // erased here, leaving a tombstone that refuses its copies for tombstone_ms. 0: keep for ever.
   uint64_t retain_ms = 7 * 24 * 3'600'000ull;
   uint64_t tombstone_ms = 10 * 24 * 3'600'000ull;
-  // Redundant execution (invariants 6 and 7): a host whose score (reputation.h) falls below this
-  // many hundredths is distrusted by this node.
+  // Receipts and reputation (docs/protocol.md, trust model). Every result in a record a peer sends
+  // that this node does not already hold identically must pass receipt_check, or the whole record
+  // is refused (receipts_pass in replica_write.cpp); empty: every receipt is accepted. A host
+  // whose score (dht/reputation.h) falls below score_threshold_percent is distrusted (invariants
+  // 6 and 7).
+  ReceiptChecker receipt_check;
   uint32_t score_threshold_percent = Reputation::kThresholdPercentDefault;
 };
 
@@ -254,6 +261,13 @@ struct ReplicaStats {
   // Redundant execution: co-runs started here; attempts this node ended on a decided verdict, or
   // on runners that disagree (or did not all answer by the deadline).
   uint64_t co_runs_started = 0, verdicts_decided = 0, verdicts_disagreed = 0;
+  // Peer records refused for a receipt (config.receipt_check), and why: a forged receipt (its
+  // sender scored `forged`), a node the mesh knows no key for, a result over kResultBytesMax.
+  uint64_t receipts_refused = 0;
+  uint64_t receipts_forged = 0, receipts_unknown_node = 0, receipts_too_large = 0;
+  // Receipts of nodes the mesh knows no key for, accepted in a finished record relayed by another
+  // member (the producer may have left the mesh since).
+  uint64_t receipts_unchecked = 0;
 };
 
 class Replica {
@@ -305,7 +319,7 @@ class Replica {
   [[nodiscard]] const Placement& placement() const { return placement_; }
   [[nodiscard]] const ReplicaConfig& config() const { return config_; }
   [[nodiscard]] const ReplicaStats& stats() const { return stats_; }
-  // What this node has seen of every host's work (invariant 7).
+  // What this node has seen of every host's work (invariant 7, dht/reputation.h).
   [[nodiscard]] const Reputation& reputation() const { return reputation_; }
   [[nodiscard]] const RecordIndex& index() const { return index_; }
   [[nodiscard]] bool ready(Now now) const;
@@ -499,6 +513,11 @@ class Replica {
   void anti_entropy_round(Now now);
   void on_digest(Now now, const std::string& from, Digest& m);
   void on_digest_reply(Now now, const std::string& from, DigestReply& m);
+  // replica_write.cpp: receipts. Whether `incoming`, sent by `from`, may be merged: each of its
+  // results this node does not hold identically passes config.receipt_check (counted, the sender
+  // scored when forged); an unknown node's receipt passes only in a finished record relayed by
+  // another member.
+  [[nodiscard]] bool receipts_pass(Now now, const std::string& from, const JobRecord& incoming);
   // replica_retention.cpp: expiry, tombstones, stand-in copies
   void schedule_expiry(const JobRecord& r);
   void retain(Now now);

@@ -152,6 +152,7 @@ void ReplicaSim::boot(uint32_t i) {
   cfg.reap_after_ms = o_.reap_after_ms;
   if (o_.retain_ms > 0) cfg.retain_ms = o_.retain_ms;
   cfg.seed = rng_.next();
+  cfg.receipt_check = sim_receipt_check;
   cfg.joining = c_.up_count() > 1;  // the first node of the mesh starts alone
   n.replica = std::make_unique<Replica>(node_name(i), cfg, n.disk);
   for (const auto& [id, rec] : n.disk.records()) n.replica->load(*rec, *rec.bytes);

@@ -29,6 +29,7 @@
 #include <vector>
 
 #include "dht/job_record.h"
+#include "dht/receipt.h"
 #include "simulations/sim/cluster.h"
 #include "simulations/sim/replica_sim.h"
 
@@ -38,6 +39,10 @@ inline constexpr uint32_t jobs_max = 100'000;
 
 // The envelope check of the simulated executor.
 bool sim_signature_ok(const JobRecord& r);
+// The replica core's receipt check (ReplicaConfig::receipt_check): a "sim" receipt (key and
+// signature "sim", as the simulated executor signs) passes the rule of dht/receipt.h but for the
+// signature; any other is forged.
+ReceiptCheck sim_receipt_check(const std::string& job_id, const NodeResult& r);
 
 struct WorkloadOptions {
   uint32_t jobs = 300;
