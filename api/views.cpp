@@ -1,6 +1,7 @@
 // What clients see of a job; see views.h.
 #include "api/views.h"
 
+#include "dht/verdict.h"
 #include "node/crypto.h"
 
 namespace meshwork::api {
@@ -82,12 +83,16 @@ json receipts_view(const JobRecord& r, const NodeKeys& keys) {
                         {"status", status},
                         {"why", v.why.empty() ? json(nullptr) : json(v.why)}});
   }
-  // The signed spec's redundancy (1 unless the job asked for more).
-  const json spec = json::parse(r.envelope.job, nullptr, false);
-  const json k = spec.is_object() ? spec.value("redundancy", json(1)) : json(1);
-  return {{"id", r.id},
-          {"redundancy", k.is_number_unsigned() ? k : json(1)},
-          {"receipts", std::move(receipts)}};
+  json j = {{"id", r.id}, {"redundancy", r.redundancy}, {"receipts", std::move(receipts)}};
+  if (r.redundancy > 1) {  // the result quorum of the current attempt (dht/verdict.h)
+    const Verdict v = result_verdict(r, r.status.attempt);
+    const bool decided = v.kind == Verdict::Kind::decided;
+    j["verdict"] = {{"decided", decided},
+                    {"result_hash", decided ? json(v.result_hash) : json(nullptr)},
+                    {"agreeing", v.agreeing},
+                    {"dissenting", v.dissenting}};
+  }
+  return j;
 }
 
 }  // namespace meshwork::api

@@ -53,6 +53,19 @@ class Receipts(Mesh):
             "/v1/jobs/%s/receipts" % UNKNOWN_ID), 404)
         self.assertProblem(self.c.get("/v1/jobs/not-an-id/receipts"), 404)
 
+    def test_a_redundant_job_shows_its_verdict(self):
+        job = self.run_job(self.c, {"type": "pow", "redundancy": 3,
+                                    "payload": {"data": "hi", "difficulty_bits": 8}})
+        view = self.receipts(self.nodes[1], job["id"])
+        self.assertEqual(view["redundancy"], 3)
+        self.assertEqual(len(view["receipts"]), 3)
+        self.assertEqual({rc["status"] for rc in view["receipts"]}, {"valid"})
+        verdict = view["verdict"]
+        self.assertTrue(verdict["decided"])
+        self.assertEqual(sorted(verdict["agreeing"]), sorted(n.name for n in self.nodes))
+        self.assertEqual(verdict["dissenting"], [])
+        self.assertEqual(verdict["result_hash"], job["receipt"]["result_hash"])
+
     def test_an_honest_mesh_refuses_no_receipt_and_trusts_everyone(self):
         for k in range(6):  # results replicated to every node, each checked there
             self.run_job(self.client(self.nodes[k % 3]), {"type": "echo", "payload": {"k": k}})

@@ -82,6 +82,8 @@ TEST_CASE("the receipts view: each receipt's status and why, the job's redundanc
   JobRecord r;
   r.id = kReceiptJob;
   r.envelope.job = R"({"type":"echo","payload":{},"redundancy":3})";
+  r.redundancy = 3;
+  r.status.attempt = 1;
   r.results["n1"] = ran(m.n1, "n1", {{"v", 1}});
   r.results["n2"] = ran(m.n2, "n2", {{"v", 1}});
   r.results["n2"].result = R"({"v":2})";          // tampered
@@ -89,6 +91,8 @@ TEST_CASE("the receipts view: each receipt's status and why, the job's redundanc
   const nlohmann::json v = api::receipts_view(r, m.keys());
   CHECK(v["id"] == kReceiptJob);
   CHECK(v["redundancy"] == 3);
+  CHECK(v["verdict"]["decided"] == true);  // by their receipts' hashes: all three say {"v":1}
+  CHECK(v["verdict"]["agreeing"].size() == 3);
   REQUIRE(v["receipts"].size() == 3);
   CHECK(v["receipts"][0]["node"] == "n1");
   CHECK(v["receipts"][0]["status"] == "valid");
@@ -103,8 +107,9 @@ TEST_CASE("the receipts view: each receipt's status and why, the job's redundanc
   r.results["n2"] = ran(m.n2, "n2", {{"v", 1}});
   CHECK(api::receipts_view(r, without_n2)["receipts"][1]["status"] == "unchecked");
 
-  r.envelope.job = R"({"type":"echo","payload":{}})";
+  r.redundancy = 1;
   CHECK(api::receipts_view(r, m.keys())["redundancy"] == 1);
+  CHECK_FALSE(api::receipts_view(r, m.keys()).contains("verdict"));
 }
 
 TEST_CASE("check_receipts on a job document keeps its verdicts") {
