@@ -58,11 +58,13 @@ class Receipts(Mesh):
                                     "payload": {"data": "hi", "difficulty_bits": 8}})
         view = self.receipts(self.nodes[1], job["id"])
         self.assertEqual(view["redundancy"], 3)
-        self.assertEqual(len(view["receipts"]), 3)
+        # The majority (2 of 3) decides; the third runner's result may come after, or not at all.
+        self.assertIn(len(view["receipts"]), (2, 3))
         self.assertEqual({rc["status"] for rc in view["receipts"]}, {"valid"})
         verdict = view["verdict"]
         self.assertTrue(verdict["decided"])
-        self.assertEqual(sorted(verdict["agreeing"]), sorted(n.name for n in self.nodes))
+        self.assertGreaterEqual(len(verdict["agreeing"]), 2)
+        self.assertLessEqual(set(verdict["agreeing"]), {n.name for n in self.nodes})
         self.assertEqual(verdict["dissenting"], [])
         self.assertEqual(verdict["result_hash"], job["receipt"]["result_hash"])
 
