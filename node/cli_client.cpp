@@ -96,6 +96,7 @@ int build_body(const ClientArgs& a, json& body) {
   if (a.timeout_ms) spec["timeout_ms"] = a.timeout_ms;
   if (a.priority) spec["priority"] = *a.priority;
   if (a.delay_ms) spec["delay_ms"] = a.delay_ms;
+  if (a.redundancy) spec["redundancy"] = a.redundancy;
   if (a.key_file.empty()) {
     body = std::move(spec);
     return kExitOk;
@@ -195,6 +196,8 @@ void add_job_options(CLI::App* cmd, ClientArgs& a) {
   cmd->add_option("--timeout-ms", a.timeout_ms, "per-attempt timeout");
   cmd->add_option("--priority", a.priority, "0-9, higher runs first (the node's default: 5)");
   cmd->add_option("--delay-ms", a.delay_ms, "run no earlier than this long after it is accepted");
+  cmd->add_option("--redundancy", a.redundancy,
+                  "run each attempt on this many replicas; a majority of results must agree");
 }
 
 // A subcommand that talks to a node: --node URL (--to is the older name) and --ca-file.

@@ -33,6 +33,7 @@ struct ClientArgs {
   uint64_t timeout_ms = 0;
   std::optional<uint32_t> priority;  // --priority (unset: the node's default, 5)
   uint64_t delay_ms = 0;
+  uint32_t redundancy = 0;  // 0: not sent (the node's default, 1)
   bool wait = false;
   uint64_t wait_s = 600;
   bool json = false;   // --json: print the node's answer unformatted

@@ -137,6 +137,20 @@ class Client(NodeTestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("priority", r.stdout + r.stderr)
 
+    def test_submit_with_redundancy(self):
+        # A one-node mesh has R = 1 in effect but the node's --replicas (3) bounds k: k = 2 is
+        # admitted and shown; k = 8 is refused (422 → exit 3) with the field named.
+        spec = json.loads(json.loads(self.run_cli(
+            "sign", "--key", self.key_file, "--type", "echo", "--redundancy", 2,
+            check=0).stdout)["job"])
+        self.assertEqual(spec["redundancy"], 2)
+        r = self.run_cli("submit", "--to", self.node.url, "--type", "echo", "--redundancy", 2,
+                         check=0)
+        self.assertEqual(json.loads(r.stdout)["redundancy"], 2)
+        r = self.run_cli("submit", "--to", self.node.url, "--type", "echo", "--redundancy", 8)
+        self.assertEqual(r.returncode, 3)
+        self.assertIn("redundancy", r.stdout + r.stderr)
+
     def test_submit_envelope_file_twice(self):
         env_file = os.path.join(self.tmp, "job.json")
         with open(env_file, "w") as f:
