@@ -43,6 +43,7 @@ json job_summary(const JobRecord& r, uint64_t now_ms) {
   if (r.status.state == JobState::retry_wait) j["retry_at"] = r.status.retry_at_ms;
   if (r.cancel_requested()) j["cancel_requested"] = true;
   if (r.status.round > 0) j["retries"] = r.status.round;
+  if (r.redundancy > 1) j["redundancy"] = r.redundancy;
   return j;
 }
 
