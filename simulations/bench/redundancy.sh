@@ -5,7 +5,7 @@
 # protocol: co-runs, results replicated, the verdict) and for `pow` jobs (the cost is the work,
 # done three times). Prints a table; exits non-zero only when the harness fails.
 #
-#   usage: simulations/bench/redundancy.sh [echo_jobs=4000] [pow_jobs=300] [pow_bits=14]
+#   usage: simulations/bench/redundancy.sh [echo_jobs=10000] [pow_jobs=1000] [pow_bits=14]
 #
 #   completed/s  : jobs stored / time from the first request until the sum of stats.succeeded
 #                  over the 3 nodes reaches them and no node has a job left in its backlog or
@@ -25,8 +25,8 @@ root=$(cd "$here/../.." && pwd)
 # shellcheck source=simulations/bench/lib.sh
 . "$here/lib.sh"
 
-echo_jobs=${1:-4000}
-pow_jobs=${2:-300}
+echo_jobs=${1:-10000}
+pow_jobs=${2:-1000}
 pow_bits=${3:-14}
 usage() { sed -n 's/^#  *usage: /usage: /p' "$0" >&2; exit 2; }
 case "${1:-}" in -h|--help) usage ;; esac
