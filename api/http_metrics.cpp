@@ -44,12 +44,15 @@ bool lowercase_word(std::string_view s) {
 std::string_view route_label(std::string_view path) {
   for (std::string_view r : kFixedRoutes)
     if (path == r) return r;
-  constexpr std::string_view jobs = "/v1/jobs/", cancel = "/cancel", internal = "/internal/v1/";
+  constexpr std::string_view jobs = "/v1/jobs/", cancel = "/cancel", receipts = "/receipts",
+                             internal = "/internal/v1/";
   if (path.starts_with(jobs)) {
     std::string_view rest = path.substr(jobs.size());
     if (one_segment(rest)) return "/v1/jobs/{id}";
     if (rest.ends_with(cancel) && one_segment(rest.substr(0, rest.size() - cancel.size())))
       return "/v1/jobs/{id}/cancel";
+    if (rest.ends_with(receipts) && one_segment(rest.substr(0, rest.size() - receipts.size())))
+      return "/v1/jobs/{id}/receipts";
   }
   if (path.starts_with(internal) && lowercase_word(path.substr(internal.size())))
     return "/internal/v1/{endpoint}";

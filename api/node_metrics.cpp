@@ -62,6 +62,31 @@ void write_job_metrics(metrics::Writer& w, const Store::StateCounts& jobs,
           "Finished jobs this node removed after --retain-s (each leaves a tombstone).", s.expired);
   w.single("meshwork_tombstones", "Tombstones of removed jobs this node keeps (--tombstone-s).",
            Type::gauge, core.tombstones);
+  write_receipt_metrics(w, core);
+}
+
+void write_receipt_metrics(metrics::Writer& w, const ReplicaSnapshot& core) {
+  const ReplicaStats& s = core.stats;
+  const std::pair<std::string_view, uint64_t> refused[] = {
+      {"forged", s.receipts_forged},
+      {"too_large", s.receipts_too_large},
+      {"unknown_node", s.receipts_unknown_node}};
+  labelled(w, "meshwork_receipts_refused_total",
+           "Peer records refused for a receipt: forged (bad signature or hash), too_large, "
+           "unknown_node (no key known for its node).",
+           Type::counter, "reason", refused);
+  if (!core.reputation) return;
+  w.family("meshwork_host_score",
+           "Each host's score on this node (dht/reputation.h): the estimated chance its next "
+           "answer is honest; trusted at or above the threshold. The first hosts by name, at most "
+           "the series limit.",
+           Type::gauge);
+  size_t n = 0;
+  for (const auto& [host, counts] : core.reputation->hosts()) {
+    if (n++ == metrics::kSeriesMax) break;
+    const Label l[] = {{"host", host}};
+    w.sample(l, counts.score());
+  }
 }
 
 void write_change_refusals(metrics::Writer& w, uint64_t cancels_refused,

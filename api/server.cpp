@@ -151,6 +151,8 @@ void ApiServer::routes() {
   });
   server_.Get(R"(/v1/jobs/([^/]+))", [this](const auto& req, auto& res) { get_job(req, res); });
   server_.Get("/v1/jobs", [this](const auto& req, auto& res) { list_jobs(req, res); });
+  server_.Get(R"(/v1/jobs/([^/]+)/receipts)",
+              [this](const auto& req, auto& res) { get_receipts(req, res); });
   server_.Post(R"(/v1/jobs/([^/]+)/cancel)",
                [this](const auto& req, auto& res) { cancel_job(req, res); });
   server_.Post(R"(/v1/jobs/([^/]+)/retry)",
@@ -414,6 +416,15 @@ void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {
   json view = job_view(got.value(), wall_ms());
   view.update(services_.cluster.placement_json(id));
   send_json(res, 200, view);
+}
+
+// Each receipt of the job, merged from its replicas, checked against the keys gossip knows.
+void ApiServer::get_receipts(const httplib::Request& req, httplib::Response& res) {
+  const std::string id = req.matches[1];
+  if (!is_job_id(id)) return problem(res, 404, "'" + id.substr(0, 80) + "' is not a job id");
+  auto got = read_job(id, /*local=*/false);
+  if (!got.is_ok()) return problem(res, got.status());
+  send_json(res, 200, receipts_view(got.value(), providers_.node_keys()));
 }
 
 Result<JobRecord> ApiServer::read_job(const std::string& id, bool local) {

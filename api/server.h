@@ -6,6 +6,8 @@
 //   GET  /v1/jobs/{id}          one job, merged from its replicas (?scope=local: this node's copy;
 //                               ?wait_s=N: long-poll, answers once it is terminal or after N s)
 //   GET  /v1/jobs               ?state=&type=&limit=&cursor=&scope=, newest first, cluster-wide
+//   GET  /v1/jobs/{id}/receipts each node's receipt with its status (valid, invalid, unchecked)
+//                               against the node keys gossip knows (node/receipt_check.h)
 //   POST /v1/jobs/{id}/cancel   cancel a queued job now, or a running one cooperatively; a job a
 //                               client signed needs a request signed by its key or an admin key
 //                               (node/client_auth.h), else 403
@@ -53,6 +55,7 @@
 #include "node/cluster_view.h"
 #include "node/event_hub.h"
 #include "node/peer_auth.h"
+#include "node/receipt_check.h"
 #include "node/replica_driver.h"
 #include "node/store.h"
 
@@ -89,6 +92,8 @@ class ApiServer {
     std::function<nlohmann::json()> members;    // GET /v1/cluster/members
     // Is this raw public key a node's (this one's or a member's)? A job it signed is a plain job.
     std::function<bool(std::string_view)> is_node_key;
+    // Member name → base64 public key of every node gossip knows, this one included.
+    std::function<NodeKeys()> node_keys;
   };
 
   // What the routes call; all outlive the server.
@@ -133,6 +138,7 @@ class ApiServer {
   void post_batch(const httplib::Request& req, httplib::Response& res);
   void peer(const httplib::Request& req, httplib::Response& res);
   void get_job(const httplib::Request& req, httplib::Response& res);
+  void get_receipts(const httplib::Request& req, httplib::Response& res);
   [[nodiscard]] Result<JobRecord> read_job(const std::string& id, bool local);
   // Reads until the job is terminal or wait_ms passed (api/live.cpp).
   [[nodiscard]] Result<JobRecord> read_job_waiting(const std::string& id, bool local,

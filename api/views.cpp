@@ -1,6 +1,7 @@
 // What clients see of a job; see views.h.
 #include "api/views.h"
 
+#include "dht/verdict.h"
 #include "node/crypto.h"
 
 namespace meshwork::api {
@@ -63,6 +64,34 @@ json job_view(const JobRecord& r, uint64_t now_ms) {
     history.push_back({{"state", public_state_name(h.state)}, {"node", h.node},
                        {"attempt", h.attempt}, {"at", h.at_ms}, {"reason", h.reason}});
   j["history"] = std::move(history);
+  return j;
+}
+
+json receipts_view(const JobRecord& r, const NodeKeys& keys) {
+  json receipts = json::array();
+  for (const auto& [node, res] : r.results) {
+    const ReceiptVerdict v = check_node_result(r.id, node, res, keys);
+    const char* status = v.kind == ReceiptVerdict::Kind::valid     ? "valid"
+                         : v.kind == ReceiptVerdict::Kind::invalid ? "invalid"
+                                                                   : "unchecked";
+    receipts.push_back({{"node", node},
+                        {"attempt", res.attempt},
+                        {"outcome", state_name(res.outcome)},
+                        {"result_hash", res.receipt.result_hash},
+                        {"public_key", res.receipt.public_key},
+                        {"signature", res.receipt.signature},
+                        {"status", status},
+                        {"why", v.why.empty() ? json(nullptr) : json(v.why)}});
+  }
+  json j = {{"id", r.id}, {"redundancy", r.redundancy}, {"receipts", std::move(receipts)}};
+  if (r.redundancy > 1) {  // the result quorum of the current attempt (dht/verdict.h)
+    const Verdict v = result_verdict(r, r.status.attempt);
+    const bool decided = v.kind == Verdict::Kind::decided;
+    j["verdict"] = {{"decided", decided},
+                    {"result_hash", decided ? json(v.result_hash) : json(nullptr)},
+                    {"agreeing", v.agreeing},
+                    {"dissenting", v.dissenting}};
+  }
   return j;
 }
 

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "dht/job_record.h"
+#include "node/receipt_check.h"
 
 namespace meshwork::api {
 
@@ -12,5 +13,9 @@ namespace meshwork::api {
 [[nodiscard]] nlohmann::json job_view(const JobRecord& r, uint64_t now_ms);
 // The list view: the same without payload, history and per-node results.
 [[nodiscard]] nlohmann::json job_summary(const JobRecord& r, uint64_t now_ms);
+
+// GET /v1/jobs/{id}/receipts: the job's redundancy and each node's receipt with its status
+// (valid, invalid, unchecked) and why, checked against `keys` (node/receipt_check.h).
+[[nodiscard]] nlohmann::json receipts_view(const JobRecord& r, const NodeKeys& keys);
 
 }  // namespace meshwork::api

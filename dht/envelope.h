@@ -6,7 +6,8 @@
 // has the same id and a second submission of it is recognised (idempotent submission).
 //
 // A job spec is {"type", "payload", "nonce", "created_at", "max_attempts"?, "timeout_ms"?,
-// "priority"?, "delay_ms"?}. Every field is signed, so every copy of a job carries the same values.
+// "priority"?, "delay_ms"?, "redundancy"?}. Every field is signed, so every copy of a job carries
+// the same values.
 // Parsing, validating (against the handler registry) and signing are the node's: node/envelope.h.
 // Thread-safety: value types and pure functions.
 #pragma once
@@ -33,6 +34,10 @@ inline constexpr uint32_t kPriorityDefault = 5;
 inline constexpr uint32_t kPriorityMax = 9;
 // A delayed job runs no earlier than delay_ms after its created_at (JobRecord::run_after_ms).
 inline constexpr uint64_t kDelayMsMax = 30ull * 24 * 3600 * 1000;
+// A job of redundancy k runs on k replicas at once; its result is the one a majority of their
+// signed receipts agree on (dht/verdict.h). At most R (the entry node refuses more) and this.
+inline constexpr uint32_t kRedundancyDefault = 1;
+inline constexpr uint32_t kRedundancyMax = 7;
 
 struct Limits {
   size_t payload_bytes_max = 256 * 1024;  // the serialised `payload`
@@ -47,6 +52,7 @@ struct JobSpec {
   uint64_t timeout_ms = kTimeoutMsDefault;
   uint32_t priority = kPriorityDefault;
   uint64_t delay_ms = 0;
+  uint32_t redundancy = kRedundancyDefault;
 };
 
 struct Envelope {

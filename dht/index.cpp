@@ -35,6 +35,7 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   e.status_at_ms = r.status.at_ms;
   e.created_at_ms = r.created_at_ms;
   e.priority = r.priority;
+  e.redundancy = r.redundancy;
   e.cancel_requested = r.cancel_requested();
   if (is_terminal(e.state)) {
     if (auto it = unfinished_.find(r.id); it != unfinished_.end()) unfinished_.erase(it);

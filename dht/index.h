@@ -42,6 +42,7 @@ struct IndexEntry {
   uint64_t status_at_ms = 0;    // wall clock: when the status was written (retention's age)
   uint64_t created_at_ms = 0;   // from the signed spec (the store's listing key)
   uint32_t priority = 0;        // from the signed spec (the run queue's order)
+  uint32_t redundancy = 1;      // from the signed spec (runners per attempt; dht/verdict.h)
   bool cancel_requested = false;
   // The record's replicas as the placement of `placed_version` lists them (0: never placed): the
   // replica core's hand-off compares them with the new list after a membership change, and

@@ -1,6 +1,8 @@
 // The job record and its merge; see job_record.h for the order each part is merged by.
 #include "dht/job_record.h"
 
+#include "dht/verdict.h"
+
 #include <algorithm>
 #include <cassert>
 #include <tuple>
@@ -101,6 +103,11 @@ std::string Receipt::message() const {
 
 const NodeResult* JobRecord::final_result() const {
   if (!is_terminal(status.state)) return nullptr;
+  if (redundancy > 1 && status.state != JobState::cancelled) {
+    const Verdict v = result_verdict(*this, status.attempt);
+    if (v.kind != Verdict::Kind::decided || v.agreeing.empty()) return nullptr;
+    return &results.at(v.agreeing.front());
+  }
   auto it = results.find(status.node);
   return it == results.end() ? nullptr : &it->second;
 }
@@ -122,6 +129,7 @@ JobRecord make_record(Envelope env, const JobSpec& spec, std::string entry_node,
   r.created_at_ms = spec.created_at_ms;
   r.priority = spec.priority;
   r.delay_ms = spec.delay_ms;
+  r.redundancy = spec.redundancy;
   r.status = JobStatus{JobState::queued, 0, entry_node, now_ms, {}, 0};
   r.add_history(JobState::queued, std::move(entry_node), 0, now_ms, kSubmittedReason);
   r.updated_at_ms = now_ms;

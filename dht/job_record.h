@@ -45,6 +45,7 @@ namespace meshwork {
 
 inline constexpr size_t kHistoryMax = 32;
 inline constexpr size_t kResultsMax = 8;
+static_assert(kRedundancyMax <= kResultsMax, "every runner of an attempt keeps its result");
 inline constexpr size_t kReasonBytesMax = 512;
 inline constexpr const char* kSubmittedReason = "submitted";  // make_record's history entry
 inline constexpr const char* kRetriedReason = "retried";      // retried()'s history entry
@@ -128,6 +129,7 @@ struct JobRecord {
   uint64_t created_at_ms = 0;
   uint32_t priority = kPriorityDefault;  // 0–9, higher runs first
   uint64_t delay_ms = 0;
+  uint32_t redundancy = kRedundancyDefault;  // runners of each attempt (dht/verdict.h)
 
   JobStatus status;
   Claim claim;
@@ -140,7 +142,10 @@ struct JobRecord {
   [[nodiscard]] bool cancel_requested() const { return cancel_round > status.round; }
   // Attempts this round may use before the job fails: max_attempts after the round's base.
   [[nodiscard]] uint32_t attempt_limit() const { return status.base + max_attempts; }
-  // The result of the node whose status is the winning terminal state, if any.
+  // The job's result once terminal: for redundancy 1, the result of the node whose status is the
+  // winning terminal state; for redundancy k > 1, the result of a node in the majority of the
+  // decided verdict of the final attempt (dht/verdict.h), never simply the claimant's (it may be
+  // the liar); nullptr when there is none (not terminal, or no majority).
   [[nodiscard]] const NodeResult* final_result() const;
   // Wall ms before which no attempt starts: created_at + delay_ms for a delayed job, else 0. Both
   // are in the signed spec, so every replica (an owner that takes over included) reads the same.

@@ -70,10 +70,23 @@ bool Placement::reap(const std::string& name) {
   return true;
 }
 
+bool Placement::set_distrusted(const std::string& name, bool distrusted) {
+  if (name == self_ || distrusted_.contains(name) == distrusted) return false;
+  const bool was_usable = usable(name);
+  if (distrusted) {
+    distrusted_.insert(name);
+  } else {
+    distrusted_.erase(name);
+  }
+  if (usable(name) != was_usable) ++version_;
+  return true;
+}
+
 bool Placement::usable(std::string_view name) const {
   auto it = members_.find(name);
   return it != members_.end() &&
-         (it->second == MemberState::alive || it->second == MemberState::suspect);
+         (it->second == MemberState::alive || it->second == MemberState::suspect) &&
+         !distrusted_.contains(name);
 }
 
 std::vector<std::string> Placement::replicas(std::string_view id) const {

@@ -15,7 +15,13 @@
 //                 node's view): its tokens are off the ring as if it had left, but it stays known
 //                 as dead, so that gossip repeating `dead` changes nothing; `alive` or `suspect`
 //                 puts its tokens back (a join), `left` forgets it
-//   usable        alive or suspect (SWIM: a suspect keeps its role until confirmed dead)
+//   usable        alive or suspect (SWIM: a suspect keeps its role until confirmed dead), and not
+//                 distrusted
+//   distrusted    a member whose reputation in this node fell below the threshold (reputation.h,
+//                 set by the replica core): treated like a dead one — not usable, so neither an
+//                 owner, a replica nor a runner, its ranges held by stand-ins — but it keeps its
+//                 tokens (a ring member), and its state is still tracked. This node is never
+//                 distrusted in its own placement.
 //   replicas(id)  the first R usable members clockwise of the id: the nodes that store the job.
 //                 With everyone up this is the plain preference list; a dead member's place is
 //                 taken by the next usable one (its stand-in) until it returns.
@@ -74,6 +80,12 @@ class Placement {
   // False, and nothing changes, for a member that is not dead or is already reaped.
   bool reap(const std::string& name);
 
+  // `name` is distrusted (true) or trusted again (false); any name, member or not, so that a host
+  // distrusted before it joins (or after it left and came back) stays so. False when nothing
+  // changed or `name` is this node. version() moves when the member's usable() changed.
+  bool set_distrusted(const std::string& name, bool distrusted);
+  [[nodiscard]] bool distrusted(std::string_view name) const { return distrusted_.contains(name); }
+
   [[nodiscard]] bool usable(std::string_view name) const;
   [[nodiscard]] std::vector<std::string> replicas(std::string_view id) const;
   [[nodiscard]] std::optional<std::string> owner(std::string_view id) const;
@@ -90,6 +102,7 @@ class Placement {
   uint64_t version_;
   std::map<std::string, MemberState, std::less<>> members_;
   std::set<std::string, std::less<>> reaped_;  // ⊂ members_, all dead, none in ring_
+  std::set<std::string, std::less<>> distrusted_;  // never self_; bounded by Reputation's hosts
   dht::Ring ring_;
 };
 

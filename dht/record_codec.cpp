@@ -19,6 +19,7 @@
 // record read from it is written back as version 3. The fields derived from the signed spec (type,
 // max_attempts, ...) are not stored: they are read from the envelope on decode, as for the JSON
 // form.
+#include <algorithm>
 #include <cassert>
 #include <optional>
 #include <string>
@@ -69,6 +70,8 @@ void fill_spec_fields(JobRecord& r) {
   r.created_at_ms = spec.value("created_at", uint64_t{0});
   r.priority = spec.value("priority", kPriorityDefault);
   r.delay_ms = spec.value("delay_ms", uint64_t{0});
+  // Bounded here too: a peer's record is decoded before its envelope is checked.
+  r.redundancy = std::clamp(spec.value("redundancy", kRedundancyDefault), 1u, kRedundancyMax);
 }
 
 JobRecord record_from_json_unchecked(const json& j) {
@@ -387,6 +390,7 @@ struct SpecFields {
   uint64_t timeout_ms = 0, created_at_ms = 0;
   uint32_t priority = kPriorityDefault;
   uint64_t delay_ms = 0;
+  uint32_t redundancy = kRedundancyDefault;
 };
 constexpr size_t kSpecCacheMax = 8'192;
 
@@ -399,12 +403,13 @@ void fill_spec_fields_cached(JobRecord& r) {
     r.created_at_ms = it->second.created_at_ms;
     r.priority = it->second.priority;
     r.delay_ms = it->second.delay_ms;
+    r.redundancy = it->second.redundancy;
     return;
   }
   fill_spec_fields(r);  // throws on a bad spec: nothing is cached then
   if (cache.size() >= kSpecCacheMax) cache.clear();
   cache.emplace(r.id, SpecFields{r.type, r.max_attempts, r.timeout_ms, r.created_at_ms, r.priority,
-                                 r.delay_ms});
+                                 r.delay_ms, r.redundancy});
 }
 
 Result<JobRecord> decode_binary(std::string_view bytes) {

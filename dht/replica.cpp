@@ -25,6 +25,7 @@ Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& rea
       config_(std::move(config)),
       reader_(reader),
       placement_(self_, {}, config_.placement, 1),
+      reputation_(config_.score_threshold_percent),
       rng_state_(config_.seed ^ 0x9e3779b97f4a7c15ull),
       ae_interval_ms_(config_.anti_entropy_interval_ms) {}
 
@@ -197,6 +198,8 @@ uint64_t Replica::commit(Now now, JobRecord next) {
 uint64_t Replica::commit(Now now, SharedRecord rec) {
   const uint64_t seq = next_seq_++;
   const std::string& id = rec->id;
+  const IndexEntry* before = index_.find(id);
+  const bool finished_before = before != nullptr && is_terminal(before->state);
   index_.put(*rec, record_fingerprint(*rec.bytes));
   sight(now.mono_ms, *rec);
   // The list hand_off compares with after the next change; a record that hand_off has yet to see
@@ -223,6 +226,8 @@ uint64_t Replica::commit(Now now, SharedRecord rec) {
   ae_interval_ms_ = config_.anti_entropy_interval_ms;
   track_stand_in(id, *e);
   forward(*e, rec);
+  if (rec->redundancy > 1 && !finished_before && is_terminal(rec->status.state))
+    note_verdict(now, *rec);
   react(now, *rec);
   return seq;
 }
@@ -281,10 +286,13 @@ Replica::Merged Replica::merge_into(Now now, const JobRecord& incoming,
 }
 
 // What a record's new state asks of this node: stop a handler whose claim no longer holds or
-// whose job was cancelled; queue or schedule a job it owns.
+// whose job was cancelled; start or stop a co-run; end an attempt whose verdict is in; queue or
+// schedule a job it owns.
 void Replica::react(Now now, const JobRecord& r) {
+  bool awaiting = false;
   if (auto it = running_.find(r.id); it != running_.end()) {
     Attempt& a = it->second;
+    awaiting = a.awaiting;
     const bool holds = r.status.state == JobState::running && r.status.attempt == a.attempt &&
                        r.status.node == self_;
     if (!holds && a.handler_running && !a.stopped) {
@@ -300,6 +308,10 @@ void Replica::react(Now now, const JobRecord& r) {
       out_.stops.push_back(Stop{Stop::Why::cancelled, r.id, a.attempt});
     }
   }
+  if (r.redundancy > 1) react_co_run(now, r);
+  // When the verdict ends the attempt, the next record is committed (and reacted to) in there;
+  // what follows sees `r`, running by this node, and does nothing.
+  if (awaiting) settle_verdict(now, r.id);
   schedule_expiry(r);
   if (r.status.state != JobState::queued && r.status.state != JobState::retry_wait) {
     if (r.status.state != JobState::running || r.status.node != self_) adopted_.erase(r.id);
@@ -385,8 +397,12 @@ uint64_t Replica::next_deadline_ms() const {
   uint64_t t = std::min({next_sweep_ms_, next_hints_ms_, next_ae_ms_});
   if (!ae_soon_.empty()) t = 0;
   if (!running_.empty()) t = std::min(t, next_renewal_ms_);
-  for (const auto& [id, a] : running_)
+  for (const auto& [id, a] : running_) {
     if (a.handler_running && !a.stopped) t = std::min(t, a.deadline_ms);
+    if (a.awaiting) t = std::min(t, a.deadline_ms + config_.peer_timeout_ms);
+  }
+  for (const auto& [id, c] : co_runs_)
+    if (!c.stopped) t = std::min(t, c.deadline_ms);
   if (!wake_timers_.empty()) t = std::min(t, wake_timers_.begin()->first);
   for (const auto& [name, since_ms] : dead_since_ms_)
     t = std::min(t, reap_due_ms(since_ms, placement_.reaped().contains(name)));

@@ -38,10 +38,10 @@
 // Thread-safety: none; one thread owns a Replica. Invariants (checked, counted on violation):
 //   1. A client is told `ok` for a write only after W replicas (this node's disk counting as one)
 //      said the record is durable.
-//   2. A handler is started only for a job this node owns, whose claim it has just persisted, and
-//      at most config.workers at once; an outcome is recorded only for the attempt whose claim a
-//      majority of the replicas confirmed and that still holds the status (running, attempt,
-//      self).
+//   2. A handler is started only for a job this node owns, whose claim it has just persisted (or
+//      for a co-run of a redundant job: invariant 6), and at most config.workers at once; an
+//      outcome is recorded only for the attempt whose claim a majority of the replicas confirmed
+//      and that still holds the status (running, attempt, self).
 //   3. A record is only ever replaced by its merge with something (never overwritten), so every
 //      copy converges whatever the order of delivery.
 //   4. A handler whose claim this node learns is superseded (another attempt, a terminal state,
@@ -49,6 +49,21 @@
 //   5. Peer input is untrusted: a record whose envelope fails the check, an answer nobody asked
 //      for or from the wrong peer, an impossible transition — each is refused and counted, never
 //      asserted.
+//   6. Redundant jobs (redundancy k > 1, verdict.h): an attempt is claimed as in 2 and run by its
+//      runners — the claimant and the first k − 1 other members of replicas(id) in this node's
+//      view. A runner that is not the claimant starts a co-run (no claim; through the run queue,
+//      counting against config.workers) while its copy is (running, attempt n) and holds no result
+//      of its own for n; the co-run's result is merged as results[self] only while the record is
+//      still (running, n), and the co-run is stopped when it leaves that. The claimant commits its
+//      own result, keeps the claim (renewing its lease) and ends the attempt once the verdict is
+//      decided or can no longer be (or the job's timeout and config.peer_timeout_ms passed):
+//      decided succeeded → succeeded; decided failed → as a failed attempt; otherwise failed with
+//      kResultsDisagree (retry_wait while attempts remain).
+//   7. Reputation (reputation.h): when a k > 1 record turns terminal here (succeeded or failed with
+//      a decided verdict), once per job and round, its agreeing runners are scored `agreed` and
+//      its dissenting ones `disagreed`; a host whose trust changes is distrusted (or trusted
+//      again) in placement_ (Placement::set_distrusted), which moves its ranges and takes over its
+//      claims as a dead member's.
 #pragma once
 
 #include <cstdint>
@@ -67,6 +82,8 @@
 #include "dht/job_record.h"
 #include "dht/messages.h"
 #include "dht/placement.h"
+#include "dht/receipt.h"
+#include "dht/reputation.h"
 #include "dht/result.h"
 #include "dht/run_queue.h"
 
@@ -86,6 +103,8 @@ static_assert(kAntiEntropyEntriesMax <= kMessageItemsMax);
 static_assert(2 * kReplicateBytesMax < kMessageBytesMax, "an ack carrying copies back still fits");
 static_assert(kFetchIdsMax * 2 * kJobTextBytesMax < kMessageBytesMax, "a full fetch reply fits");
 static_assert(kBatchJobsMax <= kMessageItemsMax);
+static_assert(kResultsMax * kResultBytesMax + 2 * kJobTextBytesMax < kReplicateBytesMax,
+              "a record with kResultsMax results of the largest size fits one replicate message");
 
 struct Now {
   uint64_t mono_ms = 0;  // timers
@@ -122,7 +141,18 @@ struct ReplicaConfig {
   // erased here, leaving a tombstone that refuses its copies for tombstone_ms. 0: keep for ever.
   uint64_t retain_ms = 7 * 24 * 3'600'000ull;
   uint64_t tombstone_ms = 10 * 24 * 3'600'000ull;
+  // Receipts and reputation (docs/protocol.md, trust model). Every result in a record a peer sends
+  // that this node does not already hold identically must pass receipt_check, or the whole record
+  // is refused (receipts_pass in replica_write.cpp); empty: every receipt is accepted. A host
+  // whose score (dht/reputation.h) falls below score_threshold_percent is distrusted (invariants
+  // 6 and 7).
+  ReceiptChecker receipt_check;
+  uint32_t score_threshold_percent = Reputation::kThresholdPercentDefault;
 };
+
+// The error (and reason) of an attempt of a redundant job whose runners' results found no
+// majority (verdict.h).
+inline constexpr const char* kResultsDisagree = "results disagree";
 
 // Retention's rule (replica_retention.cpp): a finished job whose status was written more than
 // retain_ms (> 0) before now_ms is due for removal; reads and listings treat it as gone.
@@ -228,6 +258,16 @@ struct ReplicaStats {
   uint64_t expired = 0;                // finished jobs erased here by retention
   uint64_t tombstone_refusals = 0;     // copies of erased jobs refused
   uint64_t stand_ins_dropped = 0;      // copies dropped once their home replicas held them
+  // Redundant execution: co-runs started here; attempts this node ended on a decided verdict, or
+  // on runners that disagree (or did not all answer by the deadline).
+  uint64_t co_runs_started = 0, verdicts_decided = 0, verdicts_disagreed = 0;
+  // Peer records refused for a receipt (config.receipt_check), and why: a forged receipt (its
+  // sender scored `forged`), a node the mesh knows no key for, a result over kResultBytesMax.
+  uint64_t receipts_refused = 0;
+  uint64_t receipts_forged = 0, receipts_unknown_node = 0, receipts_too_large = 0;
+  // Receipts of nodes the mesh knows no key for, accepted in a finished record relayed by another
+  // member (the producer may have left the mesh since).
+  uint64_t receipts_unchecked = 0;
 };
 
 class Replica {
@@ -279,6 +319,8 @@ class Replica {
   [[nodiscard]] const Placement& placement() const { return placement_; }
   [[nodiscard]] const ReplicaConfig& config() const { return config_; }
   [[nodiscard]] const ReplicaStats& stats() const { return stats_; }
+  // What this node has seen of every host's work (invariant 7, dht/reputation.h).
+  [[nodiscard]] const Reputation& reputation() const { return reputation_; }
   [[nodiscard]] const RecordIndex& index() const { return index_; }
   [[nodiscard]] bool ready(Now now) const;
   [[nodiscard]] bool holds(const std::string& id) const { return index_.contains(id); }
@@ -347,6 +389,15 @@ class Replica {
     bool confirmed = false, refused = false, stopped = false;
     std::optional<NodeResult> result;  // the handler's outcome, held until the claim is settled
     uint64_t deadline_ms = 0;          // mono: the job's timeout
+    // Redundancy k > 1: the handler ended and its result is committed; the claim holds (renewed)
+    // until the verdict ends the attempt (settle_verdict).
+    bool awaiting = false;
+  };
+  // A co-run of a redundant job's attempt claimed by another runner (invariant 6).
+  struct CoRun {
+    uint32_t attempt = 0;
+    bool stopped = false;
+    uint64_t deadline_ms = 0;  // mono: the job's timeout
   };
   struct TakeoverRead {
     size_t left = 0;
@@ -431,6 +482,24 @@ class Replica {
   void takeover_answered(Now now, const std::string& id);
   void take_over(Now now, const std::string& id, const std::string& reason);
   void recover(Now now);
+  // Ends attempt `attempt` of `cur`, which this node claimed: `outcome` (failed becomes retry_wait
+  // while attempts remain) with `error`, `own` recorded as this node's result when not null.
+  void end_attempt(Now now, const JobRecord& cur, uint32_t attempt, JobState outcome,
+                   const std::string& error, const std::string& success_reason,
+                   const NodeResult* own);
+  // Redundant execution (invariants 6 and 7).
+  [[nodiscard]] std::vector<std::string> runners(const std::string& id, const std::string& claimant,
+                                                 uint32_t k) const;
+  [[nodiscard]] bool co_run_due(const JobRecord& r) const;
+  void react_co_run(Now now, const JobRecord& r);
+  bool start_co_run(Now now, const std::string& id);
+  void co_run_done(Now now, Outcome outcome);
+  void await_verdict(Now now, const std::string& id, const JobRecord& cur,
+                     const NodeResult& result);
+  void settle_verdict(Now now, const std::string& id);
+  void note_verdict(Now now, const JobRecord& r);
+  // `host`'s trust in reputation_ is now what placement_ should show: distrust or trust it there.
+  void note_trust(Now now, const std::string& host);
   // replica_repair.cpp: fetches, hints, anti-entropy
   void fetch_from(Now now, const std::string& peer, const std::vector<std::string>& ids,
                   Outstanding::Why why, uint64_t request);
@@ -444,6 +513,11 @@ class Replica {
   void anti_entropy_round(Now now);
   void on_digest(Now now, const std::string& from, Digest& m);
   void on_digest_reply(Now now, const std::string& from, DigestReply& m);
+  // replica_write.cpp: receipts. Whether `incoming`, sent by `from`, may be merged: each of its
+  // results this node does not hold identically passes config.receipt_check (counted, the sender
+  // scored when forged); an unknown node's receipt passes only in a finished record relayed by
+  // another member.
+  [[nodiscard]] bool receipts_pass(Now now, const std::string& from, const JobRecord& incoming);
   // replica_retention.cpp: expiry, tombstones, stand-in copies
   void schedule_expiry(const JobRecord& r);
   void retain(Now now);
@@ -461,6 +535,7 @@ class Replica {
   const ReplicaConfig config_;
   const RecordReader& reader_;
   Placement placement_;
+  Reputation reputation_;
   RecordIndex index_;
   ReplicaStats stats_;
   Output out_;
@@ -500,6 +575,8 @@ class Replica {
   std::multimap<uint64_t, std::string> wake_timers_;
   std::set<std::string> wake_scheduled_;
   std::map<std::string, Attempt> running_;  // attempts claimed here, until settled
+  std::map<std::string, CoRun> co_runs_;    // co-runs whose handlers run here (invariant 6)
+  std::set<std::string> co_queued_;         // ids in run_queue_ waiting to start a co-run
   size_t handlers_running_ = 0;
   std::map<std::string, TakeoverRead> takeover_reads_;
   // The lease (running) or retry time (retry_wait) of every such record held here, as this node

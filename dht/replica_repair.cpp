@@ -49,6 +49,7 @@ void Replica::on_fetch_reply(Now now, const std::string& from, FetchReply& m) {
       stats_.refused_records++;
       rec.reset();
     }
+    if (rec && !receipts_pass(now, from, **rec)) rec.reset();  // counted there
     if (o.why == Outstanding::Why::read) {
       on_read_copy(now, o.request, from,
                    rec ? std::optional<JobRecord>(**rec) : std::optional<JobRecord>(), true);

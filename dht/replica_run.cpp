@@ -3,11 +3,13 @@
 #include <algorithm>
 
 #include "dht/replica.h"
+#include "dht/verdict.h"
 
 namespace meshwork {
 namespace {
 
 constexpr const char* kUnconfirmedReason = " not confirmed by a majority of replicas";
+constexpr const char* kCancelledAwaiting = "cancelled while awaiting the other runners' results";
 
 // Attempts of this round whose claim a majority refused never ran to an outcome that counted (the
 // history says so), so they do not use up max_attempts.
@@ -111,6 +113,7 @@ void Replica::prune_sightings() {
 void Replica::pump(Now now) {
   while (handlers_running_ < config_.workers && !run_queue_.empty()) {
     std::string id = *run_queue_.pop();
+    if (co_queued_.erase(id) > 0 && start_co_run(now, id)) continue;
     if (running_.contains(id) || !owns(now, id)) continue;
     auto rec = current(id);
     if (!rec) continue;
@@ -186,6 +189,13 @@ void Replica::claim_settled(Now now, const std::string& id, uint32_t attempt, bo
 }
 
 void Replica::handler_done(Now now, Outcome outcome) {
+  if (auto c = co_runs_.find(outcome.id);
+      c != co_runs_.end() && c->second.attempt == outcome.attempt) {
+    co_run_done(now, std::move(outcome));
+    pump(now);
+    flush(now);
+    return;
+  }
   auto it = running_.find(outcome.id);
   if (it == running_.end() || it->second.attempt != outcome.attempt ||
       !it->second.handler_running) {
@@ -207,32 +217,44 @@ void Replica::handler_done(Now now, Outcome outcome) {
 
 // Records the attempt's outcome (the claim holds and the handler ended): terminal, or retry_wait
 // with backoff. A record that moved on meanwhile (superseded, cancelled elsewhere) keeps its state.
+// A redundant job's result waits for the verdict instead (invariant 6), unless it was cancelled.
 void Replica::finish_attempt(Now now, const std::string& id) {
   auto it = running_.find(id);
   if (it == running_.end()) return;
-  Attempt a = std::move(it->second);
-  running_.erase(it);
+  const uint32_t attempt = it->second.attempt;
+  const std::optional<NodeResult> result = std::move(it->second.result);
   auto cur = current(id);
-  if (!cur || !a.result || !holds_claim(*cur, a.attempt, self_)) return;
-  const NodeResult& result = *a.result;
-  JobStatus next =
-      cur->status.next(result.outcome, a.attempt, self_, now.wall_ms, result.error, 0);
-  if (next.state == JobState::failed && may_retry(*cur, a.attempt, false)) {
-    next.state = JobState::retry_wait;
-    next.retry_at_ms = now.wall_ms + backoff_ms(a.attempt);
+  if (!cur || !result || !holds_claim(*cur, attempt, self_)) {
+    running_.erase(it);
+    return;
   }
-  const std::string reason = next.state == JobState::succeeded ? "succeeded"
+  if (cur->redundancy > 1 && result->outcome != JobState::cancelled)
+    return await_verdict(now, id, *cur, *result);
+  running_.erase(it);
+  end_attempt(now, *cur, attempt, result->outcome, result->error, "succeeded", &*result);
+}
+
+void Replica::end_attempt(Now now, const JobRecord& cur, uint32_t attempt, JobState outcome,
+                          const std::string& error, const std::string& success_reason,
+                          const NodeResult* own) {
+  const std::string& id = cur.id;
+  JobStatus next = cur.status.next(outcome, attempt, self_, now.wall_ms, error, 0);
+  if (next.state == JobState::failed && may_retry(cur, attempt, false)) {
+    next.state = JobState::retry_wait;
+    next.retry_at_ms = now.wall_ms + backoff_ms(attempt);
+  }
+  const std::string reason = next.state == JobState::succeeded ? success_reason
                              : next.state == JobState::retry_wait
                                  ? "attempt failed, retry in " +
                                        std::to_string(next.retry_at_ms - now.wall_ms) +
-                                       " ms: " + result.error
-                                 : result.error;
-  JobRecord delta = *cur;
+                                       " ms: " + error
+                                 : error;
+  JobRecord delta = cur;
   delta.status = next;
-  delta.results = {{self_, result}};
-  delta.add_history(next.state, self_, a.attempt, now.wall_ms, reason);
+  if (own != nullptr) delta.results = {{self_, *own}};
+  delta.add_history(next.state, self_, attempt, now.wall_ms, reason);
   delta.updated_at_ms = std::max(delta.updated_at_ms, now.wall_ms);
-  commit(now, merge(*cur, delta));
+  commit(now, merge(cur, delta));
   replicate_to_others(now, overlay_.at(id).record);
   switch (next.state) {
     case JobState::succeeded:
@@ -250,7 +272,7 @@ void Replica::finish_attempt(Now now, const std::string& id) {
   }
   log(next.state == JobState::succeeded ? LogLine::Level::debug : LogLine::Level::warn,
       "job_" + std::string(state_name(next.state)), id,
-      "attempt " + std::to_string(a.attempt) + (result.error.empty() ? "" : ": " + result.error));
+      "attempt " + std::to_string(attempt) + (error.empty() ? "" : ": " + error));
 }
 
 // A claim a majority did not confirm: unless the record has moved on meanwhile, the attempt is
@@ -275,7 +297,7 @@ void Replica::release_unconfirmed(Now now, const std::string& id, uint32_t attem
 void Replica::renew_leases(Now now) {
   std::vector<std::string> held;
   for (const auto& [id, a] : running_)
-    if (a.confirmed && a.handler_running && !a.stopped) held.push_back(id);
+    if (a.confirmed && (a.awaiting || (a.handler_running && !a.stopped))) held.push_back(id);
   for (const std::string& id : held) {
     const uint32_t attempt = running_.at(id).attempt;
     auto cur = current(id);
@@ -290,13 +312,22 @@ void Replica::renew_leases(Now now) {
   }
 }
 
-// Stops handlers that ran past their job's timeout (the node turns the outcome into a failure).
+// Stops handlers (co-runs too) that ran past their job's timeout (the node turns the outcome into a
+// failure), and ends the attempts whose verdict is still out a peer timeout after theirs.
 void Replica::watch_deadlines(Now now) {
+  std::vector<std::string> late;
   for (auto& [id, a] : running_) {
+    if (a.awaiting && now.mono_ms >= a.deadline_ms + config_.peer_timeout_ms) late.push_back(id);
     if (!a.handler_running || a.stopped || now.mono_ms < a.deadline_ms) continue;
     a.stopped = true;
     out_.stops.push_back(Stop{Stop::Why::timed_out, id, a.attempt});
   }
+  for (auto& [id, c] : co_runs_) {
+    if (c.stopped || now.mono_ms < c.deadline_ms) continue;
+    c.stopped = true;
+    out_.stops.push_back(Stop{Stop::Why::timed_out, id, c.attempt});
+  }
+  for (const std::string& id : late) settle_verdict(now, id);
 }
 
 // Starts what this node owns and takes over what a dead, departed or stalled claimant left (a
@@ -331,6 +362,11 @@ void Replica::sweep(Now now) {
       }
       continue;
     }
+    // A runner of a redundant job (a stand-in after a membership change, or a node that booted):
+    // start the co-run it owes, if any.
+    if (e->state == JobState::running && e->redundancy > 1 && e->status_node != self_ &&
+        !co_runs_.contains(id) && !run_queue_.contains(id))
+      if (auto held = current_shared(id)) react_co_run(now, *held);
     if (e->state != JobState::running || running_.contains(id)) continue;
     const bool expired = lease_expired(now, id, *e);
     const bool gone = e->status_node != self_ && !placement_.usable(e->status_node);
@@ -449,6 +485,151 @@ void Replica::recover(Now now) {
   log(LogLine::Level::info, "recovered", "",
       std::to_string(interrupted.size()) + " interrupted, " +
           std::to_string(index_.unfinished_count()) + " unfinished");
+}
+
+// ---- redundant execution (invariants 6 and 7 in replica.h) ----
+
+// The runners of an attempt claimed by `claimant`: it, then the first k − 1 other members of the
+// job's replicas in this node's view (usable ones: not dead, not distrusted).
+std::vector<std::string> Replica::runners(const std::string& id, const std::string& claimant,
+                                          uint32_t k) const {
+  std::vector<std::string> out{claimant};
+  for (const std::string& m : placement_.replicas(id)) {
+    if (out.size() >= k) break;
+    if (m != claimant) out.push_back(m);
+  }
+  return out;
+}
+
+// Whether this node owes `r`'s running attempt a co-run it has not started: it is a runner other
+// than the claimant, holds no result of its own for the attempt, and runs no handler of the job
+// (a co-run, or its own claim of the same attempt that lost to another's: the sweep asks again
+// once that one has ended).
+bool Replica::co_run_due(const JobRecord& r) const {
+  if (r.redundancy <= 1 || r.status.state != JobState::running || r.status.node == self_ ||
+      r.cancel_requested() || !started_ || co_runs_.contains(r.id) || running_.contains(r.id))
+    return false;
+  if (auto own = r.results.find(self_);
+      own != r.results.end() && own->second.attempt >= r.status.attempt)
+    return false;
+  const auto list = runners(r.id, r.status.node, r.redundancy);
+  return std::find(list.begin(), list.end(), self_) != list.end();
+}
+
+// Stops a co-run whose attempt `r` no longer holds running (or whose job was cancelled); queues
+// the co-run `r` asks of this node, if any and if due by this node's wall clock.
+void Replica::react_co_run(Now now, const JobRecord& r) {
+  if (auto it = co_runs_.find(r.id); it != co_runs_.end() && !it->second.stopped) {
+    CoRun& c = it->second;
+    const bool holds = r.status.state == JobState::running && r.status.attempt == c.attempt;
+    if (!holds || r.cancel_requested()) {
+      c.stopped = true;
+      if (!holds) stats_.superseded_stops++;
+      out_.stops.push_back(
+          Stop{holds ? Stop::Why::cancelled : Stop::Why::superseded, r.id, c.attempt});
+    }
+  }
+  // A delayed job's claimant started it by its wall clock; this node waits for its own to agree
+  // (the sweep asks again).
+  if (!co_run_due(r) || r.run_after_ms() > now.wall_ms) return;
+  co_queued_.insert(r.id);
+  if (!run_queue_.contains(r.id)) run_queue_.push(r.id, r.priority, now.mono_ms, false);
+}
+
+// Starts the co-run queued for `id` if it is still due (pump, with a free worker).
+bool Replica::start_co_run(Now now, const std::string& id) {
+  auto rec = current_shared(id);
+  if (!rec || !ready(now) || !co_run_due(*rec) || rec->run_after_ms() > now.wall_ms) return false;
+  const uint32_t attempt = rec->status.attempt;
+  co_runs_[id] = CoRun{attempt, false, now.mono_ms + rec->timeout_ms};
+  handlers_running_++;
+  stats_.co_runs_started++;
+  out_.starts.push_back(Start{id, attempt, rec});
+  log(LogLine::Level::debug, "co_run", id,
+      "attempt " + std::to_string(attempt) + " claimed by " + rec->status.node);
+  return true;
+}
+
+// A co-run ended: its result joins the record while the attempt still runs (the claimant decides
+// on it), and goes to the other replicas. A cancelled one says nothing about the answer.
+void Replica::co_run_done(Now now, Outcome outcome) {
+  auto it = co_runs_.find(outcome.id);
+  const uint32_t attempt = it->second.attempt;
+  co_runs_.erase(it);
+  handlers_running_--;
+  auto cur = current_shared(outcome.id);
+  if (!cur) return;
+  const bool holds = cur->status.state == JobState::running && cur->status.attempt == attempt;
+  if (!holds || outcome.result.outcome == JobState::cancelled) return react_co_run(now, *cur);
+  JobRecord delta = *cur;
+  delta.results = {{self_, std::move(outcome.result)}};
+  commit(now, merge(*cur, delta));
+  replicate_to_others(now, overlay_.at(outcome.id).record);
+}
+
+// The claimant's handler of a redundant job ended: its result joins the record, the claim stays
+// (renewed) and the verdict decides when the attempt ends (settle_verdict, from react).
+void Replica::await_verdict(Now now, const std::string& id, const JobRecord& cur,
+                            const NodeResult& result) {
+  running_.at(id).awaiting = true;
+  JobRecord delta = cur;
+  delta.results = {{self_, result}};
+  commit(now, merge(cur, delta));  // reacts: the verdict may be in already
+  if (running_.contains(id)) replicate_to_others(now, overlay_.at(id).record);
+}
+
+// Ends the awaited attempt of `id` when its verdict is in, or can no longer be (the runners
+// disagree, or the job's timeout and a peer timeout have passed), or when the job was cancelled:
+// see invariant 6.
+void Replica::settle_verdict(Now now, const std::string& id) {
+  auto it = running_.find(id);
+  if (it == running_.end() || !it->second.awaiting) return;
+  const uint32_t attempt = it->second.attempt;
+  const bool late = now.mono_ms >= it->second.deadline_ms + config_.peer_timeout_ms;
+  auto cur = current(id);
+  if (!cur || !holds_claim(*cur, attempt, self_)) {
+    running_.erase(it);
+    return;
+  }
+  if (cur->cancel_requested()) {  // the other runners' co-runs stop too: no verdict will come
+    running_.erase(it);
+    return end_attempt(now, *cur, attempt, JobState::cancelled, kCancelledAwaiting, "", nullptr);
+  }
+  const Verdict v = result_verdict(*cur, attempt);
+  if (v.kind == Verdict::Kind::pending && !late) return;
+  running_.erase(it);
+  if (v.kind != Verdict::Kind::decided) {
+    stats_.verdicts_disagreed++;
+    return end_attempt(now, *cur, attempt, JobState::failed, kResultsDisagree, "", nullptr);
+  }
+  stats_.verdicts_decided++;
+  const NodeResult& agreed = cur->results.at(v.agreeing.front());
+  const std::string why = "succeeded: " + std::to_string(v.agreeing.size()) + " of " +
+                          std::to_string(cur->redundancy) + " results agree";
+  end_attempt(now, *cur, attempt, v.outcome, agreed.error, why, nullptr);
+}
+
+// A redundant job turned terminal here: its decided verdict is evidence on every runner.
+void Replica::note_verdict(Now now, const JobRecord& r) {
+  if (r.status.state != JobState::succeeded && r.status.state != JobState::failed) return;
+  const Verdict v = result_verdict(r, r.status.attempt);
+  if (v.kind != Verdict::Kind::decided) return;
+  for (const std::string& host : v.agreeing)
+    if (reputation_.agreed(host)) note_trust(now, host);
+  for (const std::string& host : v.dissenting)
+    if (reputation_.disagreed(host)) note_trust(now, host);
+}
+
+void Replica::note_trust(Now now, const std::string& host) {
+  const bool trusted = reputation_.trusted(host);
+  const uint64_t version = placement_.version();
+  if (!placement_.set_distrusted(host, !trusted)) return;
+  log(trusted ? LogLine::Level::info : LogLine::Level::warn,
+      trusted ? "host_trusted" : "host_distrusted", "",
+      host + " scores " + std::to_string(reputation_.score(host)));
+  if (placement_.version() == version) return;
+  ae_interval_ms_ = config_.anti_entropy_interval_ms;
+  next_sweep_ms_ = now.mono_ms;  // its ranges and claims move: hand off and sweep at once
 }
 
 }  // namespace meshwork

@@ -2,6 +2,7 @@
 // outbox that coalesces records per peer, acks in both directions, and client reads; see
 // replica.h.
 #include <algorithm>
+#include <tuple>
 
 #include "dht/replica.h"
 
@@ -258,7 +259,8 @@ void Replica::read(Now now, uint64_t request, const std::string& id) {
 
 // Merges each record and acks once the merge is durable. The sender is an authenticated member:
 // envelopes are verified where a job enters the mesh and where it runs, not by every replica that
-// only stores it (docs/protocol.md, trust model).
+// only stores it; receipts are checked here, on every record that brings a result this node does
+// not hold (docs/protocol.md, trust model). A record refused for a receipt is answered not ok.
 void Replica::on_replicate(Now now, const std::string& from, Replicate& m) {
   stats_.replicate_received += m.records.size();
   ReplicateAck ack;
@@ -270,6 +272,10 @@ void Replica::on_replicate(Now now, const std::string& from, Replicate& m) {
       stats_.tombstone_refusals++;
       item.ok = true;
       item.deleted = true;
+      ack.items.push_back(std::move(item));
+      continue;
+    }
+    if (!receipts_pass(now, from, *rec)) {
       ack.items.push_back(std::move(item));
       continue;
     }
@@ -289,6 +295,49 @@ void Replica::on_replicate(Now now, const std::string& from, Replicate& m) {
   } else {
     ack_waits_.push_back(AckWait{need_seq, from, std::move(ack)});
   }
+}
+
+namespace {
+
+// Equal in every field, receipt included: a result this node holds and checked already.
+bool identical_result(const NodeResult& a, const NodeResult& b) {
+  const auto key = [](const NodeResult& r) {
+    const Receipt& rc = r.receipt;
+    return std::tie(r.attempt, r.outcome, r.at_ms, r.result, r.error, rc.job_id, rc.node,
+                    rc.attempt, rc.result_hash, rc.public_key, rc.signature);
+  };
+  return key(a) == key(b);
+}
+
+}  // namespace
+
+bool Replica::receipts_pass(Now now, const std::string& from, const JobRecord& incoming) {
+  if (!config_.receipt_check || incoming.results.empty()) return true;
+  const std::shared_ptr<const JobRecord> held = current_shared(incoming.id);
+  for (const auto& [node, res] : incoming.results) {
+    if (held) {
+      auto it = held->results.find(node);
+      if (it != held->results.end() && identical_result(it->second, res)) continue;
+    }
+    const ReceiptCheck c = res.receipt.node != node ? ReceiptCheck::forged  // filed under another
+                                                    : config_.receipt_check(incoming.id, res);
+    if (c == ReceiptCheck::valid) continue;
+    // A finished job's evidence relayed after its producer left the mesh: kept, unchecked.
+    if (c == ReceiptCheck::unknown_node && is_terminal(incoming.status.state) && node != from) {
+      stats_.receipts_unchecked++;
+      continue;
+    }
+    stats_.receipts_refused++;
+    if (c == ReceiptCheck::forged) stats_.receipts_forged++;
+    if (c == ReceiptCheck::unknown_node) stats_.receipts_unknown_node++;
+    if (c == ReceiptCheck::too_large) stats_.receipts_too_large++;
+    log(LogLine::Level::warn, "receipt_refused", incoming.id,
+        "a record from " + from + " with a result of " + node + ": " +
+            std::string(receipt_check_name(c)));
+    if (c == ReceiptCheck::forged && reputation_.forged(from)) note_trust(now, from);
+    return false;
+  }
+  return true;
 }
 
 void Replica::on_replicate_ack(Now now, const std::string& from, ReplicateAck& m) {

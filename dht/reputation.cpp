@@ -32,6 +32,7 @@ bool Reputation::add(const std::string& host, uint64_t HostScore::*field) {
     seen_at_[host] = next_seen_;
     seen_order_[next_seen_++] = host;
   }
+  ++evidence_;
   const bool before = trusted(it->second, threshold_percent_);
   ++(it->second.*field);
   return trusted(it->second, threshold_percent_) != before;

@@ -54,6 +54,9 @@ class Reputation {
   [[nodiscard]] HostScore counts(const std::string& host) const;
   [[nodiscard]] uint32_t threshold_percent() const { return threshold_percent_; }
   [[nodiscard]] const std::map<std::string, HostScore>& hosts() const { return hosts_; }
+  // Pieces of evidence taken so far: grows with every call above, so a reader can tell a copy is
+  // current without comparing hosts.
+  [[nodiscard]] uint64_t evidence() const { return evidence_; }
 
  private:
   bool add(const std::string& host, uint64_t HostScore::*field);
@@ -64,6 +67,7 @@ class Reputation {
   std::map<uint64_t, std::string> seen_order_;  // first evidence (sequence) → host, for the bound
   std::map<std::string, uint64_t> seen_at_;
   uint64_t next_seen_ = 0;
+  uint64_t evidence_ = 0;
 };
 
 }  // namespace meshwork

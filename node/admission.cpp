@@ -51,6 +51,12 @@ Result<JobRecord> Admission::admit(const nlohmann::json& body) {
                                      std::to_string(kDelayMsMax) +
                                      " ms) after now: created_at is ahead of this node's clock");
   }
+  if (spec.redundancy > options_.redundancy_max) {
+    rejected_++;
+    return Status(Code::invalid, "redundancy " + std::to_string(spec.redundancy) + " exceeds the " +
+                                     std::to_string(options_.redundancy_max) +
+                                     " replicas (--replicas) that store a job here");
+  }
   return make_record(std::move(env).value(), spec, node_, at);
 }
 

@@ -34,6 +34,8 @@ struct AdmissionOptions {
   Limits limits;
   bool require_signed = false;
   std::optional<std::set<std::string>> allowed_keys;  // raw 32-byte public keys
+  // R: a job's redundancy may not exceed the replicas that store it (422 beyond).
+  uint32_t redundancy_max = kRedundancyMax;
 };
 
 // Does `body` have the shape of a signed envelope ({"job", "signature", ...}) rather than a plain

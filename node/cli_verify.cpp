@@ -1,10 +1,14 @@
 // `meshwork verify`: a job's receipts checked against the node keys the mesh knows
 // (node/receipt_check.h). The job comes from GET /v1/jobs/{id} or a saved document (--file); the
 // keys always come from GET /v1/cluster/members of --node, never from the receipts themselves.
+// Beside each receipt it prints what --node itself says of it (GET /v1/jobs/{id}/receipts), when
+// the node says anything: that is the node's word, shown for comparison; the exit status is this
+// check's alone.
 // Exit: 0 every receipt valid and at least one; 1 any invalid; 2 could not check (no receipt, a
 // node the mesh knows no key for, the node unreachable, a usage error).
 #include <fstream>
 #include <iostream>
+#include <map>
 
 #include "dht/envelope.h"
 #include "node/cli_common.h"
@@ -47,6 +51,23 @@ std::optional<NodeKeys> mesh_keys(const ClientArgs& a) {
   return keys;
 }
 
+// The node's status per receipt (valid, invalid, unchecked), by the node each is filed under;
+// empty when the node does not say (it does not hold the job, or predates the endpoint).
+std::map<std::string, std::string> node_says(const ClientArgs& a, const std::string& id) {
+  std::map<std::string, std::string> out;
+  if (!is_job_id(id)) return out;
+  auto c = client_for(a);
+  const auto r = c.Get("/v1/jobs/" + id + "/receipts");
+  if (!r || r->status != 200) return out;
+  const json j = json::parse(r->body, nullptr, false);
+  if (!j.is_object() || !j.contains("receipts") || !j["receipts"].is_array()) return out;
+  for (const auto& rc : j["receipts"])
+    if (rc.is_object() && rc.contains("node") && rc["node"].is_string() && rc.contains("status") &&
+        rc["status"].is_string())
+      out[rc["node"].get<std::string>()] = rc["status"].get<std::string>();
+  return out;
+}
+
 const char* label(Kind k) {
   return k == Kind::valid ? "valid" : k == Kind::invalid ? "INVALID" : "UNCHECKED";
 }
@@ -67,11 +88,16 @@ int verify(const ClientArgs& a) {
   if (verdicts.empty())
     return fail("job " + id + " (" + text("state") + ") has no receipt yet: nothing to check",
                 kVerifyUnchecked);
+  const std::map<std::string, std::string> says = node_says(a, id);
   size_t invalid = 0, unchecked = 0;
   for (const auto& v : verdicts) {
-    std::printf("%-9s %-16s node=%s attempt=%llu%s%s\n", label(v.kind), v.where.c_str(),
+    const std::string filed = v.where.starts_with("results.") ? v.where.substr(8) : "";
+    const auto said = says.find(filed);
+    const std::string node_word =
+        said == says.end() ? "" : " [the node says: " + said->second + "]";
+    std::printf("%-9s %-16s node=%s attempt=%llu%s%s%s\n", label(v.kind), v.where.c_str(),
                 v.node.c_str(), static_cast<unsigned long long>(v.attempt),
-                v.why.empty() ? "" : ": ", v.why.c_str());
+                v.why.empty() ? "" : ": ", v.why.c_str(), node_word.c_str());
     invalid += v.kind == Kind::invalid;
     unchecked += v.kind == Kind::unchecked;
   }

@@ -86,15 +86,18 @@ Result<JobSpec> parse_spec(const nlohmann::json& spec, const Limits& limits) {
   auto timeout = bounded_uint(spec, "timeout_ms", 1, kTimeoutMsMax, kTimeoutMsDefault);
   auto priority = bounded_uint(spec, "priority", 0, kPriorityMax, kPriorityDefault);
   auto delay = bounded_uint(spec, "delay_ms", 0, kDelayMsMax, 0);
-  for (const auto* r : {&created, &attempts, &timeout, &priority, &delay})
+  auto redundancy = bounded_uint(spec, "redundancy", 1, kRedundancyMax, kRedundancyDefault);
+  for (const auto* r : {&created, &attempts, &timeout, &priority, &delay, &redundancy})
     if (!r->is_ok()) return r->status();
   out.created_at_ms = created.value();
   out.max_attempts = static_cast<uint32_t>(attempts.value());
   out.timeout_ms = timeout.value();
   out.priority = static_cast<uint32_t>(priority.value());
   out.delay_ms = delay.value();
-  static constexpr std::array kKnown = {"type",         "payload",    "nonce",    "created_at",
-                                        "max_attempts", "timeout_ms", "priority", "delay_ms"};
+  out.redundancy = static_cast<uint32_t>(redundancy.value());
+  static constexpr std::array kKnown = {"type",       "payload",      "nonce",
+                                        "created_at", "max_attempts", "timeout_ms",
+                                        "priority",   "delay_ms",     "redundancy"};
   for (const auto& [key, _] : spec.items())
     if (std::find(kKnown.begin(), kKnown.end(), key) == kKnown.end())
       return Result<JobSpec>(Code::invalid, "unknown job field '" + key + "'");

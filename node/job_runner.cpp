@@ -1,6 +1,7 @@
 // Running the handlers the core starts; see job_runner.h.
 #include "node/job_runner.h"
 
+#include "dht/receipt.h"
 #include "node/clock.h"
 #include "node/log.h"
 
@@ -112,6 +113,11 @@ NodeResult JobRunner::sign_result(const Identity& key, const std::string& node,
   r.outcome = outcome_state(outcome.kind);
   r.result = outcome.kind == HandlerOutcome::Kind::succeeded ? outcome.result.dump() : "";
   r.error = outcome.error;
+  if (r.result.size() + r.error.size() > kResultBytesMax) {  // every replica would refuse it
+    r.outcome = JobState::failed;
+    r.result.clear();
+    r.error = "the result is larger than " + std::to_string(kResultBytesMax) + " bytes";
+  }
   r.at_ms = now_ms;
   r.receipt.job_id = id;
   r.receipt.node = node;

@@ -12,6 +12,7 @@
 #include "api/node_metrics.h"
 #include "api/tls.h"
 #include "node/clock.h"
+#include "node/receipt_check.h"
 #include "node/resolve.h"
 #include "node/test_break.h"
 #include "node/thread_name.h"
@@ -31,6 +32,19 @@ nlohmann::json counts_json(const Store::StateCounts& c) {
   nlohmann::json j = nlohmann::json::object();
   for (size_t i = 0; i < c.size(); ++i) j[std::string(state_name(JobState(i)))] = c[i];
   return j;
+}
+
+// GET /v1/node's `reputation`: the threshold and every host this node has evidence on.
+nlohmann::json reputation_json(const ReplicaSnapshot& snap, uint32_t threshold_percent) {
+  nlohmann::json hosts = nlohmann::json::object();
+  if (snap.reputation)
+    for (const auto& [host, c] : snap.reputation->hosts())
+      hosts[host] = {{"score", c.score()},
+                     {"trusted", snap.reputation->trusted(host)},
+                     {"agreed", c.agreed},
+                     {"disagreed", c.disagreed},
+                     {"forged", c.forged}};
+  return {{"threshold", threshold_percent / 100.0}, {"hosts", std::move(hosts)}};
 }
 
 // The HTTPS server of --tls-cert and --tls-key (api/tls.h); nullptr without them.
@@ -91,6 +105,11 @@ ReplicaConfig Node::replica_config() const {
   rc.take_over = config_.test_break != "skip-takeover";
   rc.retain_ms = config_.retain_s * 1'000;
   rc.tombstone_ms = config_.tombstone_s * 1'000;
+  // Receipts are checked against the keys gossip announced (this node's own for its results).
+  rc.receipt_check = receipt_checker([this](const std::string& node) -> std::optional<std::string> {
+    if (node == config_.name) return identity_->public_key();
+    return driver_ ? driver_->public_key_of(node) : std::nullopt;
+  });
   const std::string seed = random_bytes(sizeof rc.seed);
   std::memcpy(&rc.seed, seed.data(), sizeof rc.seed);
   return rc;
@@ -147,6 +166,7 @@ Status Node::open() {
   AdmissionOptions ao;
   ao.limits.payload_bytes_max = config_.payload_bytes_max;
   ao.require_signed = config_.require_signed;
+  ao.redundancy_max = config_.placement.replicas;
   if (!config_.allowed_keys_file.empty()) {
     auto keys = load_allowed_keys(config_.allowed_keys_file);
     if (!keys.is_ok()) return keys.status();
@@ -240,8 +260,14 @@ Status Node::start_api(std::unique_ptr<httplib::Server> https, std::set<std::str
     const ReplicaSnapshot s = driver_->snapshot();
     return s.ready && s.backlog < config_.backlog_max;
   };
-  providers.members = [this] { return gossip_->members_json(); };
+  providers.members = [this] { return members_json(); };
   providers.is_node_key = [this](std::string_view key) { return is_node_key(key); };
+  providers.node_keys = [this] {
+    NodeKeys keys{{config_.name, identity_->public_key_b64()}};
+    for (const auto& [name, m] : driver_->members())
+      if (!m.public_key.empty()) keys.emplace(name, to_base64(m.public_key));
+    return keys;
+  };
   api_ = std::make_unique<api::ApiServer>(
       api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, events_, *mac_keys_,
                                config_.name, metrics_},
@@ -255,6 +281,20 @@ Status Node::start_api(std::unique_ptr<httplib::Server> https, std::set<std::str
     api_->serve();
   });
   return Status::ok();
+}
+
+// Gossip's members, each with the score this node gives it and whether it trusts it (itself
+// always: a node never distrusts itself in its own placement).
+nlohmann::json Node::members_json() const {
+  nlohmann::json view = gossip_->members_json();
+  const ReplicaSnapshot snap = driver_->snapshot();
+  for (auto& m : view["members"]) {
+    const std::string name = m.value("name", "");
+    const bool self = name == config_.name;
+    m["score"] = snap.reputation ? snap.reputation->score(name) : HostScore{}.score();
+    m["trusted"] = self || !snap.reputation || snap.reputation->trusted(name);
+  }
+  return view;
 }
 
 // A plain job is signed by the node that took it: this one or a member gossip knows.
@@ -366,7 +406,13 @@ nlohmann::json Node::info() const {
             {"rate_clients", api_->rate_clients()},
             {"cancels_refused", api_->cancels_refused()},
             {"retries_requested", s.retries_requested},
-            {"retries_refused", api_->retries_refused()}}},
+            {"retries_refused", api_->retries_refused()},
+            {"receipts_refused", s.receipts_refused},
+            {"receipts_forged", s.receipts_forged},
+            {"receipts_unknown_node", s.receipts_unknown_node},
+            {"receipts_too_large", s.receipts_too_large},
+            {"receipts_unchecked", s.receipts_unchecked}}},
+          {"reputation", reputation_json(snap, driver_->config().score_threshold_percent)},
           {"store",
            {{"batches", store_->batches_written()},
             {"updates", store_->persists_written()},

@@ -103,6 +103,7 @@ class Node {
   [[nodiscard]] std::string advertised_api() const;
   Status start_api(std::unique_ptr<httplib::Server> https, std::set<std::string> admin_keys);
   [[nodiscard]] bool is_node_key(std::string_view key) const;
+  [[nodiscard]] nlohmann::json members_json() const;  // GET /v1/cluster/members
   Status start_gossip();
   Status listen_for_peers(GossipOptions& go);
   [[nodiscard]] ReplicaConfig replica_config() const;

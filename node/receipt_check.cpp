@@ -3,8 +3,7 @@
 
 #include <limits>
 
-#include "dht/hash.h"
-#include "dht/job_record.h"
+#include "dht/receipt.h"
 
 namespace meshwork {
 namespace {
@@ -13,13 +12,19 @@ using nlohmann::json;
 using Kind = ReceiptVerdict::Kind;
 
 // The text a receipt hashes: the result's compact JSON (as the node dumped it) or the error.
-std::string vouched_text(const json& entry, bool succeeded) {
+std::string document_text(const json& entry, bool succeeded) {
   if (!succeeded)
     return entry.contains("error") && entry["error"].is_string() ? entry["error"].get<std::string>()
                                                                  : "";
   return entry.contains("result")
              ? entry["result"].dump(-1, ' ', false, json::error_handler_t::replace)
              : "";
+}
+
+Kind verdict_kind(ReceiptCheck c) {
+  return c == ReceiptCheck::valid          ? Kind::valid
+         : c == ReceiptCheck::unknown_node ? Kind::unchecked
+                                           : Kind::invalid;
 }
 
 // The receipt's fields, or nullopt when one is missing or of the wrong type.
@@ -34,8 +39,7 @@ std::optional<Receipt> parse_receipt(const json& rc) {
                  rc["result_hash"], rc["public_key"], rc["signature"]};
 }
 
-// Checks one receipt: this job, the attempt it vouches for, the hash of `text`, then the key the
-// mesh knows for its node and the signature under that key.
+// Checks one receipt by the rule of dht/receipt.h, against the key the mesh knows for its node.
 ReceiptVerdict check_one(const json& rc, std::string where, const std::string& job_id,
                          uint64_t attempt, const std::string& text, const NodeKeys& keys) {
   ReceiptVerdict v{Kind::invalid, std::move(where), "", 0, ""};
@@ -47,25 +51,11 @@ ReceiptVerdict check_one(const json& rc, std::string where, const std::string& j
   v.node = r->node;
   v.attempt = r->attempt;
   const auto known = keys.find(r->node);
-  const auto key = known == keys.end() ? std::nullopt : from_base64(known->second);
-  const auto signature = from_base64(r->signature);
-  if (r->job_id != job_id) {
-    v.why = "names job " + r->job_id + ", not this one";
-  } else if (r->attempt != attempt) {
-    v.why = "names attempt " + std::to_string(r->attempt) + " for the result of attempt " +
-            std::to_string(attempt);
-  } else if (r->result_hash != blake2b_hex(text)) {
-    v.why = "result_hash does not match the result";
-  } else if (known == keys.end()) {
-    v.kind = Kind::unchecked;
-    v.why = "the mesh knows no key for node " + r->node;
-  } else if (r->public_key != known->second) {
-    v.why = "carries a key that is not the one the mesh knows for " + r->node;
-  } else if (!key || !signature || !verify_signature(r->message(), *signature, *key)) {
-    v.why = "the signature does not verify with " + r->node + "'s key";
-  } else {
-    v.kind = Kind::valid;
-  }
+  ReceiptFinding f =
+      check_receipt(*r, job_id, attempt, text,
+                    known == keys.end() ? std::nullopt : std::optional<std::string>(known->second));
+  v.kind = verdict_kind(f.check);
+  v.why = std::move(f.why);
   return v;
 }
 
@@ -87,7 +77,7 @@ std::vector<ReceiptVerdict> check_document(const json& job, const NodeKeys& keys
     const bool ok = entry.value("outcome", "") == "succeeded";
     const json& rc = entry.contains("receipt") ? entry["receipt"] : json();
     ReceiptVerdict v = check_one(rc, "results." + node, id, entry.value("attempt", uint64_t{0}),
-                                 vouched_text(entry, ok), keys);
+                                 document_text(entry, ok), keys);
     if (v.kind != Kind::invalid && v.node != node) {
       v.kind = Kind::invalid;
       v.why = "a receipt of " + v.node + " filed under " + node;
@@ -105,7 +95,7 @@ std::vector<ReceiptVerdict> check_document(const json& job, const NodeKeys& keys
   }
   const bool ok = job.value("state", "") == "succeeded";
   out.push_back(check_one(rc, "receipt", id, results[node].value("attempt", uint64_t{0}),
-                          vouched_text(ok ? job : results[node], ok), keys));
+                          document_text(ok ? job : results[node], ok), keys));
   return out;
 }
 
@@ -117,6 +107,29 @@ std::vector<ReceiptVerdict> check_receipts(const json& job, const NodeKeys& keys
   } catch (const json::exception& e) {  // a field of the wrong type, e.g. "attempt": "1"
     return {{Kind::invalid, "job", "", 0, std::string("malformed job document: ") + e.what()}};
   }
+}
+
+ReceiptVerdict check_node_result(const std::string& job_id, const std::string& filed_under,
+                                 const NodeResult& r, const NodeKeys& keys) {
+  const auto known = keys.find(r.receipt.node);
+  ReceiptFinding f = check_result(
+      job_id, r, known == keys.end() ? std::nullopt : std::optional<std::string>(known->second));
+  ReceiptVerdict v{verdict_kind(f.check), "results." + filed_under, r.receipt.node,
+                   r.receipt.attempt, std::move(f.why)};
+  if (v.kind != Kind::invalid && r.receipt.node != filed_under) {
+    v.kind = Kind::invalid;
+    v.why = "a receipt of " + r.receipt.node + " filed under " + filed_under;
+  }
+  return v;
+}
+
+ReceiptChecker receipt_checker(KeyOf key_of) {
+  return [key_of = std::move(key_of)](const std::string& job_id, const NodeResult& r) {
+    const std::optional<std::string> raw = key_of(r.receipt.node);
+    const std::optional<std::string> known =
+        raw ? std::optional<std::string>(to_base64(*raw)) : std::nullopt;
+    return check_result(job_id, r, known).check;
+  };
 }
 
 }  // namespace meshwork

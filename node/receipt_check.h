@@ -1,20 +1,26 @@
-// Receipt verification for a job document as GET /v1/jobs/{id} returns it (docs/api.md): the
-// check behind `meshwork verify`. A receipt is valid when it names this job, is signed by the key
-// the mesh knows for the node it names (not merely the key it carries), and its result_hash is the
-// BLAKE2b-256 of the result it vouches for: the compact JSON text of the result when the outcome
-// succeeded, else the error text (node/job_runner.cpp, sign_result).
+// Receipt verification on a node: for a job document as GET /v1/jobs/{id} returns it (docs/api.md),
+// the check behind `meshwork verify` and GET /v1/jobs/{id}/receipts; and for the records the
+// replica core merges, receipt_checker. Both apply the one rule of dht/receipt.h: a receipt is
+// valid when it names this job, is signed by the key the mesh knows for the node it names (not
+// merely the key it carries), and its result_hash is the BLAKE2b-256 of the result it vouches for:
+// the compact JSON text of the result when the outcome succeeded, else the error text
+// (node/job_runner.cpp, sign_result).
 //
 // The receipts checked are the one of each node in `results`, plus the top-level `receipt`, which
 // must be one of them and, for a succeeded job, must hash the top-level `result`.
-// Thread-safety: pure functions.
+// Thread-safety: pure functions (receipt_checker's is as safe as its `key_of`).
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
+
+#include "dht/receipt.h"
 
 namespace meshwork {
 
@@ -34,5 +40,20 @@ using NodeKeys = std::map<std::string, std::string>;
 // receipt). A document that is not a job object gives one invalid verdict.
 [[nodiscard]] std::vector<ReceiptVerdict> check_receipts(const nlohmann::json& job,
                                                          const NodeKeys& keys);
+
+// One result of a record, as the replica core holds it (`filed_under` is its key in `results`),
+// checked by the same rule against `keys`: the per-receipt answer of GET /v1/jobs/{id}/receipts.
+// too_large and forged are invalid, unknown_node unchecked.
+[[nodiscard]] ReceiptVerdict check_node_result(const std::string& job_id,
+                                               const std::string& filed_under, const NodeResult& r,
+                                               const NodeKeys& keys);
+
+// The raw Ed25519 key membership announced for a node (this node's own included); nullopt when
+// none is known.
+using KeyOf = std::function<std::optional<std::string>(const std::string& node)>;
+
+// The replica core's check on a node (ReplicaConfig::receipt_check): check_result against the key
+// `key_of` knows for the receipt's node. Runs on the loop thread; `key_of` must be safe there.
+[[nodiscard]] ReceiptChecker receipt_checker(KeyOf key_of);
 
 }  // namespace meshwork

@@ -260,6 +260,8 @@ void ReplicaDriver::publish() {
   s.stats = r.stats();
   if (!s.placement || s.placement->version() != r.placement().version())
     s.placement = std::make_shared<const Placement>(r.placement());
+  if (!s.reputation || s.reputation->evidence() != r.reputation().evidence())
+    s.reputation = std::make_shared<const Reputation>(r.reputation());
 }
 
 // Wakes the loop at the core's next deadline, or sooner to refresh the snapshot.

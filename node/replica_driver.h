@@ -67,6 +67,7 @@ struct ReplicaSnapshot {
   size_t backlog = 0, running = 0, hints = 0, held = 0, unfinished = 0, tombstones = 0;
   ReplicaStats stats;
   std::shared_ptr<const Placement> placement;
+  std::shared_ptr<const Reputation> reputation;  // copied again only when it took evidence
 };
 
 // A member as gossip describes it.

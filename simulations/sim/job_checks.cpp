@@ -1,4 +1,4 @@
-// The job invariants 4-6 and 12 and the duplicate counts; see job_checks.h.
+// The job invariants 4-6, 12 and 13 and the duplicate counts; see job_checks.h.
 #include "simulations/sim/job_checks.h"
 
 #include <algorithm>
@@ -6,6 +6,8 @@
 #include <optional>
 #include <set>
 #include <vector>
+
+#include "dht/verdict.h"
 
 namespace meshwork::sim {
 namespace {
@@ -91,6 +93,18 @@ std::string divergence_among(const Cluster& c, const ReplicaSim& replicas,
   return "";
 }
 
+// Honest up nodes whose copy of the job is not `merged` (reported with --liars; see job_checks.h).
+size_t stale_honest_copies(const Cluster& c, const ReplicaSim& replicas, const JobRecord& merged) {
+  size_t n = 0;
+  for (uint32_t i = 0; i < c.size(); ++i) {
+    const Replica* r = c.up(i) ? replicas.replica(i) : nullptr;
+    if (r == nullptr || replicas.liars().contains(i)) continue;
+    const std::optional<JobRecord> copy = r->current(merged.id);
+    n += copy && !same_state(*copy, merged) ? 1 : 0;
+  }
+  return n;
+}
+
 // Why the job's replicas (as `viewer` places it) do not all hold `merged`, or "".
 std::string divergence(const Cluster& c, const ReplicaSim& replicas, uint32_t viewer,
                        const JobRecord& merged) {
@@ -105,6 +119,7 @@ void count_ledger(const ReplicaSim& replicas, JobFigures& f) {
   for (const auto& [id, l] : replicas.ledger()) {
     f.jobs_started += l.starts > 0 ? 1 : 0;
     f.starts += l.starts;
+    if (l.redundancy > 1) continue;
     f.duplicate_starts += l.duplicate_starts;
     f.jobs_started_twice += l.duplicate_starts > 0 ? 1 : 0;
     f.same_attempt_starts += l.same_attempt_starts;
@@ -120,6 +135,33 @@ void count_ledger(const ReplicaSim& replicas, JobFigures& f) {
   }
 }
 
+// Invariant 13 for one terminal job `r`: counted in `f`.
+void check_honest(const ReplicaSim& replicas, const JobRecord& r, JobFigures& f) {
+  if (r.redundancy <= 1) return;
+  ++f.redundant;
+  if (r.status.state != JobState::succeeded) return;
+  ++f.redundant_succeeded;
+  size_t liars = 0;
+  for (const auto& [node, res] : r.results)
+    for (uint32_t liar : replicas.liars())
+      liars += res.attempt == r.status.attempt && node == node_name(liar) ? 1 : 0;
+  if (r.redundancy < 3 || liars >= result_majority(r.redundancy)) return;
+  const NodeResult* fin = r.final_result();
+  if (fin == nullptr) {  // the runners' results of that attempt were since replaced by later ones
+    ++f.redundant_unshown;
+    return;
+  }
+  if (fin->result == honest_result(r.status.attempt)) return;
+  if (f.dishonest++ != 0) return;
+  f.first_dishonest = "job " + r.id.substr(0, 12) + " succeeded attempt " +
+                      std::to_string(r.status.attempt) + " by " + r.status.node + " with " +
+                      (fin ? fin->result : std::string("no result")) + " (" +
+                      std::to_string(liars) + " liars among its runners); results:";
+  for (const auto& [node, res] : r.results)
+    f.first_dishonest += " " + node + "=" + std::to_string(res.attempt) + "/" +
+                         std::string(state_name(res.outcome)) + "/" + res.result;
+}
+
 }  // namespace
 
 JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workload& workload) {
@@ -131,6 +173,12 @@ JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workl
     if (const uint32_t e = eraser(c, replicas, id, writers); e != UINT32_MAX) {
       expired.insert(id);
       h = holding(c, replicas, id, writers, /*leave_out_kept=*/true);
+      if (h.merged && !replicas.liars().empty()) {  // not checked with liars: see job_checks.h
+        for (uint32_t i = 0; i < c.size(); ++i)
+          f.stale_honest_copies += c.up(i) && !replicas.liars().contains(i) &&
+                                   replicas.replica(i) && replicas.replica(i)->holds(id);
+        continue;
+      }
       if (h.merged && f.diverged++ == 0)
         f.first_diverged = "job " + id.substr(0, 12) + ": n" + std::to_string(e) + " erased it, n" +
                            std::to_string(h.first_holder) + " still holds it";
@@ -138,6 +186,11 @@ JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workl
     }
     if (!h.merged) continue;
     ++f.stored;
+    if (!replicas.liars().empty()) {
+      f.stale_honest_copies += stale_honest_copies(c, replicas, *h.merged);
+      held.emplace(id, std::move(h));
+      continue;
+    }
     const std::string why = divergence(c, replicas, h.first_holder, *h.merged);
     if (!why.empty() && f.diverged++ == 0) f.first_diverged = "job " + id.substr(0, 12) + ": " + why;
     held.emplace(id, std::move(h));
@@ -170,6 +223,7 @@ JobFigures job_figures(const Cluster& c, const ReplicaSim& replicas, const Workl
       continue;
     }
     ++f.terminal;
+    check_honest(replicas, *it->second.merged, f);
     f.succeeded += s.state == JobState::succeeded ? 1 : 0;
     f.failed += s.state == JobState::failed ? 1 : 0;
     f.cancelled += s.state == JobState::cancelled ? 1 : 0;

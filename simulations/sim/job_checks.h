@@ -6,12 +6,22 @@
 //   5 jobs-terminal      every acknowledged job is succeeded, failed or cancelled in the merge of
 //                        the copies its up holders hold
 //   6 jobs-converge      for every stored job, each of its replicas (the first R usable members,
-//                        as the up nodes now agree) holds exactly that merge (same_state)
+//                        as the up nodes now agree) holds exactly that merge (same_state). Not
+//                        checked with --liars: who is distrusted is each node's own view, and those
+//                        views need not agree, nor then the replica lists (docs/guarantees.md); the
+//                        honest copies that differ from the merge, or that remain of a job another
+//                        node erased, are reported instead
 //   7 no-superseded-start  counted by ReplicaSim at every Start
 //  12 retry-kept         every acknowledged job whose retry was answered ok (Workload, --retries)
 //                        is terminal in a retry round >= 1 in the merge: the retry was not undone
+//  13 honest-result      every acknowledged job of redundancy k >= 3 that succeeded, and whose
+//                        final attempt's results count fewer liars than a majority of k, shows the
+//                        honest result as its final_result(), or none (--redundancy, --liars;
+//                        none: the majority's results were replaced by a later attempt's, which
+//                        ran concurrently in another view — counted and reported)
 // and what is reported, not failed: duplicate starts and duplicate completions, each counted
-// within one retry round (a retried job legitimately runs again).
+// within one retry round (a retried job legitimately runs again), of jobs of redundancy 1 (a
+// redundant job's co-runs are not duplicates).
 //
 // Thread-safety: none; read-only over the simulation.
 #pragma once
@@ -35,7 +45,11 @@ struct JobFigures {
   size_t diverged = 0;      // stored jobs whose replicas do not all hold the merge
   size_t succeeded = 0, failed = 0, cancelled = 0;  // acknowledged, by final state
   size_t retry_undone = 0;  // retried (answered ok), terminal, but in round 0 in the merge
-  std::string first_lost, first_unfinished, first_diverged, first_retry_undone;
+  size_t redundant = 0, redundant_succeeded = 0;  // acknowledged with k > 1; of them, succeeded
+  size_t redundant_unshown = 0;  // succeeded, k >= 3, but no majority left in the record
+  size_t dishonest = 0;          // invariant 13: succeeded with a result not the honest one
+  size_t stale_honest_copies = 0;  // with --liars: honest copies not the merge (or erased there)
+  std::string first_lost, first_unfinished, first_diverged, first_retry_undone, first_dishonest;
   // From the executors' ledger:
   size_t jobs_started = 0, starts = 0;
   size_t duplicate_starts = 0, jobs_started_twice = 0;  // starts while an earlier of the round

@@ -84,6 +84,13 @@ void add_flags(CLI::App& app, Flags& f) {
                  "fraction of cancels answered ok followed by a retry 0..3 s later (0..1)")
       ->check(CLI::Range(0.0, 1.0))
       ->capture_default_str();
+  app.add_option("--redundancy", o.workload.redundancy_fraction,
+                 "fraction of jobs run on 3 replicas, the majority's result winning (0..1)")
+      ->check(CLI::Range(0.0, 1.0))
+      ->capture_default_str();
+  app.add_option("--liars", o.replicas.liars,
+                 "nodes (chosen by the seed) whose handlers return wrong, validly signed results")
+      ->capture_default_str();
   app.add_option("--workers", o.replicas.workers, "handlers running at once per node (1..64)")
       ->capture_default_str();
   app.add_option("--vnodes", o.replicas.vnodes, "ring tokens per member in the replica cores")
@@ -159,6 +166,7 @@ std::optional<std::string> resolve(Flags& f, uint64_t& first, uint64_t& last) {
   }
   if (o.nodes < meshwork::sim::nodes_min || o.nodes > meshwork::sim::nodes_max)
     return "--nodes must be 2..16384";
+  if (o.replicas.liars >= o.nodes) return "--liars must be fewer than --nodes";
   if (auto why = meshwork::gossip::config_error(o.gossip)) return *why;
   if (auto why = meshwork::sim::network_error(o.net)) return *why;
   if (auto why = meshwork::sim::scenario_error(o.scenario)) return *why;

@@ -48,6 +48,8 @@ void add(ReplicaStats& a, const ReplicaStats& b) {
   a.refused_messages += b.refused_messages;
   a.expired += b.expired, a.tombstone_refusals += b.tombstone_refusals;
   a.stand_ins_dropped += b.stand_ins_dropped;
+  a.co_runs_started += b.co_runs_started, a.verdicts_decided += b.verdicts_decided;
+  a.verdicts_disagreed += b.verdicts_disagreed;
 }
 
 std::string frame(uint32_t instance, const Message& m) {
@@ -89,9 +91,27 @@ void drop_rounds(Message& m) {
 
 }  // namespace
 
+std::string honest_result(uint32_t attempt) {
+  return "{\"attempt\":" + std::to_string(attempt) + "}";
+}
+
+namespace {
+
+// A redundant job's handler outcome: the same on every runner of an attempt, failed for about
+// `fail_fraction` of (job, attempt) pairs.
+JobState deterministic_outcome(const std::string& id, uint32_t attempt, double fail_fraction) {
+  const std::string h = blake2b_hex(id + "/" + std::to_string(attempt));
+  const double unit = static_cast<double>(std::stoul(h.substr(0, 6), nullptr, 16)) / 0x1000000;
+  return unit < fail_fraction ? JobState::failed : JobState::succeeded;
+}
+
+}  // namespace
+
 ReplicaSim::ReplicaSim(Cluster& cluster, ReplicaOptions o, Random rng)
     : c_(cluster), o_(o), rng_(rng), nodes_(cluster.size()) {
   for (Node& n : nodes_) n.skew_ms = rng_.below(o_.clock_skew_ms_max + 1);
+  while (liars_.size() < std::min<size_t>(o_.liars, nodes_.size()))  // no draw without liars
+    liars_.insert(static_cast<uint32_t>(rng_.below(nodes_.size())));
   if (!nodes_.empty()) nodes_[0].offset_ms = o_.clock_offset_ms;
   if (nodes_.size() > 1) nodes_[1].offset_ms = -o_.clock_offset_ms;
   c_.lifecycle([this](uint32_t i, bool up) { up ? boot(i) : crash(i); });
@@ -132,6 +152,7 @@ void ReplicaSim::boot(uint32_t i) {
   cfg.reap_after_ms = o_.reap_after_ms;
   if (o_.retain_ms > 0) cfg.retain_ms = o_.retain_ms;
   cfg.seed = rng_.next();
+  cfg.receipt_check = sim_receipt_check;
   cfg.joining = c_.up_count() > 1;  // the first node of the mesh starts alone
   n.replica = std::make_unique<Replica>(node_name(i), cfg, n.disk);
   for (const auto& [id, rec] : n.disk.records()) n.replica->load(*rec, *rec.bytes);
@@ -375,10 +396,11 @@ void ReplicaSim::start_handler(uint32_t i, const Start& s) {
   Node& n = nodes_[i];
   mix(s.id);
   mix(s.attempt);
-  // Invariant 7: the node's own copy must say this attempt runs, claimed by this node.
+  // Invariant 7: the node's own copy must say this attempt runs, claimed by this node (or, for a
+  // redundant job's co-run, by another runner).
   const std::optional<JobRecord> mine = n.replica->current(s.id);
   if (!mine || mine->status.state != JobState::running || mine->status.attempt != s.attempt ||
-      mine->status.node != node_name(i)) {
+      (mine->status.node != node_name(i) && mine->redundancy <= 1)) {
     if (superseded_starts_++ == 0) {
       first_superseded_start_ =
           "n" + std::to_string(i) + " started " + s.id.substr(0, 12) + " attempt " +
@@ -394,6 +416,7 @@ void ReplicaSim::start_handler(uint32_t i, const Start& s) {
                          std::to_string(s.record->run_after_ms() - now_of(i).wall_ms) +
                          " ms before its run_after";
   JobLedger& l = ledger_[s.id];
+  l.redundancy = s.record->redundancy;
   // A retry (a new round, job_record.h) starts the job afresh: its first start duplicates none of
   // an earlier round's, which ended cancelled or failed (or were cut short by a crash).
   const uint32_t round = s.record->status.round;
@@ -413,6 +436,7 @@ void ReplicaSim::start_handler(uint32_t i, const Start& s) {
                               ? rng_.between(o_.lease_ms * 11 / 10, o_.lease_ms * 5 / 2)
                               : rng_.between(o_.run_ms_min, o_.run_ms_max);
   JobState outcome = rng_.chance(o_.fail_fraction) ? JobState::failed : JobState::succeeded;
+  if (s.record->redundancy > 1) outcome = deterministic_outcome(s.id, s.attempt, o_.fail_fraction);
   if (!sim_signature_ok(*s.record)) outcome = JobState::failed;  // as JobRunner verifies first
   c_.at(c_.now_ms() + run_ms, [this, i, instance = n.instance, id = s.id, attempt = s.attempt,
                                serial, outcome] {
@@ -443,6 +467,8 @@ void ReplicaSim::end_handler(uint32_t i, uint32_t instance, const std::string& i
   Node& n = nodes_[i];
   const auto it = n.handlers.find({id, attempt});
   if (n.instance != instance || it == n.handlers.end() || it->second.serial != serial) return;
+  const bool lie = liars_.contains(i) && outcome != JobState::cancelled;
+  if (lie) outcome = JobState::succeeded;
   JobLedger& l = ledger_[id];
   HandlerRun& run = l.runs[it->second.run];
   run.end_ms = c_.now_ms();
@@ -456,8 +482,11 @@ void ReplicaSim::end_handler(uint32_t i, uint32_t instance, const std::string& i
   o.attempt = attempt;
   o.result.attempt = attempt;
   o.result.outcome = outcome;
-  if (outcome == JobState::succeeded)
-    o.result.result = "{\"attempt\":" + std::to_string(attempt) + "}";
+  if (lie)
+    o.result.result =
+        "{\"attempt\":" + std::to_string(attempt) + ",\"lie\":" + std::to_string(i) + "}";
+  else if (outcome == JobState::succeeded)
+    o.result.result = honest_result(attempt);
   else
     o.result.error = std::move(error);
   o.result.at_ms = now.wall_ms;

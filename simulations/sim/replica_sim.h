@@ -12,7 +12,11 @@
 //               then start().
 //   executor    Start → a handler that ends after a seeded run time (some longer than a lease)
 //               with succeeded or failed → handler_done; Stop → it ends a few ms later, cancelled
-//               (timed out: failed). A crash kills the node's handlers.
+//               (timed out: failed). A crash kills the node's handlers. A redundant job's handler
+//               (redundancy > 1) is deterministic, as real ones must be: its outcome follows from
+//               the job and attempt, its result text is honest_result(attempt). A liar
+//               (ReplicaOptions::liars, chosen by the seed) answers every run it finishes with a
+//               wrong result under a valid sim receipt.
 //   timers      tick at next_deadline_ms(), one live wake-up per node.
 //   stalls      a stalled node's core gets no input (its inputs queue up, gossip goes on) until
 //               the stall ends; then they are handed over in order: a paused event loop.
@@ -66,7 +70,11 @@ struct ReplicaOptions {
   // false: the deliberately broken build whose peers decode every record without its retry round
   // (round and base 0), so a retry reaches no other core (retry-kept must fail with --retries)
   bool keep_round = true;
+  uint32_t liars = 0;  // nodes whose handlers return wrong results, validly signed
 };
+
+// The result an honest handler of the simulator returns for a job's attempt.
+[[nodiscard]] std::string honest_result(uint32_t attempt);
 
 // One handler run: where and when it started and how it ended (never_ms: still running).
 struct HandlerRun {
@@ -99,6 +107,7 @@ struct JobLedger {
   std::vector<uint32_t> attempts;    // every attempt started, in order
   std::vector<HandlerRun> runs;      // every handler run, in start order
   std::vector<JobNote> notes;        // in the order the cores produced them
+  uint32_t redundancy = 1;           // the job's (its co-runs are not duplicates)
   uint64_t succeeded_ms = never_ms;  // first commit of a succeeded record, on any node
   uint32_t succeeded_node = 0;       // ...the node whose handler succeeded, and its attempt
   uint32_t succeeded_attempt = 0;
@@ -166,6 +175,8 @@ class ReplicaSim {
   const std::string& first_early_erasure() const { return first_early_erasure_; }
   const std::map<std::string, uint64_t>& log_events() const { return log_events_; }
   uint64_t digest() const { return digest_; }
+  // The lying nodes (ReplicaOptions::liars), chosen by the seed.
+  const std::set<uint32_t>& liars() const { return liars_; }
 
  private:
   using Input = std::function<void(Replica&, Now)>;
@@ -231,6 +242,7 @@ class ReplicaSim {
   std::string first_early_start_;
   std::string first_superseded_start_;
   uint64_t digest_ = 0xcbf29ce484222325ull;
+  std::set<uint32_t> liars_;
 };
 
 }  // namespace meshwork::sim

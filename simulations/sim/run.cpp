@@ -99,6 +99,8 @@ void check_jobs(const JobSide& jobs, const JobFigures& f, const std::string& sce
     fail("jobs-converge", std::to_string(f.diverged) + " diverged; " + f.first_diverged);
   if (f.retry_undone != 0)
     fail("retry-kept", std::to_string(f.retry_undone) + " retries undone; " + f.first_retry_undone);
+  if (f.dishonest != 0)
+    fail("honest-result", std::to_string(f.dishonest) + " dishonest; " + f.first_dishonest);
   if (r.decode_failures() != 0)
     fail("jobs-converge", std::to_string(r.decode_failures()) + " messages failed to decode");
   if (r.superseded_starts() != 0)
@@ -122,6 +124,31 @@ void check_jobs(const JobSide& jobs, const JobFigures& f, const std::string& sce
   }
   if (scenario == "hints" && stats.hints_replayed == 0)
     fail("hints-replayed", std::to_string(stats.hints_stored) + " hints stored, none replayed");
+}
+
+// Redundant jobs and liars, when the run has them (else nothing: older runs print as before).
+void print_redundancy(std::ostream& out, const Cluster& c, const JobFigures& f,
+                      const JobSide& jobs) {
+  const ReplicaSim& replicas = jobs.replicas;
+  if (jobs.workload.options().redundancy_fraction > 0) {
+    const ReplicaStats s = replicas.stats();
+    out << "redundancy: " << f.redundant << " acknowledged jobs at k=" << kSimRedundancy << " ("
+        << f.redundant_succeeded << " succeeded, " << f.redundant_unshown
+        << " without a majority left to show), " << s.co_runs_started << " co-runs, verdicts "
+        << s.verdicts_decided << " decided " << s.verdicts_disagreed << " disagreed\n";
+  }
+  if (replicas.liars().empty()) return;
+  out << "liars:";
+  for (uint32_t liar : replicas.liars()) {
+    size_t up = 0, distrusting = 0;
+    for (uint32_t i = 0; i < c.size(); ++i) {
+      if (i == liar || !c.up(i) || replicas.replica(i) == nullptr) continue;
+      ++up;
+      distrusting += replicas.replica(i)->placement().distrusted(node_name(liar)) ? 1 : 0;
+    }
+    out << " " << node_name(liar) << " distrusted by " << distrusting << " of " << up;
+  }
+  out << " other up nodes; " << f.stale_honest_copies << " honest copies differ from the merge\n";
 }
 
 void print_jobs(std::ostream& out, const JobFigures& f, const JobSide& jobs) {
@@ -245,6 +272,7 @@ RunReport run(const RunOptions& o, std::ostream& out) {
         << " nodes up\n";
     metrics.print(out, o.gossip);
     if (jobs) print_jobs(out, f, *jobs);
+    if (jobs) print_redundancy(out, c, f, *jobs);
     if (jobs) print_failover(out, "failover", failover, failover_slowest, false);
     out << "ring digest " << hex(ring) << ", trace digest " << hex(report.digest) << "\n";
     if (jobs) out << "lost=" << f.lost << "\n";

@@ -30,6 +30,14 @@ bool sim_signature_ok(const JobRecord& r) {
   return r.envelope.signature == signature_for(r.id);
 }
 
+ReceiptCheck sim_receipt_check(const std::string& job_id, const NodeResult& r) {
+  // No key: unknown_node when all but the signature holds.
+  const ReceiptCheck c = check_result(job_id, r, std::nullopt).check;
+  if (c != ReceiptCheck::unknown_node) return c;
+  return r.receipt.public_key == "sim" && r.receipt.signature == "sim" ? ReceiptCheck::valid
+                                                                       : ReceiptCheck::forged;
+}
+
 Workload::Workload(Cluster& cluster, ReplicaSim& replicas, WorkloadOptions o, Random rng)
     : c_(cluster), replicas_(replicas), o_(o), rng_(rng) {
   replicas_.on_reply([this](uint32_t node, const Reply& r) { on_reply(node, r); });
@@ -64,6 +72,8 @@ void Workload::schedule(uint64_t from_ms, uint64_t to_ms) {
       text["created_at"] = job.spec.created_at_ms = wall_base_ms + at;
       text["delay_ms"] = job.spec.delay_ms = 1 + rng_.below(o_.delay_ms_max);
     }
+    if (o_.redundancy_fraction > 0 && rng_.chance(o_.redundancy_fraction))
+      text["redundancy"] = job.spec.redundancy = kSimRedundancy;
     job.envelope = Envelope{text.dump(), client_key, ""};
     job.id = job.envelope.id();
     job.envelope.signature = signature_for(job.id);

@@ -3,9 +3,9 @@
 //
 // A job is a signed-looking envelope: the spec's JSON text, a client key and a "signature" that
 // is BLAKE2b of the job id under a simulator key — checked by sim_signature_ok, which the
-// simulated executor runs before a handler, as the node's JobRunner verifies Ed25519. It is deterministic and costs one small hash, where Ed25519 would
-// cost the simulator far more at thousands of nodes; the record codec still checks that each id
-// is the hash of its envelope.
+// simulated executor runs before a handler, as the node's JobRunner verifies Ed25519. It is
+// deterministic and costs one small hash, where Ed25519 would cost the simulator far more at
+// thousands of nodes; the record codec still checks that each id is the hash of its envelope.
 //
 // A submission answered `ok` is ACKNOWLEDGED. One refused (503, 429) or unanswered for
 // reply_timeout_ms is sent again, the same signed job, to another random up node, up to
@@ -15,6 +15,9 @@
 // followed, with that probability, by a retry of the job 0..3 s later at a random up node; a retry
 // answered `ok` must not be undone (job_checks.h). At 0 no draw is made for it, so runs without
 // retries replay as before.
+//
+// With redundancy_fraction > 0, that share of jobs carries "redundancy": 3 (runs on three replicas,
+// the majority's result wins; dht/verdict.h). At 0 no draw is made for it either.
 //
 // Thread-safety: none. Invariants: every request id is used once; a job's envelope never changes
 // between tries, so its id does not either.
@@ -26,6 +29,7 @@
 #include <vector>
 
 #include "dht/job_record.h"
+#include "dht/receipt.h"
 #include "simulations/sim/cluster.h"
 #include "simulations/sim/replica_sim.h"
 
@@ -35,6 +39,10 @@ inline constexpr uint32_t jobs_max = 100'000;
 
 // The envelope check of the simulated executor.
 bool sim_signature_ok(const JobRecord& r);
+// The replica core's receipt check (ReplicaConfig::receipt_check): a "sim" receipt (key and
+// signature "sim", as the simulated executor signs) passes the rule of dht/receipt.h but for the
+// signature; any other is forged.
+ReceiptCheck sim_receipt_check(const std::string& job_id, const NodeResult& r);
 
 struct WorkloadOptions {
   uint32_t jobs = 300;
@@ -47,7 +55,10 @@ struct WorkloadOptions {
   double delayed_fraction = 0;  // of jobs, given a delay_ms of 1..delay_ms_max
   uint64_t delay_ms_max = 20'000;
   double retry_fraction = 0;  // of cancels answered ok, retried 0..3 s after the answer
+  double redundancy_fraction = 0;  // of jobs, given redundancy kSimRedundancy
 };
+
+inline constexpr uint32_t kSimRedundancy = 3;
 
 struct ClientJob {
   std::string id;

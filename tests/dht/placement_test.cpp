@@ -86,6 +86,48 @@ TEST_CASE("usable peers are the alive and suspect members other than this node")
   CHECK(t.usable_peers() == std::vector<std::string>{"n2", "n4"});
 }
 
+TEST_CASE("a distrusted member is not usable, keeps its tokens, and trust brings it back") {
+  Placement p = snapshot({{"n1", MemberState::alive},
+                          {"n2", MemberState::alive},
+                          {"n3", MemberState::alive},
+                          {"n4", MemberState::alive}});
+  std::string id;  // a job n2 owns
+  for (int i = 0; id.empty(); ++i)
+    if (p.owner(id_of(i)) == "n2") id = id_of(i);
+  const uint64_t v = p.version();
+  CHECK(p.set_distrusted("n2", true));
+  CHECK_FALSE(p.set_distrusted("n2", true));  // no change
+  CHECK(p.version() > v);
+  CHECK(p.distrusted("n2"));
+  CHECK_FALSE(p.usable("n2"));
+  CHECK(p.owner(id) != "n2");
+  CHECK_FALSE(p.is_replica(id, "n2"));
+  CHECK(p.replicas(id).size() == 3);                  // a stand-in takes its place
+  CHECK(p.members().at("n2") == MemberState::alive);  // still a member, on the ring
+  CHECK(p.ring().member_count() == 4);
+  const auto peers = p.usable_peers();
+  CHECK(std::find(peers.begin(), peers.end(), "n2") == peers.end());
+  const uint64_t v2 = p.version();
+  CHECK(p.set_distrusted("n2", false));
+  CHECK(p.version() > v2);
+  CHECK(p.owner(id) == "n2");
+}
+
+TEST_CASE("distrust: never self; any name; the version moves only when usable() does") {
+  Placement p = snapshot({{"n1", MemberState::alive}, {"n2", MemberState::dead}});
+  const uint64_t v = p.version();
+  CHECK_FALSE(p.set_distrusted("n1", true));  // this node, in its own placement
+  CHECK(p.usable("n1"));
+  CHECK(p.set_distrusted("n2", true));  // dead: not usable before or after
+  CHECK(p.version() == v);
+  CHECK(p.set_distrusted("n9", true));  // not a member yet: distrusted when it joins
+  CHECK(p.set("n9", MemberState::alive));
+  CHECK_FALSE(p.usable("n9"));
+  CHECK(p.set("n2", MemberState::alive));  // back, still distrusted
+  CHECK_FALSE(p.usable("n2"));
+  CHECK(p.ring().member_count() == 3);
+}
+
 TEST_CASE("the index tracks unfinished records and digests that agree exactly when contents do") {
   RecordIndex a, b;
   std::vector<JobRecord> recs;

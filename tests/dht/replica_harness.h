@@ -47,6 +47,23 @@ inline JobRecord job(int n, uint64_t now_ms, const std::string& entry = "n1",
   return make_record(env, spec, entry, now_ms);
 }
 
+// A job of redundancy `k` (the "redundancy" field in its signed text), else as job().
+inline JobRecord redundant_job(int n, uint64_t now_ms, uint32_t k, uint64_t delay_ms = 0) {
+  JobRecord r = job(n, now_ms, "n1", 60'000, kPriorityDefault, delay_ms);
+  nlohmann::json text = nlohmann::json::parse(r.envelope.job);
+  text["redundancy"] = k;
+  JobSpec spec;
+  spec.type = r.type;
+  spec.payload = text["payload"];
+  spec.nonce = text["nonce"];
+  spec.created_at_ms = now_ms;
+  spec.timeout_ms = r.timeout_ms;
+  spec.redundancy = k;
+  spec.delay_ms = delay_ms;
+  Envelope env{text.dump(), r.envelope.public_key, r.envelope.signature};
+  return make_record(env, spec, "n1", now_ms);
+}
+
 // The same signed job submitted again, through `entry` at `now_ms` (as the node admits it).
 inline JobRecord again(const JobRecord& r, const std::string& entry, uint64_t now_ms) {
   JobRecord a = r;
@@ -181,18 +198,28 @@ class Stage {
   // Ends a handler that node i runs for `id` with `outcome`.
   void finish(size_t i, const std::string& id, JobState outcome = JobState::succeeded,
               std::string error = "") {
+    finish_with(i, id, outcome == JobState::succeeded ? "{\"ok\":true}" : "", outcome,
+                std::move(error), "h");
+  }
+  // ... with the result text `result` and a receipt whose hash is `hash` (empty: "h:" + result,
+  // so that equal texts agree and different ones do not), for `attempt` (0: the last started).
+  void finish_with(size_t i, const std::string& id, const std::string& result,
+                   JobState outcome = JobState::succeeded, std::string error = "",
+                   std::string hash = "", uint32_t attempt = 0) {
     Node& n = node(i);
-    uint32_t attempt = 0;
+    uint32_t last = 0;
     for (const Start& s : n.starts)
-      if (s.id == id) attempt = s.attempt;
-    n.running.erase(id);
+      if (s.id == id) last = s.attempt;
+    if (attempt == 0) attempt = last;
+    if (attempt == last) n.running.erase(id);
     NodeResult r;
     r.attempt = attempt;
     r.outcome = outcome;
-    r.result = outcome == JobState::succeeded ? "{\"ok\":true}" : "";
+    r.result = result;
     r.error = std::move(error);
     r.at_ms = now(i).wall_ms;
-    r.receipt = Receipt{id, n.name, attempt, "h", "k", "s"};
+    if (hash.empty()) hash = "h:" + (outcome == JobState::succeeded ? result : r.error);
+    r.receipt = Receipt{id, n.name, attempt, std::move(hash), "k", "s"};
     core(i).handler_done(now(i), Outcome{id, attempt, std::move(r)});
     drain(i);
   }

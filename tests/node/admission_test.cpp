@@ -53,6 +53,27 @@ TEST_CASE("signed-only nodes refuse plain jobs; allowed keys restrict signers") 
   CHECK(b.admit(bad.value().to_json()).is_ok());
 }
 
+TEST_CASE("a job's redundancy is 1..7 and at most the node's R, else 422") {
+  const Identity node_key = Identity::generate();
+  AdmissionOptions o;
+  o.redundancy_max = 3;
+  Admission a(node_key, "n1", o);
+  auto job = [](nlohmann::json k) { return nlohmann::json{{"type", "echo"}, {"redundancy", k}}; };
+  auto three = a.admit(job(3));
+  REQUIRE(three.is_ok());
+  CHECK(three.value().redundancy == 3);
+  CHECK(a.admit({{"type", "echo"}}).value().redundancy == 1);
+  for (const nlohmann::json& k : {nlohmann::json(4), nlohmann::json(0), nlohmann::json(8),
+                                  nlohmann::json(-1), nlohmann::json("3")})
+    CHECK(a.admit(job(k)).status().code() == Code::invalid);
+  CHECK(a.rejected() == 5);
+  // A peer's record of a job admitted where R is larger still checks (its spec is valid).
+  Admission wide(node_key, "n2", {});
+  auto five = wide.admit(job(5));
+  REQUIRE(five.is_ok());
+  CHECK(a.check(five.value()));
+}
+
 TEST_CASE("submissions through one node get strictly increasing times") {
   const Identity node_key = Identity::generate();
   Admission a(node_key, "n1", {});

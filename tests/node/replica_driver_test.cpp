@@ -1,15 +1,19 @@
 // ReplicaDriver: the replica core on a real loop, store and executor, as a mesh of one — a submit
 // is answered once durable, the handler runs and its outcome is recorded, a timeout reaches the
-// handler as a timed-out stop, a restart recovers everything, and waiting requests are answered
-// when the node stops.
+// handler as a timed-out stop, a restart recovers everything, waiting requests are answered
+// when the node stops, and a member's record with a forged receipt is refused and counted.
 #include <doctest/doctest.h>
 
 #include <asio/executor_work_guard.hpp>
 #include <asio/io_context.hpp>
+#include <asio/post.hpp>
 
+#include <future>
 #include <thread>
 
 #include "node/admission.h"
+#include "node/job_runner.h"
+#include "node/receipt_check.h"
 #include "node/replica_driver.h"
 #include "tests/node/test_util.h"
 
@@ -19,7 +23,7 @@ namespace {
 // One node: loop thread, store, peer transport and client (no peers) and driver, booted from
 // `dir`.
 struct OneNode {
-  explicit OneNode(test::TempDir& dir, const Identity& node_key)
+  explicit OneNode(test::TempDir& dir, const Identity& node_key, ReceiptChecker check = {})
       : key(node_key), admission(node_key, "n1", {}) {
     store = std::move(Store::open(dir.str(), {}).value());
     loop = std::thread([this] { io.run(); });
@@ -32,6 +36,7 @@ struct OneNode {
     rc.workers = 2;
     rc.backoff_base_ms = 10;
     rc.backoff_max_ms = 40;
+    rc.receipt_check = std::move(check);
     driver =
         std::make_unique<ReplicaDriver>(io, "n1", rc, *store, *transport, *peers, key,
                                         [this](const JobRecord& r) { return admission.check(r); });
@@ -157,6 +162,50 @@ TEST_CASE("a restart on the same data dir recovers every job and runs what was l
   CHECK(n.wait_for(done_id, JobState::succeeded).status.attempt == 1);
   JobRecord rerun = n.wait_for(left_id, JobState::succeeded);
   CHECK(rerun.status.attempt == 2);
+}
+
+TEST_CASE("a member's record with a forged receipt is refused and counted; the node goes on") {
+  test::TempDir dir;
+  const Identity key = Identity::generate();
+  const Identity n2 = Identity::generate();
+  OneNode n(dir, key, receipt_checker([&](const std::string& node) -> std::optional<std::string> {
+              if (node == "n1") return key.public_key();
+              if (node == "n2") return n2.public_key();
+              return std::nullopt;
+            }));
+  ItemResult first = n.submit({{"type", "echo"}, {"payload", {{"n", 1}}}});
+  REQUIRE(first.status.is_ok());
+  JobRecord done = n.wait_for(first.record->id, JobState::succeeded);
+
+  // n2 sends the job back with a result of its own whose receipt vouches for another result.
+  JobRecord forged = done;
+  forged.results["n2"] = JobRunner::sign_result(n2, "n2", done.id, 1,
+                                                HandlerOutcome::success({{"echo", {{"n", 1}}}}), 1);
+  forged.results["n2"].result = R"({"echo":{"n":2}})";
+  Replicate m;
+  m.corr = 9;
+  m.records.push_back(SharedRecord::of(forged));
+  std::vector<Message> messages;
+  messages.emplace_back(std::move(m));
+  std::promise<void> received;
+  asio::post(n.io, [&] {
+    n.driver->receive("n2", std::move(messages));
+    received.set_value();
+  });
+  received.get_future().wait();
+
+  CHECK_FALSE(n.wait_for(done.id, JobState::succeeded).results.contains("n2"));
+  ReplicaSnapshot s = n.driver->snapshot();
+  CHECK(s.stats.receipts_refused == 1);
+  CHECK(s.stats.receipts_forged == 1);
+  REQUIRE(s.reputation);
+  CHECK(s.reputation->counts("n2").forged == 1);
+  CHECK_FALSE(s.reputation->trusted("n2"));
+  // The node goes on: its own results pass its own check.
+  ItemResult second = n.submit({{"type", "echo"}, {"payload", {{"n", 2}}}});
+  REQUIRE(second.status.is_ok());
+  n.wait_for(second.record->id, JobState::succeeded);
+  CHECK(n.driver->snapshot().stats.receipts_refused == 1);
 }
 
 }  // namespace meshwork

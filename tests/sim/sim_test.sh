@@ -54,6 +54,16 @@ case $mode in
     "$sim" --nodes 40 --seed 1 --duration 20 --jobs 100 --cancels 0.5 --retries 1 > "$out/retried"
     grep -Eq '^clients: .* [1-9][0-9]* retries \([1-9][0-9]* ok' "$out/retried" ||
       fail "no retry was answered ok"
+    # Redundant jobs (k = 3, half of them) with two lying nodes through the same faults: every job
+    # that succeeded with fewer liars than a majority among its runners has the honest result
+    # (honest-result), every job ends, and the honest nodes come to distrust the liars.
+    "$sim" --nodes 20 --seeds 1..2 --duration 20 --jobs 300 --redundancy 0.5 --liars 2 --quiet |
+      tee "$out/liars"
+    grep -q '^2 of 2 seeds passed$' "$out/liars" || fail "a seed with liars broke an invariant"
+    "$sim" --nodes 20 --seed 5 --duration 20 --jobs 300 --redundancy 0.5 --liars 2 > "$out/lied"
+    grep -Eq '^redundancy: .* [1-9][0-9]* co-runs, verdicts [1-9][0-9]* decided' "$out/lied" ||
+      fail "no co-run, or no verdict decided"
+    grep -Eq '^liars: n[0-9]+ distrusted by [1-9][0-9]* of' "$out/lied" || fail "no liar distrusted"
     ;;
   replay)
     # Replay is about the bytes, whatever the verdict: a failing seed must replay too.
@@ -61,6 +71,11 @@ case $mode in
     "$sim" --nodes 60 --seed 42 --duration 20 --jobs 100 > "$out/b" || true
     "$sim" --nodes 60 --seed 43 --duration 20 --jobs 100 > "$out/c" || true
     cmp "$out/a" "$out/b" || fail "the same seed gave different output"
+    # With redundant jobs and liars too (co-runs, verdicts, distrust).
+    lying=(--nodes 20 --seed 5 --duration 20 --jobs 300 --redundancy 0.5 --liars 2)
+    "$sim" "${lying[@]}" > "$out/r1" || true
+    "$sim" "${lying[@]}" > "$out/r2" || true
+    cmp "$out/r1" "$out/r2" || fail "the same seed with liars gave different output"
     ! cmp -s "$out/a" "$out/c" || fail "different seeds gave identical output"
     grep -q 'trace digest' "$out/a" || fail "no trace digest printed"
     grep -q '^lost=[0-9]*$' "$out/a" || fail "no lost= line printed"

@@ -341,6 +341,13 @@ export class Client {
     return (await this.call('GET', '/v1/node')).body;
   }
 
+  // The node's own check of a job's receipts (GET /v1/jobs/{id}/receipts): { id, redundancy,
+  // verdict?, receipts: [{ node, ..., status, why }] }. This is the node's word; verifyJob checks
+  // the receipts here, against the members' keys.
+  async receipts(id) {
+    return (await this.call('GET', `/v1/jobs/${id}/receipts`)).body;
+  }
+
   // Node name → base64 public key, as this node knows its members.
   async nodeKeys() {
     const keys = new Map();

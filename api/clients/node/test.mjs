@@ -87,6 +87,9 @@ async function echoJob(mesh, key, report) {
   const check = await mesh.verifyJob(done.id);
   assert.equal(check.status, 'valid', JSON.stringify(check));
   assert.ok(check.receipts.length >= 2 && check.receipts.every((r) => r.valid === true));
+  const said = await mesh.receipts(done.id);  // the node's own check agrees
+  assert.equal(said.id, done.id);
+  assert.ok(said.receipts.length >= 1 && said.receipts.every((r) => r.status === 'valid'));
   report.envelope = env;
   report.id = done.id;
   report.receipt = done.receipt;

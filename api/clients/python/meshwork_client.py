@@ -443,6 +443,12 @@ class Client:
     def node_info(self):
         return self._call("GET", "/v1/node")
 
+    def receipts(self, job_id):
+        """The node's own check of a job's receipts (GET /v1/jobs/{id}/receipts): {"id",
+        "redundancy", "verdict"?, "receipts": [{"node", ..., "status", "why"}]}. This is the node's
+        word; verify_job checks the receipts here, against the members' keys."""
+        return self._call("GET", "/v1/jobs/" + job_id + "/receipts")
+
     def node_keys(self):
         """Node name -> base64 public key, as this node knows its members."""
         return {m["name"]: m["public_key"] for m in self.members()["members"]}
