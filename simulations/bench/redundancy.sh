@@ -53,9 +53,11 @@ W=$(mktemp -d -t meshwork-redundancy.XXXX)
 cleanup() {
   local d
   for d in "$W"/mw-*; do
-    if [ -d "$d" ]; then MESHWORK_RUN=$d "$root/simulations/launch.sh" stop >/dev/null 2>&1 || true; fi
+    [ -d "$d" ] || continue
+    MESHWORK_RUN=$d "$root/simulations/launch.sh" stop >/dev/null 2>&1 || true
   done
-  if [ "${KEEP_WORK:-0}" = 1 ]; then echo "redundancy.sh: work dir kept: $W" >&2; else rm -rf "$W"; fi
+  if [ "${KEEP_WORK:-0}" = 1 ]; then echo "redundancy.sh: work dir kept: $W" >&2
+  else rm -rf "$W"; fi
 }
 trap cleanup EXIT
 trap 'echo "redundancy.sh: interrupted" >&2; exit 130' INT TERM
@@ -65,9 +67,11 @@ trap 'echo "redundancy.sh: interrupted" >&2; exit 130' INT TERM
 probe() {
   local code field=""
   [ "$1" -le 1 ] || field=",\"redundancy\":$1"  # as the load client: the field only when k > 1
-  code=$(curl -s -o "$W/probe.out" -w '%{http_code}' -XPOST "http://127.0.0.1:$((api + 1))/v1/jobs" \
+  code=$(curl -s -o "$W/probe.out" -w '%{http_code}' -XPOST \
+    "http://127.0.0.1:$((api + 1))/v1/jobs" \
     -d "{\"type\":\"echo\",\"payload\":{\"probe\":$1}$field}") || true
-  [ "$code" = 202 ] || die "a job with redundancy $1 was answered $code: $(head -c 300 "$W/probe.out")"
+  [ "$code" = 202 ] ||
+    die "a job with redundancy $1 was answered $code: $(head -c 300 "$W/probe.out")"
   sleep 0.5  # let it finish before the load client counts the successes already there
 }
 
@@ -89,10 +93,10 @@ phase() {
     kill -0 "$(cat "$d/n$i.pid")" 2>/dev/null || say "$name: n$i CRASHED (log: $d/n$i.log)"
   done
   MESHWORK_RUN=$d "$root/simulations/launch.sh" stop >/dev/null
-  say "$name: stored $(field stored "$W/$name.out"), refused items $(field items_refused "$W/$name.out")," \
-    "completed $(field completed "$W/$name.out") (all: $(field completed_all "$W/$name.out"), idle:" \
-    "$(field idle "$W/$name.out")) in $(field completed_s "$W/$name.out") s," \
-    "CPU $(field node_cpu_s "$W/$name.out") s"
+  local out="$W/$name.out"
+  say "$name: stored $(field stored "$out"), refused items $(field items_refused "$out")," \
+    "completed $(field completed "$out") (all: $(field completed_all "$out"), idle:" \
+    "$(field idle "$out")) in $(field completed_s "$out") s, CPU $(field node_cpu_s "$out") s"
   if [ -s "$W/$name.err" ]; then say "$name: $(head -c 300 "$W/$name.err")"; fi
 }
 

@@ -78,8 +78,8 @@ class Load:
         self.redundancy_share = redundancy_share
         self.redundancy = redundancy
         self.lock = threading.Lock()
-        self.acks = []        # {"id", "type", "payload", "redundancy", "t_submit", "t_ack", "status",
-        #                        "node", "tries"}
+        # {"id", "type", "payload", "redundancy", "t_submit", "t_ack", "status", "node", "tries"}
+        self.acks = []
         self.gave_up = []     # {"id", "t_submit", "last"}: never acknowledged (not counted as lost)
         self.tries = {"202": 0, "200": 0, "503": 0, "429": 0, "other": 0, "error": 0}
         self.q = queue.Queue(maxsize=10_000)
