@@ -23,11 +23,12 @@ JobState outcome_state(HandlerOutcome::Kind k) {
 }  // namespace
 
 JobRunner::JobRunner(const Identity& key, std::string node_name, size_t workers, Done done,
-                     EnvelopeCheck check)
+                     EnvelopeCheck check, Signer sign)
     : key_(key),
       node_(std::move(node_name)),
       done_(std::move(done)),
       check_(std::move(check)),
+      sign_(sign),
       executor_(workers) {
   executor_.start();
 }
@@ -86,7 +87,7 @@ void JobRunner::run(const std::shared_ptr<const JobRecord>& rec, uint32_t attemp
   Outcome o;
   o.id = rec->id;
   o.attempt = attempt;
-  o.result = sign_result(key_, node_, rec->id, attempt, out, wall_ms());
+  o.result = sign_(key_, node_, rec->id, attempt, out, wall_ms());
   done_(std::move(o));
 }
 

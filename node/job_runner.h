@@ -6,7 +6,9 @@
 //                          verify fails the attempt without running
 //   Stop (loop thread)   → the token is cancelled; Why::timed_out also marks the attempt timed out
 //   the handler returns  → its outcome ("timed out after N ms" when the core timed it out and it
-//                          did not succeed), signed by this node (the receipt), goes to `done`
+//                          did not succeed), signed by this node (the receipt) through `sign`,
+//                          goes to `done`; `sign` is sign_result unless a test breaks it on
+//                          purpose (node/test_break.h, chosen once when the node starts)
 //
 // The core decides everything else: which attempt runs, its timeout, what an outcome means.
 // Thread-safety: start() and stop() on the loop thread; shutdown() and the getters from any
@@ -36,9 +38,13 @@ using EnvelopeCheck = std::function<bool(const JobRecord&)>;
 class JobRunner {
  public:
   using Done = std::function<void(Outcome)>;
+  // Makes this node's signed result of an attempt from the handler's outcome (sign_result's form).
+  using Signer = NodeResult (*)(const Identity& key, const std::string& node,
+                                const std::string& id, uint32_t attempt,
+                                const HandlerOutcome& outcome, uint64_t now_ms);
 
   JobRunner(const Identity& key, std::string node_name, size_t workers, Done done,
-            EnvelopeCheck check = {});
+            EnvelopeCheck check = {}, Signer sign = &JobRunner::sign_result);
   ~JobRunner();  // shutdown()
   JobRunner(const JobRunner&) = delete;
   JobRunner& operator=(const JobRunner&) = delete;
@@ -72,6 +78,7 @@ class JobRunner {
   const std::string node_;
   const Done done_;
   const EnvelopeCheck check_;
+  const Signer sign_;
   Executor executor_;
   std::mutex mu_;
   bool stopping_ = false;                                    // guarded by mu_

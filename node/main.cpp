@@ -196,8 +196,10 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
                    "seconds a removed job's tombstone refuses copies that come back")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{1}, uint64_t{10} * 365 * 24 * 3'600));
-  node->add_option("--test-break", cfg.test_break, "tests only: skip-takeover")
-      ->check(CLI::IsMember({"skip-takeover"}))
+  node->add_option("--test-break", cfg.test_break,
+                   "tests only: skip-takeover (no failover), lie (wrong results, validly signed), "
+                   "forge (receipts with bad signatures)")
+      ->check(CLI::IsMember({"skip-takeover", "lie", "forge"}))
       ->group("");  // hidden from --help
   node->add_option("--test-clock-offset-ms", cfg.test_clock_offset_ms,
                    "tests only: set the replica core's wall clock this many ms off (signed)")

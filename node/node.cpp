@@ -14,6 +14,7 @@
 #include "node/clock.h"
 #include "node/receipt_check.h"
 #include "node/resolve.h"
+#include "node/test_break.h"
 #include "node/thread_name.h"
 
 namespace meshwork {
@@ -214,7 +215,7 @@ Status Node::open() {
   driver_ = std::make_unique<ReplicaDriver>(
       io_, config_.name, rc, *store_, *transport_, *peers_, *identity_,
       [admission = admission_.get()](const JobRecord& r) { return admission->check(r); },
-      config_.test_clock_offset_ms);
+      config_.test_clock_offset_ms, result_signer(config_.test_break));
   driver_->set_events(&events_);
   if (Status s = driver_->boot(); !s.is_ok()) return s;
   metrics_.add_collector([this](api::metrics::Writer& w) {

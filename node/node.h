@@ -67,7 +67,9 @@ struct NodeConfig {
   // Placement and replication (dht/replica.h).
   PlacementOptions placement;
   uint64_t reap_after_s = 86'400;  // a member dead this long gives up its ring tokens
-  std::string test_break;  // hidden --test-break: "skip-takeover" breaks failover (chaos test)
+  // Hidden --test-break: "skip-takeover" breaks failover (chaos test); "lie" and "forge" break
+  // this node's results (node/test_break.h).
+  std::string test_break;
   // Hidden --test-clock-offset-ms: the replica core's wall clock set off by this much (signed), to
   // test a mesh where one node's clock is wrong (tests/integration/test_clock.py).
   int64_t test_clock_offset_ms = 0;

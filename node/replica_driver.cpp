@@ -53,7 +53,8 @@ MemberState member_state_of(gossip::MemberState s) {
 
 ReplicaDriver::ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config,
                              Store& store, PeerTransport& transport, PeerClient& calls,
-                             const Identity& key, EnvelopeCheck check, int64_t wall_offset_ms)
+                             const Identity& key, EnvelopeCheck check, int64_t wall_offset_ms,
+                             JobRunner::Signer sign)
     : io_(io),
       self_(std::move(self)),
       config_(config),
@@ -69,7 +70,7 @@ ReplicaDriver::ReplicaDriver(asio::io_context& io, std::string self, ReplicaConf
                   drain();
                 });
               },
-              std::move(check)),
+              std::move(check), sign),
       replica_(std::make_unique<Replica>(self_, config_, store_)),
       timer_(io) {}
 

@@ -83,10 +83,12 @@ struct MemberView {
 class ReplicaDriver {
  public:
   // `check` verifies a job's envelope on the worker that runs it (JobRunner); the core stores
-  // what authenticated members send without it (docs/protocol.md, trust model).
+  // what authenticated members send without it (docs/protocol.md, trust model). `sign` makes the
+  // runner's signed results (a broken one only under --test-break lie|forge).
   ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config, Store& store,
                 PeerTransport& transport, PeerClient& calls, const Identity& key,
-                EnvelopeCheck check, int64_t wall_offset_ms = 0);
+                EnvelopeCheck check, int64_t wall_offset_ms = 0,
+                JobRunner::Signer sign = &JobRunner::sign_result);
   ~ReplicaDriver();
   ReplicaDriver(const ReplicaDriver&) = delete;
   ReplicaDriver& operator=(const ReplicaDriver&) = delete;

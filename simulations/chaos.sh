@@ -2,11 +2,15 @@
 # Chaos run over real meshwork nodes: load, faults from a seed, heal, then a verdict (lost = 0?).
 #
 #   simulations/chaos.sh [--nodes 5] [--duration 60] [--seed 1] [--rate 10]
-#                        [--faults kill,pause,restart,partition] [--report FILE] [--unsafe]
-#                        [--settle S] [--bin PATH] [--run-dir DIR] [--base-port P] ...
+#                        [--faults kill,pause,restart,partition[,lie][,forge]] [--report FILE]
+#                        [--redundancy-share F] [--unsafe] [--settle S] [--bin PATH]
+#                        [--run-dir DIR] [--base-port P] ...
 #
 # Prints a summary and writes a JSON report and an SVG timeline (docs/chaos.md explains them).
-# Exit status 0 when no acknowledged job was lost, no node exited by itself and all nodes agree.
+# `lie`/`forge` start one node each with --test-break lie/forge and submit a share of the jobs
+# with redundancy 3; the report then says whether a wrong result was accepted and liars detected.
+# Exit status 0 when no acknowledged job was lost, no node exited by itself, all nodes agree and
+# no job with redundancy 3 succeeded with a wrong result.
 # As root, each node gets its own network namespace (partitions are real: the cut nodes' veths
 # move to another bridge); every namespace this run made is removed on exit, even on failure.
 # Where namespaces are refused it says so, runs every node on 127.0.0.1 and skips partitions.

@@ -4,7 +4,7 @@
 // polls GET /v1/node on every node until the owners report that many jobs succeeded.
 //
 // usage: meshwork-bench-load single|batch SECONDS CONNECTIONS BATCH PORT[,PORT...] [WAIT_S=0]
-//        [JOBS=0]
+//        [JOBS=0] [REDUNDANCY=1] [POW_BITS=0]
 //
 //   CONNECTIONS threads, each with one keep-alive connection (TCP_NODELAY) to a node, nodes
 //   taken round-robin; each thread sends its next request when the previous answer has arrived,
@@ -17,6 +17,9 @@
 //   WAIT_S > 0: then wait up to WAIT_S seconds until the sum of stats.succeeded over the nodes
 //   (minus its value before the load) reaches `stored` (below) and no node has a job left in
 //   its backlog or running.
+//   REDUNDANCY > 1: every job carries "redundancy": REDUNDANCY (that many replicas run it and a
+//   majority of their results must agree; simulations/bench/redundancy.sh).
+//   POW_BITS > 0: `pow` jobs of that difficulty instead of `echo` (work that costs CPU to run).
 //
 // Output: key=value lines on stdout (throughput.sh parses them); the first refusal, if any, on
 // stderr. Every job carries a distinct (thread, sequence) pair in its payload, so no two jobs
@@ -47,6 +50,8 @@ constexpr int kBackoffMs = 5;        // after a refused or failed request
 constexpr int kBusyBackoffMs = 50;   // after a batch with items refused 429 (the mesh is full)
 constexpr int kCompletionPollMs = 50;
 constexpr time_t kReadTimeoutS = 120;
+constexpr uint64_t kRedundancyMax = 7;  // dht/envelope.h kRedundancyMax: the node refuses more
+constexpr uint64_t kPowBitsMax = 24;    // ~16 M hashes a job: seconds each, enough for a benchmark
 
 struct Options {
   bool batch = false;
@@ -56,6 +61,8 @@ struct Options {
   std::vector<int> ports;
   double wait_s = 0;
   uint64_t jobs = 0;  // 0: no limit
+  uint64_t redundancy = 1;
+  uint64_t pow_bits = 0;  // 0: echo jobs
 };
 
 // What one thread saw. Requests are HTTP requests; items are jobs (one per request in single mode).
@@ -84,16 +91,21 @@ double seconds_between(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
 }
 
-std::string job_json(size_t thread, uint64_t seq) {
+std::string job_json(const Options& o, size_t thread, uint64_t seq) {
+  const std::string tail =
+      o.redundancy > 1 ? R"(},"redundancy":)" + std::to_string(o.redundancy) + "}" : "}}";
+  if (o.pow_bits > 0)
+    return R"({"type":"pow","payload":{"data":"bench-)" + std::to_string(thread) + "-" +
+           std::to_string(seq) + R"(","difficulty_bits":)" + std::to_string(o.pow_bits) + tail;
   return R"({"type":"echo","payload":{"bench":true,"t":)" + std::to_string(thread) + R"(,"seq":)" +
-         std::to_string(seq) + R"(,"data":"0123456789abcdef0123456789abcdef"}})";
+         std::to_string(seq) + R"(,"data":"0123456789abcdef0123456789abcdef")" + tail;
 }
 
-std::string batch_json(size_t thread, uint64_t& seq, size_t n) {
+std::string batch_json(const Options& o, size_t thread, uint64_t& seq) {
   std::string body = R"({"jobs":[)";
-  for (size_t i = 0; i < n; ++i) {
+  for (size_t i = 0; i < o.batch_size; ++i) {
     if (i) body += ',';
-    body += job_json(thread, seq++);
+    body += job_json(o, thread, seq++);
   }
   return body + "]}";
 }
@@ -162,8 +174,7 @@ void load_thread(const Options& o, size_t index, Clock::time_point start, Clock:
   std::this_thread::sleep_until(start);
   while (Clock::now() < stop) {
     if (o.jobs > 0 && g_jobs_stored.load() >= o.jobs) break;
-    const std::string body =
-        o.batch ? batch_json(index, seq, o.batch_size) : job_json(index, seq++);
+    const std::string body = o.batch ? batch_json(o, index, seq) : job_json(o, index, seq++);
     const auto t0 = Clock::now();
     auto res = cli.Post(path, body, "application/json");
     t.last_answer = Clock::now();
@@ -215,11 +226,14 @@ bool parse_args(int argc, char** argv, Options& o) {
   for (std::string p; std::getline(ports, p, ',');) o.ports.push_back(std::atoi(p.c_str()));
   if (argc > 6) o.wait_s = std::atof(argv[6]);
   if (argc > 7) o.jobs = std::strtoull(argv[7], nullptr, 10);
+  if (argc > 8) o.redundancy = std::strtoull(argv[8], nullptr, 10);
+  if (argc > 9) o.pow_bits = std::strtoull(argv[9], nullptr, 10);
   const bool ports_ok =
       std::all_of(o.ports.begin(), o.ports.end(), [](int p) { return p > 0 && p < 65536; });
   return o.seconds > 0 && o.connections >= 1 && o.connections <= kConnectionsMax &&
          o.batch_size >= 1 && o.batch_size <= kBatchMax && !o.ports.empty() && ports_ok &&
-         o.wait_s >= 0;
+         o.wait_s >= 0 && o.redundancy >= 1 && o.redundancy <= kRedundancyMax &&
+         o.pow_bits <= kPowBitsMax;
 }
 
 }  // namespace
@@ -228,7 +242,7 @@ int main(int argc, char** argv) {
   Options o;
   if (!parse_args(argc, argv, o)) {
     std::cerr << "usage: meshwork-bench-load single|batch SECONDS CONNECTIONS BATCH "
-                 "PORT[,PORT...] [WAIT_S=0] [JOBS=0]\n";
+                 "PORT[,PORT...] [WAIT_S=0] [JOBS=0] [REDUNDANCY=1] [POW_BITS=0]\n";
     return 2;
   }
   std::vector<std::unique_ptr<httplib::Client>> stat_clients;

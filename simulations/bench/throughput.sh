@@ -40,6 +40,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
+# shellcheck source=simulations/bench/lib.sh
+. "$here/lib.sh"
 
 secs=${1:-10}
 batch=${2:-64}
@@ -198,18 +200,6 @@ mw_run() {
     kill -0 "$(cat "$d/n$i.pid")" 2>/dev/null || say "meshwork $mode: n$i CRASHED (log: $d/n$i.log)"
   done
   MESHWORK_RUN=$d "$root/simulations/launch.sh" stop >/dev/null
-}
-
-field() { awk -F= -v k="$1" '$1 == k {print $2}' "$2"; }
-
-# nodes_cpu_ticks DIR → user + system clock ticks of the nodes launch.sh started in DIR, summed.
-nodes_cpu_ticks() {
-  local f t=0 v
-  for f in "$1"/n*.pid; do
-    v=$(awk '{print $14 + $15}' "/proc/$(cat "$f")/stat" 2>/dev/null) || v=0
-    t=$((t + ${v:-0}))
-  done
-  echo "$t"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -83,6 +83,7 @@ class Node:
         self.down = True
         self.permanently_down = False
         self.starts = 0
+        self.test_break = ""  # this node's own --test-break (a liar or forger), else the run's
 
 
 class Cluster:
@@ -187,8 +188,8 @@ class Cluster:
                "--replicas", str(self.args.replicas), "--profile", self.args.profile]
         if self.args.retain_s:
             cmd += ["--retain-s", str(self.args.retain_s), "--tombstone-s", "3600"]
-        if self.args.test_break:
-            cmd += ["--test-break", self.args.test_break]
+        if n.test_break or self.args.test_break:
+            cmd += ["--test-break", n.test_break or self.args.test_break]
         if self.netns:
             cmd = ["ip", "netns", "exec", self.ns(n)] + cmd
         n.proc = self._spawn(cmd, n.log_path)

@@ -6,13 +6,18 @@ every namespace on exit). Phases: start N nodes and wait until each sees N alive
 nodes, heal partitions, restart nodes whose restart is due; permanently killed nodes stay down);
 wait until every acknowledged job is terminal (--settle seconds at most); check every acknowledged
 job on several nodes (verify.py); write the JSON report and the SVG timeline; stop the nodes.
-Exit status: 0 when nothing was lost, no node crashed by itself and the nodes agree; 1 otherwise;
-2 when the run could not start.
+With `lie` or `forge` among the faults, one node per such kind (chosen by the seed) runs all along
+with `--test-break lie|forge`, a share of the jobs asks for redundancy 3, and the report says
+whether a wrong result was accepted and whether the honest nodes distrust the broken ones
+(honesty.py).
+Exit status: 0 when nothing was lost, no node crashed by itself, the nodes agree and no job with
+redundancy >= 3 succeeded with a wrong result; 1 otherwise; 2 when the run could not start.
 """
 
 import argparse
 import json
 import os
+import random
 import signal
 import sys
 import threading
@@ -21,10 +26,14 @@ import time
 from cluster import Cluster
 from load import MIXES, Load
 from plan import KINDS, make_plan
+import honesty
 import timeline
 import verify
 
 DEATH_GRACE_S = 20.0
+BREAKS = ("lie", "forge")  # node-long faults: --test-break on one node each
+REDUNDANCY = 3             # the redundancy of the redundant share of the load
+REDUNDANCY_SHARE_WITH_LIARS = 0.5
 
 
 def parse_args(argv):
@@ -33,7 +42,12 @@ def parse_args(argv):
     p.add_argument("--duration", type=float, default=60, help="seconds of load and faults")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--rate", type=float, default=10, help="jobs submitted per second")
-    p.add_argument("--faults", default="kill,pause,restart,partition")
+    p.add_argument("--faults", default="kill,pause,restart,partition",
+                   help="among %s, and %s (one node each, broken from its start)"
+                        % (",".join(KINDS), ",".join(BREAKS)))
+    p.add_argument("--redundancy-share", type=float, default=None,
+                   help="share of jobs submitted with redundancy %d (default %.1f with lie or "
+                        "forge, else 0)" % (REDUNDANCY, REDUNDANCY_SHARE_WITH_LIARS))
     p.add_argument("--report", default=None, help="JSON report (default: <run dir>/report.json)")
     p.add_argument("--timeline", default=None, help="SVG (default: next to the report)")
     p.add_argument("--unsafe", action="store_true",
@@ -56,9 +70,19 @@ def parse_args(argv):
     p.add_argument("--test-break", default="", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     a.faults = [f for f in a.faults.split(",") if f]
+    a.breaks = [f for f in BREAKS if f in a.faults]
+    a.faults = [f for f in a.faults if f not in BREAKS]
     bad = [f for f in a.faults if f not in KINDS]
     if bad or not 2 <= a.nodes <= 50 or a.rate <= 0 or a.duration <= 0:
-        p.error("faults must be among %s; nodes 2..50; rate and duration > 0" % ",".join(KINDS))
+        p.error("faults must be among %s; nodes 2..50; rate and duration > 0"
+                % ",".join(KINDS + BREAKS))
+    if a.redundancy_share is None:
+        a.redundancy_share = REDUNDANCY_SHARE_WITH_LIARS if a.breaks else 0.0
+    if not 0.0 <= a.redundancy_share <= 1.0 or (a.redundancy_share > 0 and
+                                                 a.replicas < REDUNDANCY):
+        p.error("--redundancy-share is a fraction 0..1, and needs --replicas >= %d" % REDUNDANCY)
+    if a.breaks and (a.test_break or len(a.breaks) >= a.nodes):
+        p.error("lie/forge take one node each: not with --test-break, and fewer than --nodes")
     if "partition" in a.faults and not a.netns_prefix:
         print("chaos: network namespaces are not available: partitions are NOT injected in this "
               "run (the other faults are)", flush=True)
@@ -66,6 +90,13 @@ def parse_args(argv):
     if a.base_port is None:
         a.base_port = 20000 + (os.getpid() % 400) * 100
     return a
+
+
+def pick_broken(seed, nodes, breaks):
+    """→ {node index: "lie"|"forge"}: one distinct node per kind, drawn from the seed alone (the
+    fault plan and the load keep their own generators)."""
+    rng = random.Random(seed * 613 + 11)
+    return dict(zip(rng.sample(range(nodes), len(breaks)), breaks))
 
 
 class Faults:
@@ -143,8 +174,28 @@ class Faults:
             self.undo(item)
 
 
+def honesty_report(a, cluster, load, records, detected):
+    """The report's fields on liars (empty-handed when no node was broken)."""
+    broken = {n.name: n.test_break for n in cluster.nodes if n.test_break}
+    strong, weak = honesty.wrong_results(load.acks, records, set(broken))
+    seen, asked = detected
+    return {
+        "broken_nodes": broken,
+        "redundancy_share": a.redundancy_share,
+        "redundant_jobs": sum(x.get("redundancy", 1) >= REDUNDANCY for x in load.acks),
+        "wrong_results_accepted": len(strong),
+        "wrong_results_jobs": strong[:20],
+        "wrong_results_k1": len(weak),
+        "results_disagree": sum("results disagree" in (r.get("error") or "")
+                                for r in records.values() if r.get("state") == "failed"),
+        "liars_detected": sum(2 * n > asked for n in seen.values()),
+        "liars": {b: {"kind": broken[b], "distrusted_by": n, "honest_nodes_asked": asked}
+                  for b, n in seen.items()},
+    }
+
+
 def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t0, wall,
-              retention=None):
+              retention=None, detected=({}, 0)):
     acks = load.acks
     states = {s: 0 for s in verify.TERMINAL}
     for r in records.values():
@@ -166,7 +217,7 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
         "nodes": a.nodes,
         "duration_s": a.duration,
         "rate": a.rate,
-        "faults_enabled": a.faults,
+        "faults_enabled": a.faults + a.breaks,
         "partitions": "network namespaces" if a.netns_prefix else "unavailable",
         "unsafe": a.unsafe,
         "submitted": len(acks) + len(load.gave_up),
@@ -209,6 +260,7 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
         "came_back": len(retention.back) if retention else 0,
         "came_back_jobs": [{"id": k, "why": v}
                            for k, v in sorted(retention.back.items())][:20] if retention else [],
+        **honesty_report(a, cluster, load, records, detected),
     }
 
 
@@ -253,9 +305,30 @@ def print_summary(r, report_path, svg_path):
               % (r["retain_s"], r["expired"], r["came_back"]))
         for j in r["came_back_jobs"][:10]:
             print("    came back %s: %s" % (j["id"][:16], j["why"]))
+    if r["broken_nodes"]:
+        print_honesty(r)
     ok = r["lost"] == 0 and not r["crashes"] and r["disagreements"] == 0 and r["came_back"] == 0
+    ok = ok and r["wrong_results_accepted"] == 0
     print("chaos: %s" % ("PASS: lost=0" if ok else "FAIL"))
     return ok
+
+
+def print_honesty(r):
+    print("  broken nodes      %s; %d jobs with redundancy %d (share %.2f)" % (
+        ", ".join("%s %s" % kv for kv in sorted(r["broken_nodes"].items())), r["redundant_jobs"],
+        REDUNDANCY, r["redundancy_share"]))
+    print("  wrong results     %d accepted with redundancy >= %d; %d with redundancy 1 (a liar's "
+          "own, expected); %d failed as results disagree" % (
+              r["wrong_results_accepted"], REDUNDANCY, r["wrong_results_k1"],
+              r["results_disagree"]))
+    for j in r["wrong_results_jobs"][:5]:
+        print("    %s  %s from %s: %s, honest %s" % (j["id"][:16], j["type"], j["producer"],
+                                                    j["got"], j["honest"]))
+    print("  liars detected    %d of %d (%s)" % (
+        r["liars_detected"], len(r["broken_nodes"]), ", ".join(
+            "%s distrusted by %d of %d honest nodes" % (b, v["distrusted_by"],
+                                                        v["honest_nodes_asked"])
+            for b, v in sorted(r["liars"].items()))))
 
 
 def _interrupted(signum, _frame):
@@ -278,6 +351,8 @@ def main(argv):
     log = lambda s: print(s, flush=True)
     started = time.time()
     cluster = Cluster(a, run_dir, log)
+    for i, kind in pick_broken(a.seed, a.nodes, a.breaks).items():
+        cluster.nodes[i].test_break = kind
     plan = make_plan(a.seed, a.nodes, a.duration, a.faults, a.replicas, a.unsafe,
                      a.fault_interval)
     try:
@@ -291,9 +366,13 @@ def main(argv):
         log("chaos: %d nodes up in %.1f s (%s); run dir %s" % (
             a.nodes, t0 - started, "namespaces " + a.netns_prefix + "-n*" if a.netns_prefix
             else "loopback", run_dir))
+        for n in cluster.nodes:
+            if n.test_break:
+                log("chaos: %s runs with --test-break %s" % (n.name, n.test_break))
         faults = Faults(cluster, plan, t0, log)
         faults.thread.start()
-        load = Load(cluster, a.seed, a.rate, a.mix, a.give_up, t0)
+        load = Load(cluster, a.seed, a.rate, a.mix, a.give_up, t0,
+                    redundancy_share=a.redundancy_share, redundancy=REDUNDANCY)
         watch_retention = verify.RetentionWatch(cluster, load, a.retain_s) if a.retain_s else None
         if watch_retention:
             watch_retention.start()
@@ -323,6 +402,8 @@ def main(argv):
             len(load.acks), min(a.readers, len(cluster.reachable()))))
         records, lost, disagree = verify.check(cluster, load.acks, a.readers, log,
                                                expired=expired)
+        broken = {n.name for n in cluster.nodes if n.test_break}
+        detected = honesty.liars_detected(cluster.reachable(), broken)
         if watch_retention:
             watch_retention.stop()
         crash_watch.set()
@@ -337,7 +418,7 @@ def main(argv):
                                         "at": "shutdown"})
         deaths = verify.deaths_in_logs([n.log_path for n in cluster.nodes])
         report = summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t0,
-                           time.time() - started, watch_retention)
+                           time.time() - started, watch_retention, detected)
         with open(report_path, "w") as f:
             json.dump(report, f, indent=2)
         with open(os.path.join(run_dir, "records.json"), "w") as f:

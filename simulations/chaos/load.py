@@ -1,5 +1,8 @@
 """The chaos run's client: signs jobs and submits them at a steady rate to random nodes.
 
+A share of the jobs (`redundancy_share`, drawn from a generator of its own so that a share of 0
+submits exactly the jobs of earlier runs) carries `"redundancy": k`: k replicas run it and a
+majority of their results must agree (a chaos run with a liar).
 Only `202` and `200` count as acknowledged. A `503`, `429`, timeout or connection error is not: the
 client retries the *same signed envelope* (same job id, so a retry can never make a second job) at
 another random node after a short backoff, until `give_up_s` has passed since the first try.
@@ -61,7 +64,8 @@ class Signer:
 
 
 class Load:
-    def __init__(self, cluster, seed, rate, mix, give_up_s, t0, workers=16):
+    def __init__(self, cluster, seed, rate, mix, give_up_s, t0, workers=16, redundancy_share=0.0,
+                 redundancy=3):
         self.cluster = cluster
         self.rng = random.Random(seed * 7919 + 1)
         self.pick = random.Random(seed * 104729 + 3)  # which node each try goes to
@@ -70,8 +74,12 @@ class Load:
         self.mix = MIXES[mix]
         self.give_up_s = give_up_s
         self.t0 = t0
+        self.share_rng = random.Random(seed * 15485863 + 5)  # which jobs are redundant
+        self.redundancy_share = redundancy_share
+        self.redundancy = redundancy
         self.lock = threading.Lock()
-        self.acks = []        # {"id", "type", "payload", "t_submit", "t_ack", "status", "node", "tries"}
+        # {"id", "type", "payload", "redundancy", "t_submit", "t_ack", "status", "node", "tries"}
+        self.acks = []
         self.gave_up = []     # {"id", "t_submit", "last"}: never acknowledged (not counted as lost)
         self.tries = {"202": 0, "200": 0, "503": 0, "429": 0, "other": 0, "error": 0}
         self.q = queue.Queue(maxsize=10_000)
@@ -84,8 +92,12 @@ class Load:
         payload = maker(self.rng)
         spec = {"type": job_type, "payload": payload, "nonce": "chaos-%d" % k,
                 "created_at": int(time.time() * 1000), "max_attempts": 3}
+        k_runs = 1
+        if self.redundancy_share > 0 and self.share_rng.random() < self.redundancy_share:
+            k_runs = spec["redundancy"] = self.redundancy
         job_id, env = self.signer.envelope(json.dumps(spec, separators=(",", ":")))
-        return {"id": job_id, "type": job_type, "payload": payload, "env": env}
+        return {"id": job_id, "type": job_type, "payload": payload, "env": env,
+                "redundancy": k_runs}
 
     def run(self, duration_s):
         """Submits for `duration_s` seconds from now at `rate` jobs/s; returns when submission stops
@@ -144,7 +156,8 @@ class Load:
                                                                             job["id"]))
                 with self.lock:
                     self.acks.append({"id": job["id"], "type": job["type"],
-                                      "payload": job["payload"], "t_submit": job["t_submit"],
+                                      "payload": job["payload"],
+                                      "redundancy": job["redundancy"], "t_submit": job["t_submit"],
                                       "t_ack": time.time(), "status": status, "node": n.name,
                                       "tries": tries})
                 return

@@ -6,6 +6,9 @@ verifier catches a deliberately broken build that does.
 2. The same tool against nodes started with the hidden `--test-break skip-takeover` (a replica never
    takes over a dead owner's running job) and permanent kills: jobs that were running on a killed
    node never finish, and the run reports them lost and exits non-zero.
+3. A liar (`--faults ...,lie`: one node with `--test-break lie`) among kills, restarts and
+   partitions, half the jobs at redundancy 3: no job with redundancy 3 succeeds with a wrong
+   result, and nothing is lost.
 Runs take about a minute each on the release build; the load lasts the same wall time under ASan,
 only the waits are scaled.
 """
@@ -24,6 +27,7 @@ from harness import BIN, scaled
 HERE = os.path.dirname(os.path.abspath(__file__))
 CHAOS = os.path.normpath(os.path.join(HERE, "..", "..", "simulations", "chaos.sh"))
 sys.path.insert(0, os.path.join(os.path.dirname(CHAOS), "chaos"))
+import honesty  # noqa: E402  (simulations/chaos/honesty.py)
 import verify  # noqa: E402  (simulations/chaos/verify.py)
 FIELDS = ("acknowledged", "succeeded", "failed", "cancelled", "lost", "duplicate_executions",
           "duplicate_completions",
@@ -63,6 +67,42 @@ class FailoverRule(unittest.TestCase):
             e(170, 2, "n5", "running", "attempt 2"), e(174, 2, "n5", "succeeded", "succeeded")]}
         windows = [{"kind": "pause", "node": "n6", "start": 153.0, "end": 158.0}]
         self.assertEqual(verify.failovers(windows, {"j": rec}, []), [])
+
+
+class HonestyRule(unittest.TestCase):
+    """honesty.py on hand-made records: the honest result recomputed or, where it cannot be, the
+    one most honest nodes gave; wrong results split by redundancy."""
+
+    def test_pow_is_recomputed_as_the_node_computes_it(self):
+        # A node's answer for {"data": "x1", "difficulty_bits": 12} (node/handler_pow.cpp).
+        self.assertEqual(honesty.recomputed("pow", {"data": "x1", "difficulty_bits": 12}, 1), {
+            "nonce": 3832, "hashes": 3833, "difficulty_bits": 12,
+            "hash": "0008b1932c2c51426e5559b19aa7e1932349b1d50dd0278d866cc05ce826889e"})
+        self.assertEqual(honesty.recomputed("flaky", {"fail_times": 1, "ms": 5}, 2),
+                         {"succeeded_on_attempt": 2, "fail_times": 1})
+        self.assertIsNone(honesty.recomputed("enrich", {}, 1))
+
+    def test_other_types_go_by_the_honest_nodes_of_the_final_attempt(self):
+        rec = {"attempts": 2, "results": {
+            "n1": {"attempt": 2, "outcome": "succeeded", "result": {"v": 1}},
+            "n2": {"attempt": 2, "outcome": "succeeded", "result": {"v": 1}},
+            "n3": {"attempt": 1, "outcome": "succeeded", "result": {"v": 9}},
+            "n5": {"attempt": 2, "outcome": "succeeded", "result": {"v": 2}}}}
+        self.assertEqual(honesty.by_honest_nodes(rec, {"n5"}), {"v": 1})
+        self.assertIsNone(honesty.by_honest_nodes(rec, {"n1", "n2", "n5"}))
+
+    def test_wrong_results_are_split_by_redundancy(self):
+        acks = [{"id": i, "type": "echo", "payload": {"n": i}, "redundancy": k}
+                for i, k in (("a", 3), ("b", 1), ("c", 3), ("d", 1))]
+        lie = {"echo": {"lie": 1}}
+        records = {
+            "a": {"state": "succeeded", "attempts": 1, "result": lie, "receipt": {"node": "n5"}},
+            "b": {"state": "succeeded", "attempts": 1, "result": lie, "receipt": {"node": "n5"}},
+            "c": {"state": "succeeded", "attempts": 1, "result": {"echo": {"n": "c"}}},
+            "d": {"state": "failed", "attempts": 3, "result": None}}
+        strong, weak = honesty.wrong_results(acks, records, {"n5"})
+        self.assertEqual([(j["id"], j["producer"]) for j in strong], [("a", "n5")])
+        self.assertEqual([j["id"] for j in weak], ["b"])
 
 
 class Chaos(unittest.TestCase):
@@ -125,6 +165,19 @@ class Chaos(unittest.TestCase):
                  any("still running" in j["why"] and "claimed by %s)" % n in j["why"]
                      for n in killed)]
         self.assertTrue(stuck, "lost jobs should be stuck on a killed owner: %s" % rep["lost_jobs"])
+
+    def test_a_liar_among_faults_is_outvoted(self):
+        code, rep, out = self.chaos("--nodes", 5, "--duration", 20, "--seed", 5, "--rate", 8,
+                                    "--faults", "kill,restart,partition,lie",
+                                    "--fault-interval", 5, "--settle", scaled(60))
+        for field in ("broken_nodes", "redundant_jobs", "wrong_results_accepted",
+                      "wrong_results_k1", "liars_detected", "liars"):
+            self.assertIn(field, rep, out)
+        self.assertEqual(list(rep["broken_nodes"].values()), ["lie"], out)
+        self.assertGreater(rep["redundant_jobs"], 20, out)
+        self.assertEqual(rep["wrong_results_accepted"], 0, out)
+        self.assertEqual(rep["lost"], 0, out)
+        self.assertEqual(code, 0, out)
 
 
 if __name__ == "__main__":
