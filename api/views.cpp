@@ -9,15 +9,9 @@ namespace {
 
 using nlohmann::json;
 
-json receipt_json(const Receipt& r) {
-  return {{"job_id", r.job_id},           {"node", r.node},
-          {"attempt", r.attempt},         {"result_hash", r.result_hash},
-          {"public_key", r.public_key},   {"signature", r.signature}};
-}
-
 json result_json(const NodeResult& r) {
   json j{{"attempt", r.attempt}, {"outcome", state_name(r.outcome)}, {"at", r.at_ms},
-         {"receipt", receipt_json(r.receipt)}};
+         {"receipt", receipt_to_json(r.receipt)}};
   if (!r.result.empty()) j["result"] = json::parse(r.result, nullptr, false);
   if (!r.error.empty()) j["error"] = r.error;
   return j;
@@ -56,7 +50,7 @@ json job_view(const JobRecord& r, uint64_t now_ms) {
                 {"lease_until", r.claim.lease_until_ms}};
   const NodeResult* fin = r.final_result();
   j["result"] = fin && !fin->result.empty() ? json::parse(fin->result, nullptr, false) : json();
-  j["receipt"] = fin ? receipt_json(fin->receipt) : json();
+  j["receipt"] = fin ? receipt_to_json(fin->receipt) : json();
   json results = json::object();
   for (const auto& [node, res] : r.results) results[node] = result_json(res);
   j["results"] = std::move(results);
@@ -75,14 +69,16 @@ json receipts_view(const JobRecord& r, const NodeKeys& keys) {
     const char* status = v.kind == ReceiptVerdict::Kind::valid     ? "valid"
                          : v.kind == ReceiptVerdict::Kind::invalid ? "invalid"
                                                                    : "unchecked";
-    receipts.push_back({{"node", node},
-                        {"attempt", res.attempt},
-                        {"outcome", state_name(res.outcome)},
-                        {"result_hash", res.receipt.result_hash},
-                        {"public_key", res.receipt.public_key},
-                        {"signature", res.receipt.signature},
-                        {"status", status},
-                        {"why", v.why.empty() ? json(nullptr) : json(v.why)}});
+    json entry = {{"node", node},
+                  {"attempt", res.attempt},
+                  {"outcome", state_name(res.outcome)},
+                  {"result_hash", res.receipt.result_hash},
+                  {"public_key", res.receipt.public_key},
+                  {"signature", res.receipt.signature},
+                  {"status", status},
+                  {"why", v.why.empty() ? json(nullptr) : json(v.why)}};
+    if (!res.receipt.root.empty()) entry["root"] = res.receipt.root;
+    receipts.push_back(std::move(entry));
   }
   json j = {{"id", r.id}, {"redundancy", r.redundancy}, {"receipts", std::move(receipts)}};
   if (r.redundancy > 1) {  // the result quorum of the current attempt (dht/verdict.h)

@@ -28,7 +28,8 @@ auto claim_key(const Claim& c) {
 }
 
 auto result_key(const NodeResult& r) {
-  return std::tie(r.attempt, r.outcome, r.at_ms, r.result, r.error, r.receipt.signature);
+  return std::tie(r.attempt, r.outcome, r.at_ms, r.result, r.error, r.receipt.signature,
+                  r.receipt.root, r.receipt.index, r.receipt.proof);
 }
 
 auto history_key(const HistoryEntry& h) {
@@ -99,6 +100,14 @@ std::optional<JobState> parse_state(std::string_view name) {
 std::string Receipt::message() const {
   return "meshwork-receipt-v1|" + job_id + "|" + node + "|" + std::to_string(attempt) + "|" +
          result_hash;
+}
+
+std::string Receipt::signed_message() const {
+  return root.empty() ? message() : root_message(node, root);
+}
+
+std::string root_message(const std::string& node, const std::string& root_hex) {
+  return "meshwork-receipts-v2|" + node + "|" + root_hex;
 }
 
 const NodeResult* JobRecord::final_result() const {

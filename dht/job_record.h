@@ -97,10 +97,23 @@ struct Receipt {
   uint32_t attempt = 0;
   std::string result_hash;  // hex BLAKE2b-256 of the result text (or of the error text)
   std::string public_key;   // the node's key, base64
-  std::string signature;    // base64 Ed25519 over receipt_message()
+  std::string signature;    // base64 Ed25519 over signed_message()
+  // A receipt signed in a batch (dht/merkle.h): the batch's Merkle root (hex), this receipt's leaf
+  // index and the sibling hashes (hex, from the bottom) that lead from its leaf to the root. An
+  // empty root is the form from before batches: the signature is then over message() itself.
+  std::string root{};
+  uint32_t index = 0;
+  std::vector<std::string> proof{};
 
+  // What the receipt vouches for: "meshwork-receipt-v1|job|node|attempt|result_hash" (a leaf of
+  // the batch's tree when batched).
   [[nodiscard]] std::string message() const;
+  // What the signature is over: message() without a root, else root_message(node, root).
+  [[nodiscard]] std::string signed_message() const;
 };
+
+// The text a node signs for a batch of receipts: "meshwork-receipts-v2|<node>|<root hex>".
+[[nodiscard]] std::string root_message(const std::string& node, const std::string& root_hex);
 
 struct NodeResult {
   uint32_t attempt = 0;
@@ -196,6 +209,9 @@ struct JobRecord {
 [[nodiscard]] Result<JobRecord> decode_record(std::string_view bytes);
 // JSON form: the `fetch` and `list` peer answers, and records stored before the binary form.
 [[nodiscard]] nlohmann::json record_to_json(const JobRecord& r);
+// A receipt as both JSON forms show it (records and job views): its six fields, and root, index
+// and proof when it was signed in a batch.
+[[nodiscard]] nlohmann::json receipt_to_json(const Receipt& r);
 [[nodiscard]] Result<JobRecord> record_from_json(const nlohmann::json& j);
 
 }  // namespace meshwork

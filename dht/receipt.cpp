@@ -2,6 +2,7 @@
 #include "dht/receipt.h"
 
 #include "dht/hash.h"
+#include "dht/merkle.h"
 
 namespace meshwork {
 
@@ -23,11 +24,28 @@ const std::string& vouched_text(const NodeResult& r) {
   return r.outcome == JobState::succeeded ? r.result : r.error;
 }
 
+bool proof_holds(const Receipt& receipt) {
+  if (receipt.root.empty()) return true;
+  if (receipt.proof.size() > kMerkleLevelsMax) return false;
+  const std::optional<std::string> root = from_hex(receipt.root);
+  if (!root || root->size() != kHashBytes) return false;
+  std::vector<std::string> proof;
+  proof.reserve(receipt.proof.size());
+  for (const std::string& sibling : receipt.proof) {
+    std::optional<std::string> raw = from_hex(sibling);
+    if (!raw) return false;
+    proof.push_back(std::move(*raw));
+  }
+  const auto reached =
+      merkle_root_of(merkle_leaf(receipt.index, receipt.message()), receipt.index, proof);
+  return reached && *reached == *root;
+}
+
 // In order: the job, the attempt, the hash (all decidable without a key), then the key the checker
 // knows for the node and the signature under that key.
 ReceiptFinding check_receipt(const Receipt& receipt, const std::string& job_id, uint64_t attempt,
-                             std::string_view text,
-                             const std::optional<std::string>& known_key_b64) {
+                             std::string_view text, const std::optional<std::string>& known_key_b64,
+                             const SignatureCheck& verify) {
   ReceiptFinding f{ReceiptCheck::forged, ""};
   if (receipt.job_id != job_id) {
     f.why = "names job " + receipt.job_id + ", not this one";
@@ -36,6 +54,8 @@ ReceiptFinding check_receipt(const Receipt& receipt, const std::string& job_id, 
             std::to_string(attempt);
   } else if (receipt.result_hash != blake2b_hex(text)) {
     f.why = "result_hash does not match the result";
+  } else if (!proof_holds(receipt)) {
+    f.why = "its inclusion proof does not lead to its root";
   } else if (!known_key_b64) {
     f.check = ReceiptCheck::unknown_node;
     f.why = "the mesh knows no key for node " + receipt.node;
@@ -44,7 +64,11 @@ ReceiptFinding check_receipt(const Receipt& receipt, const std::string& job_id, 
   } else {
     const auto key = from_base64(*known_key_b64);
     const auto signature = from_base64(receipt.signature);
-    if (!key || !signature || !verify_signature(receipt.message(), *signature, *key)) {
+    const std::string message = receipt.signed_message();
+    const bool ok =
+        key && signature &&
+        (verify ? verify(message, *signature, *key) : verify_signature(message, *signature, *key));
+    if (!ok) {
       f.why = "the signature does not verify with " + receipt.node + "'s key";
     } else {
       f.check = ReceiptCheck::valid;
@@ -54,11 +78,12 @@ ReceiptFinding check_receipt(const Receipt& receipt, const std::string& job_id, 
 }
 
 ReceiptFinding check_result(const std::string& job_id, const NodeResult& r,
-                            const std::optional<std::string>& known_key_b64) {
+                            const std::optional<std::string>& known_key_b64,
+                            const SignatureCheck& verify) {
   if (r.result.size() + r.error.size() > kResultBytesMax)
     return {ReceiptCheck::too_large,
             "the result is larger than " + std::to_string(kResultBytesMax) + " bytes"};
-  return check_receipt(r.receipt, job_id, r.attempt, vouched_text(r), known_key_b64);
+  return check_receipt(r.receipt, job_id, r.attempt, vouched_text(r), known_key_b64, verify);
 }
 
 }  // namespace meshwork

@@ -2,8 +2,8 @@
 // (what `fetch`, `list` and records stored before the binary form use). Decoding checks every
 // field, the bounds, and that the id is the hash of the envelope; it never throws.
 //
-// Binary form, version 3 (all integers little-endian; "str" is a u32 byte length, then the bytes):
-//   u8 version = 3   (a JSON record starts with '{', so the first byte tells the forms apart)
+// Binary form, version 4 (all integers little-endian; "str" is a u32 byte length, then the bytes):
+//   u8 version = 4   (a JSON record starts with '{', so the first byte tells the forms apart)
 //   str id; str envelope.job; 32 B public key; 64 B signature
 //   status:  u8 state, u32 attempt, str node, u64 at_ms, str error, u64 retry_at_ms,
 //            u32 round, u32 base (base <= attempt)
@@ -11,12 +11,16 @@
 //   u32 cancel_round (<= round + 1)
 //   u8 n results (<= kResultsMax), each, in strictly ascending node order: str node, u32 attempt,
 //      u8 outcome, str result, str error, u64 at_ms, receipt: str job_id, str node, u32 attempt,
-//      str result_hash, str public_key, str signature
+//      str result_hash, str public_key, str signature, u8 batched (0 or 1), and when batched:
+//      32 B root, u32 index, u8 n proof (<= kMerkleLevelsMax), n × 32 B siblings
 //   u8 n history (<= kHistoryMax), each: u8 state, str node, u32 attempt, u64 at_ms, str reason
 //   u64 updated_at_ms
-// and nothing after it. Version 2 (records stored before retries) is version 3 without round and
-// base (both 0) and with u8 cancel_requested (0 or 1) for cancel_round; it is still read, and a
-// record read from it is written back as version 3. The fields derived from the signed spec (type,
+// and nothing after it. Version 3 (records stored before batched receipts) is version 4 without
+// the u8 batched and what follows it; version 2 (before retries) is version 3 without round and
+// base (both 0) and with u8 cancel_requested (0 or 1) for cancel_round. Both are still read, and a
+// record read from either is written back as version 4. A receipt's root and proof are hex in the
+// record (dht/job_record.h): a record whose root or siblings are not 32 bytes of lowercase hex,
+// or whose unbatched receipt carries an index or proof, is refused in either form. The fields derived from the signed spec (type,
 // max_attempts, ...) are not stored: they are read from the envelope on decode, as for the JSON
 // form.
 #include <algorithm>
@@ -28,6 +32,8 @@
 #include <nlohmann/json.hpp>
 
 #include "dht/job_record.h"
+#include "dht/merkle.h"
+#include "dht/require.h"
 
 namespace meshwork {
 namespace {
@@ -35,24 +41,47 @@ namespace {
 using nlohmann::json;
 
 inline constexpr int kRecordVersion = 1;            // the JSON form's "v"
-inline constexpr uint8_t kBinaryRecordVersion = 3;  // the binary form's first byte
-inline constexpr uint8_t kBinaryRecordVersionNoRounds = 2;  // before retry rounds: still read
+inline constexpr uint8_t kBinaryRecordVersion = 4;  // the binary form's first byte
+inline constexpr uint8_t kBinaryRecordVersionNoBatches = 3;  // before batched receipts: still read
+inline constexpr uint8_t kBinaryRecordVersionNoRounds = 2;   // before retry rounds: still read
 // A string's length is a u32; reading one checks it against the bytes left before allocating, so
 // the input's size bounds every allocation.
 inline constexpr size_t kRecordStringBytesMax = UINT32_MAX;
 static_assert(kJobTextBytesMax <= kRecordStringBytesMax);
-static_assert(kResultsMax <= 255 && kHistoryMax <= 255);
-
-json receipt_to_json(const Receipt& r) {
-  return {{"job_id", r.job_id},         {"node", r.node},
-          {"attempt", r.attempt},       {"result_hash", r.result_hash},
-          {"public_key", r.public_key}, {"signature", r.signature}};
-}
+static_assert(kResultsMax <= 255 && kHistoryMax <= 255 && kMerkleLevelsMax <= 255);
 
 Receipt receipt_from_json(const json& j) {
-  return Receipt{j.at("job_id").get<std::string>(),     j.at("node").get<std::string>(),
-                 j.at("attempt").get<uint32_t>(),       j.at("result_hash").get<std::string>(),
-                 j.at("public_key").get<std::string>(), j.at("signature").get<std::string>()};
+  Receipt r{j.at("job_id").get<std::string>(),     j.at("node").get<std::string>(),
+            j.at("attempt").get<uint32_t>(),       j.at("result_hash").get<std::string>(),
+            j.at("public_key").get<std::string>(), j.at("signature").get<std::string>()};
+  if (!j.contains("root")) {
+    if (j.contains("index") || j.contains("proof"))
+      throw json::other_error::create(501, "receipt proof without a root", &j);
+    return r;
+  }
+  const json& proof = j.at("proof");
+  const json& index = j.at("index");
+  if (!proof.is_array() || proof.size() > kMerkleLevelsMax || !index.is_number_unsigned() ||
+      index.get<uint64_t>() > UINT32_MAX)
+    throw json::other_error::create(501, "receipt proof", &j);
+  r.root = j.at("root").get<std::string>();
+  r.index = j.at("index").get<uint32_t>();
+  r.proof = proof.get<std::vector<std::string>>();
+  return r;
+}
+
+// 32 bytes as lowercase hex, the only form a root or sibling takes in a record.
+bool is_hash_hex(const std::string& s) {
+  return s.size() == 2 * kHashBytes &&
+         std::all_of(s.begin(), s.end(), [](char c) {
+           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
+         });
+}
+
+bool receipt_form_ok(const Receipt& r) {
+  if (r.root.empty()) return r.index == 0 && r.proof.empty();
+  return is_hash_hex(r.root) && r.proof.size() <= kMerkleLevelsMax &&
+         std::all_of(r.proof.begin(), r.proof.end(), is_hash_hex);
 }
 
 JobState state_from_json(const json& j) {
@@ -116,6 +145,9 @@ Status check_record(const JobRecord& r) {
   if (r.id != r.envelope.id()) return {Code::corruption, "record id does not match its envelope"};
   if (r.history.size() > kHistoryMax || r.results.size() > kResultsMax)
     return {Code::corruption, "record " + r.id + " exceeds its bounds"};
+  for (const auto& [node, res] : r.results)
+    if (!receipt_form_ok(res.receipt))
+      return {Code::corruption, "record " + r.id + " has a malformed batched receipt"};
   if (r.status.base > r.status.attempt || uint64_t{r.cancel_round} > uint64_t{r.status.round} + 1)
     return {Code::corruption, "record " + r.id + " has an impossible retry round"};
   if (!std::is_sorted(r.history.begin(), r.history.end(), [](const auto& a, const auto& b) {
@@ -237,6 +269,35 @@ class Reader {
   bool failed_ = false;
 };
 
+// A receipt's batch fields (receipt_form_ok holds: a record is checked before it is encoded).
+void write_batch(Writer& w, const Receipt& rc) {
+  w.u8(rc.root.empty() ? 0 : 1);
+  if (rc.root.empty()) return;
+  const auto raw = [](const std::string& hex) {
+    std::optional<std::string> bytes = from_hex(hex);
+    dht::require(bytes && bytes->size() == kHashBytes, "a receipt's hashes are 32 bytes of hex");
+    return *bytes;
+  };
+  w.raw(raw(rc.root));
+  w.u32(rc.index);
+  dht::require(rc.proof.size() <= kMerkleLevelsMax, "a receipt's proof is bounded");
+  w.u8(static_cast<uint8_t>(rc.proof.size()));
+  for (const std::string& sibling : rc.proof) w.raw(raw(sibling));
+}
+
+// The batch fields as write_batch wrote them; false when malformed.
+bool read_batch(Reader& in, Receipt& rc) {
+  const uint8_t batched = in.u8();
+  if (batched > 1) return false;
+  if (batched == 0) return !in.failed();
+  rc.root = to_hex(in.raw(kHashBytes));
+  rc.index = in.u32();
+  const uint8_t n = in.u8();
+  if (n > kMerkleLevelsMax) return false;
+  for (uint8_t i = 0; i < n && !in.failed(); ++i) rc.proof.push_back(to_hex(in.raw(kHashBytes)));
+  return !in.failed();
+}
+
 size_t binary_size_hint(const JobRecord& r) {
   size_t n = 256 + r.id.size() + r.envelope.job.size() + r.status.error.size();
   for (const auto& [node, res] : r.results)
@@ -282,6 +343,7 @@ std::string encode_binary(const JobRecord& r) {
     w.str(rc.result_hash);
     w.str(rc.public_key);
     w.str(rc.signature);
+    write_batch(w, rc);
   }
   w.u8(static_cast<uint8_t>(r.history.size()));
   for (const auto& h : r.history) {
@@ -295,7 +357,7 @@ std::string encode_binary(const JobRecord& r) {
   return w.take();
 }
 
-bool read_results(Reader& in, JobRecord& r) {
+bool read_results(Reader& in, JobRecord& r, bool batches) {
   const uint8_t n = in.u8();
   if (n > kResultsMax) return false;
   const std::string* previous = nullptr;
@@ -313,6 +375,7 @@ bool read_results(Reader& in, JobRecord& r) {
     res.receipt.result_hash = in.str();
     res.receipt.public_key = in.str();
     res.receipt.signature = in.str();
+    if (batches && !read_batch(in, res.receipt)) return false;
     if (in.failed() || (previous && !(*previous < node))) return false;  // strictly ascending
     res.outcome = *outcome;
     auto it = r.results.emplace_hint(r.results.end(), std::move(node), std::move(res));
@@ -343,9 +406,11 @@ bool read_history(Reader& in, JobRecord& r) {
 std::optional<JobRecord> decode_binary_unchecked(std::string_view bytes) {
   Reader in(bytes);
   const uint8_t version = in.u8();
-  if (version != kBinaryRecordVersion && version != kBinaryRecordVersionNoRounds)
+  if (version != kBinaryRecordVersion && version != kBinaryRecordVersionNoBatches &&
+      version != kBinaryRecordVersionNoRounds)
     return std::nullopt;
-  const bool rounds = version == kBinaryRecordVersion;
+  const bool rounds = version != kBinaryRecordVersionNoRounds;
+  const bool batches = version == kBinaryRecordVersion;
   JobRecord r;
   r.id = in.str(64);
   r.envelope.job = in.str(kJobTextBytesMax);
@@ -373,7 +438,7 @@ std::optional<JobRecord> decode_binary_unchecked(std::string_view bytes) {
   }
   if (in.failed()) return std::nullopt;
   r.status.state = *state;
-  if (!read_results(in, r) || !read_history(in, r)) return std::nullopt;
+  if (!read_results(in, r, batches) || !read_history(in, r)) return std::nullopt;
   r.updated_at_ms = in.u64();
   if (in.failed() || !in.at_end()) return std::nullopt;
   return r;
@@ -426,6 +491,18 @@ Result<JobRecord> decode_binary(std::string_view bytes) {
 
 }  // namespace
 
+json receipt_to_json(const Receipt& r) {
+  json j = {{"job_id", r.job_id},         {"node", r.node},
+            {"attempt", r.attempt},       {"result_hash", r.result_hash},
+            {"public_key", r.public_key}, {"signature", r.signature}};
+  if (!r.root.empty()) {
+    j["root"] = r.root;
+    j["index"] = r.index;
+    j["proof"] = r.proof;
+  }
+  return j;
+}
+
 json record_to_json(const JobRecord& r) {
   json results = json::object();
   for (const auto& [node, res] : r.results)
@@ -477,8 +554,9 @@ std::string encode_record(const JobRecord& r) {
 }
 
 Result<JobRecord> decode_record(std::string_view bytes) {
-  if (!bytes.empty() && (static_cast<uint8_t>(bytes.front()) == kBinaryRecordVersion ||
-                         static_cast<uint8_t>(bytes.front()) == kBinaryRecordVersionNoRounds))
+  const uint8_t first = bytes.empty() ? 0 : static_cast<uint8_t>(bytes.front());
+  if (first == kBinaryRecordVersion || first == kBinaryRecordVersionNoBatches ||
+      first == kBinaryRecordVersionNoRounds)
     return decode_binary(bytes);
   json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Result<JobRecord>(Code::corruption, "job record is not JSON");

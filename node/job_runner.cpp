@@ -1,6 +1,7 @@
 // Running the handlers the core starts; see job_runner.h.
 #include "node/job_runner.h"
 
+#include "dht/merkle.h"
 #include "dht/receipt.h"
 #include "node/clock.h"
 #include "node/log.h"
@@ -22,13 +23,10 @@ JobState outcome_state(HandlerOutcome::Kind k) {
 
 }  // namespace
 
-JobRunner::JobRunner(const Identity& key, std::string node_name, size_t workers, Done done,
-                     EnvelopeCheck check, Signer sign)
-    : key_(key),
-      node_(std::move(node_name)),
+JobRunner::JobRunner(std::string node_name, size_t workers, Done done, EnvelopeCheck check)
+    : node_(std::move(node_name)),
       done_(std::move(done)),
       check_(std::move(check)),
-      sign_(sign),
       executor_(workers) {
   executor_.start();
 }
@@ -87,7 +85,7 @@ void JobRunner::run(const std::shared_ptr<const JobRecord>& rec, uint32_t attemp
   Outcome o;
   o.id = rec->id;
   o.attempt = attempt;
-  o.result = sign_(key_, node_, rec->id, attempt, out, wall_ms());
+  o.result = result_of(node_, rec->id, attempt, out, wall_ms());
   done_(std::move(o));
 }
 
@@ -105,9 +103,8 @@ HandlerOutcome JobRunner::execute(const JobRecord& rec, uint32_t attempt, Cancel
   }
 }
 
-NodeResult JobRunner::sign_result(const Identity& key, const std::string& node,
-                                  const std::string& id, uint32_t attempt,
-                                  const HandlerOutcome& outcome, uint64_t now_ms) {
+NodeResult JobRunner::result_of(const std::string& node, const std::string& id,
+                                uint32_t attempt, const HandlerOutcome& outcome, uint64_t now_ms) {
   NodeResult r;
   r.attempt = attempt;
   r.outcome = outcome_state(outcome.kind);
@@ -123,9 +120,36 @@ NodeResult JobRunner::sign_result(const Identity& key, const std::string& node,
   r.receipt.node = node;
   r.receipt.attempt = attempt;
   r.receipt.result_hash = blake2b_hex(r.outcome == JobState::succeeded ? r.result : r.error);
-  r.receipt.public_key = key.public_key_b64();
-  r.receipt.signature = to_base64(key.sign(r.receipt.message()));
   return r;
+}
+
+void JobRunner::sign_batch(const Identity& key, std::vector<Outcome>& batch) {
+  std::vector<std::string> leaves;
+  leaves.reserve(batch.size());
+  for (size_t i = 0; i < batch.size(); ++i)
+    leaves.push_back(merkle_leaf(static_cast<uint32_t>(i), batch[i].result.receipt.message()));
+  MerkleTree tree = merkle_tree(leaves);  // requires 1 to kReceiptBatchMax leaves
+  const std::string root = to_hex(tree.root);
+  const std::string public_key = key.public_key_b64();
+  std::string signature;
+  for (size_t i = 0; i < batch.size(); ++i) {
+    Receipt& rc = batch[i].result.receipt;
+    if (signature.empty()) signature = to_base64(key.sign(root_message(rc.node, root)));
+    rc.public_key = public_key;
+    rc.root = root;
+    rc.index = static_cast<uint32_t>(i);
+    rc.proof.clear();
+    for (const std::string& sibling : tree.proofs[i]) rc.proof.push_back(to_hex(sibling));
+    rc.signature = signature;
+  }
+}
+
+NodeResult JobRunner::sign_result(const Identity& key, const std::string& node,
+                                  const std::string& id, uint32_t attempt,
+                                  const HandlerOutcome& outcome, uint64_t now_ms) {
+  std::vector<Outcome> one{Outcome{id, attempt, result_of(node, id, attempt, outcome, now_ms)}};
+  sign_batch(key, one);
+  return std::move(one.front().result);
 }
 
 }  // namespace meshwork

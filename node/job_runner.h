@@ -6,9 +6,11 @@
 //                          verify fails the attempt without running
 //   Stop (loop thread)   → the token is cancelled; Why::timed_out also marks the attempt timed out
 //   the handler returns  → its outcome ("timed out after N ms" when the core timed it out and it
-//                          did not succeed), signed by this node (the receipt) through `sign`,
-//                          goes to `done`; `sign` is sign_result unless a test breaks it on
-//                          purpose (node/test_break.h, chosen once when the node starts)
+//                          did not succeed), as an unsigned result (result_of), goes to `done`.
+//                          The loop signs the outcomes that reached it together, one Merkle root
+//                          per batch (sign_batch, through a Signer: ReplicaDriver); the Signer is
+//                          sign_batch unless a test breaks it on purpose (node/test_break.h,
+//                          chosen once when the node starts)
 //
 // The core decides everything else: which attempt runs, its timeout, what an outcome means.
 // Thread-safety: start() and stop() on the loop thread; shutdown() and the getters from any
@@ -24,6 +26,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "dht/replica.h"
 #include "node/crypto.h"
@@ -38,13 +41,10 @@ using EnvelopeCheck = std::function<bool(const JobRecord&)>;
 class JobRunner {
  public:
   using Done = std::function<void(Outcome)>;
-  // Makes this node's signed result of an attempt from the handler's outcome (sign_result's form).
-  using Signer = NodeResult (*)(const Identity& key, const std::string& node,
-                                const std::string& id, uint32_t attempt,
-                                const HandlerOutcome& outcome, uint64_t now_ms);
+  // Signs a batch of this node's results (result_of's, 1 to kReceiptBatchMax of them) in place.
+  using Signer = void (*)(const Identity& key, std::vector<Outcome>& batch);
 
-  JobRunner(const Identity& key, std::string node_name, size_t workers, Done done,
-            EnvelopeCheck check = {}, Signer sign = &JobRunner::sign_result);
+  JobRunner(std::string node_name, size_t workers, Done done, EnvelopeCheck check = {});
   ~JobRunner();  // shutdown()
   JobRunner(const JobRunner&) = delete;
   JobRunner& operator=(const JobRunner&) = delete;
@@ -60,7 +60,16 @@ class JobRunner {
   // The outcome of running attempt `attempt` of `rec`'s handler (any exception becomes a failure).
   [[nodiscard]] static HandlerOutcome execute(const JobRecord& rec, uint32_t attempt,
                                               CancelToken& token);
-  // `outcome` as this node's signed result of attempt `attempt`.
+  // `outcome` as this node's result of attempt `attempt`, its receipt not yet signed: a result
+  // larger than kResultBytesMax becomes a failure, result_hash is set, the batch fields are not.
+  [[nodiscard]] static NodeResult result_of(const std::string& node, const std::string& id,
+                                            uint32_t attempt, const HandlerOutcome& outcome,
+                                            uint64_t now_ms);
+  // Signs `batch` (1 to kReceiptBatchMax results of this node) with one signature: over the Merkle
+  // root of their receipts' messages (dht/merkle.h), each receipt given its index and proof.
+  static void sign_batch(const Identity& key, std::vector<Outcome>& batch);
+  // `outcome` as this node's signed result of attempt `attempt`: result_of, signed as a batch of
+  // one.
   [[nodiscard]] static NodeResult sign_result(const Identity& key, const std::string& node,
                                               const std::string& id, uint32_t attempt,
                                               const HandlerOutcome& outcome, uint64_t now_ms);
@@ -74,11 +83,9 @@ class JobRunner {
   void run(const std::shared_ptr<const JobRecord>& rec, uint32_t attempt,
            const std::shared_ptr<Running>& running);
 
-  const Identity& key_;
   const std::string node_;
   const Done done_;
   const EnvelopeCheck check_;
-  const Signer sign_;
   Executor executor_;
   std::mutex mu_;
   bool stopping_ = false;                                    // guarded by mu_

@@ -3,6 +3,7 @@
 
 #include <limits>
 
+#include "dht/merkle.h"
 #include "dht/receipt.h"
 
 namespace meshwork {
@@ -27,6 +28,21 @@ Kind verdict_kind(ReceiptCheck c) {
                                            : Kind::invalid;
 }
 
+// A batched receipt's root, index and proof (bounded before it is read); false when malformed.
+bool parse_batch(const json& rc, Receipt& r) {
+  if (!rc["root"].is_string() || !rc.contains("index") || !rc["index"].is_number_unsigned() ||
+      rc["index"].get<uint64_t>() > std::numeric_limits<uint32_t>::max() || !rc.contains("proof") ||
+      !rc["proof"].is_array() || rc["proof"].size() > kMerkleLevelsMax)
+    return false;
+  r.root = rc["root"].get<std::string>();
+  r.index = rc["index"].get<uint32_t>();
+  for (const json& sibling : rc["proof"]) {
+    if (!sibling.is_string()) return false;
+    r.proof.push_back(sibling.get<std::string>());
+  }
+  return !r.root.empty();
+}
+
 // The receipt's fields, or nullopt when one is missing or of the wrong type.
 std::optional<Receipt> parse_receipt(const json& rc) {
   if (!rc.is_object()) return std::nullopt;
@@ -35,8 +51,10 @@ std::optional<Receipt> parse_receipt(const json& rc) {
   if (!rc.contains("attempt") || !rc["attempt"].is_number_unsigned() ||
       rc["attempt"].get<uint64_t>() > std::numeric_limits<uint32_t>::max())
     return std::nullopt;
-  return Receipt{rc["job_id"],      rc["node"],       rc["attempt"].get<uint32_t>(),
-                 rc["result_hash"], rc["public_key"], rc["signature"]};
+  Receipt r{rc["job_id"],      rc["node"],       rc["attempt"].get<uint32_t>(),
+            rc["result_hash"], rc["public_key"], rc["signature"]};
+  if (!rc.contains("root")) return r;
+  return parse_batch(rc, r) ? std::optional<Receipt>(std::move(r)) : std::nullopt;
 }
 
 // Checks one receipt by the rule of dht/receipt.h, against the key the mesh knows for its node.
@@ -123,12 +141,52 @@ ReceiptVerdict check_node_result(const std::string& job_id, const std::string& f
   return v;
 }
 
-ReceiptChecker receipt_checker(KeyOf key_of) {
-  return [key_of = std::move(key_of)](const std::string& job_id, const NodeResult& r) {
+bool VerifiedSignatures::verify(std::string_view message, std::string_view signature,
+                                std::string_view key) {
+  std::string triple;
+  triple.reserve(key.size() + signature.size() + message.size() + 2);
+  triple.append(key).append(1, '|').append(signature).append(1, '|').append(message);
+  {
+    std::lock_guard lock(mu_);
+    if (auto it = index_.find(triple); it != index_.end()) {
+      order_.splice(order_.begin(), order_, it->second);
+      return true;
+    }
+    ++verifications_;
+  }
+  if (!verify_signature(message, signature, key)) return false;
+  std::lock_guard lock(mu_);
+  if (index_.count(triple) != 0 || capacity_ == 0) return true;
+  order_.push_front(triple);
+  index_.emplace(std::move(triple), order_.begin());
+  if (order_.size() > capacity_) {
+    index_.erase(order_.back());
+    order_.pop_back();
+  }
+  return true;
+}
+
+uint64_t VerifiedSignatures::verifications() const {
+  std::lock_guard lock(mu_);
+  return verifications_;
+}
+
+size_t VerifiedSignatures::size() const {
+  std::lock_guard lock(mu_);
+  return index_.size();
+}
+
+ReceiptChecker receipt_checker(KeyOf key_of, std::shared_ptr<VerifiedSignatures> verified) {
+  if (!verified) verified = std::make_shared<VerifiedSignatures>();
+  SignatureCheck verify = [verified](std::string_view m, std::string_view s, std::string_view k) {
+    return verified->verify(m, s, k);
+  };
+  return [key_of = std::move(key_of), verify = std::move(verify)](const std::string& job_id,
+                                                                  const NodeResult& r) {
     const std::optional<std::string> raw = key_of(r.receipt.node);
     const std::optional<std::string> known =
         raw ? std::optional<std::string>(to_base64(*raw)) : std::nullopt;
-    return check_result(job_id, r, known).check;
+    return check_result(job_id, r, known, verify).check;
   };
 }
 

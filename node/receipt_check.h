@@ -8,14 +8,22 @@
 //
 // The receipts checked are the one of each node in `results`, plus the top-level `receipt`, which
 // must be one of them and, for a succeeded job, must hash the top-level `result`.
-// Thread-safety: pure functions (receipt_checker's is as safe as its `key_of`).
+// Receipts signed in a batch share one signature (dht/merkle.h); receipt_checker remembers the
+// signatures it verified (VerifiedSignatures), so the core verifies one per batch, not per receipt.
+// Thread-safety: pure functions, but VerifiedSignatures, which locks (receipt_checker's check is as
+// safe as its `key_of`).
 #pragma once
 
 #include <cstdint>
 #include <functional>
+#include <list>
 #include <map>
+#include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -52,8 +60,34 @@ using NodeKeys = std::map<std::string, std::string>;
 // none is known.
 using KeyOf = std::function<std::optional<std::string>(const std::string& node)>;
 
+// Signatures remembered by receipt_checker.
+inline constexpr size_t kVerifiedSignaturesMax = 4'096;
+
+// The (key, signed message, signature) triples that verified, so that the second receipt of a
+// batch (same node, root and signature) costs a lookup instead of an Ed25519 verification. At most
+// `capacity` triples, the least recently used out; a triple that failed is not remembered.
+// Thread-safety: any thread (one mutex).
+class VerifiedSignatures {
+ public:
+  explicit VerifiedSignatures(size_t capacity = kVerifiedSignaturesMax) : capacity_(capacity) {}
+  // verify_signature(message, signature, key), from memory when the triple verified before.
+  [[nodiscard]] bool verify(std::string_view message, std::string_view signature,
+                            std::string_view key);
+  [[nodiscard]] uint64_t verifications() const;  // Ed25519 verifications actually run
+  [[nodiscard]] size_t size() const;
+
+ private:
+  const size_t capacity_;
+  mutable std::mutex mu_;
+  uint64_t verifications_ = 0;    // guarded by mu_
+  std::list<std::string> order_;  // most recent first; guarded by mu_
+  std::unordered_map<std::string, std::list<std::string>::iterator> index_;  // guarded by mu_
+};
+
 // The replica core's check on a node (ReplicaConfig::receipt_check): check_result against the key
-// `key_of` knows for the receipt's node. Runs on the loop thread; `key_of` must be safe there.
-[[nodiscard]] ReceiptChecker receipt_checker(KeyOf key_of);
+// `key_of` knows for the receipt's node, signatures through `verified` (a fresh cache when null).
+// Runs on the loop thread; `key_of` must be safe there.
+[[nodiscard]] ReceiptChecker receipt_checker(KeyOf key_of,
+                                             std::shared_ptr<VerifiedSignatures> verified = {});
 
 }  // namespace meshwork

@@ -5,6 +5,7 @@
 
 #include <chrono>
 
+#include "dht/merkle.h"
 #include "node/check.h"
 #include "node/clock.h"
 #include "node/log.h"
@@ -62,15 +63,10 @@ ReplicaDriver::ReplicaDriver(asio::io_context& io, std::string self, ReplicaConf
       store_(store),
       transport_(transport),
       calls_(calls),
-      runner_(key, self_, config_.workers,
-              [this](Outcome o) {
-                asio::post(io_, [this, o = std::move(o)]() mutable {
-                  if (stopped_) return;
-                  replica_->handler_done(now(), std::move(o));
-                  drain();
-                });
-              },
-              std::move(check), sign),
+      key_(key),
+      sign_(sign),
+      runner_(self_, config_.workers, [this](Outcome o) { report(std::move(o)); },
+              std::move(check)),
       replica_(std::make_unique<Replica>(self_, config_, store_)),
       timer_(io) {}
 
@@ -185,7 +181,36 @@ void ReplicaDriver::receive(const std::string& from, std::vector<Message>&& mess
   drain();
 }
 
+// Queues a worker's outcome; the first one queued posts the loop's sign_outcomes.
+void ReplicaDriver::report(Outcome&& o) {
+  std::lock_guard lock(outcomes_mu_);
+  outcomes_.push_back(std::move(o));
+  if (outcomes_posted_) return;
+  outcomes_posted_ = true;
+  asio::post(io_, [this] { sign_outcomes(); });
+}
+
 // ---- the loop ----
+
+// Signs every queued outcome, kReceiptBatchMax to a signature, and hands them to the core.
+void ReplicaDriver::sign_outcomes() {
+  std::vector<Outcome> queued;
+  {
+    std::lock_guard lock(outcomes_mu_);
+    queued.swap(outcomes_);
+    outcomes_posted_ = false;
+  }
+  if (stopped_ || queued.empty()) return;
+  for (size_t first = 0; first < queued.size(); first += kReceiptBatchMax) {
+    const size_t last = std::min(queued.size(), first + kReceiptBatchMax);
+    std::vector<Outcome> batch(std::make_move_iterator(queued.begin() + first),
+                               std::make_move_iterator(queued.begin() + last));
+    sign_(key_, batch);
+    ++signed_batches_;
+    for (Outcome& o : batch) replica_->handler_done(now(), std::move(o));
+  }
+  drain();
+}
 
 void ReplicaDriver::on_member(const gossip::MemberInfo& m) {
   if (stopped_ || m.name == self_) return;

@@ -9,8 +9,11 @@
 //   undeliverable: PeerTransport (posted)     starts   → JobRunner::start (a worker)
 //                                             stops    → JobRunner::stop (cancel token)
 //   durable: the store's writer thread        logs     → log_event
-//   handler_done: executor workers
+//   handler_done: executor workers (queued)
 //   tick: a steady_timer at next_deadline_ms()
+// Outcomes are signed on the loop, not on the workers: a worker queues its outcome, the first one
+// queued posts sign_outcomes, which signs every outcome queued by then — one Merkle root and one
+// Ed25519 signature per kReceiptBatchMax (JobRunner::sign_batch) — and hands them to the core.
 // After every input the driver drains output(), re-arms the timer when the deadline moved, and
 // publishes a Snapshot (counters, readiness, backlog, placement) that HTTP threads read without
 // touching the core. Time comes from node/clock.h as Now{mono_ms, wall_ms}; a test may set the
@@ -83,12 +86,12 @@ struct MemberView {
 class ReplicaDriver {
  public:
   // `check` verifies a job's envelope on the worker that runs it (JobRunner); the core stores
-  // what authenticated members send without it (docs/protocol.md, trust model). `sign` makes the
-  // runner's signed results (a broken one only under --test-break lie|forge).
+  // what authenticated members send without it (docs/protocol.md, trust model). `sign` signs the
+  // runner's results in batches on the loop (a broken one only under --test-break lie|forge).
   ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config, Store& store,
                 PeerTransport& transport, PeerClient& calls, const Identity& key,
                 EnvelopeCheck check, int64_t wall_offset_ms = 0,
-                JobRunner::Signer sign = &JobRunner::sign_result);
+                JobRunner::Signer sign = &JobRunner::sign_batch);
   ~ReplicaDriver();
   ReplicaDriver(const ReplicaDriver&) = delete;
   ReplicaDriver& operator=(const ReplicaDriver&) = delete;
@@ -118,6 +121,8 @@ class ReplicaDriver {
   [[nodiscard]] std::map<std::string, MemberView> members() const;
   [[nodiscard]] const ReplicaConfig& config() const { return config_; }
   [[nodiscard]] size_t workers() const { return runner_.workers(); }
+  // Batches of outcomes signed so far (one signature each); any thread.
+  [[nodiscard]] uint64_t signed_batches() const { return signed_batches_; }
 
  private:
   using Input = std::function<void(Replica&, Now, uint64_t request)>;
@@ -128,6 +133,8 @@ class ReplicaDriver {
   void arm_timer();
   void on_timer();
   [[nodiscard]] Now now() const;
+  void report(Outcome&& o);
+  void sign_outcomes();
 
   asio::io_context& io_;
   const std::string self_;
@@ -136,6 +143,8 @@ class ReplicaDriver {
   Store& store_;
   PeerTransport& transport_;
   PeerClient& calls_;
+  const Identity& key_;
+  const JobRunner::Signer sign_;
   JobRunner runner_;
   std::unique_ptr<Replica> replica_;  // loop thread only
   EventHub* events_ = nullptr;
@@ -146,6 +155,12 @@ class ReplicaDriver {
   uint64_t timer_at_ms_ = 0;
   bool stopped_ = false;
   std::unordered_map<uint64_t, std::shared_ptr<std::promise<Reply>>> waiters_;
+
+  // Outcomes workers reported that the loop has not signed yet, and whether a post will.
+  std::mutex outcomes_mu_;
+  std::vector<Outcome> outcomes_;  // guarded by outcomes_mu_
+  bool outcomes_posted_ = false;   // guarded by outcomes_mu_
+  std::atomic<uint64_t> signed_batches_{0};
 
   std::atomic<uint64_t> next_request_{1};
   std::atomic<bool> stopping_{false};

@@ -4,21 +4,26 @@
 namespace meshwork {
 namespace {
 
-NodeResult sign_lie(const Identity& key, const std::string& node, const std::string& id,
-                    uint32_t attempt, const HandlerOutcome& outcome, uint64_t now_ms) {
-  if (outcome.kind != HandlerOutcome::Kind::succeeded)
-    return JobRunner::sign_result(key, node, id, attempt, outcome, now_ms);
-  return JobRunner::sign_result(key, node, id, attempt,
-                                HandlerOutcome::success(result_lie(outcome.result)), now_ms);
+// Each succeeded result replaced by its lie (result_lie), rehashed, then signed honestly.
+void sign_lie(const Identity& key, std::vector<Outcome>& batch) {
+  for (Outcome& o : batch) {
+    NodeResult& r = o.result;
+    if (r.outcome != JobState::succeeded) continue;
+    r.result = result_lie(nlohmann::json::parse(r.result, nullptr, false)).dump();
+    r.receipt.result_hash = blake2b_hex(r.result);
+  }
+  JobRunner::sign_batch(key, batch);
 }
 
-NodeResult sign_forged(const Identity& key, const std::string& node, const std::string& id,
-                       uint32_t attempt, const HandlerOutcome& outcome, uint64_t now_ms) {
-  NodeResult r = JobRunner::sign_result(key, node, id, attempt, outcome, now_ms);
-  std::string signature = from_base64(r.receipt.signature).value_or(std::string(1, '\0'));
-  signature[0] = static_cast<char>(signature[0] ^ 0x01);
-  r.receipt.signature = to_base64(signature);
-  return r;
+// Signed honestly, then every receipt's signature with one bit flipped.
+void sign_forged(const Identity& key, std::vector<Outcome>& batch) {
+  JobRunner::sign_batch(key, batch);
+  for (Outcome& o : batch) {
+    Receipt& rc = o.result.receipt;
+    std::string signature = from_base64(rc.signature).value_or(std::string(1, '\0'));
+    signature[0] = static_cast<char>(signature[0] ^ 0x01);
+    rc.signature = to_base64(signature);
+  }
 }
 
 }  // namespace
@@ -26,7 +31,7 @@ NodeResult sign_forged(const Identity& key, const std::string& node, const std::
 JobRunner::Signer result_signer(std::string_view test_break) {
   if (test_break == "lie") return &sign_lie;
   if (test_break == "forge") return &sign_forged;
-  return &JobRunner::sign_result;
+  return &JobRunner::sign_batch;
 }
 
 nlohmann::json result_lie(const nlohmann::json& honest) {

@@ -3,9 +3,9 @@
 // runs with a result quorum, receipt checks on merge, host reputation) can be exercised with real
 // processes (tests/integration/test_redundancy.py, simulations/chaos.sh --faults ...,lie).
 //
-//   lie    the handler's result is altered (result_lie below), then signed validly by this node:
+//   lie    each handler's result is altered (result_lie below), then signed validly by this node:
 //          a wrong answer with a good receipt, which only a quorum of other runners can catch.
-//   forge  the honest result, its receipt's signature with one bit flipped: a receipt that no
+//   forge  the honest results, their batch's signature with one bit flipped: receipts that no
 //          node may accept.
 // The node picks its signer once, at start-up (result_signer); the honest path runs no test check.
 // Thread-safety: pure functions.
@@ -20,7 +20,7 @@
 namespace meshwork {
 
 // The signer for a --test-break value: `lie` and `forge` break results; anything else (empty,
-// skip-takeover) is the honest JobRunner::sign_result.
+// skip-takeover) is the honest JobRunner::sign_batch.
 [[nodiscard]] JobRunner::Signer result_signer(std::string_view test_break);
 
 // The lie told about `honest`: every top-level integer of an object with its lowest bit flipped

@@ -9,6 +9,7 @@
 #include <map>
 #include <string>
 
+#include "dht/merkle.h"
 #include "replica_harness.h"
 
 namespace meshwork {
@@ -126,6 +127,105 @@ TEST_CASE("the rule: a valid receipt, and each way one is not") {
   const NodeResult big = signed_result(id, "n2", 1, std::string(kResultBytesMax + 1, 'x'));
   CHECK(check_result(id, big, known("n2")).check == ReceiptCheck::too_large);
   CHECK(receipt_check_name(ReceiptCheck::unknown_node) == "unknown_node");
+}
+
+namespace {
+
+// Detached Ed25519 by `node`'s deterministic key.
+std::string sign_as(const std::string& node, const std::string& m) {
+  const Keys k = keys_of(node);
+  std::string sig(crypto_sign_BYTES, '\0');
+  crypto_sign_detached(reinterpret_cast<unsigned char*>(sig.data()), nullptr,
+                       reinterpret_cast<const unsigned char*>(m.data()), m.size(),
+                       reinterpret_cast<const unsigned char*>(k.sk.data()));
+  return sig;
+}
+
+// Results of jobs ids[i] by `node`, signed together over one Merkle root (as
+// JobRunner::sign_batch).
+std::vector<NodeResult> batch_of(const std::vector<std::string>& ids, const std::string& node) {
+  std::vector<NodeResult> out;
+  std::vector<std::string> leaves;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    NodeResult r = signed_result(ids[i], node, 1, "{\"i\":" + std::to_string(i) + "}");
+    leaves.push_back(merkle_leaf(static_cast<uint32_t>(i), r.receipt.message()));
+    out.push_back(std::move(r));
+  }
+  const MerkleTree t = merkle_tree(leaves);
+  const std::string signature = to_base64(sign_as(node, root_message(node, to_hex(t.root))));
+  for (size_t i = 0; i < out.size(); ++i) {
+    Receipt& rc = out[i].receipt;
+    rc.root = to_hex(t.root);
+    rc.index = static_cast<uint32_t>(i);
+    for (const std::string& sibling : t.proofs[i]) rc.proof.push_back(to_hex(sibling));
+    rc.signature = signature;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the rule for a batched receipt: its proof leads to a root the node signed") {
+  const std::vector<std::string> ids = {std::string(64, 'a'), std::string(64, 'b'),
+                                        std::string(64, 'c')};
+  const std::vector<NodeResult> batch = batch_of(ids, "n2");
+  for (size_t i = 0; i < ids.size(); ++i)
+    CHECK(check_result(ids[i], batch[i], known("n2")).check == ReceiptCheck::valid);
+  const NodeResult& good = batch[1];
+  const auto why = [&](const NodeResult& r) {
+    const ReceiptFinding f = check_result(ids[1], r, known("n2"));
+    CHECK(f.check == ReceiptCheck::forged);
+    return f.why;
+  };
+  NodeResult r = good;
+  r.receipt.index = 0;
+  CHECK(why(r) == "its inclusion proof does not lead to its root");
+  r = good;
+  r.receipt.proof[0] = batch[0].receipt.proof[0];
+  CHECK(why(r) == "its inclusion proof does not lead to its root");
+  r = good;
+  r.receipt.proof.pop_back();
+  CHECK(why(r) == "its inclusion proof does not lead to its root");
+  r = good;
+  r.receipt.proof.assign(kMerkleLevelsMax + 1, good.receipt.proof[0]);  // a huge proof
+  CHECK(why(r) == "its inclusion proof does not lead to its root");
+  r = good;
+  r.receipt.index = UINT32_MAX;  // a bad index
+  CHECK(why(r) == "its inclusion proof does not lead to its root");
+  r = good;
+  r.receipt.root = "not hex";
+  CHECK(why(r) == "its inclusion proof does not lead to its root");
+  // Another root that the proof does lead to (a batch the node never signed): the signature fails.
+  const std::vector<NodeResult> other = batch_of(ids, "n3");
+  r = good;
+  r.receipt.root = to_hex(merkle_root_of(merkle_leaf(1, r.receipt.message()), 1,
+                                         {merkle_leaf(0, "x"), merkle_leaf(0, "y")})
+                              .value());
+  r.receipt.proof = {to_hex(merkle_leaf(0, "x")), to_hex(merkle_leaf(0, "y"))};
+  CHECK(why(r) == "the signature does not verify with n2's key");
+  // Another node's batch signature on this node's root: refused.
+  r = good;
+  r.receipt.signature = other[1].receipt.signature;
+  CHECK(why(r) == "the signature does not verify with n2's key");
+  // A batched receipt's signature does not pass for an unbatched one, nor the other way round.
+  r = good;
+  r.receipt.root.clear();
+  r.receipt.proof.clear();
+  r.receipt.index = 0;
+  CHECK(why(r) == "the signature does not verify with n2's key");
+  NodeResult single = signed_result(ids[1], "n2", 1, good.result);
+  single.receipt.root = good.receipt.root;
+  single.receipt.proof = good.receipt.proof;
+  single.receipt.index = 1;
+  CHECK(why(single) == "the signature does not verify with n2's key");
+  // The checker's own signature check is used when given.
+  size_t calls = 0;
+  const SignatureCheck counting = [&](std::string_view m, std::string_view s, std::string_view k) {
+    ++calls;
+    return verify_signature(m, s, k);
+  };
+  CHECK(check_result(ids[0], batch[0], known("n2"), counting).check == ReceiptCheck::valid);
+  CHECK(calls == 1);
 }
 
 TEST_CASE("a forged receipt in a replicate is refused whole, counted, and its sender distrusted") {

@@ -230,11 +230,50 @@ class Key:
                     ed25519_sign(self.seed, message.encode())).decode()}
 
 
-def receipt_verifies(receipt):
-    """Checks a receipt's Ed25519 signature over the node's receipt message."""
+MERKLE_LEVELS_MAX = 32  # dht/merkle.h kMerkleLevelsMax
+
+
+def merkle_root_of(leaf, index, proof):
+    """The root a receipt's proof leads to from its leaf (dht/merkle.h), or None when malformed:
+    inner node = BLAKE2b-256(0x01 || left || right), the node is the right child at level k when
+    bit k of the index is set."""
+    if len(proof) > MERKLE_LEVELS_MAX or index >> len(proof):
+        return None
+    node = leaf
+    for k, sibling in enumerate(proof):
+        if len(sibling) != 32:
+            return None
+        pair = sibling + node if (index >> k) & 1 else node + sibling
+        node = hashlib.blake2b(b"\x01" + pair, digest_size=32).digest()
+    return node
+
+
+def receipt_signed_message(receipt):
+    """What a receipt's signature is over: its message (meshwork-receipt-v1|...) for a receipt
+    without a root; for a batched one, "meshwork-receipts-v2|node|root" once its proof leads from
+    the leaf BLAKE2b-256(0x00 || u32 LE index || message) to its root; None when it does not."""
     message = "meshwork-receipt-v1|{job_id}|{node}|{attempt}|{result_hash}".format(**receipt)
-    return ed25519_verify(base64.b64decode(receipt["public_key"]), message.encode(),
-                          base64.b64decode(receipt["signature"]))
+    if "root" not in receipt:
+        return message.encode()
+    try:
+        index = receipt["index"]
+        if type(index) is not int or not 0 <= index < 2 ** 32:
+            return None
+        leaf = hashlib.blake2b(b"\x00" + index.to_bytes(4, "little") + message.encode(),
+                               digest_size=32).digest()
+        root = merkle_root_of(leaf, index, [bytes.fromhex(p) for p in receipt["proof"]])
+        if root is None or root != bytes.fromhex(receipt["root"]):
+            return None
+    except (TypeError, ValueError, KeyError):
+        return None
+    return ("meshwork-receipts-v2|%s|%s" % (receipt["node"], receipt["root"])).encode()
+
+
+def receipt_verifies(receipt):
+    """Checks a receipt's Ed25519 signature over what it signs (receipt_signed_message)."""
+    message = receipt_signed_message(receipt)
+    return message is not None and ed25519_verify(
+        base64.b64decode(receipt["public_key"]), message, base64.b64decode(receipt["signature"]))
 
 
 # ---- HTTP ----
@@ -737,11 +776,11 @@ class NodeTestCase(unittest.TestCase):
 
     def assertReceipt(self, job, node_name, node_key_b64):
         """The receipt belongs to the job, names the node and its key, hashes the result (or the
-        error) exactly, and carries a valid Ed25519 signature."""
+        error) exactly, and carries a valid Ed25519 signature over its batch's Merkle root."""
         rc = job["receipt"]
         self.assertIsInstance(rc, dict, job)
         self.assertEqual(set(rc), {"job_id", "node", "attempt", "result_hash", "signature",
-                                   "public_key"}, rc)
+                                   "public_key", "root", "index", "proof"}, rc)
         self.assertEqual(rc["job_id"], job["id"])
         self.assertEqual(rc["node"], node_name)
         self.assertEqual(rc["attempt"], job["attempts"])

@@ -66,6 +66,13 @@ class SubmitAndRead(NodeTestCase):
         with self.assertRaises(AssertionError):
             self.assertReceipt(dict(job, attempts=2, receipt=receipt), "api1",
                                self.info["public_key"])
+        # A batched receipt: a wrong index, root or proof breaks the path to the signed root.
+        rc = job["receipt"]
+        sibling = ["00" * 32]
+        for bad in (dict(rc, index=rc["index"] ^ 1), dict(rc, root="00" * 32),
+                    dict(rc, proof=sibling + rc["proof"][1:]), dict(rc, proof=sibling * 40)):
+            with self.assertRaises(AssertionError):
+                self.assertReceipt(dict(job, receipt=bad), "api1", self.info["public_key"])
 
     def test_signed_envelope_twice_gives_the_same_job(self):
         key_file = os.path.join(self.tmp, "client.key")

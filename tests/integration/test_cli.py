@@ -406,6 +406,8 @@ class Verify(Mesh):
         forged = json.loads(json.dumps(result))
         forger = Key.generate()
         for rc in (forged["receipt"], forged["results"][node]["receipt"]):
+            for batch_field in ("root", "index", "proof"):  # the form from before batches
+                rc.pop(batch_field)
             rc["result_hash"] = hashlib.blake2b(
                 json.dumps(forged["result"], separators=(",", ":"), sort_keys=True).encode(),
                 digest_size=32).hexdigest()
@@ -414,6 +416,21 @@ class Verify(Mesh):
             rc["signature"] = base64.b64encode(ed25519_sign(forger.seed, message.encode())).decode()
         r = self.verify("--file", self.saved(forged), check=1)
         self.assertIn("not the one the mesh knows", r.stdout)
+
+        # A batched receipt whose root or proof is altered: its path no longer reaches the root
+        # the node signed; a proof past its bound is refused as malformed.
+        for change in ({"root": "00" * 32}, {"proof": ["00" * 32] + job["receipt"]["proof"]},
+                       {"index": job["receipt"]["index"] + 1}):
+            moved = json.loads(json.dumps(job))
+            for rc in (moved["receipt"], moved["results"][node]["receipt"]):
+                rc.update(change)
+            r = self.verify("--file", self.saved(moved), check=1)
+            self.assertIn("inclusion proof does not lead to its root", r.stdout)
+        huge = json.loads(json.dumps(job))
+        for rc in (huge["receipt"], huge["results"][node]["receipt"]):
+            rc["proof"] = ["00" * 32] * 33
+        r = self.verify("--file", self.saved(huge), check=1)
+        self.assertIn("malformed receipt", r.stdout)
 
         other = json.loads(json.dumps(job))
         other["id"] = UNKNOWN_ID
@@ -438,6 +455,10 @@ class Verify(Mesh):
         stranger["results"]["n9"] = stranger["results"].pop(node)
         for rc in (stranger["receipt"], stranger["results"]["n9"]["receipt"]):
             rc["node"] = "n9"
+            # A batch of one of n9's (root = its leaf), so that only the key is in question.
+            message = "meshwork-receipt-v1|{job_id}|{node}|{attempt}|{result_hash}".format(**rc)
+            rc.update(index=0, proof=[], root=hashlib.blake2b(
+                b"\x00" + bytes(4) + message.encode(), digest_size=32).hexdigest())
         r = self.verify("--file", self.saved(stranger), check=2)
         self.assertIn("knows no key for node n9", r.stdout)
 

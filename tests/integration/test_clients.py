@@ -218,9 +218,19 @@ class ClientsOnMesh(NodeTestCase):
         job["receipt"]["signature"] = base64.b64encode(bytes(64)).decode()
         tampered.append(job)
         # Correctly signed, but by a key that is not the node's: it proves nothing.
+        # A batched receipt with another index, root or proof: its path misses the signed root.
+        for change in ({"index": done["receipt"]["index"] + 1}, {"root": "00" * 32},
+                       {"proof": ["00" * 32] + done["receipt"]["proof"]}):
+            job = fresh()
+            for rc in (job["receipt"], job["results"][node]["receipt"]):
+                rc.update(change)
+            self.assertFalse(harness.receipt_verifies(job["receipt"]))
+            tampered.append(job)
         job = fresh()
         stranger = mc.Key.generate()
         for rc in (job["receipt"], job["results"][node]["receipt"]):
+            for batch_field in ("root", "index", "proof"):  # the form from before batches
+                rc.pop(batch_field)
             rc["public_key"] = stranger.public_key_b64
             msg = "meshwork-receipt-v1|{job_id}|{node}|{attempt}|{result_hash}".format(**rc)
             rc["signature"] = base64.b64encode(stranger.sign(msg.encode())).decode()

@@ -40,6 +40,12 @@ JobRecord random_record(const JobRecord& base, std::mt19937_64& rng) {
     res.result = small(rng, 1) ? "{\"v\":1}" : "{\"v\":2}";
     res.at_ms = small(rng, 3);
     res.receipt.signature = std::to_string(small(rng, 2));
+    if (small(rng, 1) == 1) {  // a receipt signed in a batch (dht/merkle.h)
+      res.receipt.root = blake2b_hex(std::to_string(small(rng, 1)));
+      res.receipt.index = small(rng, 3);
+      for (uint32_t k = small(rng, 2); k > 0; --k)
+        res.receipt.proof.push_back(blake2b_hex(std::to_string(small(rng, 2))));
+    }
     r.results = merge(r,
                       [&] {
                         JobRecord d = base;
@@ -212,7 +218,7 @@ TEST_CASE("the binary form round-trips, and records stored as JSON still decode"
     JobRecord r = random_record(base, rng);
     const std::string bytes = encode_record(r);
     REQUIRE(!bytes.empty());
-    CHECK(static_cast<uint8_t>(bytes.front()) == 3);
+    CHECK(static_cast<uint8_t>(bytes.front()) == 4);
     auto back = decode_record(bytes);
     REQUIRE(back.is_ok());
     CHECK(same_state(back.value(), r));
@@ -265,7 +271,7 @@ TEST_CASE("the binary decoder refuses hostile bytes without crashing or throwing
       default:
         m.assign(small(rng, 300), '\0');
         for (char& c : m) c = char(small(rng, 255));
-        if (!m.empty()) m[0] = small(rng, 1) ? '\x02' : '\x03';
+        if (!m.empty()) m[0] = char(2 + small(rng, 2));
         break;
     }
     auto r = decode_record(m);
@@ -285,12 +291,45 @@ JobRecord in_round(const JobRecord& base, uint32_t round, uint32_t from, JobStat
   return r;
 }
 
+// `r` without batched receipts: what a record held before receipts were signed in batches.
+JobRecord unbatched(JobRecord r) {
+  for (auto& [node, res] : r.results) {
+    res.receipt.root.clear();
+    res.receipt.index = 0;
+    res.receipt.proof.clear();
+  }
+  return r;
+}
+
+// The version 3 binary form of a record whose receipts are unbatched: version 4 without each
+// result's u8 batched (what nodes stored before batched receipts).
+std::string as_version_3(const JobRecord& r) {
+  const std::string v4 = encode_record(r);
+  size_t at = 1 + 4 + r.id.size() + 4 + r.envelope.job.size() + 32 + 64 + 1 + 4 + 4 +
+              r.status.node.size() + 8 + 4 + r.status.error.size() + 8 + 4 + 4 + 4 + 4 +
+              r.claim.node.size() + 8 + 4 + 1;
+  std::string v3 = v4.substr(0, at);
+  for (const auto& [node, res] : r.results) {
+    const Receipt& rc = res.receipt;
+    REQUIRE(rc.root.empty());
+    const size_t n = 4 + node.size() + 4 + 1 + 4 + res.result.size() + 4 + res.error.size() + 8 +
+                     4 + rc.job_id.size() + 4 + rc.node.size() + 4 + 4 + rc.result_hash.size() +
+                     4 + rc.public_key.size() + 4 + rc.signature.size();
+    v3 += v4.substr(at, n);
+    REQUIRE(v4[at + n] == '\0');  // not batched
+    at += n + 1;
+  }
+  v3 += v4.substr(at);
+  v3[0] = '\x03';
+  return v3;
+}
+
 // The version 2 binary form of a round-0 record: version 3 without round and base, and with a
 // one-byte cancel flag (what nodes stored before retry rounds).
 std::string as_version_2(const JobRecord& r) {
   REQUIRE(r.status.round == 0);
   REQUIRE(r.cancel_round <= 1);
-  std::string v3 = encode_record(r);
+  std::string v3 = as_version_3(r);
   const size_t status_end = 1 + 4 + r.id.size() + 4 + r.envelope.job.size() + 32 + 64 + 1 + 4 +
                             4 + r.status.node.size() + 8 + 4 + r.status.error.size() + 8;
   const size_t cancel_at = status_end + 8 + 4 + 4 + r.claim.node.size() + 8;
@@ -416,14 +455,14 @@ TEST_CASE("records stored before retry rounds (version 2, JSON without rounds) s
   std::mt19937_64 rng(1131);
   const JobRecord base = test::queued_record(key);
   for (int i = 0; i < 300; ++i) {
-    JobRecord r = random_record(base, rng);
+    JobRecord r = unbatched(random_record(base, rng));
     r.status.round = r.status.base = 0;
     r.cancel_round = std::min<uint32_t>(r.cancel_round, 1);
     const std::string v2 = as_version_2(r);
     auto back = decode_record(v2);
     REQUIRE(back.is_ok());
     CHECK(same_state(back.value(), r));
-    CHECK(encode_record(back.value()) == encode_record(r));  // written back as version 3
+    CHECK(encode_record(back.value()) == encode_record(r));  // written back as version 4
     nlohmann::json j = record_to_json(r);
     j["status"].erase("round");
     j["status"].erase("base");
@@ -438,6 +477,65 @@ TEST_CASE("records stored before retry rounds (version 2, JSON without rounds) s
   JobRecord future = in_round(base, 1, 0, JobState::queued, 3, "n1", 10);
   future.cancel_round = 3;
   CHECK(decode_record(encode_record(future)).status().code() == Code::corruption);
+}
+
+TEST_CASE("batched receipts round-trip; records from before batches (version 3) still decode") {
+  const Identity key = Identity::generate();
+  std::mt19937_64 rng(4004);
+  const JobRecord base = test::queued_record(key);
+  for (int i = 0; i < 300; ++i) {
+    const JobRecord r = random_record(base, rng);
+    auto back = decode_record(encode_record(r));
+    REQUIRE(back.is_ok());
+    CHECK(same_state(back.value(), r));
+    for (const auto& [node, res] : r.results) {
+      const Receipt& got = back.value().results.at(node).receipt;
+      CHECK(got.root == res.receipt.root);
+      CHECK(got.index == res.receipt.index);
+      CHECK(got.proof == res.receipt.proof);
+    }
+    auto from_json = decode_record(record_to_json(r).dump());
+    REQUIRE(from_json.is_ok());
+    CHECK(same_state(from_json.value(), r));
+    const JobRecord old = unbatched(r);
+    auto v3 = decode_record(as_version_3(old));
+    REQUIRE(v3.is_ok());
+    CHECK(same_state(v3.value(), old));
+    CHECK(encode_record(v3.value()) == encode_record(old));  // written back as version 4
+  }
+}
+
+TEST_CASE("a malformed batched receipt is refused in either form") {
+  const Identity key = Identity::generate();
+  JobRecord r = test::queued_record(key);
+  r.history.clear();
+  NodeResult res;
+  res.receipt.root = blake2b_hex("root");
+  res.receipt.proof = {blake2b_hex("a")};
+  r.results["n1"] = res;
+  REQUIRE(decode_record(encode_record(r)).is_ok());
+  const auto refused = [&](auto&& change) {
+    nlohmann::json j = record_to_json(r);
+    change(j["results"]["n1"]["receipt"]);
+    return decode_record(j.dump()).status().code() == Code::corruption;
+  };
+  using nlohmann::json;
+  CHECK(refused([](json& rc) { rc["root"] = "zz"; }));
+  CHECK(refused([](json& rc) { rc["root"] = std::string(64, 'A'); }));  // not lowercase
+  CHECK(refused([](json& rc) { rc["proof"] = json::array({"00"}); }));
+  CHECK(refused([](json& rc) { rc["proof"] = std::vector<std::string>(33, std::string(64, '0')); }));
+  CHECK(refused([](json& rc) { rc["index"] = -1; }));
+  CHECK(refused([](json& rc) { rc.erase("proof"); }));
+  CHECK(refused([](json& rc) {  // a proof without a root
+    rc.erase("root");
+    rc.erase("index");
+  }));
+  // Binary: a proof count past kMerkleLevelsMax is refused before it is read.
+  std::string bytes = encode_record(r);
+  const size_t count_at = bytes.size() - (8 + 1 + 32 + 1);  // updated_at, n history, 1 sibling
+  REQUIRE(bytes[count_at] == '\x01');
+  bytes[count_at] = '\xff';
+  CHECK(!decode_record(bytes).is_ok());
 }
 
 }  // namespace meshwork

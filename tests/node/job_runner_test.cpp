@@ -7,8 +7,10 @@
 #include <mutex>
 #include <optional>
 
+#include "dht/receipt.h"
 #include "node/admission.h"
 #include "node/job_runner.h"
+#include "node/receipt_check.h"
 #include "tests/node/test_util.h"
 
 namespace meshwork {
@@ -43,7 +45,7 @@ Start start_of(const JobRecord& r, uint32_t attempt) {
 TEST_CASE("a started echo job reports a success with a receipt that verifies") {
   const Identity key = Identity::generate();
   Outcomes outcomes;
-  JobRunner runner(key, "n1", 2, [&](Outcome o) { outcomes.add(std::move(o)); });
+  JobRunner runner("n1", 2, [&](Outcome o) { outcomes.add(std::move(o)); });
   JobRecord r = test::queued_record(key, "echo", {{"hello", "mesh"}});
   runner.start(start_of(r, 1));
   auto o = outcomes.wait(1);
@@ -56,8 +58,41 @@ TEST_CASE("a started echo job reports a success with a receipt that verifies") {
   CHECK(res.receipt.node == "n1");
   CHECK(res.receipt.attempt == 1);
   CHECK(res.receipt.result_hash == blake2b_hex(res.result));
-  CHECK(verify_signature(res.receipt.message(), from_base64(res.receipt.signature).value(),
-                         key.public_key()));
+  CHECK(res.receipt.signature.empty());  // the loop signs outcomes in batches (sign_batch)
+  std::vector<Outcome> batch{*o};
+  JobRunner::sign_batch(key, batch);
+  const Receipt& rc = batch.front().result.receipt;
+  CHECK(check_receipt(rc, r.id, 1, batch.front().result.result, key.public_key_b64()).check ==
+        ReceiptCheck::valid);
+}
+
+TEST_CASE("a batch of outcomes gets one signature, and each receipt verifies on its own") {
+  const Identity key = Identity::generate();
+  std::vector<Outcome> batch;
+  for (uint32_t i = 0; i < 5; ++i) {
+    const std::string id = blake2b_hex("job " + std::to_string(i));
+    const auto out = i % 2 == 0 ? HandlerOutcome::success({{"i", i}})
+                                : HandlerOutcome::failure("boom " + std::to_string(i));
+    batch.push_back(Outcome{id, 1, JobRunner::result_of("n1", id, 1, out, 7)});
+  }
+  JobRunner::sign_batch(key, batch);
+  for (uint32_t i = 0; i < batch.size(); ++i) {
+    const Receipt& rc = batch[i].result.receipt;
+    CAPTURE(i);
+    CHECK(rc.index == i);
+    CHECK(rc.proof.size() == 3);
+    CHECK(rc.root == batch.front().result.receipt.root);
+    CHECK(rc.signature == batch.front().result.receipt.signature);
+    CHECK(check_result(batch[i].id, batch[i].result, key.public_key_b64()).check ==
+          ReceiptCheck::valid);
+  }
+  VerifiedSignatures verified;
+  const SignatureCheck verify = [&](std::string_view m, std::string_view s, std::string_view k) {
+    return verified.verify(m, s, k);
+  };
+  for (const Outcome& o : batch)
+    CHECK(check_result(o.id, o.result, key.public_key_b64(), verify).check == ReceiptCheck::valid);
+  CHECK(verified.verifications() == 1);  // one Ed25519 verification for the whole batch
 }
 
 TEST_CASE("a job whose envelope does not verify here fails its attempt without running") {
@@ -65,7 +100,7 @@ TEST_CASE("a job whose envelope does not verify here fails its attempt without r
   const Admission admission(key, "n1", {});
   Outcomes outcomes;
   JobRunner runner(
-      key, "n1", 1, [&](Outcome o) { outcomes.add(std::move(o)); },
+      "n1", 1, [&](Outcome o) { outcomes.add(std::move(o)); },
       [&](const JobRecord& r) { return admission.check(r); });
   JobRecord good = test::queued_record(key, "echo", {{"n", 1}});
   JobRecord forged = test::queued_record(key, "echo", {{"n", 2}});
@@ -86,7 +121,7 @@ TEST_CASE("a job whose envelope does not verify here fails its attempt without r
 TEST_CASE("the attempt number reaches the handler") {
   const Identity key = Identity::generate();
   Outcomes outcomes;
-  JobRunner runner(key, "n1", 1, [&](Outcome o) { outcomes.add(std::move(o)); });
+  JobRunner runner("n1", 1, [&](Outcome o) { outcomes.add(std::move(o)); });
   JobRecord r = test::queued_record(key, "flaky", {{"fail_times", 2}});
   runner.start(start_of(r, 2));
   auto failed = outcomes.wait(1);
@@ -101,7 +136,7 @@ TEST_CASE("the attempt number reaches the handler") {
 TEST_CASE("stops: a cancel ends the handler cancelled, a timeout as a timed-out failure") {
   const Identity key = Identity::generate();
   Outcomes outcomes;
-  JobRunner runner(key, "n1", 2, [&](Outcome o) { outcomes.add(std::move(o)); });
+  JobRunner runner("n1", 2, [&](Outcome o) { outcomes.add(std::move(o)); });
   JobRecord slow = test::queued_record(key, "sleep", {{"ms", 60000}});
   runner.start(start_of(slow, 1));
   runner.stop(Stop{Stop::Why::cancelled, slow.id, 2});  // another attempt: ignored
@@ -123,7 +158,7 @@ TEST_CASE("stops: a cancel ends the handler cancelled, a timeout as a timed-out 
 TEST_CASE("after shutdown no outcome is reported") {
   const Identity key = Identity::generate();
   Outcomes outcomes;
-  JobRunner runner(key, "n1", 1, [&](Outcome o) { outcomes.add(std::move(o)); });
+  JobRunner runner("n1", 1, [&](Outcome o) { outcomes.add(std::move(o)); });
   JobRecord slow = test::queued_record(key, "sleep", {{"ms", 60000}});
   runner.start(start_of(slow, 1));
   runner.shutdown();

@@ -63,6 +63,60 @@ TEST_CASE("the core's check on a node: gossip's key, the hash, the size") {
   CHECK(check(kReceiptJob, failed) == ReceiptCheck::valid);
 }
 
+TEST_CASE("the checker verifies one signature per batch, and never remembers a failure") {
+  KeyedMesh m;
+  auto verified = std::make_shared<VerifiedSignatures>();
+  const ReceiptChecker check = receipt_checker(m.key_of(), verified);
+  std::vector<Outcome> batch;
+  for (int i = 0; i < 8; ++i) {
+    const std::string id = blake2b_hex("job " + std::to_string(i));
+    batch.push_back(
+        Outcome{id, 1, JobRunner::result_of("n2", id, 1, HandlerOutcome::success({{"i", i}}), 5)});
+  }
+  JobRunner::sign_batch(m.n2, batch);
+  for (const Outcome& o : batch) CHECK(check(o.id, o.result) == ReceiptCheck::valid);
+  CHECK(verified->verifications() == 1);  // the second receipt on: no signature check
+  CHECK(verified->size() == 1);
+
+  // A tampered receipt of the same batch is refused before the cache is asked (proof, root) ...
+  NodeResult moved = batch[3].result;
+  moved.receipt.index = 4;
+  CHECK(check(batch[3].id, moved) == ReceiptCheck::forged);
+  NodeResult rerooted = batch[3].result;
+  rerooted.receipt.root = batch[3].result.receipt.proof[0];
+  CHECK(check(batch[3].id, rerooted) == ReceiptCheck::forged);
+  // ... and a bad signature over the same root is checked, refused and not remembered.
+  NodeResult flipped = batch[0].result;
+  flipped.receipt.signature[3] = flipped.receipt.signature[3] == 'A' ? 'B' : 'A';
+  CHECK(check(batch[0].id, flipped) == ReceiptCheck::forged);
+  CHECK(check(batch[0].id, flipped) == ReceiptCheck::forged);
+  CHECK(verified->verifications() == 3);
+  CHECK(verified->size() == 1);
+  // Another node's key for the same root message is another triple.
+  NodeResult n1s = batch[0].result;
+  n1s.receipt.node = "n1";
+  n1s.receipt.public_key = m.n1.public_key_b64();
+  CHECK(check(batch[0].id, n1s) == ReceiptCheck::forged);  // its proof names n2's messages
+}
+
+TEST_CASE("remembered signatures are bounded, the least recently used out") {
+  const Identity key = Identity::generate();
+  VerifiedSignatures verified(2);
+  const auto sig = [&](const std::string& m) { return key.sign(m); };
+  CHECK(verified.verify("a", sig("a"), key.public_key()));
+  CHECK(verified.verify("b", sig("b"), key.public_key()));
+  CHECK(verified.verify("a", sig("a"), key.public_key()));  // a is now the most recent
+  CHECK(verified.verifications() == 2);
+  CHECK(verified.verify("c", sig("c"), key.public_key()));  // b out
+  CHECK(verified.size() == 2);
+  CHECK(verified.verify("a", sig("a"), key.public_key()));
+  CHECK(verified.verifications() == 3);
+  CHECK(verified.verify("b", sig("b"), key.public_key()));
+  CHECK(verified.verifications() == 4);
+  CHECK_FALSE(verified.verify("a", sig("b"), key.public_key()));
+  CHECK(verified.size() == 2);
+}
+
 TEST_CASE("a result over the limit is failed by its runner and refused by every checker") {
   KeyedMesh m;
   const std::string big(kResultBytesMax, 'x');

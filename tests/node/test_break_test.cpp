@@ -3,6 +3,7 @@
 // signer.
 #include <doctest/doctest.h>
 
+#include "dht/receipt.h"
 #include "node/test_break.h"
 
 namespace meshwork {
@@ -12,14 +13,22 @@ const HandlerOutcome kBreakPow = HandlerOutcome::success(
     {{"nonce", 41}, {"hash", "00ab"}, {"hashes", 42}, {"difficulty_bits", 8}});
 
 bool break_receipt_verifies(const NodeResult& r, const Identity& key) {
-  auto sig = from_base64(r.receipt.signature);
-  return sig && verify_signature(r.receipt.message(), *sig, key.public_key());
+  return check_result("j", r, key.public_key_b64()).check == ReceiptCheck::valid;
+}
+
+// `outcome` of job "j" attempt `attempt`, signed by `signer` as a batch of one.
+NodeResult signed_by(JobRunner::Signer signer, const Identity& key, uint32_t attempt,
+                     const HandlerOutcome& outcome) {
+  std::vector<Outcome> batch{
+      Outcome{"j", attempt, JobRunner::result_of("n1", "j", attempt, outcome, 5)}};
+  signer(key, batch);
+  return batch.front().result;
 }
 
 }  // namespace
 
 TEST_CASE("only lie and forge break the signer") {
-  const JobRunner::Signer honest = &JobRunner::sign_result;
+  const JobRunner::Signer honest = &JobRunner::sign_batch;
   CHECK((result_signer("") == honest));
   CHECK((result_signer("skip-takeover") == honest));
   CHECK((result_signer("lie") != honest));
@@ -29,7 +38,7 @@ TEST_CASE("only lie and forge break the signer") {
 TEST_CASE("a liar's result is wrong and its receipt verifies") {
   const Identity key = Identity::generate();
   const NodeResult honest = JobRunner::sign_result(key, "n1", "j", 1, kBreakPow, 5);
-  const NodeResult lie = result_signer("lie")(key, "n1", "j", 1, kBreakPow, 5);
+  const NodeResult lie = signed_by(result_signer("lie"), key, 1, kBreakPow);
   CHECK(lie.outcome == JobState::succeeded);
   CHECK(lie.result != honest.result);
   const auto lied = nlohmann::json::parse(lie.result);
@@ -43,7 +52,7 @@ TEST_CASE("a liar's result is wrong and its receipt verifies") {
 TEST_CASE("a liar reports failures as they are") {
   const Identity key = Identity::generate();
   const auto failure = HandlerOutcome::failure("no");
-  const NodeResult lie = result_signer("lie")(key, "n1", "j", 2, failure, 5);
+  const NodeResult lie = signed_by(result_signer("lie"), key, 2, failure);
   CHECK(lie.outcome == JobState::failed);
   CHECK(lie.error == "no");
   CHECK(break_receipt_verifies(lie, key));
@@ -52,7 +61,7 @@ TEST_CASE("a liar reports failures as they are") {
 TEST_CASE("a forger's result is honest and its receipt does not verify") {
   const Identity key = Identity::generate();
   const NodeResult honest = JobRunner::sign_result(key, "n1", "j", 1, kBreakPow, 5);
-  const NodeResult forged = result_signer("forge")(key, "n1", "j", 1, kBreakPow, 5);
+  const NodeResult forged = signed_by(result_signer("forge"), key, 1, kBreakPow);
   CHECK(forged.result == honest.result);
   CHECK(forged.receipt.result_hash == honest.receipt.result_hash);
   CHECK(forged.receipt.signature != honest.receipt.signature);

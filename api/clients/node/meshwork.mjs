@@ -14,9 +14,13 @@
 //   job id     hex BLAKE2b-256 of those bytes followed by the 32 raw public-key bytes.
 //   cancel     signed with Meshwork-Key/-Time/-Signature headers (requestHeaders below).
 //   retry      a failed or cancelled job, again, signed as cancel is.
-//   receipt    Ed25519 by the running node over "meshwork-receipt-v1|job_id|node|attempt|
-//              result_hash"; result_hash = hex BLAKE2b-256 of the result's compact JSON (json.mjs)
-//              when the attempt succeeded, else of its error text.
+//   receipt    message = "meshwork-receipt-v1|job_id|node|attempt|result_hash"; result_hash = hex
+//              BLAKE2b-256 of the result's compact JSON (json.mjs) when the attempt succeeded,
+//              else of its error text. Nodes sign receipts in batches (dht/merkle.h): a receipt
+//              with `root` has `index` and `proof` (hex siblings, at most 32); its leaf is
+//              BLAKE2b-256(0x00 || u32 LE index || message), inner nodes BLAKE2b-256(0x01 || l || r)
+//              (right child at level k when bit k of index is set); the signature is Ed25519 over
+//              "meshwork-receipts-v2|node|root". Without `root`: Ed25519 over the message.
 // Requests go through node:http/node:https rather than fetch(): Node 20's fetch cannot be given a
 // CA for one connection without the undici package (only NODE_EXTRA_CA_CERTS, process-wide).
 
@@ -25,7 +29,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 
-import { blake2b256Hex } from './blake2b.mjs';
+import { blake2b, blake2b256Hex } from './blake2b.mjs';
 import { JsonFloat, canonicalJson, parseJson } from './json.mjs';
 
 export { blake2b256Hex, canonicalJson, parseJson, JsonFloat };
@@ -125,6 +129,33 @@ function resultHash(receipt, text) {
   return receipt.result_hash === blake2b256Hex(text);
 }
 
+const MERKLE_LEVELS_MAX = 32;
+const HEX_HASH = /^[0-9a-fA-F]{64}$/;
+
+// What a receipt's signature is over; null when a batched receipt's index, proof or root is
+// malformed or its proof does not lead from its leaf to its root.
+export function receiptSignedMessage(receipt) {
+  const message = `meshwork-receipt-v1|${receipt.job_id}|${receipt.node}|` +
+                  `${receipt.attempt}|${receipt.result_hash}`;
+  if (!('root' in receipt)) return message;
+  const { index, proof, root } = receipt;
+  if (!Number.isInteger(index) || index < 0 || index >= 2 ** 32 || typeof root !== 'string' ||
+      !HEX_HASH.test(root) || !Array.isArray(proof) || proof.length > MERKLE_LEVELS_MAX ||
+      Math.floor(index / 2 ** proof.length) !== 0 ||
+      !proof.every((p) => typeof p === 'string' && HEX_HASH.test(p)))
+    return null;
+  const index4 = Buffer.alloc(4);
+  index4.writeUInt32LE(index);
+  let node = blake2b(Buffer.concat([Buffer.from([0]), index4, Buffer.from(message, 'utf8')]));
+  proof.forEach((hex, k) => {
+    const sibling = Buffer.from(hex, 'hex');
+    const right = Math.floor(index / 2 ** k) % 2 === 1;
+    node = blake2b(Buffer.concat([Buffer.from([1]), right ? sibling : node, right ? node : sibling]));
+  });
+  if (!node.equals(Buffer.from(root, 'hex'))) return null;
+  return `meshwork-receipts-v2|${receipt.node}|${root}`;
+}
+
 // One receipt against what it vouches for; `hashed` is the result text or the error text.
 function checkReceipt(receipt, where, jobId, hashed, keys) {
   const out = { where, node: receipt?.node, attempt: receipt?.attempt, valid: false, reason: '' };
@@ -141,8 +172,9 @@ function checkReceipt(receipt, where, jobId, hashed, keys) {
     out.reason = `node ${receipt.node} is not in the membership: its key is unknown`;
   } else if (receipt.public_key !== known) out.reason = "the key is not the node's key";
   else if (!resultHash(receipt, hashed)) out.reason = 'the result does not match result_hash';
-  else if (!verifySignature(known, `meshwork-receipt-v1|${receipt.job_id}|${receipt.node}|` +
-                                   `${receipt.attempt}|${receipt.result_hash}`, receipt.signature))
+  else if (receiptSignedMessage(receipt) === null)
+    out.reason = "the inclusion proof does not lead to the receipt's root";
+  else if (!verifySignature(known, receiptSignedMessage(receipt), receipt.signature))
     out.reason = 'the signature does not verify';
   else out.valid = true;
   return out;

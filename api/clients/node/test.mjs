@@ -120,11 +120,20 @@ async function tamper(mesh, done) {
   const stranger = Key.generate();
   job = copy();
   for (const rc of [job.receipt, job.results[node].receipt]) {
+    for (const field of ['root', 'index', 'proof']) delete rc[field];  // the form before batches
     rc.public_key = stranger.publicKeyB64;
     rc.signature = stranger.sign(`meshwork-receipt-v1|${rc.job_id}|${rc.node}|${rc.attempt}|` +
                                  rc.result_hash).toString('base64');
   }
   assert.equal(verdict(job), 'invalid');
+  // A batched receipt with another index, root or proof: its path misses the signed root.
+  for (const change of [{ index: done.receipt.index + 1 }, { root: '00'.repeat(32) },
+                        { proof: ['00'.repeat(32), ...done.receipt.proof] }]) {
+    job = copy();
+    Object.assign(job.receipt, change);
+    Object.assign(job.results[node].receipt, change);
+    assert.equal(verdict(job), 'invalid');
+  }
   // A node the membership does not know: the receipt cannot be checked either way.
   assert.equal(verifyReceipts(done, new Map()).status, 'unchecked');
 }

@@ -15,9 +15,14 @@ Wire formats (node/envelope.cpp, node/job_runner.cpp, dht/hash.cpp):
   job id    hex BLAKE2b-256 of those bytes followed by the 32 raw public-key bytes.
   cancel    signed with the headers of request_headers() (Meshwork-Key, -Time, -Signature).
   retry     a failed or cancelled job, again, signed as cancel is.
-  receipt   Ed25519 by the running node over "meshwork-receipt-v1|job_id|node|attempt|result_hash";
-            result_hash = hex BLAKE2b-256 of the result's compact JSON (canonical_json) when the
-            attempt succeeded, else of its error text.
+  receipt   message = "meshwork-receipt-v1|job_id|node|attempt|result_hash"; result_hash = hex
+            BLAKE2b-256 of the result's compact JSON (canonical_json) when the attempt succeeded,
+            else of its error text. A node signs its receipts in batches (dht/merkle.h): a receipt
+            with `root` carries `index` and `proof` (hex siblings, at most 32); its leaf is
+            BLAKE2b-256(0x00 || u32 LE index || message), inner nodes BLAKE2b-256(0x01 || l || r)
+            (the node is the right child at level k when bit k of index is set), and the
+            signature is Ed25519 over "meshwork-receipts-v2|node|root". A receipt without `root`
+            (from before batches) is signed over the message itself.
 Thread-safety: a Client holds one keep-alive connection; use one Client per thread.
 """
 
@@ -193,6 +198,39 @@ def request_headers(key, action, job_id, now_ms=None):
             "Meshwork-Signature": base64.b64encode(key.sign(message.encode("utf-8"))).decode()}
 
 
+MERKLE_LEVELS_MAX = 32
+
+
+def _blake2b256(data):
+    return nacl.hash.blake2b(data, digest_size=32, encoder=nacl.encoding.RawEncoder)
+
+
+def receipt_signed_message(receipt):
+    """The bytes a receipt's signature is over, or None when a batched receipt's index, proof or
+    root is malformed or its proof does not lead from its leaf to its root."""
+    message = "meshwork-receipt-v1|{job_id}|{node}|{attempt}|{result_hash}".format(**receipt)
+    if "root" not in receipt:
+        return message.encode("utf-8")
+    index, proof, root = receipt.get("index"), receipt.get("proof"), receipt.get("root")
+    if type(index) is not int or not 0 <= index < 2 ** 32 or not isinstance(root, str) \
+            or not isinstance(proof, list) or len(proof) > MERKLE_LEVELS_MAX \
+            or index >> len(proof):
+        return None
+    try:
+        node = _blake2b256(b"\x00" + index.to_bytes(4, "little") + message.encode("utf-8"))
+        for k, sibling_hex in enumerate(proof):
+            sibling = bytes.fromhex(sibling_hex)
+            if len(sibling) != 32:
+                return None
+            pair = sibling + node if (index >> k) & 1 else node + sibling
+            node = _blake2b256(b"\x01" + pair)
+        if node != bytes.fromhex(root):
+            return None
+    except (TypeError, ValueError):
+        return None
+    return ("meshwork-receipts-v2|%s|%s" % (receipt["node"], root)).encode("utf-8")
+
+
 def _check_receipt(receipt, where, job_id, hashed, keys):
     if not isinstance(receipt, dict):
         receipt = {}
@@ -204,7 +242,7 @@ def _check_receipt(receipt, where, job_id, hashed, keys):
         out["reason"] = "the receipt is malformed"
         return out
     known = keys.get(receipt["node"])
-    message = "meshwork-receipt-v1|{job_id}|{node}|{attempt}|{result_hash}".format(**receipt)
+    message = receipt_signed_message(receipt)
     if receipt["job_id"] != job_id:
         out["reason"] = "the receipt names another job"
     elif known is None:
@@ -214,7 +252,9 @@ def _check_receipt(receipt, where, job_id, hashed, keys):
         out["reason"] = "the key is not the node's key"
     elif receipt["result_hash"] != blake2b256_hex(hashed):
         out["reason"] = "the result does not match result_hash"
-    elif not verify_signature(known, message.encode("utf-8"), receipt["signature"]):
+    elif message is None:
+        out["reason"] = "the inclusion proof does not lead to the receipt's root"
+    elif not verify_signature(known, message, receipt["signature"]):
         out["reason"] = "the signature does not verify"
     else:
         out["valid"] = True
