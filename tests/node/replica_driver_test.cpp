@@ -98,9 +98,11 @@ TEST_CASE("outcomes that reach the loop together are signed together: one signat
   const Identity key = Identity::generate();
   OneNode n(dir, key);
   std::vector<JobRecord> jobs;
-  for (int i = 0; i < 2; ++i) {  // as many as the node has workers: both start at once
+  // As many jobs as the node has workers, so both start at once; long enough that the loop is
+  // held (below) well before either ends, even on a loaded machine or under ASan.
+  for (int i = 0; i < 2; ++i) {
     auto rec = n.admission.admit(
-        sign_plain_job({{"type", "sleep"}, {"payload", {{"ms", 400 + i}}}}, key, 5, Limits{})
+        sign_plain_job({{"type", "sleep"}, {"payload", {{"ms", 2'000 + i}}}}, key, 5, Limits{})
             .value()
             .to_json());
     REQUIRE(rec.is_ok());
@@ -109,9 +111,9 @@ TEST_CASE("outcomes that reach the loop together are signed together: one signat
   auto items = n.driver->submit(jobs);  // durable, then started on the workers
   REQUIRE(items.is_ok());
   for (const JobRecord& j : jobs) (void)n.wait_for(j.id, JobState::running);
-  std::this_thread::sleep_for(std::chrono::milliseconds(100));  // their handlers have started
-  // Hold the loop while the workers finish: their outcomes queue up for one signing post.
-  asio::post(n.io, [] { std::this_thread::sleep_for(std::chrono::milliseconds(1'000)); });
+  // Hold the loop from now until both workers have finished (at ~2 s): their outcomes queue up
+  // for one signing post, which runs once the loop is free.
+  asio::post(n.io, [] { std::this_thread::sleep_for(std::chrono::milliseconds(5'000)); });
   std::set<std::string> roots, signatures;
   for (const JobRecord& j : jobs) {
     const JobRecord done = n.wait_for(j.id, JobState::succeeded);
