@@ -44,9 +44,9 @@ build-asan-pass: deps
 
 # Every test on the release build, then under ASan+UBSan the tests labelled `sanitized`: the unit
 # tests, the simulator replay and the five-process mesh test (docs/testing.md says why these).
-# About 15–20 minutes from a clean clone on a 2-core machine (14 min 48 s before issue 15 on a quiet
-# one; 19 min 59 s after it beside another build): the two unity builds ~7 min, then ~4 min of
-# release tests and ~4–5 min sanitized (docs/testing.md).
+# About 13–15 minutes from a clean clone on an idle 2-core machine (13 min 8 s measured; up to 20
+# beside another build): the two unity builds ~7 min, then ~4 min of release tests and ~4 min
+# sanitized (docs/testing.md).
 # `make test-asan-all` builds everything sanitized and runs the whole suite under ASan+UBSan.
 test: build build-asan-pass
 	ctest --preset release -j $(JOBS)
