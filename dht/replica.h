@@ -11,7 +11,8 @@
 //   submit / cancel / retry / read (client)   replies     answers to client requests
 //   receive / undeliverable (peer transport)  starts      handlers to start (id, attempt, record)
 //   durable (the store synced up to a seq)    stops       handlers to stop (cancel, superseded,
-//   handler_done (a handler's outcome)                    timed out)
+//   handler_ended / handler_done (a handler               timed out)
+//     returned; its signed outcome)
 //   tick (time passes)                        logs        events worth a log line
 //
 // The node (node/replica_driver.h) runs it on its one io_context thread: sockets, LevelDB, the
@@ -305,6 +306,11 @@ class Replica {
 
   // Executor: a handler this core started has ended.
   void handler_done(Now now, Outcome outcome);
+  // Executor, optional: the handler of (id, attempt) returned and its outcome follows in
+  // handler_done once signed. Its worker counts as free from now on, so the next handler starts
+  // while the node gathers outcomes to sign together (node/replica_driver.h); nothing else about
+  // the attempt changes until handler_done.
+  void handler_ended(Now now, const std::string& id, uint32_t attempt);
 
   // Timers: sweeps, hint replay, anti-entropy, lease renewal, handler deadlines, and reaping
   // members dead for config.reap_after_ms.
@@ -386,6 +392,7 @@ class Replica {
   struct Attempt {
     uint32_t attempt = 0;
     bool handler_running = true;
+    bool worker_freed = false;  // handler_ended came: the worker no longer counts as busy
     bool confirmed = false, refused = false, stopped = false;
     std::optional<NodeResult> result;  // the handler's outcome, held until the claim is settled
     uint64_t deadline_ms = 0;          // mono: the job's timeout
@@ -398,6 +405,7 @@ class Replica {
     uint32_t attempt = 0;
     bool stopped = false;
     uint64_t deadline_ms = 0;  // mono: the job's timeout
+    bool worker_freed = false;  // as Attempt's
   };
   struct TakeoverRead {
     size_t left = 0;

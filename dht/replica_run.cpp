@@ -204,13 +204,27 @@ void Replica::handler_done(Now now, Outcome outcome) {
   }
   Attempt& a = it->second;
   a.handler_running = false;
-  handlers_running_--;
+  if (!a.worker_freed) handlers_running_--;
   a.result = std::move(outcome.result);
   if (a.refused) {
     running_.erase(it);
   } else if (a.confirmed) {
     finish_attempt(now, outcome.id);
   }
+  pump(now);
+  flush(now);
+}
+
+void Replica::handler_ended(Now now, const std::string& id, uint32_t attempt) {
+  bool* freed = nullptr;
+  if (auto c = co_runs_.find(id); c != co_runs_.end() && c->second.attempt == attempt)
+    freed = &c->second.worker_freed;
+  else if (auto it = running_.find(id);
+           it != running_.end() && it->second.attempt == attempt && it->second.handler_running)
+    freed = &it->second.worker_freed;
+  if (freed == nullptr || *freed) return;
+  *freed = true;
+  handlers_running_--;
   pump(now);
   flush(now);
 }
@@ -318,12 +332,13 @@ void Replica::watch_deadlines(Now now) {
   std::vector<std::string> late;
   for (auto& [id, a] : running_) {
     if (a.awaiting && now.mono_ms >= a.deadline_ms + config_.peer_timeout_ms) late.push_back(id);
-    if (!a.handler_running || a.stopped || now.mono_ms < a.deadline_ms) continue;
+    if (!a.handler_running || a.worker_freed || a.stopped || now.mono_ms < a.deadline_ms)
+      continue;
     a.stopped = true;
     out_.stops.push_back(Stop{Stop::Why::timed_out, id, a.attempt});
   }
   for (auto& [id, c] : co_runs_) {
-    if (c.stopped || now.mono_ms < c.deadline_ms) continue;
+    if (c.stopped || c.worker_freed || now.mono_ms < c.deadline_ms) continue;
     c.stopped = true;
     out_.stops.push_back(Stop{Stop::Why::timed_out, id, c.attempt});
   }
@@ -555,8 +570,8 @@ bool Replica::start_co_run(Now now, const std::string& id) {
 void Replica::co_run_done(Now now, Outcome outcome) {
   auto it = co_runs_.find(outcome.id);
   const uint32_t attempt = it->second.attempt;
+  if (!it->second.worker_freed) handlers_running_--;
   co_runs_.erase(it);
-  handlers_running_--;
   auto cur = current_shared(outcome.id);
   if (!cur) return;
   const bool holds = cur->status.state == JobState::running && cur->status.attempt == attempt;

@@ -13,6 +13,7 @@ namespace {
 constexpr uint64_t fsync_ms_min = 1, fsync_ms_max = 3;
 constexpr uint64_t connect_error_ms_min = 5, connect_error_ms_max = 50;
 constexpr uint64_t notice_stop_ms_min = 1, notice_stop_ms_max = 10;  // a handler sees its token
+constexpr uint64_t sign_ms_min = 0, sign_ms_max = 5;  // an outcome waits for its signature
 constexpr size_t header_bytes = 4;  // the sending instance, so a bounce finds its own process
 
 MemberState state_of(gossip::MemberEvent::Kind kind) {
@@ -492,7 +493,16 @@ void ReplicaSim::end_handler(uint32_t i, uint32_t instance, const std::string& i
   o.result.at_ms = now.wall_ms;
   const std::string& text = outcome == JobState::succeeded ? o.result.result : o.result.error;
   o.result.receipt = Receipt{id, node_name(i), attempt, blake2b_hex(text), "sim", "sim"};
-  input(i, [o = std::move(o)](Replica& r, Now t) mutable { r.handler_done(t, std::move(o)); });
+  // As the node's driver: the worker is free at once (handler_ended), the outcome reaches the
+  // core once signed, up to a receipt linger later (node/replica_driver.h).
+  input(i, [id, attempt](Replica& r, Now t) { r.handler_ended(t, id, attempt); });
+  c_.at(c_.now_ms() + rng_.between(sign_ms_min, sign_ms_max),
+        [this, i, instance, o = std::move(o)]() mutable {
+          if (nodes_[i].instance != instance) return;  // crashed: the outcome is lost
+          input(i, [o = std::move(o)](Replica& r, Now t) mutable {
+            r.handler_done(t, std::move(o));
+          });
+        });
 }
 
 namespace {

@@ -11,7 +11,9 @@
 //               persists; a restart builds a new Replica, loads every durable record and hint,
 //               then start().
 //   executor    Start → a handler that ends after a seeded run time (some longer than a lease)
-//               with succeeded or failed → handler_done; Stop → it ends a few ms later, cancelled
+//               with succeeded or failed → handler_ended at once, handler_done 0–5 ms later (its
+//               receipt signed, as the node's driver lingers); Stop → it ends a few ms later,
+//               cancelled
 //               (timed out: failed). A crash kills the node's handlers. A redundant job's handler
 //               (redundancy > 1) is deterministic, as real ones must be: its outcome follows from
 //               the job and attempt, its result text is honest_result(attempt). A liar

@@ -224,6 +224,13 @@ class Stage {
     drain(i);
   }
 
+  // The handler of `id` on node i returned (Replica::handler_ended); its outcome follows with
+  // finish().
+  void ended(size_t i, const std::string& id, uint32_t attempt = 1) {
+    core(i).handler_ended(now(i), id, attempt);
+    drain(i);
+  }
+
   // Syncs every disk and delivers every message, repeatedly, until nothing moves (time stands).
   void settle() {
     for (int guard = 0; guard < 10'000; ++guard) {

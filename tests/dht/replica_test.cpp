@@ -262,10 +262,16 @@ TEST_CASE("anti-entropy brings a returning replica up to date and then backs off
   CHECK(rounds >= 2);
 }
 
-TEST_CASE("cancel: a queued job is cancelled at once, a running one stops its handler") {
+namespace {
+
+ReplicaConfig quiet_one_worker() {
   ReplicaConfig c = quiet();
   c.workers = 1;
-  Stage s(3, c);
+  return c;
+}
+
+// Two jobs owned by n1, submitted there and settled: with one worker, one runs and one waits.
+std::pair<JobRecord, JobRecord> two_jobs_of_n1(Stage& s) {
   JobRecord a = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
   JobRecord b = stage::job(99'999, s.now().wall_ms);
   for (int n = 0; s.core(0).placement().owner(b.id) != "n1"; ++n)
@@ -273,6 +279,14 @@ TEST_CASE("cancel: a queued job is cancelled at once, a running one stops its ha
   s.submit(0, a);
   s.submit(0, b);
   s.settle();
+  return {a, b};
+}
+
+}  // namespace
+
+TEST_CASE("cancel: a queued job is cancelled at once, a running one stops its handler") {
+  Stage s(3, quiet_one_worker());
+  const auto [a, b] = two_jobs_of_n1(s);
   REQUIRE(s.node(0).running.size() == 1);  // one worker: the other waits queued
   const std::string running = *s.node(0).running.begin();
   const std::string waiting = running == a.id ? b.id : a.id;
@@ -291,6 +305,30 @@ TEST_CASE("cancel: a queued job is cancelled at once, a running one stops its ha
   const uint64_t c3 = s.cancel(0, running);
   s.settle();
   CHECK(reply(s, 0, c3).items[0].status.code() == Code::conflict);
+}
+
+TEST_CASE("a handler that ended frees its worker before its outcome is signed and recorded") {
+  Stage s(3, quiet_one_worker());
+  const auto [a, b] = two_jobs_of_n1(s);
+  REQUIRE(s.node(0).starts.size() == 1);  // one worker: the other job waits
+  const std::string first = s.node(0).starts.front().id;
+  const std::string second = first == a.id ? b.id : a.id;
+  CHECK(s.core(0).running() == 1);
+  s.ended(0, first);
+  s.ended(0, first);  // said twice: counted once
+  s.settle();
+  REQUIRE(s.node(0).starts.size() == 2);  // the worker went on to the next job
+  CHECK(s.node(0).starts.back().id == second);
+  CHECK(s.core(0).running() == 1);
+  CHECK(s.copy(1, first)->status.state == JobState::running);  // no outcome without its receipt
+  s.finish(0, first);  // the signed outcome: recorded as ever
+  s.settle();
+  CHECK(s.core(0).running() == 1);
+  for (size_t i = 0; i < 3; ++i) CHECK(s.copy(i, first)->status.state == JobState::succeeded);
+  s.finish(0, second);
+  s.settle();
+  CHECK(s.core(0).running() == 0);
+  for (size_t i = 0; i < 3; ++i) CHECK(s.copy(i, second)->status.state == JobState::succeeded);
 }
 
 TEST_CASE("a restarted node ends the attempt it was running and runs the job again") {
