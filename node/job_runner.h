@@ -7,8 +7,9 @@
 //   Stop (loop thread)   → the token is cancelled; Why::timed_out also marks the attempt timed out
 //   the handler returns  → its outcome ("timed out after N ms" when the core timed it out and it
 //                          did not succeed), as an unsigned result (result_of), goes to `done`.
-//                          The loop signs the outcomes that reached it together, one Merkle root
-//                          per batch (sign_batch, through a Signer: ReplicaDriver); the Signer is
+//                          The loop signs outcomes together, at most once per receipt linger,
+//                          one Merkle root per batch (sign_batch, through a Signer:
+//                          ReplicaDriver); the Signer is
 //                          sign_batch unless a test breaks it on purpose (node/test_break.h,
 //                          chosen once when the node starts)
 //

@@ -134,6 +134,11 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
   node->add_option("--data", cfg.data_dir, "data directory (default: data/<name>)");
   node->add_option("--workers", cfg.workers, "job worker threads (0: one per core)")
       ->capture_default_str();
+  node->add_option("--receipt-linger-ms", cfg.receipt_linger_ms,
+                   "sign finished jobs' receipts together at most once per this many ms (0: "
+                   "each batch as it comes); more saves signatures, less saves latency")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, meshwork::kReceiptLingerMsMax));
   node->add_option("--log-level", level, "trace|debug|info|warn|error|critical")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -217,6 +217,7 @@ Status Node::open() {
       [admission = admission_.get()](const JobRecord& r) { return admission->check(r); },
       config_.test_clock_offset_ms, result_signer(config_.test_break));
   driver_->set_events(&events_);
+  driver_->set_receipt_linger_ms(config_.receipt_linger_ms);
   if (Status s = driver_->boot(); !s.is_ok()) return s;
   metrics_.add_collector([this](api::metrics::Writer& w) {
     api::write_job_metrics(w, store_->counts(), driver_->snapshot());

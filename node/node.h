@@ -45,6 +45,8 @@ struct NodeConfig {
   std::string tls_cert_file, tls_key_file, tls_ca_file;
   std::string data_dir;  // default: ./data/<name>
   size_t workers = 0;    // 0: one per core
+  // Outcomes are signed together at most once per this many ms (node/replica_driver.h).
+  uint64_t receipt_linger_ms = kReceiptLingerMsDefault;
   spdlog::level::level_enum log_level = spdlog::level::info;
   LogFormat log_format = LogFormat::text;
   bool require_signed = false;

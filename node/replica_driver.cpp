@@ -68,7 +68,8 @@ ReplicaDriver::ReplicaDriver(asio::io_context& io, std::string self, ReplicaConf
       runner_(self_, config_.workers, [this](Outcome o) { report(std::move(o)); },
               std::move(check)),
       replica_(std::make_unique<Replica>(self_, config_, store_)),
-      timer_(io) {}
+      timer_(io),
+      sign_timer_(io) {}
 
 ReplicaDriver::~ReplicaDriver() {
   runner_.shutdown();
@@ -120,6 +121,7 @@ void ReplicaDriver::stop() {
   asio::post(io_, [this, &stopped] {
     stopped_ = true;
     timer_.cancel();
+    sign_timer_.cancel();
     for (auto& [id, w] : waiters_) w->set_value(Reply{id, {}});
     waiters_.clear();
     stopped.set_value();
@@ -181,19 +183,20 @@ void ReplicaDriver::receive(const std::string& from, std::vector<Message>&& mess
   drain();
 }
 
-// Queues a worker's outcome; the first one queued posts the loop's sign_outcomes.
+// Queues a worker's outcome; the first one queued posts the loop's take_outcomes.
 void ReplicaDriver::report(Outcome&& o) {
   std::lock_guard lock(outcomes_mu_);
   outcomes_.push_back(std::move(o));
   if (outcomes_posted_) return;
   outcomes_posted_ = true;
-  asio::post(io_, [this] { sign_outcomes(); });
+  asio::post(io_, [this] { take_outcomes(); });
 }
 
 // ---- the loop ----
 
-// Signs every queued outcome, kReceiptBatchMax to a signature, and hands them to the core.
-void ReplicaDriver::sign_outcomes() {
+// Frees the workers of the outcomes queued so far (handler_ended) and signs them now, or when the
+// receipt linger since the last signature has passed.
+void ReplicaDriver::take_outcomes() {
   std::vector<Outcome> queued;
   {
     std::lock_guard lock(outcomes_mu_);
@@ -201,6 +204,29 @@ void ReplicaDriver::sign_outcomes() {
     outcomes_posted_ = false;
   }
   if (stopped_ || queued.empty()) return;
+  for (Outcome& o : queued) {
+    replica_->handler_ended(now(), o.id, o.attempt);
+    unsigned_.push_back(std::move(o));
+  }
+  const uint64_t due_ms = last_signed_ms_ + receipt_linger_ms_;
+  if (unsigned_.size() >= kReceiptBatchMax || mono_ms() >= due_ms) return sign_outcomes();
+  if (!sign_timer_armed_) {
+    sign_timer_armed_ = true;
+    sign_timer_.expires_at(std::chrono::steady_clock::time_point(std::chrono::milliseconds(due_ms)));
+    sign_timer_.async_wait([this](std::error_code ec) {
+      sign_timer_armed_ = false;
+      if (!ec) sign_outcomes();
+    });
+  }
+  drain();
+}
+
+// Signs every outcome taken, kReceiptBatchMax to a signature, and hands them to the core.
+void ReplicaDriver::sign_outcomes() {
+  if (stopped_ || unsigned_.empty()) return;
+  std::vector<Outcome> queued;
+  queued.swap(unsigned_);
+  last_signed_ms_ = mono_ms();
   for (size_t first = 0; first < queued.size(); first += kReceiptBatchMax) {
     const size_t last = std::min(queued.size(), first + kReceiptBatchMax);
     std::vector<Outcome> batch(std::make_move_iterator(queued.begin() + first),

@@ -11,9 +11,14 @@
 //   durable: the store's writer thread        logs     → log_event
 //   handler_done: executor workers (queued)
 //   tick: a steady_timer at next_deadline_ms()
-// Outcomes are signed on the loop, not on the workers: a worker queues its outcome, the first one
-// queued posts sign_outcomes, which signs every outcome queued by then — one Merkle root and one
-// Ed25519 signature per kReceiptBatchMax (JobRunner::sign_batch) — and hands them to the core.
+// Outcomes are signed on the loop, not on the workers: a worker queues its outcome, and the first
+// one queued posts take_outcomes, which tells the core each handler has ended (handler_ended: its
+// worker is free for the next job) and keeps the outcomes. They are signed together — one Merkle
+// root and one Ed25519 signature per kReceiptBatchMax (JobRunner::sign_batch) — and handed to the
+// core (handler_done) at most once per receipt linger (set_receipt_linger_ms, default
+// kReceiptLingerMsDefault): at once when the last signature is older than that, else when it
+// will be. A lightly loaded node signs each outcome as it comes; a busy one signs the outcomes of
+// a few milliseconds at a time, and its replicas verify one signature for them all.
 // After every input the driver drains output(), re-arms the timer when the deadline moved, and
 // publishes a Snapshot (counters, readiness, backlog, placement) that HTTP threads read without
 // touching the core. Time comes from node/clock.h as Now{mono_ms, wall_ms}; a test may set the
@@ -63,6 +68,9 @@ namespace meshwork {
 inline constexpr uint64_t kReplyMarginMs = 1'000;
 // The loop wakes at least this often to refresh the snapshot (readiness changes with time alone).
 inline constexpr uint64_t kSnapshotRefreshMs = 1'000;
+// Outcomes are signed at most once per this many ms (0: each batch as it reaches the loop).
+inline constexpr uint64_t kReceiptLingerMsDefault = 5;
+inline constexpr uint64_t kReceiptLingerMsMax = 1'000;
 
 // What HTTP threads may know of the core, as of the last drain.
 struct ReplicaSnapshot {
@@ -102,6 +110,8 @@ class ReplicaDriver {
   // Where job state changes (records persisted here) and member changes are published; set
   // before boot(), outlives the driver.
   void set_events(EventHub* events) { events_ = events; }
+  // How long outcomes may wait to be signed together (≤ kReceiptLingerMsMax); before boot().
+  void set_receipt_linger_ms(uint64_t ms) { receipt_linger_ms_ = std::min(ms, kReceiptLingerMsMax); }
   // Stops handlers (their outcomes are dropped), stops taking inputs and answers waiting requests
   // with Code::unavailable. The loop must still be running. Idempotent.
   void stop();
@@ -134,6 +144,7 @@ class ReplicaDriver {
   void on_timer();
   [[nodiscard]] Now now() const;
   void report(Outcome&& o);
+  void take_outcomes();
   void sign_outcomes();
 
   asio::io_context& io_;
@@ -156,11 +167,17 @@ class ReplicaDriver {
   bool stopped_ = false;
   std::unordered_map<uint64_t, std::shared_ptr<std::promise<Reply>>> waiters_;
 
-  // Outcomes workers reported that the loop has not signed yet, and whether a post will.
+  // Outcomes workers reported that the loop has not taken yet, and whether a post will.
   std::mutex outcomes_mu_;
   std::vector<Outcome> outcomes_;  // guarded by outcomes_mu_
   bool outcomes_posted_ = false;   // guarded by outcomes_mu_
   std::atomic<uint64_t> signed_batches_{0};
+  // Loop thread only: outcomes taken (their handlers ended in the core) and not signed yet.
+  uint64_t receipt_linger_ms_ = kReceiptLingerMsDefault;
+  std::vector<Outcome> unsigned_;
+  uint64_t last_signed_ms_ = 0;  // mono
+  asio::steady_timer sign_timer_;
+  bool sign_timer_armed_ = false;
 
   std::atomic<uint64_t> next_request_{1};
   std::atomic<bool> stopping_{false};
