@@ -72,6 +72,11 @@ class Receipts(Mesh):
         for k in range(6):  # results replicated to every node, each checked there
             self.run_job(self.client(self.nodes[k % 3]), {"type": "echo", "payload": {"k": k}})
         names = {n.name for n in self.nodes}
+        # Each signature covers one batch of at least one result of the node that made it.
+        infos = [self.client(node).get("/v1/node").json() for node in self.nodes]
+        batches = sum(i["stats"]["receipt_batches"] for i in infos)
+        self.assertGreaterEqual(batches, 1)
+        self.assertLessEqual(batches, sum(i["stats"]["succeeded"] for i in infos))
         for node in self.nodes:
             members = self.client(node).get("/v1/cluster/members").json()["members"]
             self.assertEqual({m["name"] for m in members}, names)
