@@ -319,6 +319,9 @@ json ApiServer::item_json(const ItemResult& r) const {
   return j;
 }
 
+// A batch body signed once is one Merkle tree (dht/envelope.h).
+static_assert(kBatchJobsMax <= kJobBatchMax);
+
 void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) {
   SubmissionOutcome outcome(http_metrics_, res, /*batch=*/true);
   InflightGuard inflight(inflight_submits_);
