@@ -12,7 +12,7 @@
 //   signature = Ed25519 over "meshwork-jobs-v1|<root hex>"
 // The id is unchanged (BLAKE2b-256(job || public key)): one job signed alone or in a batch is one
 // job. Two copies of a job may so differ in their envelope; merge keeps the lesser by
-// envelope_order (dht/job_record.h), so copies converge on one envelope.
+// envelope_before (dht/job_record.h), so copies converge on one envelope.
 //
 // A job spec is {"type", "payload", "nonce", "created_at", "max_attempts"?, "timeout_ms"?,
 // "priority"?, "delay_ms"?, "redundancy"?}. Every field is signed, so every copy of a job carries

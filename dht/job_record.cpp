@@ -150,7 +150,8 @@ std::optional<JobRecord> retried(const JobRecord& cur, const std::string& node, 
     return std::nullopt;
   if (cur.status.round == UINT32_MAX) return std::nullopt;
   JobRecord next = cur;
-  next.status = JobStatus{JobState::queued,     cur.status.attempt, node, now_ms, {}, 0,
+  next.status = JobStatus{JobState::queued, cur.status.attempt, node,
+                          now_ms,           {},                 0,
                           cur.status.round + 1, cur.status.attempt};
   next.add_history(JobState::queued, node, cur.status.attempt, now_ms, kRetriedReason);
   next.updated_at_ms = std::max(next.updated_at_ms, now_ms);  // a max register: never back

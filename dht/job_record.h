@@ -84,7 +84,8 @@ struct JobStatus {
   // The status that follows this one in the same round (every transition but a retry).
   [[nodiscard]] JobStatus next(JobState s, uint32_t attempt_, std::string node_, uint64_t at,
                                std::string error_, uint64_t retry_at) const {
-    return JobStatus{s, attempt_, std::move(node_), at, std::move(error_), retry_at, round, base};
+    return JobStatus{s,           attempt_, std::move(node_), at, std::move(error_),
+                     retry_at,    round,    base};
   }
 };
 
@@ -149,7 +150,7 @@ struct JobRecord {
 
   JobStatus status;
   Claim claim;
-  uint32_t cancel_round = 0;                  // 1 + the round a cancel was requested in; 0: never
+  uint32_t cancel_round = 0;  // 1 + the round a cancel was requested in; 0: never
   std::map<std::string, NodeResult> results;  // by producing node
   std::vector<HistoryEntry> history;          // sorted ascending, at most kHistoryMax
   uint64_t updated_at_ms = 0;

@@ -62,8 +62,8 @@ Result<Envelope> parse_envelope(const nlohmann::json& body) {
   for (const char* f : {"job", "public_key", "signature"}) {
     auto it = body.find(f);
     if (it == body.end() || !it->is_string())
-      return Result<Envelope>(
-          Code::invalid, std::string("envelope field '") + f + "' must be present and a string");
+      return Result<Envelope>(Code::invalid, std::string("envelope field '") + f +
+                                                 "' must be present and a string");
   }
   Envelope env;
   env.job = body["job"].get<std::string>();

@@ -359,8 +359,8 @@ std::string as_version_3(const JobRecord& r) {
     const Receipt& rc = res.receipt;
     REQUIRE(rc.root.empty());
     const size_t n = 4 + node.size() + 4 + 1 + 4 + res.result.size() + 4 + res.error.size() + 8 +
-                     4 + rc.job_id.size() + 4 + rc.node.size() + 4 + 4 + rc.result_hash.size() + 4 +
-                     rc.public_key.size() + 4 + rc.signature.size();
+                     4 + rc.job_id.size() + 4 + rc.node.size() + 4 + 4 + rc.result_hash.size() +
+                     4 + rc.public_key.size() + 4 + rc.signature.size();
     v3 += v4.substr(at, n);
     REQUIRE(v4[at + n] == '\0');  // not batched
     at += n + 1;
@@ -376,8 +376,8 @@ std::string as_version_2(const JobRecord& r) {
   REQUIRE(r.status.round == 0);
   REQUIRE(r.cancel_round <= 1);
   std::string v3 = as_version_3(r);
-  const size_t status_end = 1 + 4 + r.id.size() + 4 + r.envelope.job.size() + 32 + 64 + 1 + 4 + 4 +
-                            r.status.node.size() + 8 + 4 + r.status.error.size() + 8;
+  const size_t status_end = 1 + 4 + r.id.size() + 4 + r.envelope.job.size() + 32 + 64 + 1 + 4 +
+                            4 + r.status.node.size() + 8 + 4 + r.status.error.size() + 8;
   const size_t cancel_at = status_end + 8 + 4 + 4 + r.claim.node.size() + 8;
   std::string v2 = v3.substr(0, status_end) + v3.substr(status_end + 8, cancel_at - status_end - 8);
   v2 += static_cast<char>(r.cancel_round);
@@ -391,8 +391,8 @@ std::string as_version_2(const JobRecord& r) {
 TEST_CASE("retried() queues a failed or cancelled job again in the next round, nothing else") {
   const Identity key = Identity::generate();
   const JobRecord base = test::queued_record(key);
-  for (JobState s :
-       {JobState::queued, JobState::running, JobState::retry_wait, JobState::succeeded}) {
+  for (JobState s : {JobState::queued, JobState::running, JobState::retry_wait,
+                     JobState::succeeded}) {
     CAPTURE(state_name(s));
     CHECK(!retried(in_round(base, 0, 0, s, 1, "n1", 10), "n2", 20));
   }
@@ -656,8 +656,7 @@ TEST_CASE("a malformed batched receipt is refused in either form") {
   CHECK(refused([](json& rc) { rc["root"] = "zz"; }));
   CHECK(refused([](json& rc) { rc["root"] = std::string(64, 'A'); }));  // not lowercase
   CHECK(refused([](json& rc) { rc["proof"] = json::array({"00"}); }));
-  CHECK(
-      refused([](json& rc) { rc["proof"] = std::vector<std::string>(33, std::string(64, '0')); }));
+  CHECK(refused([](json& rc) { rc["proof"] = std::vector<std::string>(33, std::string(64, '0')); }));
   CHECK(refused([](json& rc) { rc["index"] = -1; }));
   CHECK(refused([](json& rc) { rc.erase("proof"); }));
   CHECK(refused([](json& rc) {  // a proof without a root
