@@ -234,7 +234,7 @@ void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
   }
   auto admitted = services_.admission.admit(body.value());
   if (!admitted.is_ok()) return problem(res, admitted.status());
-  if (auto wait_s = take_token(req, body.value(), admitted.value()))
+  if (auto wait_s = take_token(req, is_signed_envelope(body.value()), admitted.value()))
     return problem(res, 429, rate_limited_detail(options_.rate_limit, rate_burst(), *wait_s),
                    *wait_s);
   // A new key is remembered, synced, before the job is submitted: a crash between the two
@@ -319,6 +319,9 @@ json ApiServer::item_json(const ItemResult& r) const {
   return j;
 }
 
+// A batch body signed once is one Merkle tree (dht/envelope.h).
+static_assert(kBatchJobsMax <= kJobBatchMax);
+
 void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) {
   SubmissionOutcome outcome(http_metrics_, res, /*batch=*/true);
   InflightGuard inflight(inflight_submits_);
@@ -333,23 +336,29 @@ void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) 
     return problem(res, 400, "the body must be {\"jobs\": [job, ...]}");
   if (b["jobs"].empty() || b["jobs"].size() > kBatchJobsMax)
     return problem(res, 422, "a batch holds 1 to " + std::to_string(kBatchJobsMax) + " jobs");
-  // Admission per item on this thread; the admitted ones go to the core together.
+  // Admission on this thread (a batch signed once is verified once, whole; plain jobs are signed
+  // together); the admitted ones go to the core together.
   const json& list = b["jobs"];
+  const bool signed_once = b.contains("signature") || b.contains("public_key");
+  std::vector<Result<JobRecord>> recs;
+  if (signed_once) {
+    auto all = services_.admission.admit_signed_batch(b);
+    if (!all.is_ok()) return problem(res, all.status());
+    recs = std::move(all).value();
+  } else {
+    recs = services_.admission.admit_batch(list);
+  }
   std::vector<ItemResult> results(list.size());
   std::vector<uint64_t> retry_after_s(list.size(), 0);  // > 0: refused by the rate limit
   std::vector<JobRecord> admitted;
   std::vector<size_t> index;  // admitted[k] answers results[index[k]]
   for (size_t i = 0; i < list.size(); ++i) {
-    if (!list[i].is_object()) {
-      results[i].status = Status(Code::malformed, "each job must be a JSON object");
-      continue;
-    }
-    auto rec = services_.admission.admit(list[i]);
+    Result<JobRecord>& rec = recs[i];
     if (!rec.is_ok()) {
       results[i].status = rec.status();
       continue;
     }
-    if (auto wait_s = take_token(req, list[i], rec.value())) {
+    if (auto wait_s = take_token(req, signed_once || is_signed_envelope(list[i]), rec.value())) {
       results[i].status =
           Status(Code::overloaded, rate_limited_detail(options_.rate_limit, rate_burst(), *wait_s));
       retry_after_s[i] = *wait_s;
@@ -479,12 +488,11 @@ void ApiServer::list_jobs(const httplib::Request& req, httplib::Response& res) {
               page.value().next_cursor.empty() ? json(nullptr) : json(page.value().next_cursor)}});
 }
 
-std::optional<uint64_t> ApiServer::take_token(const httplib::Request& req,
-                                              const nlohmann::json& body,
+std::optional<uint64_t> ApiServer::take_token(const httplib::Request& req, bool client_signed,
                                               const JobRecord& admitted) {
   if (!rate_limiter_.enabled()) return std::nullopt;
   const std::string client =
-      is_signed_envelope(body) ? "key:" + admitted.envelope.public_key : "ip:" + req.remote_addr;
+      client_signed ? "key:" + admitted.envelope.public_key : "ip:" + req.remote_addr;
   RateDecision d;
   {
     std::lock_guard lock(rate_mu_);

@@ -154,9 +154,9 @@ class ApiServer {
   // otherwise.
   [[nodiscard]] Status authorize_change(const httplib::Request& req, std::string_view action,
                                         const std::string& id);
-  // Takes a rate-limit token for an admitted job; nullopt when allowed, else the seconds to wait.
-  [[nodiscard]] std::optional<uint64_t> take_token(const httplib::Request& req,
-                                                   const nlohmann::json& body,
+  // Takes a rate-limit token for an admitted job (a client-signed one counts against its key,
+  // else against the address); nullopt when allowed, else the seconds to wait.
+  [[nodiscard]] std::optional<uint64_t> take_token(const httplib::Request& req, bool client_signed,
                                                    const JobRecord& admitted);
   [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
   // A plain submission with an Idempotency-Key (api/idempotency.h). reuse: when the key has an

@@ -71,6 +71,13 @@ std::string blake2b_hex(std::string_view a, std::string_view b) {
   return to_hex(blake2b(a, b));
 }
 
+bool is_hash_hex(std::string_view s) {
+  if (s.size() != 2 * kHashBytes) return false;
+  for (char c : s)
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+  return true;
+}
+
 bool verify_signature(std::string_view message, std::string_view signature,
                       std::string_view public_key) {
   init_crypto();

@@ -29,6 +29,8 @@ void init_crypto();
 // BLAKE2b-256 of the concatenation of the parts, as 32 raw bytes or 64 lowercase hex characters.
 [[nodiscard]] std::string blake2b(std::string_view a, std::string_view b = {});
 [[nodiscard]] std::string blake2b_hex(std::string_view a, std::string_view b = {});
+// True when `s` is a hash as blake2b_hex writes it: 64 lowercase hex characters.
+[[nodiscard]] bool is_hash_hex(std::string_view s);
 
 // Detached Ed25519 verification; false on any malformed input.
 [[nodiscard]] bool verify_signature(std::string_view message, std::string_view signature,

@@ -172,9 +172,16 @@ bool submitted_before(const JobRecord& held, const std::vector<HistoryEntry>& in
   return false;
 }
 
+bool envelope_before(const Envelope& a, const Envelope& b) {
+  const bool a_batched = a.batched(), b_batched = b.batched();
+  return std::tie(a_batched, a.signature, a.root, a.index, a.proof) <
+         std::tie(b_batched, b.signature, b.root, b.index, b.proof);
+}
+
 JobRecord merge(const JobRecord& a, const JobRecord& b) {
   assert(a.id == b.id);
   JobRecord out = a;
+  if (envelope_before(b.envelope, a.envelope)) out.envelope = b.envelope;
   if (status_key(a.status) < status_key(b.status)) out.status = b.status;
   if (claim_key(a.claim) < claim_key(b.claim)) out.claim = b.claim;
   out.cancel_round = std::max(a.cancel_round, b.cancel_round);
@@ -185,10 +192,14 @@ JobRecord merge(const JobRecord& a, const JobRecord& b) {
 }
 
 bool same_state(const JobRecord& a, const JobRecord& b) {
-  if (a.id != b.id || status_key(a.status) != status_key(b.status) ||
-      claim_key(a.claim) != claim_key(b.claim) || a.cancel_round != b.cancel_round ||
-      a.updated_at_ms != b.updated_at_ms || a.results.size() != b.results.size() ||
-      a.history.size() != b.history.size())
+  const auto same_envelope = [](const Envelope& x, const Envelope& y) {
+    return x.signature == y.signature && x.root == y.root && x.index == y.index &&
+           x.proof == y.proof;  // the text and key follow from the id
+  };
+  if (a.id != b.id || !same_envelope(a.envelope, b.envelope) ||
+      status_key(a.status) != status_key(b.status) || claim_key(a.claim) != claim_key(b.claim) ||
+      a.cancel_round != b.cancel_round || a.updated_at_ms != b.updated_at_ms ||
+      a.results.size() != b.results.size() || a.history.size() != b.history.size())
     return false;
   for (auto ia = a.results.begin(), ib = b.results.begin(); ia != a.results.end(); ++ia, ++ib)
     if (ia->first != ib->first || result_key(ia->second) != result_key(ib->second)) return false;

@@ -5,7 +5,11 @@
 // associative and idempotent, and copies converge whatever the order or repetition of delivery.
 //
 // The record is a product of independently merged parts:
-//   envelope            immutable: equal in every copy (same id ⇒ same signed bytes)
+//   envelope            the job text and key are equal in every copy (same id ⇒ same job text and
+//                       key); only how they were signed may differ — alone, or in a batch
+//                       (dht/envelope.h) — when one job was submitted in both forms. A min
+//                       register by envelope_before, so copies converge on one envelope and
+//                       anti-entropy stops seeing them differ; each form verifies on its own
 //   status              a register ordered by status_key(): a higher retry round beats everything
 //                       of a lower one (a retry starts the job afresh); within a round terminal
 //                       beats non-terminal; among terminal states succeeded > failed > cancelled,
@@ -193,6 +197,11 @@ struct JobRecord {
 // dropped its submission entries reads as not submitted before: the answer is then 202, not 200.)
 [[nodiscard]] bool submitted_before(const JobRecord& held,
                                     const std::vector<HistoryEntry>& incoming);
+
+// The order of the envelope register: an envelope signed alone before one signed in a batch (it
+// proves itself without a proof), then by signature, root, index and proof. A total order over
+// the envelopes of one job, so the lesser of two is a semilattice join.
+[[nodiscard]] bool envelope_before(const Envelope& a, const Envelope& b);
 
 // The join. Precondition: a.id == b.id (asserted).
 [[nodiscard]] JobRecord merge(const JobRecord& a, const JobRecord& b);

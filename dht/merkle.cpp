@@ -1,4 +1,4 @@
-// Merkle trees over receipts; see merkle.h.
+// Merkle trees over receipts and jobs; see merkle.h.
 #include "dht/merkle.h"
 
 #include "dht/require.h"
@@ -52,6 +52,22 @@ std::optional<std::string> merkle_root_of(std::string_view leaf, uint32_t index,
     node = (index >> k) & 1 ? merkle_node(proof[k], node) : merkle_node(node, proof[k]);
   }
   return node;
+}
+
+bool merkle_proof_holds(std::string_view message, uint32_t index,
+                        const std::vector<std::string>& proof_hex, std::string_view root_hex) {
+  if (proof_hex.size() > kMerkleLevelsMax) return false;
+  const std::optional<std::string> root = from_hex(root_hex);
+  if (!root || root->size() != kHashBytes) return false;
+  std::vector<std::string> proof;
+  proof.reserve(proof_hex.size());
+  for (const std::string& sibling : proof_hex) {
+    std::optional<std::string> raw = from_hex(sibling);
+    if (!raw) return false;
+    proof.push_back(std::move(*raw));
+  }
+  const auto reached = merkle_root_of(merkle_leaf(index, message), index, proof);
+  return reached && *reached == *root;
 }
 
 }  // namespace meshwork

@@ -1,7 +1,8 @@
-// Merkle trees over receipts: a node signs one root for a batch of outcomes, and each receipt
-// carries the path from its leaf to that root, so every receipt still verifies on its own.
+// Merkle trees over receipts and jobs: a node signs one root for a batch of outcomes, a client (or
+// the entry node, for plain jobs) one root for a batch of jobs, and each receipt or job envelope
+// carries the path from its leaf to that root, so every one still verifies on its own.
 //
-// The tree (docs/protocol.md, "Receipts"):
+// The tree (docs/protocol.md, "Receipts are signed per batch" and "Jobs signed per batch"):
 //   leaf i      = BLAKE2b-256(0x00 || u32 little-endian i || message_i)
 //   inner node  = BLAKE2b-256(0x01 || left || right)
 //   a level of odd width pairs its last node with itself; the root is the one node of the last
@@ -52,5 +53,12 @@ struct MerkleTree {
 // (invariant 2).
 [[nodiscard]] std::optional<std::string> merkle_root_of(std::string_view leaf, uint32_t index,
                                                         const std::vector<std::string>& proof);
+
+// Whether `proof_hex` (hex siblings) leads from the leaf of `message` at `index` to `root_hex`, as
+// a receipt or job envelope carries them; false for a root or sibling that is not 32 bytes of hex
+// and for a malformed proof (invariant 2).
+[[nodiscard]] bool merkle_proof_holds(std::string_view message, uint32_t index,
+                                      const std::vector<std::string>& proof_hex,
+                                      std::string_view root_hex);
 
 }  // namespace meshwork

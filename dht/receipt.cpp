@@ -25,20 +25,8 @@ const std::string& vouched_text(const NodeResult& r) {
 }
 
 bool proof_holds(const Receipt& receipt) {
-  if (receipt.root.empty()) return true;
-  if (receipt.proof.size() > kMerkleLevelsMax) return false;
-  const std::optional<std::string> root = from_hex(receipt.root);
-  if (!root || root->size() != kHashBytes) return false;
-  std::vector<std::string> proof;
-  proof.reserve(receipt.proof.size());
-  for (const std::string& sibling : receipt.proof) {
-    std::optional<std::string> raw = from_hex(sibling);
-    if (!raw) return false;
-    proof.push_back(std::move(*raw));
-  }
-  const auto reached =
-      merkle_root_of(merkle_leaf(receipt.index, receipt.message()), receipt.index, proof);
-  return reached && *reached == *root;
+  return receipt.root.empty() ||
+         merkle_proof_holds(receipt.message(), receipt.index, receipt.proof, receipt.root);
 }
 
 // In order: the job, the attempt, the hash (all decidable without a key), then the key the checker

@@ -2,27 +2,29 @@
 // (what `fetch`, `list` and records stored before the binary form use). Decoding checks every
 // field, the bounds, and that the id is the hash of the envelope; it never throws.
 //
-// Binary form, version 4 (all integers little-endian; "str" is a u32 byte length, then the bytes):
-//   u8 version = 4   (a JSON record starts with '{', so the first byte tells the forms apart)
-//   str id; str envelope.job; 32 B public key; 64 B signature
+// Binary form, version 5 (all integers little-endian; "str" is a u32 byte length, then the bytes):
+//   u8 version = 5   (a JSON record starts with '{', so the first byte tells the forms apart)
+//   str id; str envelope.job; 32 B public key; 64 B signature;
+//      u8 batched (0 or 1), and when batched: 32 B root, u32 index, u8 n proof
+//      (<= kMerkleLevelsMax), n × 32 B siblings   (a job signed in a batch, dht/envelope.h)
 //   status:  u8 state, u32 attempt, str node, u64 at_ms, str error, u64 retry_at_ms,
 //            u32 round, u32 base (base <= attempt)
 //   claim:   u32 attempt, str node, u64 lease_until_ms
 //   u32 cancel_round (<= round + 1)
 //   u8 n results (<= kResultsMax), each, in strictly ascending node order: str node, u32 attempt,
 //      u8 outcome, str result, str error, u64 at_ms, receipt: str job_id, str node, u32 attempt,
-//      str result_hash, str public_key, str signature, u8 batched (0 or 1), and when batched:
-//      32 B root, u32 index, u8 n proof (<= kMerkleLevelsMax), n × 32 B siblings
+//      str result_hash, str public_key, str signature, batch fields as the envelope's
 //   u8 n history (<= kHistoryMax), each: u8 state, str node, u32 attempt, u64 at_ms, str reason
 //   u64 updated_at_ms
-// and nothing after it. Version 3 (records stored before batched receipts) is version 4 without
-// the u8 batched and what follows it; version 2 (before retries) is version 3 without round and
-// base (both 0) and with u8 cancel_requested (0 or 1) for cancel_round. Both are still read, and a
-// record read from either is written back as version 4. A receipt's root and proof are hex in the
-// record (dht/job_record.h): a record whose root or siblings are not 32 bytes of lowercase hex,
-// or whose unbatched receipt carries an index or proof, is refused in either form. The fields derived from the signed spec (type,
-// max_attempts, ...) are not stored: they are read from the envelope on decode, as for the JSON
-// form.
+// and nothing after it. Version 4 (records stored before jobs signed in batches) is version 5
+// without the envelope's batch fields; version 3 (before batched receipts) is version 4 without
+// the receipts' batch fields; version 2 (before retries) is version 3 without round and base
+// (both 0) and with u8 cancel_requested (0 or 1) for cancel_round. All are still read, and a
+// record read from any is written back as version 5. Roots and proofs are hex in the record
+// (dht/job_record.h, dht/envelope.h): a record whose root or siblings are not 32 bytes of
+// lowercase hex, or whose unbatched receipt or envelope carries an index or proof, is refused in
+// either form. The fields derived from the signed spec (type, max_attempts, ...) are not stored:
+// they are read from the envelope on decode, as for the JSON form.
 #include <algorithm>
 #include <cassert>
 #include <optional>
@@ -40,48 +42,52 @@ namespace {
 
 using nlohmann::json;
 
-inline constexpr int kRecordVersion = 1;            // the JSON form's "v"
-inline constexpr uint8_t kBinaryRecordVersion = 4;  // the binary form's first byte
+inline constexpr int kRecordVersion = 1;                        // the JSON form's "v"
+inline constexpr uint8_t kBinaryRecordVersion = 5;              // the binary form's first byte
+inline constexpr uint8_t kBinaryRecordVersionNoJobBatches = 4;  // before batched jobs: still read
 inline constexpr uint8_t kBinaryRecordVersionNoBatches = 3;  // before batched receipts: still read
 inline constexpr uint8_t kBinaryRecordVersionNoRounds = 2;   // before retry rounds: still read
+static_assert(kBinaryRecordVersionNoRounds + 3 == kBinaryRecordVersion, "forms 2 to 5 are read");
 // A string's length is a u32; reading one checks it against the bytes left before allocating, so
 // the input's size bounds every allocation.
 inline constexpr size_t kRecordStringBytesMax = UINT32_MAX;
 static_assert(kJobTextBytesMax <= kRecordStringBytesMax);
 static_assert(kResultsMax <= 255 && kHistoryMax <= 255 && kMerkleLevelsMax <= 255);
 
+// The batch fields of a receipt or envelope object `j` (none without "root").
+void proof_from_json(const json& j, std::string& root, uint32_t& index,
+                     std::vector<std::string>& proof) {
+  if (!j.contains("root")) {
+    if (j.contains("index") || j.contains("proof"))
+      throw json::other_error::create(501, "proof without a root", &j);
+    return;
+  }
+  const json& p = j.at("proof");
+  const json& i = j.at("index");
+  if (!p.is_array() || p.size() > kMerkleLevelsMax || !i.is_number_unsigned() ||
+      i.get<uint64_t>() > UINT32_MAX)
+    throw json::other_error::create(501, "inclusion proof", &j);
+  root = j.at("root").get<std::string>();
+  index = i.get<uint32_t>();
+  proof = p.get<std::vector<std::string>>();
+}
+
 Receipt receipt_from_json(const json& j) {
   Receipt r{j.at("job_id").get<std::string>(),     j.at("node").get<std::string>(),
             j.at("attempt").get<uint32_t>(),       j.at("result_hash").get<std::string>(),
             j.at("public_key").get<std::string>(), j.at("signature").get<std::string>()};
-  if (!j.contains("root")) {
-    if (j.contains("index") || j.contains("proof"))
-      throw json::other_error::create(501, "receipt proof without a root", &j);
-    return r;
-  }
-  const json& proof = j.at("proof");
-  const json& index = j.at("index");
-  if (!proof.is_array() || proof.size() > kMerkleLevelsMax || !index.is_number_unsigned() ||
-      index.get<uint64_t>() > UINT32_MAX)
-    throw json::other_error::create(501, "receipt proof", &j);
-  r.root = j.at("root").get<std::string>();
-  r.index = j.at("index").get<uint32_t>();
-  r.proof = proof.get<std::vector<std::string>>();
+  proof_from_json(j, r.root, r.index, r.proof);
   return r;
 }
 
-// 32 bytes as lowercase hex, the only form a root or sibling takes in a record.
-bool is_hash_hex(const std::string& s) {
-  return s.size() == 2 * kHashBytes &&
-         std::all_of(s.begin(), s.end(), [](char c) {
-           return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f');
-         });
-}
-
-bool receipt_form_ok(const Receipt& r) {
-  if (r.root.empty()) return r.index == 0 && r.proof.empty();
-  return is_hash_hex(r.root) && r.proof.size() <= kMerkleLevelsMax &&
-         std::all_of(r.proof.begin(), r.proof.end(), is_hash_hex);
+// A receipt's or envelope's batch fields: none (index 0, no proof) without a root, else a root and
+// at most kMerkleLevelsMax siblings of 32 bytes as lowercase hex, the only form they take in a
+// record.
+bool proof_form_ok(const std::string& root, uint32_t index, const std::vector<std::string>& proof) {
+  if (root.empty()) return index == 0 && proof.empty();
+  return is_hash_hex(root) && proof.size() <= kMerkleLevelsMax &&
+         std::all_of(proof.begin(), proof.end(),
+                     [](const std::string& s) { return is_hash_hex(s); });
 }
 
 JobState state_from_json(const json& j) {
@@ -111,6 +117,7 @@ JobRecord record_from_json_unchecked(const json& j) {
   r.envelope.job = env.at("job").get<std::string>();
   r.envelope.public_key = from_base64(env.at("public_key").get<std::string>()).value_or("");
   r.envelope.signature = from_base64(env.at("signature").get<std::string>()).value_or("");
+  proof_from_json(env, r.envelope.root, r.envelope.index, r.envelope.proof);
   const json& st = j.at("status");
   r.status = JobStatus{state_from_json(st.at("state")),   st.at("attempt").get<uint32_t>(),
                        st.at("node").get<std::string>(),  st.at("at").get<uint64_t>(),
@@ -143,10 +150,12 @@ Status check_record(const JobRecord& r) {
       r.envelope.signature.size() != kSignatureBytes)
     return {Code::corruption, "record " + r.id + " has a malformed envelope"};
   if (r.id != r.envelope.id()) return {Code::corruption, "record id does not match its envelope"};
+  if (!proof_form_ok(r.envelope.root, r.envelope.index, r.envelope.proof))
+    return {Code::corruption, "record " + r.id + " has a malformed batch-signed envelope"};
   if (r.history.size() > kHistoryMax || r.results.size() > kResultsMax)
     return {Code::corruption, "record " + r.id + " exceeds its bounds"};
   for (const auto& [node, res] : r.results)
-    if (!receipt_form_ok(res.receipt))
+    if (!proof_form_ok(res.receipt.root, res.receipt.index, res.receipt.proof))
       return {Code::corruption, "record " + r.id + " has a malformed batched receipt"};
   if (r.status.base > r.status.attempt || uint64_t{r.cancel_round} > uint64_t{r.status.round} + 1)
     return {Code::corruption, "record " + r.id + " has an impossible retry round"};
@@ -269,37 +278,40 @@ class Reader {
   bool failed_ = false;
 };
 
-// A receipt's batch fields (receipt_form_ok holds: a record is checked before it is encoded).
-void write_batch(Writer& w, const Receipt& rc) {
-  w.u8(rc.root.empty() ? 0 : 1);
-  if (rc.root.empty()) return;
+// A receipt's or envelope's batch fields (proof_form_ok holds: a record is checked before it is
+// encoded).
+void write_batch(Writer& w, const std::string& root, uint32_t index,
+                 const std::vector<std::string>& proof) {
+  w.u8(root.empty() ? 0 : 1);
+  if (root.empty()) return;
   const auto raw = [](const std::string& hex) {
     std::optional<std::string> bytes = from_hex(hex);
-    dht::require(bytes && bytes->size() == kHashBytes, "a receipt's hashes are 32 bytes of hex");
+    dht::require(bytes && bytes->size() == kHashBytes, "a proof's hashes are 32 bytes of hex");
     return *bytes;
   };
-  w.raw(raw(rc.root));
-  w.u32(rc.index);
-  dht::require(rc.proof.size() <= kMerkleLevelsMax, "a receipt's proof is bounded");
-  w.u8(static_cast<uint8_t>(rc.proof.size()));
-  for (const std::string& sibling : rc.proof) w.raw(raw(sibling));
+  w.raw(raw(root));
+  w.u32(index);
+  dht::require(proof.size() <= kMerkleLevelsMax, "a proof is bounded");
+  w.u8(static_cast<uint8_t>(proof.size()));
+  for (const std::string& sibling : proof) w.raw(raw(sibling));
 }
 
 // The batch fields as write_batch wrote them; false when malformed.
-bool read_batch(Reader& in, Receipt& rc) {
+bool read_batch(Reader& in, std::string& root, uint32_t& index, std::vector<std::string>& proof) {
   const uint8_t batched = in.u8();
   if (batched > 1) return false;
   if (batched == 0) return !in.failed();
-  rc.root = to_hex(in.raw(kHashBytes));
-  rc.index = in.u32();
+  root = to_hex(in.raw(kHashBytes));
+  index = in.u32();
   const uint8_t n = in.u8();
   if (n > kMerkleLevelsMax) return false;
-  for (uint8_t i = 0; i < n && !in.failed(); ++i) rc.proof.push_back(to_hex(in.raw(kHashBytes)));
+  for (uint8_t i = 0; i < n && !in.failed(); ++i) proof.push_back(to_hex(in.raw(kHashBytes)));
   return !in.failed();
 }
 
 size_t binary_size_hint(const JobRecord& r) {
-  size_t n = 256 + r.id.size() + r.envelope.job.size() + r.status.error.size();
+  size_t n = 256 + r.id.size() + r.envelope.job.size() + r.status.error.size() +
+             kHashBytes * r.envelope.proof.size();
   for (const auto& [node, res] : r.results)
     n += 256 + node.size() + res.result.size() + res.error.size();
   for (const auto& h : r.history) n += 32 + h.node.size() + h.reason.size();
@@ -315,6 +327,7 @@ std::string encode_binary(const JobRecord& r) {
   assert(r.envelope.signature.size() == kSignatureBytes);
   w.raw(r.envelope.public_key);
   w.raw(r.envelope.signature);
+  write_batch(w, r.envelope.root, r.envelope.index, r.envelope.proof);
   w.u8(static_cast<uint8_t>(r.status.state));
   w.u32(r.status.attempt);
   w.str(r.status.node);
@@ -343,7 +356,7 @@ std::string encode_binary(const JobRecord& r) {
     w.str(rc.result_hash);
     w.str(rc.public_key);
     w.str(rc.signature);
-    write_batch(w, rc);
+    write_batch(w, rc.root, rc.index, rc.proof);
   }
   w.u8(static_cast<uint8_t>(r.history.size()));
   for (const auto& h : r.history) {
@@ -375,7 +388,8 @@ bool read_results(Reader& in, JobRecord& r, bool batches) {
     res.receipt.result_hash = in.str();
     res.receipt.public_key = in.str();
     res.receipt.signature = in.str();
-    if (batches && !read_batch(in, res.receipt)) return false;
+    if (batches && !read_batch(in, res.receipt.root, res.receipt.index, res.receipt.proof))
+      return false;
     if (in.failed() || (previous && !(*previous < node))) return false;  // strictly ascending
     res.outcome = *outcome;
     auto it = r.results.emplace_hint(r.results.end(), std::move(node), std::move(res));
@@ -406,16 +420,17 @@ bool read_history(Reader& in, JobRecord& r) {
 std::optional<JobRecord> decode_binary_unchecked(std::string_view bytes) {
   Reader in(bytes);
   const uint8_t version = in.u8();
-  if (version != kBinaryRecordVersion && version != kBinaryRecordVersionNoBatches &&
-      version != kBinaryRecordVersionNoRounds)
-    return std::nullopt;
-  const bool rounds = version != kBinaryRecordVersionNoRounds;
-  const bool batches = version == kBinaryRecordVersion;
+  if (version < kBinaryRecordVersionNoRounds || version > kBinaryRecordVersion) return std::nullopt;
+  const bool rounds = version >= kBinaryRecordVersionNoBatches;
+  const bool batches = version >= kBinaryRecordVersionNoJobBatches;
   JobRecord r;
   r.id = in.str(64);
   r.envelope.job = in.str(kJobTextBytesMax);
   r.envelope.public_key = in.raw(kPublicKeyBytes);
   r.envelope.signature = in.raw(kSignatureBytes);
+  if (version == kBinaryRecordVersion &&
+      !read_batch(in, r.envelope.root, r.envelope.index, r.envelope.proof))
+    return std::nullopt;
   auto state = in.state();
   r.status.attempt = in.u32();
   r.status.node = in.str();
@@ -555,8 +570,7 @@ std::string encode_record(const JobRecord& r) {
 
 Result<JobRecord> decode_record(std::string_view bytes) {
   const uint8_t first = bytes.empty() ? 0 : static_cast<uint8_t>(bytes.front());
-  if (first == kBinaryRecordVersion || first == kBinaryRecordVersionNoBatches ||
-      first == kBinaryRecordVersionNoRounds)
+  if (first >= kBinaryRecordVersionNoRounds && first <= kBinaryRecordVersion)
     return decode_binary(bytes);
   json j = json::parse(bytes, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Result<JobRecord>(Code::corruption, "job record is not JSON");

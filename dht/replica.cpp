@@ -269,7 +269,8 @@ Replica::Merged Replica::merge_into(Now now, const JobRecord& incoming,
       m.after = std::make_shared<const JobRecord>(std::move(next));
       return m;
     }
-    // Equal states of one job are equal records (the envelope and spec follow from the id).
+    // Equal states of one job are equal records (same_state compares the envelopes' signatures;
+    // the job text, key and spec follow from the id).
     if (encoded && same_state(next, incoming)) {
       commit(now, *encoded);
     } else {

@@ -3,12 +3,16 @@
 // A job spec is {"type", "payload", "nonce", "created_at", "max_attempts"?, "timeout_ms"?,
 // "priority"? (0–9), "delay_ms"? (0–30 days)}. Its `type` must name a registered handler whose
 // validator accepts `payload`.
-// Thread-safety: value types and pure functions.
+// A job may be signed alone (the signature over its text) or in a batch (over the Merkle root of
+// its batch, dht/envelope.h); open_envelope verifies either, a batch's signature once through a
+// VerifiedSignatures cache.
+// Thread-safety: value types and pure functions (a VerifiedSignatures cache locks itself).
 #pragma once
 
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -17,11 +21,20 @@
 
 namespace meshwork {
 
-// Parses the envelope's shape (400 on malformed, 422 on wrong field types); does not verify.
+class VerifiedSignatures;  // node/receipt_check.h
+
+// Parses the envelope's shape (400 on malformed, 422 on wrong field types, or on batch fields
+// that cannot be a proof: a root or sibling not 64 lowercase hex characters, more than
+// kMerkleLevelsMax siblings, an index past its proof, an index or proof without a root); does not
+// verify.
 [[nodiscard]] Result<Envelope> parse_envelope(const nlohmann::json& body);
 
-// Verifies the signature (401) and parses and validates the spec inside (400/413/422).
-[[nodiscard]] Result<JobSpec> open_envelope(const Envelope& env, const Limits& limits);
+// Verifies the envelope (401: the signature over the job text; or, signed in a batch, the proof
+// from the job's leaf to its root and the signature over the root — through `verified` when given,
+// so that the jobs of one batch cost one Ed25519 verification) and parses and validates the spec
+// inside (400/413/422).
+[[nodiscard]] Result<JobSpec> open_envelope(const Envelope& env, const Limits& limits,
+                                            VerifiedSignatures* verified = nullptr);
 
 // Parses and validates a spec object: known type, payload accepted by its handler, bounded fields.
 [[nodiscard]] Result<JobSpec> parse_spec(const nlohmann::json& spec, const Limits& limits);
@@ -32,5 +45,13 @@ namespace meshwork {
 [[nodiscard]] Result<Envelope> sign_plain_job(const nlohmann::json& body, const Identity& key,
                                               uint64_t now_ms, const Limits& limits,
                                               JobSpec* spec_out = nullptr);
+// The job text sign_plain_job signs: `body` validated (400/413/422), nonce and created_at filled
+// in when absent; its parsed spec into `spec_out` when given.
+[[nodiscard]] Result<std::string> plain_job_text(const nlohmann::json& body, uint64_t now_ms,
+                                                 const Limits& limits, JobSpec* spec_out = nullptr);
+// The envelopes of `texts` (1 to kJobBatchMax, asserted) signed by `key` with one signature over
+// the root of their batch (batch_envelopes, jobs_root_message).
+[[nodiscard]] std::vector<Envelope> sign_job_batch(const std::vector<std::string>& texts,
+                                                   const Identity& key);
 
 }  // namespace meshwork

@@ -49,6 +49,11 @@ JobRecord job(uint32_t n) {
                             {"timeout_ms", spec.timeout_ms}};
   Envelope env{text.dump(), std::string(kPublicKeyBytes, static_cast<char>('k' + n % 8)),
                std::string(kSignatureBytes, 's')};
+  if (n % 3 == 1) {  // signed in a batch: the envelope carries its root, index and proof
+    env.root = blake2b_hex("root", std::to_string(n / 3));
+    env.index = n % 4;
+    env.proof = {blake2b_hex("left"), blake2b_hex("right", std::to_string(n))};
+  }
   return make_record(std::move(env), spec, "n1", spec.created_at_ms);
 }
 

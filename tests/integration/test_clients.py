@@ -278,9 +278,19 @@ class ClientsOnMesh(NodeTestCase):
         self.assertEqual(first["accepted"], 3, first)
         self.assertEqual([r["id"] for r in first["results"]], [mc.job_id_of(e) for e in envs])
         self.assertEqual(mesh.submit_batch(envs)["duplicates"], 3)
-        for e in envs:
-            self.assertEqual(mesh.wait_job(mc.job_id_of(e), timeout=scaled(60))["state"],
-                             "succeeded")
+        # Signed once: one signature over the root of the jobs' ids; each keeps its id alone.
+        once = mesh.submit_batch([{"type": "echo", "payload": {"once": i}} for i in range(3)])
+        self.assertEqual(once["accepted"], 3, once)
+        body, proved = mc.sign_job_batch(
+            [{"type": "echo", "payload": {"proved": i}} for i in range(5)], key)
+        self.assertEqual(len({e["signature"] for e in proved}), 1)
+        first = mesh.submit_batch(proved)  # each envelope with its own proof
+        self.assertEqual(first["accepted"], 5, first)
+        self.assertEqual([r["id"] for r in first["results"]], [mc.job_id_of(e) for e in proved])
+        self.assertEqual(mesh.request("POST", "/v1/jobs/batch", body).body["duplicates"], 5)
+        ids = [mc.job_id_of(e) for e in envs + proved] + [r["id"] for r in once["results"]]
+        for job_id in ids:
+            self.assertEqual(mesh.wait_job(job_id, timeout=scaled(60))["state"], "succeeded")
 
     # ---- Node.js ----
 

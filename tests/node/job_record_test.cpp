@@ -23,9 +23,23 @@ uint32_t small(std::mt19937_64& rng, uint32_t hi) {
   return std::uniform_int_distribution<uint32_t>(0, hi)(rng);
 }
 
+// `base`'s envelope in one of a few forms: as signed alone, or as if signed in one of two
+// batches (any root and proof: replicas store envelopes without verifying them).
+Envelope random_envelope(const Envelope& base, std::mt19937_64& rng) {
+  Envelope e = base;
+  if (small(rng, 2) == 0) return e;
+  e.signature[0] = static_cast<char>(small(rng, 1));
+  e.root = blake2b_hex(std::to_string(small(rng, 1)));
+  e.index = small(rng, 1);
+  for (uint32_t k = small(rng, 2); k > 0; --k)
+    e.proof.push_back(blake2b_hex(std::to_string(small(rng, 2))));
+  return e;
+}
+
 // A random variation of `base`: each part drawn from a small domain so that ties are frequent.
 JobRecord random_record(const JobRecord& base, std::mt19937_64& rng) {
   JobRecord r = base;
+  r.envelope = random_envelope(base.envelope, rng);
   r.status = JobStatus{JobState(small(rng, 5)), small(rng, 4),      pick(rng, kNodes),
                        small(rng, 3),           pick(rng, kErrors), small(rng, 2)};
   r.status.round = small(rng, 2);
@@ -218,7 +232,7 @@ TEST_CASE("the binary form round-trips, and records stored as JSON still decode"
     JobRecord r = random_record(base, rng);
     const std::string bytes = encode_record(r);
     REQUIRE(!bytes.empty());
-    CHECK(static_cast<uint8_t>(bytes.front()) == 4);
+    CHECK(static_cast<uint8_t>(bytes.front()) == 5);
     auto back = decode_record(bytes);
     REQUIRE(back.is_ok());
     CHECK(same_state(back.value(), r));
@@ -271,11 +285,14 @@ TEST_CASE("the binary decoder refuses hostile bytes without crashing or throwing
       default:
         m.assign(small(rng, 300), '\0');
         for (char& c : m) c = char(small(rng, 255));
-        if (!m.empty()) m[0] = char(2 + small(rng, 2));
+        if (!m.empty()) m[0] = char(2 + small(rng, 3));
         break;
     }
     auto r = decode_record(m);
-    if (r.is_ok()) CHECK(r.value().id == r.value().envelope.id());
+    if (r.is_ok()) {
+      CHECK(r.value().id == r.value().envelope.id());
+      if (m[0] == '\x05') CHECK(encode_record(r.value()) == m);  // canonical, batch fields too
+    }
   }
 }
 
@@ -291,8 +308,12 @@ JobRecord in_round(const JobRecord& base, uint32_t round, uint32_t from, JobStat
   return r;
 }
 
-// `r` without batched receipts: what a record held before receipts were signed in batches.
+// `r` without batched receipts or envelope: what a record held before receipts were signed in
+// batches.
 JobRecord unbatched(JobRecord r) {
+  r.envelope.root.clear();
+  r.envelope.index = 0;
+  r.envelope.proof.clear();
   for (auto& [node, res] : r.results) {
     res.receipt.root.clear();
     res.receipt.index = 0;
@@ -301,10 +322,35 @@ JobRecord unbatched(JobRecord r) {
   return r;
 }
 
+// `r` with its envelope as signed alone: what a record held before jobs were signed in batches.
+JobRecord unbatched_envelope(JobRecord r) {
+  r.envelope.root.clear();
+  r.envelope.index = 0;
+  r.envelope.proof.clear();
+  return r;
+}
+
+// Where the envelope's batch fields begin in the binary form.
+size_t envelope_batch_at(const JobRecord& r) {
+  return 1 + 4 + r.id.size() + 4 + r.envelope.job.size() + 32 + 64;
+}
+
+// The version 4 binary form of a record whose envelope is unbatched: version 5 without the
+// envelope's u8 batched (what nodes stored before jobs were signed in batches).
+std::string as_version_4(const JobRecord& r) {
+  REQUIRE(!r.envelope.batched());
+  const std::string v5 = encode_record(r);
+  const size_t at = envelope_batch_at(r);
+  REQUIRE(v5[at] == '\0');  // not batched
+  std::string v4 = v5.substr(0, at) + v5.substr(at + 1);
+  v4[0] = '\x04';
+  return v4;
+}
+
 // The version 3 binary form of a record whose receipts are unbatched: version 4 without each
 // result's u8 batched (what nodes stored before batched receipts).
 std::string as_version_3(const JobRecord& r) {
-  const std::string v4 = encode_record(r);
+  const std::string v4 = as_version_4(r);
   size_t at = 1 + 4 + r.id.size() + 4 + r.envelope.job.size() + 32 + 64 + 1 + 4 + 4 +
               r.status.node.size() + 8 + 4 + r.status.error.size() + 8 + 4 + 4 + 4 + 4 +
               r.claim.node.size() + 8 + 4 + 1;
@@ -501,8 +547,95 @@ TEST_CASE("batched receipts round-trip; records from before batches (version 3) 
     auto v3 = decode_record(as_version_3(old));
     REQUIRE(v3.is_ok());
     CHECK(same_state(v3.value(), old));
-    CHECK(encode_record(v3.value()) == encode_record(old));  // written back as version 4
+    CHECK(encode_record(v3.value()) == encode_record(old));  // written back as version 5
   }
+}
+
+TEST_CASE("batch-signed envelopes round-trip; records from before them (version 4) still decode") {
+  const Identity key = Identity::generate();
+  std::mt19937_64 rng(5005);
+  const JobRecord base = test::queued_record(key);
+  size_t batched = 0;
+  for (int i = 0; i < 300; ++i) {
+    const JobRecord r = random_record(base, rng);
+    batched += r.envelope.batched();
+    const std::string bytes = encode_record(r);
+    auto back = decode_record(bytes);
+    REQUIRE(back.is_ok());
+    CHECK(same_state(back.value(), r));
+    CHECK(back.value().envelope.root == r.envelope.root);
+    CHECK(back.value().envelope.index == r.envelope.index);
+    CHECK(back.value().envelope.proof == r.envelope.proof);
+    CHECK(bytes[envelope_batch_at(r)] == (r.envelope.batched() ? '\1' : '\0'));
+    auto from_json = decode_record(record_to_json(r).dump());
+    REQUIRE(from_json.is_ok());
+    CHECK(same_state(from_json.value(), r));
+    CHECK(record_to_json(r)["envelope"].contains("root") == r.envelope.batched());
+    const JobRecord old = unbatched_envelope(r);
+    auto v4 = decode_record(as_version_4(old));
+    REQUIRE(v4.is_ok());
+    CHECK(same_state(v4.value(), old));
+    CHECK(encode_record(v4.value()) == encode_record(old));  // written back as version 5
+  }
+  CHECK(batched > 100);
+}
+
+TEST_CASE("a malformed batch-signed envelope is refused in either form") {
+  const Identity key = Identity::generate();
+  JobRecord r = test::queued_record(key);
+  r.envelope.root = blake2b_hex("root");
+  r.envelope.index = 1;
+  r.envelope.proof = {blake2b_hex("a")};
+  REQUIRE(decode_record(encode_record(r)).is_ok());
+  using nlohmann::json;
+  const auto refused = [&](auto&& change) {
+    json j = record_to_json(r);
+    change(j["envelope"]);
+    return decode_record(j.dump()).status().code() == Code::corruption;
+  };
+  CHECK(refused([](json& e) { e["root"] = "zz"; }));
+  CHECK(refused([](json& e) { e["proof"] = json::array({"00"}); }));
+  CHECK(refused([](json& e) { e["proof"] = std::vector<std::string>(33, std::string(64, '0')); }));
+  CHECK(refused([](json& e) { e["index"] = -1; }));
+  CHECK(refused([](json& e) { e.erase("proof"); }));
+  CHECK(refused([](json& e) { e.erase("root"); }));
+  // Binary: a batched flag past 1, or a proof count past kMerkleLevelsMax, is refused.
+  const size_t at = envelope_batch_at(r);
+  std::string flag = encode_record(r);
+  REQUIRE(flag[at] == '\1');
+  flag[at] = '\2';
+  CHECK(!decode_record(flag).is_ok());
+  std::string count = encode_record(r);
+  REQUIRE(count[at + 1 + 32 + 4] == '\1');
+  count[at + 1 + 32 + 4] = '\x21';
+  CHECK(!decode_record(count).is_ok());
+}
+
+TEST_CASE("one job in two envelopes: copies converge on the one signed alone, in any order") {
+  const Identity key = Identity::generate();
+  const JobRecord alone = test::queued_record(key);
+  JobRecord in_batch = alone;
+  const std::vector<Envelope> envs = sign_job_batch({"{}", alone.envelope.job, "[]"}, key);
+  in_batch.envelope = envs[1];
+  REQUIRE(in_batch.id == in_batch.envelope.id());
+  in_batch.status.attempt = 1;  // the batched copy is ahead in state
+  in_batch.status.state = JobState::running;
+  JobRecord same = alone;
+  same.envelope = envs[1];
+  CHECK_FALSE(same_state(alone, same));  // a new envelope is a change: stored, fingerprinted
+  for (const auto& [a, b] : {std::pair(alone, in_batch), std::pair(in_batch, alone)}) {
+    const JobRecord m = merge(a, b);
+    CHECK_FALSE(m.envelope.batched());
+    CHECK(m.envelope.signature == alone.envelope.signature);
+    CHECK(m.status.state == JobState::running);  // nothing else is lost
+    CHECK(same_state(m, merge(m, in_batch)));
+  }
+  // Two batches: the lesser signature wins everywhere.
+  JobRecord other = in_batch;
+  other.envelope = sign_job_batch({alone.envelope.job}, key)[0];
+  const JobRecord m1 = merge(in_batch, other), m2 = merge(other, in_batch);
+  CHECK(same_state(m1, m2));
+  CHECK(m1.envelope.signature == std::min(in_batch.envelope.signature, other.envelope.signature));
 }
 
 TEST_CASE("a malformed batched receipt is refused in either form") {

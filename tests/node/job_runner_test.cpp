@@ -118,6 +118,37 @@ TEST_CASE("a job whose envelope does not verify here fails its attempt without r
   CHECK(g.result.outcome == JobState::succeeded);
 }
 
+TEST_CASE("workers verify a batch's signature about once, not once per job") {
+  const Identity client = Identity::generate();
+  const Admission admission(Identity::generate(), "n1", {});
+  constexpr size_t kWorkers = 4, kJobs = 60;
+  Outcomes outcomes;
+  JobRunner runner(
+      "n1", kWorkers, [&](Outcome o) { outcomes.add(std::move(o)); },
+      [&](const JobRecord& r) { return admission.check(r); });
+  std::vector<std::string> texts;
+  for (size_t i = 0; i < kJobs; ++i)
+    texts.push_back(nlohmann::json{
+        {"type", "echo"}, {"payload", i}, {"nonce", std::to_string(i)}, {"created_at", 1}}
+                        .dump());
+  std::vector<Envelope> envs = sign_job_batch(texts, client);
+  envs[7].proof[0][0] = envs[7].proof[0][0] == '0' ? '1' : '0';  // one job's proof broken
+  for (const Envelope& env : envs) {
+    JobSpec spec;
+    spec.type = "echo";
+    runner.start(start_of(make_record(env, spec, "n1", 1), 1));
+  }
+  REQUIRE(outcomes.wait(kJobs));
+  std::lock_guard lock(outcomes.mu);
+  for (const Outcome& o : outcomes.got) {
+    const bool broken = o.id == envs[7].id();
+    CHECK(o.result.outcome == (broken ? JobState::failed : JobState::succeeded));
+  }
+  // Workers that start jobs of the new batch at once may each verify it; no more.
+  CHECK(admission.root_verifications() >= 1);
+  CHECK(admission.root_verifications() <= kWorkers);
+}
+
 TEST_CASE("the attempt number reaches the handler") {
   const Identity key = Identity::generate();
   Outcomes outcomes;

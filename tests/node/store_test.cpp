@@ -289,7 +289,7 @@ TEST_CASE("a data dir written with JSON records still loads, in the binary form"
   std::string bytes;
   REQUIRE(raw->Get(leveldb::ReadOptions(), "j/" + old.id, &bytes).ok());
   delete raw;
-  CHECK(static_cast<uint8_t>(bytes.front()) == 4);
+  CHECK(static_cast<uint8_t>(bytes.front()) == 5);
   auto back = decode_record(bytes);
   REQUIRE(back.is_ok());
   CHECK(back.value().status.state == JobState::running);

@@ -12,6 +12,10 @@
 //   envelope   {"job": <JSON text of the spec>, "public_key": b64(32 bytes), "signature": b64(64)}:
 //              Ed25519 over the UTF-8 bytes of `job`.
 //   job id     hex BLAKE2b-256 of those bytes followed by the 32 raw public-key bytes.
+//   batch      jobs signed together (signJobBatch, submitBatch): one Ed25519 signature over
+//              "meshwork-jobs-v1|<root hex>", the root of the Merkle tree below whose leaf i is
+//              BLAKE2b-256(0x00 || u32 LE i || "meshwork-job-v1|" + job id i); each job's envelope
+//              then carries `root`, `index` and `proof` and keeps its id.
 //   cancel     signed with Meshwork-Key/-Time/-Signature headers (requestHeaders below).
 //   retry      a failed or cancelled job, again, signed as cancel is.
 //   receipt    message = "meshwork-receipt-v1|job_id|node|attempt|result_hash"; result_hash = hex
@@ -97,12 +101,58 @@ export function jobIdOf(envelope) {
 
 // Signs a plain job {type, payload, max_attempts?, timeout_ms?}, adding a random nonce and
 // created_at (ms) when absent. The signed text is compact JSON with sorted keys.
-export function signJob(spec, key, nowMs = Date.now()) {
+function jobText(spec, nowMs) {
   const full = { payload: {}, ...spec };
   if (full.nonce === undefined) full.nonce = crypto.randomBytes(16).toString('hex');
   if (full.created_at === undefined) full.created_at = nowMs;
-  const job = canonicalJson(full);
+  return canonicalJson(full);
+}
+
+export function signJob(spec, key, nowMs = Date.now()) {
+  const job = jobText(spec, nowMs);
   return { job, public_key: key.publicKeyB64, signature: key.sign(job).toString('base64') };
+}
+
+// dht/merkle.h's tree over raw 32-byte leaf hashes: { root, proofs }, each proof the siblings from
+// the bottom; an odd level pairs its last node with itself.
+export function merkleTree(leaves) {
+  const proofs = leaves.map(() => []);
+  let level = leaves;
+  for (let k = 0; level.length > 1; k++) {
+    proofs.forEach((proof, i) => proof.push(level[Math.min((Math.floor(i / 2 ** k)) ^ 1,
+                                                           level.length - 1)]));
+    const up = [];
+    for (let i = 0; i < level.length; i += 2)
+      up.push(blake2b(Buffer.concat([Buffer.from([1]), level[i],
+                                     level[Math.min(i + 1, level.length - 1)]])));
+    level = up;
+  }
+  return { root: level[0], proofs };
+}
+
+// Leaf `index` of a job batch: BLAKE2b-256(0x00 || u32 LE index || "meshwork-job-v1|" + job id).
+export function jobLeaf(index, jobId) {
+  const index4 = Buffer.alloc(4);
+  index4.writeUInt32LE(index);
+  return blake2b(Buffer.concat([Buffer.from([0]), index4,
+                                Buffer.from(`meshwork-job-v1|${jobId}`, 'utf8')]));
+}
+
+// Signs 1 to 1,000 plain jobs together with one signature over the Merkle root of their ids.
+// Returns { body, envelopes }: the body of POST /v1/jobs/batch signed once ({jobs: [{job}],
+// public_key, signature}) and each job's envelope as the node stores it (root, index, proof;
+// jobIdOf gives its id, the same as signed alone).
+export function signJobBatch(specs, key, nowMs = Date.now()) {
+  const texts = specs.map((spec) => jobText(spec, nowMs));
+  const ids = texts.map((job) => jobIdOf({ job, public_key: key.publicKeyB64 }));
+  const { root, proofs } = merkleTree(ids.map((id, i) => jobLeaf(i, id)));
+  const rootHex = root.toString('hex');
+  const signature = key.sign(`meshwork-jobs-v1|${rootHex}`).toString('base64');
+  const body = { jobs: texts.map((job) => ({ job })), public_key: key.publicKeyB64, signature };
+  const envelopes = texts.map((job, index) => ({
+    job, public_key: key.publicKeyB64, signature, root: rootHex, index,
+    proof: proofs[index].map((p) => p.toString('hex')) }));
+  return { body, envelopes };
 }
 
 // An error answer of the node (RFC 9457 problem+json), or a transport failure (status 0).
@@ -292,8 +342,20 @@ export class Client {
     }
   }
 
-  // POST /v1/jobs/batch: {results: [{status, id?, ...}], accepted, duplicates, rejected}.
-  async submitBatch(jobs) {
+  // POST /v1/jobs/batch: {results: [{status, id?, ...}], accepted, duplicates, rejected}. With a
+  // key and only plain jobs, the batch is signed once (signJobBatch) unless oneSignature is
+  // false; else each plain job is signed on its own and envelopes go as they are.
+  async submitBatch(jobs, { oneSignature = true } = {}) {
+    if (oneSignature && this.key !== null && jobs.length > 0 && !jobs.some(isEnvelope)) {
+      const { body, envelopes } = signJobBatch(jobs, this.key);
+      const out = (await this.call('POST', '/v1/jobs/batch', body)).body;
+      out.results.forEach((r, i) => {
+        const id = jobIdOf(envelopes[i]);
+        if (r.id !== undefined && r.id !== id)
+          throw new MeshworkError(200, out, `the node named job ${r.id}, not ${id}`);
+      });
+      return out;
+    }
     const body = { jobs: jobs.map((j) => this.envelopeOf(j)) };
     return (await this.call('POST', '/v1/jobs/batch', body)).body;
   }

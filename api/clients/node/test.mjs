@@ -10,7 +10,7 @@ import crypto from 'node:crypto';
 
 import { blake2b } from './blake2b.mjs';
 import { Client, JsonFloat, Key, MeshworkError, blake2b256Hex, canonicalJson, jobIdOf, parseJson,
-         signJob, verifyReceipts } from './meshwork.mjs';
+         signJob, signJobBatch, verifyReceipts } from './meshwork.mjs';
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -175,8 +175,21 @@ async function batch(mesh, key, report) {
   assert.deepEqual(first.results.map((r) => r.id), envs.map(jobIdOf));
   const again = await mesh.submitBatch(envs);
   assert.equal(again.duplicates, 3, JSON.stringify(again));
-  for (const env of envs) assert.equal((await mesh.waitJob(jobIdOf(env))).state, 'succeeded');
-  report.batch = envs.map(jobIdOf);
+  // Signed once: one signature over the root of the jobs' ids; each keeps the id it has alone.
+  const once = await mesh.submitBatch([1, 2, 3].map((i) => ({ type: 'echo',
+                                                              payload: { once: i } })));
+  assert.equal(once.accepted, 3, JSON.stringify(once));
+  const specs = [1, 2, 3, 4, 5].map((i) => ({ type: 'echo', payload: { proved: i } }));
+  const { body, envelopes } = signJobBatch(specs, key);
+  assert.equal(new Set(envelopes.map((e) => e.signature)).size, 1);
+  const proved = await mesh.submitBatch(envelopes);  // each envelope with its own proof
+  assert.equal(proved.accepted, 5, JSON.stringify(proved));
+  assert.deepEqual(proved.results.map((r) => r.id), envelopes.map(jobIdOf));
+  const whole = (await mesh.call('POST', '/v1/jobs/batch', body)).body;
+  assert.equal(whole.duplicates, 5, JSON.stringify(whole));
+  const ids = [...envs, ...envelopes].map(jobIdOf).concat(once.results.map((r) => r.id));
+  for (const id of ids) assert.equal((await mesh.waitJob(id)).state, 'succeeded');
+  report.batch = ids;
 }
 
 async function meshTest(url, { ca = null, keyOut = null }) {

@@ -13,6 +13,11 @@ Wire formats (node/envelope.cpp, node/job_runner.cpp, dht/hash.cpp):
   envelope  {"job": <JSON text of the spec>, "public_key": b64(32 bytes), "signature": b64(64)}:
             Ed25519 over the UTF-8 bytes of `job`.
   job id    hex BLAKE2b-256 of those bytes followed by the 32 raw public-key bytes.
+  batch     jobs signed together (sign_job_batch, submit_batch): one Ed25519 signature over
+            "meshwork-jobs-v1|<root hex>", the root of the Merkle tree below whose leaf i is
+            BLAKE2b-256(0x00 || u32 LE i || "meshwork-job-v1|" + job id i); each job's envelope
+            then carries `root`, `index` and `proof` instead of a signature over `job`, and keeps
+            its id.
   cancel    signed with the headers of request_headers() (Meshwork-Key, -Time, -Signature).
   retry     a failed or cancelled job, again, signed as cancel is.
   receipt   message = "meshwork-receipt-v1|job_id|node|attempt|result_hash"; result_hash = hex
@@ -178,15 +183,56 @@ def job_id_of(envelope):
     return blake2b256_hex(envelope["job"].encode("utf-8") + public_key)
 
 
-def sign_job(spec, key, now_ms=None):
-    """Signs a plain job {type, payload, max_attempts?, timeout_ms?}, adding a random nonce and
-    created_at (ms) when absent. The signed text is compact JSON with sorted keys."""
+def _job_text(spec, now_ms):
     full = dict({"payload": {}}, **spec)
     full.setdefault("nonce", os.urandom(16).hex())
     full.setdefault("created_at", now_ms if now_ms is not None else int(time.time() * 1000))
-    job = canonical_json(full)
+    return canonical_json(full)
+
+
+def sign_job(spec, key, now_ms=None):
+    """Signs a plain job {type, payload, max_attempts?, timeout_ms?}, adding a random nonce and
+    created_at (ms) when absent. The signed text is compact JSON with sorted keys."""
+    job = _job_text(spec, now_ms)
     return {"job": job, "public_key": key.public_key_b64,
             "signature": base64.b64encode(key.sign(job.encode("utf-8"))).decode()}
+
+
+def merkle_tree(leaves):
+    """dht/merkle.h's tree over raw 32-byte leaf hashes: (root, proofs), each proof the siblings
+    from the bottom; an odd level pairs its last node with itself."""
+    proofs = [[] for _ in leaves]
+    level, k = list(leaves), 0
+    while len(level) > 1:
+        for i, proof in enumerate(proofs):
+            proof.append(level[min((i >> k) ^ 1, len(level) - 1)])
+        level = [_blake2b256(b"\x01" + level[i] + level[min(i + 1, len(level) - 1)])
+                 for i in range(0, len(level), 2)]
+        k += 1
+    return level[0], proofs
+
+
+def job_leaf(index, job_id):
+    """Leaf `index` of a job batch: BLAKE2b-256(0x00 || u32 LE index || "meshwork-job-v1|" + id)."""
+    return _blake2b256(b"\x00" + index.to_bytes(4, "little") +
+                       ("meshwork-job-v1|" + job_id).encode("utf-8"))
+
+
+def sign_job_batch(specs, key, now_ms=None):
+    """Signs 1 to 1,000 plain jobs together with one signature over the Merkle root of their ids.
+    Returns (body, envelopes): the body of POST /v1/jobs/batch signed once ({"jobs": [{"job":
+    text}, ...], "public_key", "signature"}) and each job's envelope as the node stores it (with
+    root, index and proof; job_id_of gives its id, the same as signed alone)."""
+    texts = [_job_text(spec, now_ms) for spec in specs]
+    ids = [blake2b256_hex(t.encode("utf-8") + key.public_key) for t in texts]
+    root, proofs = merkle_tree([job_leaf(i, job_id) for i, job_id in enumerate(ids)])
+    signature = base64.b64encode(key.sign(("meshwork-jobs-v1|" + root.hex()).encode())).decode()
+    body = {"jobs": [{"job": t} for t in texts], "public_key": key.public_key_b64,
+            "signature": signature}
+    envelopes = [{"job": t, "public_key": key.public_key_b64, "signature": signature,
+                  "root": root.hex(), "index": i, "proof": [p.hex() for p in proofs[i]]}
+                 for i, t in enumerate(texts)]
+    return body, envelopes
 
 
 def request_headers(key, action, job_id, now_ms=None):
@@ -413,9 +459,20 @@ class Client:
             time.sleep(float(r.headers.get("Retry-After") or 1))
         raise AssertionError("unreachable")
 
-    def submit_batch(self, jobs):
+    def submit_batch(self, jobs, one_signature=True):
         """POST /v1/jobs/batch: {"results": [{"status", "id"?, ...}], "accepted", "duplicates",
-        "rejected"}."""
+        "rejected"}. With a key and only plain jobs, the batch is signed once (sign_job_batch)
+        unless one_signature is False; else each plain job is signed on its own and envelopes go
+        as they are (without a key the node signs the plain jobs)."""
+        if one_signature and self.key is not None and jobs and \
+                not any(_is_envelope(j) for j in jobs):
+            body, envelopes = sign_job_batch(jobs, self.key)
+            out = self._call("POST", "/v1/jobs/batch", body)
+            for r, env in zip(out["results"], envelopes):
+                if "id" in r and r["id"] != job_id_of(env):
+                    raise MeshworkError(200, out, "the node named job %s, not %s"
+                                        % (r["id"], job_id_of(env)))
+            return out
         return self._call("POST", "/v1/jobs/batch", {"jobs": [self._envelope(j) for j in jobs]})
 
     def get_job(self, job_id, wait_s=None, scope=None):
