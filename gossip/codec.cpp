@@ -78,6 +78,11 @@ struct BodyWriter {
     put_be(out, m.chunk, 2);
     return true;
   }
+  bool operator()(const Sender& m) {
+    if (!name_ok(m.name)) return false;
+    put_str(out, m.name);
+    return true;
+  }
 
   bool put_seq_name(uint32_t seq, std::string_view name) {
     if (!name_ok(name)) return false;
@@ -210,6 +215,8 @@ Message read_body(MessageType type, Reader& r) {
       m.chunk = static_cast<uint16_t>(r.be(2));
       return m;
     }
+    case MessageType::sender:
+      return Sender{r.name()};
   }
   r.fail(DecodeStatus::bad_value);
   return Ack{};
@@ -217,7 +224,7 @@ Message read_body(MessageType type, Reader& r) {
 
 bool known_type(uint8_t t) {
   return t >= static_cast<uint8_t>(MessageType::ping) &&
-         t <= static_cast<uint8_t>(MessageType::push_pull);
+         t <= static_cast<uint8_t>(MessageType::sender);
 }
 
 }  // namespace

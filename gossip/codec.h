@@ -58,6 +58,7 @@ enum class MessageType : uint8_t {
   dead = 7,
   left = 8,
   push_pull = 9,
+  sender = 10,
 };
 
 struct Ping {
@@ -120,7 +121,19 @@ struct PushPull {
   friend bool operator==(const PushPull&, const PushPull&) = default;
 };
 
-using Message = std::variant<Ping, Ack, Nack, PingReq, Alive, Suspect, Dead, Left, PushPull>;
+// Names the node that sent the packet. It rides with every ping, so that a node pinged by a member
+// it does not know (it missed that member's join) can pull the member's state (docs/protocol.md,
+// "Missed joins"). A peer that predates it skips it as an unknown type.
+struct Sender {
+  std::string name;
+
+  friend bool operator==(const Sender&, const Sender&) = default;
+};
+
+// The alternatives are in MessageType order: a message's type is its index + 1.
+using Message =
+    std::variant<Ping, Ack, Nack, PingReq, Alive, Suspect, Dead, Left, PushPull, Sender>;
+static_assert(std::variant_size_v<Message> == static_cast<std::size_t>(MessageType::sender));
 
 enum class DecodeStatus : uint8_t {
   ok,

@@ -130,6 +130,7 @@ void Membership::handle(uint64_t now_ms, Address from, const Message& msg, bool 
     return on_dead(now_ms, from, m->name, m->incarnation, MemberState::left, m->name, out);
   }
   if (const auto* m = std::get_if<PushPull>(&msg)) return on_push_pull(now_ms, from, *m, out);
+  if (const auto* m = std::get_if<Sender>(&msg)) return on_sender(now_ms, from, m->name, out);
 }
 
 void Membership::on_ping(uint64_t, Address from, const Ping& m, Output& out) {
@@ -143,8 +144,7 @@ void Membership::on_ping_req(uint64_t now_ms, Address from, const PingReq& m, Ou
   const uint32_t seq = next_seq();
   // Nack early enough to reach the requester before its round ends (probe_timeout * 2 <= interval).
   indirect_.push_back({seq, m.seq, from, now_ms + cfg_.probe_timeout_ms * 3 / 4});
-  const Message ping = Ping{seq, m.target};
-  send(m.target_addr, {&ping, 1}, out);
+  send_ping(m.target_addr, seq, m.target, nullptr, out);
 }
 
 void Membership::on_ack(uint64_t now_ms, uint32_t seq, Output& out) {
@@ -257,12 +257,16 @@ void Membership::on_hearsay(uint64_t now_ms, Address from, const std::string& wh
   emit(MemberEvent::Kind::suspect, *m, out);
 }
 
-// Called by accused() when our own probes have been going unanswered too (awareness above 0): we
-// were likely cut off or stalled, and the news of that time (deaths above all) has died out by
-// now. Ask the accuser for its whole state, at most once per dead_probe_interval_ms. The request
-// carries only our own `alive`: the rest of our view is the stale part, and pushing it would make
-// the peer suspect everyone we hold dead. (A node on the other side of a healed partition may be
-// accused and pull from the stale side too; those records only start quiet suspicions: on_hearsay.)
+// Asks `from` for its whole state, at most once per dead_probe_interval_ms. Two callers:
+// - accused(), when our own probes have been going unanswered too (awareness above 0): we were
+//   likely cut off or stalled, and the news of that time (deaths above all) has died out by now.
+//   The request carries only our own `alive`: the rest of our view is the stale part, and pushing
+//   it would make the peer suspect everyone we hold dead. (A node on the other side of a healed
+//   partition may be accused and pull from the stale side too; those records only start quiet
+//   suspicions: on_hearsay.)
+// - on_sender(), when a member we do not know pings us: we missed its join.
+// The limit bounds what forged senders or accusations can cost: one request, and one reply of
+// our peer's state, per interval.
 void Membership::pull_state(uint64_t now_ms, Address from, Output& out) {
   if (now_ms < next_pull_ms_) return;
   next_pull_ms_ = now_ms + cfg_.dead_probe_interval_ms;
@@ -285,6 +289,19 @@ void Membership::on_push_pull(uint64_t now_ms, Address from, const PushPull& m, 
   if (push_pull_replies_ >= push_pull_replies_per_interval_max) return;
   ++push_pull_replies_;
   send_state(from, false, out);
+}
+
+// A member we do not know pinged us and named itself, as it does in its first probe rounds after
+// joining (sender_probe_rounds). Its `alive` and every retransmit of it missed us (they are
+// limited to lambda * log(N) sends per node). Until a push-pull, up to push_pull_interval_ms
+// away, we would not probe it and the ring built from our view would lack it; and if it died
+// meanwhile, it would stay unknown here while dead everywhere else, since a `suspect` or `dead`
+// carries no address and cannot add a member. So pull its state now: the reply brings its
+// `alive`, and whatever else we missed with it. A name we hold in any state needs no pull
+// (docs/protocol.md, "Missed joins").
+void Membership::on_sender(uint64_t now_ms, Address from, const std::string& who, Output& out) {
+  if (leaving_ || who == name() || find(who) != nullptr) return;
+  pull_state(now_ms, from, out);
 }
 
 void Membership::accused(uint64_t now_ms, uint64_t incarnation, Address from, Output& out) {

@@ -48,12 +48,21 @@ inline constexpr std::size_t indirect_pending_max = 64;  // ping-reqs we serve a
 inline constexpr std::size_t dead_probe_attempts_max = 8;
 inline constexpr std::size_t suspect_checks_window = 16;           // suspects considered per round
 inline constexpr uint32_t push_pull_replies_per_interval_max = 8;  // per probe interval
+// Pings name their sender for this many probe rounds after join(): long enough for every member
+// to be pinged by name twice while the join is news (on_sender), and no bytes after that.
+inline constexpr uint32_t sender_probe_rounds = 2;
 static_assert(indirect_checks_max <= indirect_pending_max,
               "a node can serve at least one prober's full set of ping-reqs");
 static_assert(members_max_limit <= broadcast_queue_items_max * 16,
               "the broadcast queue holds a useful share of a full member list");
+// A ping, the suspect or dead notice that may ride with it, and its sender's name.
+inline constexpr std::size_t probe_bytes_max =
+    1 + 3 * message_header_bytes + (4 + 1 + name_bytes_max) +
+    (1 + name_bytes_max + 8 + 1 + name_bytes_max) + (1 + name_bytes_max);
+static_assert(probe_bytes_max <= sealed_plaintext_bytes_max,
+              "a ping with a buddy suspect or dead notice and its sender always fits one packet");
 static_assert(name_bytes_max + alive_bytes_max < sealed_plaintext_bytes_max,
-              "a ping with a buddy suspect, or an alive refutation, always fits one packet");
+              "an alive refutation always fits one packet");
 
 struct MemberInfo {
   std::string name;
@@ -186,6 +195,7 @@ class Membership {
   void on_hearsay(uint64_t now_ms, Address from, const std::string& who, uint64_t incarnation,
                   const std::string& accuser, Output& out);
   void on_push_pull(uint64_t now_ms, Address from, const PushPull& m, Output& out);
+  void on_sender(uint64_t now_ms, Address from, const std::string& who, Output& out);
   // A suspect/dead/left message about self: refute it, or answer a stale one directly.
   void accused(uint64_t now_ms, uint64_t incarnation, Address from, Output& out);
   void refute(uint64_t now_ms, uint64_t accused_incarnation, Address accuser, Output& out);
@@ -228,6 +238,9 @@ class Membership {
   std::vector<const Member*> random_members(std::size_t k, const std::string& exclude,
                                             uint64_t now_ms, bool include_dead);
   uint32_t next_seq() { return ++seq_; }
+  // A ping to `target`, naming us while sender_rounds_left_ lasts, then `extra` if it is set.
+  void send_ping(Address to, uint32_t seq, const std::string& target, const Message* extra,
+                 Output& out);
 
   Config cfg_;
   Keyring keyring_;
@@ -253,6 +266,7 @@ class Membership {
   bool leaving_ = false;
   uint32_t seq_;
   uint32_t push_pull_replies_ = 0;
+  uint32_t sender_rounds_left_ = 0;  // pings name us while > 0; each probe round takes one
   uint64_t push_pull_window_ms_ = 0;
   uint64_t next_pull_ms_ = 0;  // pull_state: at most once per dead_probe_interval_ms
   uint64_t next_probe_ms_ = 0;

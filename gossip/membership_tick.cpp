@@ -18,6 +18,7 @@ void Membership::join(uint64_t now_ms, std::vector<Address> seeds, Output& out) 
   }
   if (self().state_since_ms == 0) self().state_since_ms = now_ms;  // the first moment we know
   broadcast(name(), alive_of(self()));
+  sender_rounds_left_ = sender_probe_rounds + 1;  // the next round to start takes one
   next_probe_ms_ = now_ms + rng_.below(cfg_.probe_interval_ms);  // spread nodes started together
   next_gossip_ms_ = now_ms;
   next_push_pull_ms_ = now_ms + push_pull_interval_scaled_ms(cfg_, live_);
@@ -85,8 +86,8 @@ void Membership::tick_suspect_check(uint64_t now_ms, Output& out) {
   if (probe_.active && it->first == probe_.target) return;
   const Member* m = find(it->first);
   if (m == nullptr || m->state != MemberState::suspect) return;
-  const Message msgs[2] = {Ping{next_seq(), m->name}, Suspect{m->name, m->incarnation, name()}};
-  send(m->addr, msgs, out);
+  const Message suspect = Suspect{m->name, m->incarnation, name()};
+  send_ping(m->addr, next_seq(), m->name, &suspect, out);
 }
 
 void Membership::start_probe(uint64_t now_ms, Output& out) {
@@ -101,6 +102,7 @@ void Membership::start_probe(uint64_t now_ms, Output& out) {
       }
       probe_next_ = 0;
       if (probe_order_.empty()) return;
+      if (sender_rounds_left_ > 0) --sender_rounds_left_;  // an empty round does not count
     }
     const uint32_t idx = probe_order_[probe_next_++];
     if (idx < members_.size() && (members_[idx].state == MemberState::alive ||
@@ -116,12 +118,12 @@ void Membership::start_probe(uint64_t now_ms, Output& out) {
   probe_.indirect_at_ms = now_ms + awareness_.scale_ms(cfg_.probe_timeout_ms);
   probe_.deadline_ms = now_ms + awareness_.scale_ms(cfg_.probe_interval_ms);
   ++stats_.probes;
-  Message msgs[2] = {Ping{probe_.seq, target->name}, Ack{}};
-  std::size_t count = 1;
   if (target->state == MemberState::suspect) {  // Lifeguard's buddy system: tell it so it refutes
-    msgs[count++] = Suspect{target->name, target->incarnation, name()};
+    const Message suspect = Suspect{target->name, target->incarnation, name()};
+    send_ping(target->addr, probe_.seq, target->name, &suspect, out);
+  } else {
+    send_ping(target->addr, probe_.seq, target->name, nullptr, out);
   }
-  send(target->addr, {msgs, count}, out);
 }
 
 void Membership::send_indirect(uint64_t now_ms, Output& out) {
@@ -210,8 +212,8 @@ void Membership::tick_dead_probe(uint64_t now_ms, Output& out) {
     }
     // If it is alive after all (a healed partition, a resumed process), the dead notice makes
     // it refute straight back to us.
-    const Message msgs[2] = {Ping{next_seq(), m->name}, Dead{m->name, m->incarnation, name()}};
-    send(m->addr, msgs, out);
+    const Message dead = Dead{m->name, m->incarnation, name()};
+    send_ping(m->addr, next_seq(), m->name, &dead, out);
     return;
   }
 }
@@ -259,6 +261,15 @@ void Membership::send(Address to, std::span<const Message> head, Output& out) {
                    retransmit_limit(cfg_.retransmit_mult, live_));
   if (head.empty() && plain.size() == head_bytes) return;
   flush(to, plain, out);
+}
+
+void Membership::send_ping(Address to, uint32_t seq, const std::string& target,
+                           const Message* extra, Output& out) {
+  Message head[3] = {Ping{seq, target}};
+  std::size_t count = 1;
+  if (sender_rounds_left_ > 0) head[count++] = Sender{name()};
+  if (extra != nullptr) head[count++] = *extra;
+  send(to, {head, count}, out);
 }
 
 void Membership::send_state(Address to, bool request, Output& out) {

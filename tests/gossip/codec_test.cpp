@@ -62,6 +62,25 @@ TEST_CASE("every message round-trips") {
     auto m = std::get<PushPull>(round_trip(PushPull{true, 11, 3}));
     CHECK((m.request && m.seq == 11 && m.chunk == 3));
   }
+  CHECK(std::get<Sender>(round_trip(Sender{"n9"})).name == "n9");
+}
+
+TEST_CASE("a ping's sender is a message of its own that a peer which predates it skips") {
+  std::vector<uint8_t> bytes{wire_version};
+  REQUIRE(encode(Ping{1, "n2"}, bytes));
+  const std::size_t ping_end = bytes.size();
+  REQUIRE(encode(Sender{"n1"}, bytes));
+  CHECK(bytes[ping_end] == static_cast<uint8_t>(MessageType::sender));
+  std::vector<Message> out;
+  REQUIRE(decode_packet(bytes, out) == DecodeStatus::ok);
+  REQUIRE(out.size() == 2);
+  CHECK(std::get<Sender>(out[1]).name == "n1");
+  // An empty name is malformed, like every other name.
+  std::vector<uint8_t> empty{wire_version, static_cast<uint8_t>(MessageType::sender), 0, 1, 0};
+  CHECK(decode_packet(empty, out) == DecodeStatus::bad_value);
+  std::vector<uint8_t> refused;
+  CHECK_FALSE(encode(Sender{""}, refused));
+  CHECK(refused.empty());
 }
 
 TEST_CASE("a compound packet decodes in order and skips unknown types") {

@@ -36,7 +36,7 @@ struct Gen {
   Message message() {
     const uint32_t seq = static_cast<uint32_t>(below(8));
     const uint64_t inc = below(6);
-    switch (below(9)) {
+    switch (below(10)) {
       case 0:
         return Ping{seq, name()};
       case 1:
@@ -53,8 +53,10 @@ struct Gen {
         return Dead{name(), inc, name()};
       case 7:
         return Left{name(), inc};
-      default:
+      case 8:
         return PushPull{below(2) == 1, seq, static_cast<uint16_t>(below(3))};
+      default:
+        return Sender{name()};
     }
   }
   // A valid compound packet of 1..8 random messages.

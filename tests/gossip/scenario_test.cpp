@@ -247,6 +247,72 @@ TEST_CASE("a node that hears it was declared dead pulls the state it missed") {
   CHECK(net.run_until([&] { return net.all_see(5, MemberState::alive); }, 10'000));
 }
 
+TEST_CASE("a node that missed a join learns the member from its pings, and sees it die") {
+  // meshwork-sim --nodes 10 --seed 15 --duration 30 --jobs 500 --cancels 0.1 --retries 1: the one
+  // alive about n8 sent to n1 was lost and the retransmits ran out elsewhere. n8 pinged n1 16 times
+  // in 27 s and n1 acked, but a ping did not say who sent it, and n1's first push-pull was due
+  // after n8 crashed; the suspect and dead notices about a member n1 did not know were ignored,
+  // so n1 never knew n8 at all (invariant dead-detected). Here every alive about n5 gossiped to
+  // n2 is lost; push-pulls get through, but the next periodic one is 30 s away.
+  SimNet net(lan(15));
+  stabilize(net, 4);
+  net.set_filter([](int, int to, std::vector<uint8_t>& bytes) {
+    std::vector<Message> messages;
+    if (to != 2 || decode_packet(bytes, messages) != DecodeStatus::ok) return;
+    if (!messages.empty() && std::holds_alternative<PushPull>(messages.front())) return;
+    std::vector<uint8_t> kept{wire_version};
+    for (const Message& m : messages) {
+      const auto* alive = std::get_if<Alive>(&m);
+      if (alive == nullptr || alive->name != "n5") REQUIRE(encode(m, kept));
+    }
+    bytes = std::move(kept);
+  });
+  const uint64_t pulls = net.node(2).stats().push_pulls;
+  net.start(5);
+  const auto took = net.run_until([&] { return net.state(2, 5) == MemberState::alive; }, 5'000);
+  REQUIRE_MESSAGE(took, "n2 never learned of n5, which pings it");
+  MESSAGE("n2 learned of n5 ", *took, " ms after n5 started");
+  CHECK(net.node(2).stats().push_pulls == pulls + 1);  // one pull, from n5
+  CHECK(net.view(2, 5)->meta.api == "127.0.0.1:8005");
+  CHECK(net.run_until([&] { return net.converged(); }, 2'000));
+  net.crash(5);
+  CHECK(net.run_until([&] { return net.all_see(5, MemberState::dead); }, 10'000));
+  CHECK(net.count_events(Kind::dead) == 4);  // n5 on each of the four others, nobody else
+}
+
+TEST_CASE("pings between members that know each other pull no state") {
+  SimNet net(lan(16));
+  stabilize(net, 8);
+  std::vector<uint64_t> pulls;
+  for (int id = 1; id <= 8; ++id) pulls.push_back(net.node(id).stats().push_pulls);
+  net.run_for(10'000);  // 7 probe rounds each, before the first periodic push-pull
+  for (int id = 1; id <= 8; ++id) CHECK(net.node(id).stats().push_pulls == pulls[id - 1]);
+}
+
+TEST_CASE("pings name their sender only in its first probe rounds after it joins") {
+  SimNet net(lan(17));
+  int named = 0;
+  int pings = 0;
+  net.set_filter([&](int, int, std::vector<uint8_t>& bytes) {
+    std::vector<Message> messages;
+    if (decode_packet(bytes, messages) != DecodeStatus::ok) return;
+    for (const Message& m : messages) {
+      pings += std::holds_alternative<Ping>(m) ? 1 : 0;
+      named += std::holds_alternative<Sender>(m) ? 1 : 0;
+    }
+  });
+  stabilize(net, 6);
+  net.run_for(300);
+  CHECK(named > 0);
+  net.start(7);              // joins later, so it names itself after the others have stopped
+  net.run_for(5 * 7 * 200);  // 5 rounds of 6 probes, or more
+  named = 0;
+  pings = 0;
+  net.run_for(5'000);
+  CHECK(pings > 100);
+  CHECK(named == 0);
+}
+
 TEST_CASE("leave: everyone sees left, not dead") {
   SimNet net(lan(6));
   stabilize(net, 5);

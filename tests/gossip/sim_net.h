@@ -97,6 +97,10 @@ class SimNet {
     }
   }
   void heal() { cut_.clear(); }
+  // Sees every packet that the loss and the cuts let through, before it is queued, and may
+  // rewrite it: e.g. strip one message to stage news that never reaches a node.
+  using Filter = std::function<void(int from, int to, std::vector<uint8_t>& bytes)>;
+  void set_filter(Filter filter) { filter_ = std::move(filter); }
   void set_loss(double loss) { opt_.loss = loss; }
   // Hands `bytes` to node `to` as if `from` had sent it.
   void inject(int to, Address from, const std::vector<uint8_t>& bytes) {
@@ -182,6 +186,7 @@ class SimNet {
       const int to = p.to.port - 7000;
       if (p.to.ip != 0x7f000001 || to <= 0) continue;
       if (cut_.count({from, to}) || std::bernoulli_distribution(opt_.loss)(rng_)) continue;
+      if (filter_) filter_(from, to, p.bytes);
       const uint64_t delay =
           std::uniform_int_distribution<uint64_t>(opt_.delay_ms_min, opt_.delay_ms_max)(rng_);
       inflight_.push({now_ + delay, next_seq_++, from, to, std::move(p.bytes)});
@@ -239,6 +244,7 @@ class SimNet {
   std::vector<Node> nodes_;
   std::priority_queue<InFlight, std::vector<InFlight>, std::greater<>> inflight_;
   std::set<std::pair<int, int>> cut_;
+  Filter filter_;
   std::vector<Event> events_;
   uint64_t now_ = 1'000'000;
   uint64_t next_seq_ = 0;

@@ -43,6 +43,13 @@ case $mode in
         tee "$out/retain-$seed"
       grep -q "^PASS seed=$seed " "$out/retain-$seed" || fail "retention seed $seed broke one"
     done
+    # A seed that once lost a join for good (dead-detected): the one alive about n8 sent to n1 was
+    # lost and its retransmits ran out; n1 acked 16 pings from n8 without learning who sent them,
+    # ignored the suspect and dead notices about a member it did not know, and never knew n8.
+    # A ping names its sender now, and a node pinged by a member it does not know pulls its state.
+    "$sim" --nodes 10 --seed 15 --duration 30 --jobs 500 --cancels 0.1 --retries 1 --quiet |
+      tee "$out/join-15"
+    grep -q '^PASS seed=15 ' "$out/join-15" || fail "missed-join seed 15 broke an invariant"
     "$sim" --nodes 40 --seed 3 --duration 20 --jobs 100 --retain 5 | tee "$out/retain3"
     grep -Eq '^retention: [1-9][0-9]* acknowledged jobs expired' "$out/retain3" ||
       fail "no job expired with a 5 s retention"
