@@ -82,7 +82,8 @@ json receipts_view(const JobRecord& r, const NodeKeys& keys) {
   }
   json j = {{"id", r.id}, {"redundancy", r.redundancy}, {"receipts", std::move(receipts)}};
   if (r.redundancy > 1) {  // the result quorum of the current attempt (dht/verdict.h)
-    const Verdict v = result_verdict(r, r.status.attempt);
+    const Verdict v = is_terminal(r.status.state) ? final_verdict(r)
+                                                  : result_verdict(r, r.status.attempt);
     const bool decided = v.kind == Verdict::Kind::decided;
     j["verdict"] = {{"decided", decided},
                     {"result_hash", decided ? json(v.result_hash) : json(nullptr)},

@@ -113,7 +113,7 @@ std::string root_message(const std::string& node, const std::string& root_hex) {
 const NodeResult* JobRecord::final_result() const {
   if (!is_terminal(status.state)) return nullptr;
   if (redundancy > 1 && status.state != JobState::cancelled) {
-    const Verdict v = result_verdict(*this, status.attempt);
+    const Verdict v = final_verdict(*this);
     if (v.kind != Verdict::Kind::decided || v.agreeing.empty()) return nullptr;
     return &results.at(v.agreeing.front());
   }

@@ -6,13 +6,17 @@
 
 namespace meshwork {
 
-Verdict result_verdict(const JobRecord& r, uint32_t attempt) {
+namespace {
+
+// The verdict over the results `counts` accepts (succeeded or failed ones only).
+template <typename Counts>
+Verdict verdict_over(const JobRecord& r, Counts counts) {
   Verdict v;
   const uint32_t k = std::max<uint32_t>(r.redundancy, 1);
   v.majority = result_majority(k);
   std::map<std::pair<JobState, std::string>, std::vector<std::string>> groups;
   for (const auto& [node, res] : r.results) {
-    if (res.attempt != attempt) continue;
+    if (!counts(res)) continue;
     if (res.outcome != JobState::succeeded && res.outcome != JobState::failed) continue;
     groups[{res.outcome, res.receipt.result_hash}].push_back(node);
     v.results++;
@@ -42,6 +46,20 @@ Verdict result_verdict(const JobRecord& r, uint32_t attempt) {
   const size_t missing = v.results < k ? k - v.results : 0;
   if (missing == 0 || best + missing < v.majority) v.kind = Verdict::Kind::disagree;
   return v;
+}
+
+}  // namespace
+
+Verdict result_verdict(const JobRecord& r, uint32_t attempt) {
+  return verdict_over(r, [attempt](const NodeResult& res) { return res.attempt == attempt; });
+}
+
+Verdict final_verdict(const JobRecord& r) {
+  Verdict v = result_verdict(r, r.status.attempt);
+  if (v.kind == Verdict::Kind::decided || r.status.state != JobState::succeeded) return v;
+  Verdict any = verdict_over(
+      r, [](const NodeResult& res) { return res.outcome == JobState::succeeded; });
+  return any.kind == Verdict::Kind::decided ? any : v;
 }
 
 }  // namespace meshwork

@@ -37,6 +37,14 @@ struct Verdict {
 
 [[nodiscard]] Verdict result_verdict(const JobRecord& r, uint32_t attempt);
 
+// The verdict a finished redundant job's result stands on: its final attempt's when decided. Each
+// node keeps only its latest result, so a later attempt started in another view (a takeover racing
+// the claimant's verdict) can replace some of the results a succeeded attempt was decided on; then
+// the verdict is over every node's latest succeeded result, whatever its attempt: decided only when
+// at least k/2 + 1 distinct nodes agree, and more than on any other hash, as ever. Otherwise, and
+// for any other state: result_verdict(r, r.status.attempt).
+[[nodiscard]] Verdict final_verdict(const JobRecord& r);
+
 // Majority of k runners.
 [[nodiscard]] inline size_t result_majority(uint32_t k) {
   return k / 2 + 1;

@@ -132,6 +132,37 @@ TEST_CASE("final_result of a redundant job is the majority's, not the claimant's
   CHECK(r.final_result() == nullptr);
 }
 
+TEST_CASE("final_result survives a later attempt replacing some of the deciding results") {
+  // Seen in test_redundancy: the liar e claimed attempt 1 in its own view and decided it with the
+  // honest a and b; meanwhile b took the job over (attempt 2, a co-run on c), and the later
+  // results of b and c replaced b's of attempt 1. Attempt 1 alone now splits 1 : 1.
+  JobRecord r = with_results(3, {{"a", result_of(1, JobState::succeeded, "x")},
+                                 {"e", result_of(1, JobState::succeeded, "y")},
+                                 {"b", result_of(2, JobState::succeeded, "x")},
+                                 {"c", result_of(2, JobState::succeeded, "x")}});
+  r.results["a"].result = kHonest;
+  r.results["e"].result = kWrong;
+  r.status = JobStatus{JobState::succeeded, 1, "e", 2'000, {}, 0};
+  CHECK(result_verdict(r, 1).kind != Verdict::Kind::decided);
+  const Verdict v = final_verdict(r);
+  CHECK(v.kind == Verdict::Kind::decided);
+  CHECK(v.result_hash == "x");
+  CHECK(v.agreeing == std::vector<std::string>{"a", "b", "c"});
+  CHECK(v.dissenting == std::vector<std::string>{"e"});
+  REQUIRE(r.final_result() != nullptr);
+  CHECK(r.final_result()->result == kHonest);
+  // Distinct nodes still count once each: the liar alone, or one honest node per hash, decides
+  // nothing; neither does a failure of another attempt.
+  r.results.erase("b");
+  r.results.erase("c");
+  r.results["f"] = result_of(2, JobState::failed, "x");
+  CHECK(final_verdict(r).kind != Verdict::Kind::decided);
+  CHECK(r.final_result() == nullptr);
+  // A job that did not succeed keeps its final attempt's verdict.
+  r.status.state = JobState::failed;
+  CHECK(final_verdict(r).kind == result_verdict(r, 1).kind);
+}
+
 TEST_CASE("the redundancy spec field is decoded from the signed text, bounded") {
   const JobRecord r = stage::redundant_job(1, 1'000, 3);
   auto back = decode_record(encode_record(r));
