@@ -32,20 +32,12 @@ bool one_segment(std::string_view s) {
   return !s.empty() && s.find('/') == std::string_view::npos;
 }
 
-bool lowercase_word(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s)
-    if (c < 'a' || c > 'z') return false;
-  return true;
-}
-
 }  // namespace
 
 std::string_view route_label(std::string_view path) {
   for (std::string_view r : kFixedRoutes)
     if (path == r) return r;
-  constexpr std::string_view jobs = "/v1/jobs/", cancel = "/cancel", receipts = "/receipts",
-                             internal = "/internal/v1/";
+  constexpr std::string_view jobs = "/v1/jobs/", cancel = "/cancel", receipts = "/receipts";
   if (path.starts_with(jobs)) {
     std::string_view rest = path.substr(jobs.size());
     if (one_segment(rest)) return "/v1/jobs/{id}";
@@ -54,8 +46,6 @@ std::string_view route_label(std::string_view path) {
     if (rest.ends_with(receipts) && one_segment(rest.substr(0, rest.size() - receipts.size())))
       return "/v1/jobs/{id}/receipts";
   }
-  if (path.starts_with(internal) && lowercase_word(path.substr(internal.size())))
-    return "/internal/v1/{endpoint}";
   return "other";
 }
 

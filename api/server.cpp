@@ -16,7 +16,6 @@
 #include "api/views.h"
 #include "node/clock.h"
 #include "node/json_bounded.h"
-#include "node/peer_auth.h"
 
 namespace meshwork::api {
 namespace {
@@ -26,8 +25,8 @@ using nlohmann::json;
 constexpr uint64_t kIdempotencyExpireEvery = 1'024;  // new keys between sweeps of expired ones
 
 constexpr size_t kListLimitDefault = 50;
-constexpr size_t kListLimitMax = 1'000;
-constexpr size_t kCursorBytesMax = 128;
+// The peers' list requests carry the same bounds (dht/messages.h).
+constexpr size_t kCursorBytesMax = kListCursorBytesMax;
 
 // Counts a submission's outcome (api/http_metrics.h) from the status its response ends with. A
 // batch answered 200 counts its items instead, in post_batch.
@@ -145,7 +144,6 @@ void ApiServer::routes() {
   });
   server_.Post("/v1/jobs", [this](const auto& req, auto& res) { post_job(req, res); });
   server_.Post("/v1/jobs/batch", [this](const auto& req, auto& res) { post_batch(req, res); });
-  server_.Post(R"(/internal/v1/([a-z]+))", [this](const auto& req, auto& res) { peer(req, res); });
   server_.Get("/v1/cluster/ring", [this](const auto&, auto& res) {
     send_json(res, 200, services_.cluster.ring_json());
   });
@@ -387,24 +385,6 @@ void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) 
              {"accepted", accepted},
              {"duplicates", duplicates},
              {"rejected", results.size() - accepted - duplicates}});
-}
-
-void ApiServer::peer(const httplib::Request& req, httplib::Response& res) {
-  auto sender = verify_peer_request(
-      req, [this](std::string_view n) { return services_.driver.public_key_of(n); }, wall_ms(),
-      &services_.mac_keys, services_.self);
-  if (!sender.is_ok()) return problem(res, sender.status());
-  const std::string name = req.matches[1];
-  if (req.body.size() > options_.batch_body_bytes_max) {
-    bad_peer_bodies_++;
-    return problem(res, 413, "the request body exceeds the node's limit");
-  }
-  Result<std::string> out = Status(Code::not_found, "no peer endpoint " + name);
-  if (name == "list") out = services_.cluster.answer_list(req.body);
-  if (name == "held") out = services_.cluster.answer_held();
-  if (!out.is_ok()) return problem(res, out.status());
-  res.status = 200;
-  res.set_content(std::move(out).value(), "application/json");
 }
 
 void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {

@@ -18,10 +18,8 @@
 //   GET  /healthz, /readyz      liveness, readiness
 //   GET  /metrics               Prometheus text format 0.0.4 (api/metrics.h, api/http_metrics.h)
 //   GET  /                      the live dashboard (api/dashboard.html, compiled into the binary)
-//   POST /internal/v1/{list,held}  peer-only, read-only scatter-gather (node/cluster_view.h)
-//                               Every /internal request must be signed by a member's node key
-//                               (node/peer_auth.h), else 401. The replica core's messages travel
-//                               over the framed peer transport instead (node/peer_transport.h).
+// Nodes talk to each other only over the framed peer transport (node/peer_transport.h): there are
+// no peer routes here.
 // With a rate limit, each job a client submits (alone or in a batch) takes a token from its bucket
 // (api/rate_limit.h) once admission has verified it: the client is the signing key of an envelope,
 // or the sender's address for a plain job; a job over the limit gets 429 + Retry-After and is not
@@ -54,7 +52,6 @@
 #include "node/client_auth.h"
 #include "node/cluster_view.h"
 #include "node/event_hub.h"
-#include "node/peer_auth.h"
 #include "node/receipt_check.h"
 #include "node/replica_driver.h"
 #include "node/store.h"
@@ -71,7 +68,7 @@ struct ApiOptions {
   size_t threads = 64;                     // HTTP worker threads at most (one per connection)
   size_t body_bytes_max = 1024 * 1024;     // larger bodies get 413
   size_t inflight_submits_max = 4'096;     // concurrent submissions before 429
-  size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch and /internal/v1/{list,held}
+  size_t batch_body_bytes_max = 16 << 20;  // POST /v1/jobs/batch
   size_t waits_max = 64;             // long-polls (?wait_s) at once; beyond, they answer at once
   RateLimitOptions rate_limit;       // jobs per second per client; off by default
   std::set<std::string> admin_keys;  // raw Ed25519 keys that may cancel any job (--admin-keys)
@@ -102,10 +99,8 @@ class ApiServer {
     ReplicaDriver& driver;
     ClusterView& cluster;
     Store& store;
-    EventHub& events;             // job and membership changes (GET /v1/events, ?wait_s)
-    const PeerMacKeys& mac_keys;  // checks the MACs of peer requests
-    std::string self;             // this node's member name, which those MACs bind
-    metrics::Registry& metrics;   // GET /metrics renders it; the API adds its own families
+    EventHub& events;            // job and membership changes (GET /v1/events, ?wait_s)
+    metrics::Registry& metrics;  // GET /metrics renders it; the API adds its own families
   };
 
   // Serves plain HTTP, or over `server` when given (an SSLServer: api/tls.h).
@@ -122,7 +117,6 @@ class ApiServer {
   void stop();
 
   // Peer message bodies refused as malformed or too large (400/413).
-  [[nodiscard]] uint64_t bad_peer_bodies() const { return bad_peer_bodies_.load(); }
   // Jobs refused by the per-client rate limit (429), and the clients it tracks now.
   [[nodiscard]] uint64_t rate_limited() const { return rate_limited_.load(); }
   [[nodiscard]] size_t rate_clients() const;
@@ -136,7 +130,6 @@ class ApiServer {
   void routes();
   void post_job(const httplib::Request& req, httplib::Response& res);
   void post_batch(const httplib::Request& req, httplib::Response& res);
-  void peer(const httplib::Request& req, httplib::Response& res);
   void get_job(const httplib::Request& req, httplib::Response& res);
   void get_receipts(const httplib::Request& req, httplib::Response& res);
   [[nodiscard]] Result<JobRecord> read_job(const std::string& id, bool local);
@@ -179,7 +172,6 @@ class ApiServer {
   socket_t listen_fd_ = -1;  // the listening socket, seen in the socket-options callback
   std::atomic<size_t> inflight_submits_{0};
   std::atomic<size_t> waits_{0};  // long-polls in progress
-  std::atomic<uint64_t> bad_peer_bodies_{0};
   mutable std::mutex rate_mu_;
   RateLimiter rate_limiter_;  // guarded by rate_mu_
   std::mutex replay_mu_;

@@ -13,6 +13,11 @@
 //   3 fetch_reply    list<opt<record>>
 //   4 digest         list<u64>                          exactly kDigestBuckets
 //   5 digest_reply   list<u32 bucket>, list<str id, u64 fingerprint>
+//   6 list_request   str state ("" or a public state name), str type (<= kListTypeBytesMax),
+//                    u32 limit (1..kListLimitMax), str cursor (<= kListCursorBytesMax)
+//   7 list_reply     list<record> (<= kListLimitMax), str next_cursor (<= kListCursorBytesMax)
+//   8 held_request   nothing
+//   9 held_reply     u64 held, u64 unfinished
 //
 // Decoding trusts nothing: every count is checked against kMessageItemsMax and against the bytes
 // left (count × the smallest valid item) before anything is reserved, every length against the
@@ -36,8 +41,10 @@
 namespace meshwork {
 namespace {
 
-constexpr std::array<std::string_view, 6> kKindNames = {
-    "replicate", "replicate_ack", "fetch", "fetch_reply", "digest", "digest_reply"};
+constexpr std::array<std::string_view, 10> kKindNames = {
+    "replicate",    "replicate_ack", "fetch",      "fetch_reply",  "digest",
+    "digest_reply", "list_request",  "list_reply", "held_request", "held_reply"};
+constexpr size_t kReplicaKinds = 6;  // the replica core's; the rest are the cluster view's
 static_assert(std::variant_size_v<Message> == kKindNames.size());
 
 constexpr size_t kHeaderBytes = 1 + 1 + 8;  // version, kind, corr
@@ -51,6 +58,7 @@ constexpr size_t kIdItemBytesMin = kLengthBytes + kJobIdBytes;
 constexpr size_t kBucketItemBytes = 8;
 constexpr size_t kDifferItemBytes = 4;
 constexpr size_t kEntryItemBytesMin = kIdItemBytesMin + 8;
+static_assert(std::variant_size_v<Message> - kReplicaKinds == 4);
 static_assert(kMessageBytesMax <= UINT32_MAX);  // so any length inside fits a u32
 static_assert(kDigestBuckets - 1 <= UINT32_MAX);
 static_assert(static_cast<uint8_t>(JobState::succeeded) == 5);  // the last enumerator
@@ -87,6 +95,16 @@ class Writer {
   void id(std::string_view id) {
     require(is_job_id(id), "an id that is not a job id");
     str(id);
+  }
+  void list_query(const ListRequest& m) {
+    require(m.state.empty() || is_public_state_name(m.state), "a list state that is not public");
+    require(m.type.size() <= kListTypeBytesMax, "a list type longer than kListTypeBytesMax");
+    require(m.limit >= 1 && m.limit <= kListLimitMax, "a list limit outside 1..kListLimitMax");
+    require(m.cursor.size() <= kListCursorBytesMax, "a cursor longer than kListCursorBytesMax");
+    str(m.state);
+    str(m.type);
+    u32(m.limit);
+    str(m.cursor);
   }
   std::string take() { return std::move(out_); }
 
@@ -148,6 +166,20 @@ struct BodyWriter {
       w.u64(fingerprint);
     }
   }
+  void operator()(const ListRequest& m) { w.list_query(m); }
+  void operator()(const ListReply& m) {
+    require(m.records.size() <= kListLimitMax, "a list reply of more than kListLimitMax records");
+    require(m.next_cursor.size() <= kListCursorBytesMax,
+            "a cursor longer than kListCursorBytesMax");
+    w.count(m.records.size());
+    for (const SharedRecord& r : m.records) w.record(r);
+    w.str(m.next_cursor);
+  }
+  void operator()(const HeldRequest&) {}
+  void operator()(const HeldReply& m) {
+    w.u64(m.held);
+    w.u64(m.unfinished);
+  }
 };
 
 // Enough to hold the message without growing (records dominate; the rest is an estimate).
@@ -166,6 +198,13 @@ size_t size_hint(const Message& m) {
     n += d->buckets.size() * kBucketItemBytes;
   } else if (const auto* dr = std::get_if<DigestReply>(&m)) {
     n += dr->differ.size() * kDifferItemBytes + dr->entries.size() * kEntryItemBytesMin;
+  } else if (const auto* lr = std::get_if<ListRequest>(&m)) {
+    n += kLengthBytes + 4 + lr->state.size() + lr->type.size() + lr->cursor.size();
+  } else if (const auto* lp = std::get_if<ListReply>(&m)) {
+    for (const SharedRecord& s : lp->records) n += kLengthBytes + record_bytes(s);
+    n += lp->next_cursor.size();
+  } else if (std::holds_alternative<HeldReply>(m)) {
+    n += 16;
   }
   return n;
 }
@@ -363,6 +402,45 @@ DigestReply read_digest_reply(Reader& in) {
   return m;
 }
 
+ListRequest read_list_request(Reader& in) {
+  ListRequest m;
+  m.state = in.str(kListStateBytesMax, "list state");
+  if (in.ok() && !m.state.empty() && !is_public_state_name(m.state))
+    in.fail(Code::malformed, "list state is not a public state name");
+  m.type = in.str(kListTypeBytesMax, "list type");
+  m.limit = in.u32("list limit");
+  if (in.ok() && (m.limit == 0 || m.limit > kListLimitMax)) {
+    in.fail(Code::malformed, "list limit " + std::to_string(m.limit) + " is not in 1.." +
+                                 std::to_string(kListLimitMax));
+  }
+  m.cursor = in.str(kListCursorBytesMax, "list cursor");
+  return m;
+}
+
+ListReply read_list_reply(Reader& in) {
+  ListReply m;
+  const size_t n = in.count(kRecordItemBytesMin, "listed records");
+  if (in.ok() && n > kListLimitMax) {
+    in.fail(Code::too_large, std::to_string(n) + " listed records exceed kListLimitMax (" +
+                                 std::to_string(kListLimitMax) + ")");
+  }
+  if (!in.ok()) return m;
+  m.records.reserve(n);
+  for (size_t i = 0; i < n && in.ok(); ++i) {
+    std::optional<SharedRecord> r = read_record(in, {"listed record", i});
+    if (r) m.records.push_back(std::move(*r));
+  }
+  m.next_cursor = in.str(kListCursorBytesMax, "next cursor");
+  return m;
+}
+
+HeldReply read_held_reply(Reader& in) {
+  HeldReply m;
+  m.held = in.u64("held count");
+  m.unfinished = in.u64("unfinished count");
+  return m;
+}
+
 Message read_body(Reader& in, uint8_t kind) {
   switch (kind) {
     case 0:
@@ -375,8 +453,16 @@ Message read_body(Reader& in, uint8_t kind) {
       return read_fetch_reply(in);
     case 4:
       return read_digest(in);
-    default:
+    case 5:
       return read_digest_reply(in);
+    case 6:
+      return read_list_request(in);
+    case 7:
+      return read_list_reply(in);
+    case 8:
+      return HeldRequest{};
+    default:
+      return read_held_reply(in);
   }
 }
 
@@ -385,6 +471,10 @@ Message read_body(Reader& in, uint8_t kind) {
 SharedRecord SharedRecord::of(JobRecord r) {
   auto bytes = std::make_shared<const std::string>(encode_record(r));
   return SharedRecord{std::make_shared<const JobRecord>(std::move(r)), std::move(bytes)};
+}
+
+bool is_replica_message(const Message& m) {
+  return m.index() < kReplicaKinds;
 }
 
 uint64_t corr_of(const Message& m) {

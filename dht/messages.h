@@ -15,6 +15,13 @@
 //   Digest        the sender's per-arc digests over the records both should hold; answered by
 //                 DigestReply with the arcs that differ and the receiver's (id, fingerprint) there
 //
+// Four more kinds are not the replica core's: the node's cluster view (node/cluster_view.h) asks
+// and answers them, read-only, and they never reach Replica::receive (is_replica_message):
+//   ListRequest   one page of the receiver's own records (filter, limit, cursor); answered by
+//                 ListReply with the records (at most limit, at most kListReplyBytesMax of them
+//                 past the first) and the cursor where the receiver stopped
+//   HeldRequest   how many records the receiver holds; answered by HeldReply
+//
 // Wire form (little-endian): u8 kMessageVersion, u8 kind, u64 corr, then the kind's fields —
 // strings and records as u32 length + bytes, lists as u32 count + items. decode_message checks
 // every length against the bytes left and the limits below before it allocates, decodes and
@@ -44,6 +51,14 @@ inline constexpr unsigned kDigestBits = 8;             // 256 arcs per anti-entr
 inline constexpr size_t kDigestBuckets = size_t{1} << kDigestBits;
 inline constexpr size_t kNodeNameBytesMax = 255;
 static_assert(kDigestBuckets <= kMessageItemsMax);
+// Cluster-wide listing (ListRequest/ListReply): the same bounds as GET /v1/jobs.
+inline constexpr size_t kListLimitMax = 1'000;           // records per page
+inline constexpr size_t kListStateBytesMax = 16;         // a public state name, or ""
+inline constexpr size_t kListTypeBytesMax = 64;          // a job type filter (longer ones are cut)
+inline constexpr size_t kListCursorBytesMax = 128;       // "<created_at 16 hex>/<id>" fits
+inline constexpr size_t kListReplyBytesMax = 16u << 20;  // records per reply past the first
+static_assert(kListLimitMax <= kMessageItemsMax);
+static_assert(2 * kListReplyBytesMax < kMessageBytesMax, "a full page and its last record fit");
 
 // A record with its encoding, both immutable and shared.
 struct SharedRecord {
@@ -97,8 +112,35 @@ struct DigestReply {
   std::vector<std::pair<std::string, uint64_t>> entries;  // (id, fingerprint) in those buckets
 };
 
-using Message = std::variant<Replicate, ReplicateAck, Fetch, FetchReply, Digest, DigestReply>;
+struct ListRequest {
+  uint64_t corr = 0;
+  std::string state;   // "" or a public state name (is_public_state_name)
+  std::string type;    // "" for any
+  uint32_t limit = 1;  // 1..kListLimitMax
+  std::string cursor;  // "" from the newest
+};
 
+struct ListReply {
+  uint64_t corr = 0;
+  std::vector<SharedRecord> records;  // newest first
+  std::string next_cursor;            // "" when the receiver has nothing further
+};
+
+struct HeldRequest {
+  uint64_t corr = 0;
+};
+
+struct HeldReply {
+  uint64_t corr = 0;
+  uint64_t held = 0;
+  uint64_t unfinished = 0;
+};
+
+using Message = std::variant<Replicate, ReplicateAck, Fetch, FetchReply, Digest, DigestReply,
+                             ListRequest, ListReply, HeldRequest, HeldReply>;
+
+// The replica core's kinds (the first six); the others are the cluster view's.
+[[nodiscard]] bool is_replica_message(const Message& m);
 [[nodiscard]] uint64_t corr_of(const Message& m);
 [[nodiscard]] std::string_view message_name(const Message& m);
 

@@ -2,12 +2,13 @@
 #include "node/cluster_view.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
-#include <future>
-#include <map>
+
+#include <asio/post.hpp>
 
 #include "node/clock.h"
-#include "node/json_bounded.h"
+#include "node/thread_name.h"
 
 namespace meshwork {
 namespace {
@@ -25,17 +26,6 @@ std::string hex16(uint64_t v) {
   return buf;
 }
 
-std::string string_field(const nlohmann::json& j, const char* name, size_t bytes_max) {
-  auto it = j.find(name);
-  if (it == j.end() || !it->is_string()) return "";
-  return it->get<std::string>().substr(0, bytes_max);
-}
-
-uint64_t uint_field(const nlohmann::json& j, const char* name, uint64_t fallback) {
-  auto it = j.find(name);
-  return it != j.end() && it->is_number_unsigned() ? it->get<uint64_t>() : fallback;
-}
-
 bool matches(const ListQuery& q, const JobRecord& r, uint64_t now_ms) {
   if (!q.type.empty() && r.type != q.type) return false;
   return q.state.empty() || public_state(r, now_ms) == q.state;
@@ -43,13 +33,38 @@ bool matches(const ListQuery& q, const JobRecord& r, uint64_t now_ms) {
 
 }  // namespace
 
-ClusterView::ClusterView(Store& store, PeerClient& peers, const ReplicaDriver& driver,
-                         std::string self_api, uint64_t peer_timeout_ms)
-    : store_(store),
-      peers_(peers),
+struct ClusterView::Gather {
+  std::vector<std::optional<Message>> answers;  // one per peer asked
+  size_t open = 0;                              // requests neither answered nor failed yet
+};
+
+ClusterView::ClusterView(asio::io_context& io, Store& store, PeerTransport& transport,
+                         const ReplicaDriver& driver, std::string self_api,
+                         uint64_t peer_timeout_ms)
+    : io_(io),
+      store_(store),
+      transport_(transport),
       driver_(driver),
       self_api_(std::move(self_api)),
-      peer_timeout_ms_(peer_timeout_ms) {}
+      peer_timeout_ms_(peer_timeout_ms),
+      worker_([this] {
+        name_this_thread("mw-list");
+        work();
+      }) {}
+
+ClusterView::~ClusterView() {
+  stop();
+}
+
+void ClusterView::stop() {
+  {
+    std::lock_guard lock(work_mu_);
+    stopping_ = true;
+    work_.clear();
+  }
+  work_cv_.notify_all();
+  if (worker_.joinable()) worker_.join();
+}
 
 Result<Store::Page> ClusterView::list_local(const ListQuery& q) const {
   store_.wait_written(kListWaitWrittenMs);
@@ -67,7 +82,7 @@ Result<Store::Page> ClusterView::list_local(const ListQuery& q) const {
 // Scatter-gather: every usable member lists its own records from the cursor on; the pages are
 // merged by id and cut where the shortest-reaching member stopped scanning, so that nothing in the
 // answer can be missing a copy that a later page would bring.
-Result<Store::Page> ClusterView::list(const ListQuery& q, bool local_only) const {
+Result<Store::Page> ClusterView::list(const ListQuery& q, bool local_only) {
   if (local_only) return list_local(q);
   std::map<std::string, JobRecord> by_position;  // ascending; read backwards for newest first
   std::string horizon;                           // the highest position where a scan stopped
@@ -90,23 +105,23 @@ Result<Store::Page> ClusterView::list(const ListQuery& q, bool local_only) const
   auto mine = list_local(q);
   if (!mine.is_ok()) return mine.status();
   take(std::move(mine.value().records), mine.value().next_cursor);
-  nlohmann::json ask = {
-      {"state", q.state}, {"type", q.type}, {"limit", q.limit}, {"cursor", q.cursor}};
-  // The filter and cursor come from the query string and may be any bytes: bytes that are not
-  // UTF-8 are replaced (such a type or cursor matches nothing anyway) instead of throwing.
-  const std::string body = ask.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace);
+  // A type filter longer than any job type matches nothing, cut or not.
+  ListRequest ask{0, q.state, q.type.substr(0, kListTypeBytesMax),
+                  static_cast<uint32_t>(std::clamp<size_t>(q.limit, 1, kListLimitMax)),
+                  q.cursor.substr(0, kListCursorBytesMax)};
   const auto snap = driver_.snapshot();
   const auto peers = snap.placement ? snap.placement->usable_peers() : std::vector<std::string>{};
-  for (auto& got : call_each(peers, "/internal/v1/list", body)) {
-    if (!got.is_ok()) continue;  // a member that cannot answer is skipped, as in a read
-    auto j = nlohmann::json::parse(got.value(), nullptr, false);
-    if (!j.is_object() || !j["records"].is_array()) continue;
+  const size_t reply_kind = Message(std::in_place_type<ListReply>).index();
+  for (auto& got : call_each(peers, reply_kind, [&ask](uint64_t corr) {
+         ask.corr = corr;
+         return Message(ask);
+       })) {
+    if (!got) continue;  // a member that cannot answer is skipped, as in a read
+    ListReply& reply = std::get<ListReply>(*got);
     std::vector<JobRecord> records;
-    for (const auto& rj : j["records"]) {
-      auto r = record_from_json(rj);
-      if (r.is_ok()) records.push_back(std::move(r).value());
-    }
-    take(std::move(records), j.value("next_cursor", std::string()));
+    records.reserve(reply.records.size());
+    for (const SharedRecord& r : reply.records) records.push_back(*r);
+    take(std::move(records), reply.next_cursor);
   }
   Store::Page page;
   const uint64_t now = wall_ms();
@@ -122,22 +137,51 @@ Result<Store::Page> ClusterView::list(const ListQuery& q, bool local_only) const
   return page;
 }
 
-// The same request to every peer, kFanoutMax at a time: a round costs its slowest member's answer,
-// not the sum of them, and the threads stay bounded however large the mesh.
-std::vector<Result<std::string>> ClusterView::call_each(const std::vector<std::string>& peers,
-                                                        const std::string& path,
-                                                        const std::string& body) const {
-  std::vector<Result<std::string>> out;
-  out.reserve(peers.size());
-  for (size_t start = 0; start < peers.size(); start += kFanoutMax) {
-    std::vector<std::future<Result<std::string>>> wave;
-    for (size_t i = start; i < std::min(peers.size(), start + kFanoutMax); ++i)
-      wave.push_back(std::async(std::launch::async, [this, &peer = peers[i], &path, &body] {
-        return peers_.call(peer, path, body, peer_timeout_ms_);
-      }));
-    for (auto& w : wave) out.push_back(w.get());
+// The same request to every peer at once, posted to the loop in one go: a round costs its
+// slowest member's answer (at most peer_timeout_ms), not the sum of them, and takes no thread.
+std::vector<std::optional<Message>> ClusterView::call_each(
+    const std::vector<std::string>& peers, size_t answer_kind,
+    const std::function<Message(uint64_t corr)>& make) {
+  auto gather = std::make_shared<Gather>();
+  gather->answers.resize(peers.size());
+  gather->open = peers.size();
+  std::vector<uint64_t> corrs;
+  std::vector<std::string> bytes;
+  {
+    std::lock_guard lock(asked_mu_);
+    for (size_t i = 0; i < peers.size(); ++i) {
+      const uint64_t corr = next_corr_++;
+      asked_.emplace(corr, Asked{gather, i, peers[i], answer_kind});
+      corrs.push_back(corr);
+      bytes.push_back(encode_message(make(corr)));
+    }
   }
-  return out;
+  if (peers.empty()) return {};
+  asio::post(io_, [this, peers, corrs, bytes = std::move(bytes)]() mutable {
+    for (size_t i = 0; i < peers.size(); ++i)
+      transport_.send(peers[i], std::move(bytes[i]), [this, corr = corrs[i]](const Status&) {
+        settle(corr, nullptr, std::nullopt);
+      });
+    transport_.flush();
+  });
+  std::unique_lock lock(asked_mu_);
+  answered_.wait_for(lock, std::chrono::milliseconds(peer_timeout_ms_),
+                     [&gather] { return gather->open == 0; });
+  for (uint64_t corr : corrs) asked_.erase(corr);  // those still open time out
+  return std::move(gather->answers);
+}
+
+// An answer (from `from`) or a failure (from null) for request `corr`; anything but the expected
+// answer from the member asked is dropped.
+void ClusterView::settle(uint64_t corr, const std::string* from, std::optional<Message> answer) {
+  std::lock_guard lock(asked_mu_);
+  auto it = asked_.find(corr);
+  if (it == asked_.end()) return;
+  Asked& a = it->second;
+  if (from != nullptr && (*from != a.peer || !answer || answer->index() != a.answer_kind)) return;
+  a.gather->answers[a.index] = std::move(answer);
+  if (--a.gather->open == 0) answered_.notify_all();
+  asked_.erase(it);
 }
 
 nlohmann::json ClusterView::placement_json(const std::string& id) const {
@@ -148,7 +192,7 @@ nlohmann::json ClusterView::placement_json(const std::string& id) const {
           {"replicas", list}};
 }
 
-nlohmann::json ClusterView::ring_json() const {
+nlohmann::json ClusterView::ring_json() {
   const auto snap = driver_.snapshot();
   const Placement& placement = *snap.placement;
   const PlacementOptions& o = placement.options();
@@ -157,12 +201,11 @@ nlohmann::json ClusterView::ring_json() const {
   std::map<std::string, nlohmann::json> held_by;  // absent: did not answer
   held_by[placement.self()] = snap.held;
   const auto peers = placement.usable_peers();
-  auto answers = call_each(peers, "/internal/v1/held", "{}");
-  for (size_t i = 0; i < peers.size(); ++i) {
-    auto j = answers[i].is_ok() ? nlohmann::json::parse(answers[i].value(), nullptr, false)
-                                : nlohmann::json();
-    if (j.is_object() && j["held"].is_number_unsigned()) held_by[peers[i]] = j["held"];
-  }
+  const size_t reply_kind = Message(std::in_place_type<HeldReply>).index();
+  auto answers =
+      call_each(peers, reply_kind, [](uint64_t corr) { return Message(HeldRequest{corr}); });
+  for (size_t i = 0; i < answers.size(); ++i)
+    if (answers[i]) held_by[peers[i]] = std::get<HeldReply>(*answers[i]).held;
   nlohmann::json members = nlohmann::json::array();
   for (const auto& s : shares) {
     auto state = placement.members().find(s.name);
@@ -203,35 +246,67 @@ nlohmann::json ClusterView::ring_json() const {
           {"members", std::move(members)}};
 }
 
-Result<std::string> ClusterView::answer_list(const std::string& body) const {
-  auto j = parse_json_bounded(body);
-  if (!j.is_ok()) return j.status();
-  if (!j.value().is_object()) return Status(Code::malformed, "the body must be a JSON object");
-  ListQuery q;
-  const std::string state = string_field(j.value(), "state", 32);
-  if (!state.empty()) {
-    if (!is_public_state_name(state)) return Status(Code::invalid, "unknown state " + state);
-    q.state = state;
+void ClusterView::receive(const std::string& from, Message&& m) {
+  if (const auto* held = std::get_if<HeldRequest>(&m)) {
+    const auto snap = driver_.snapshot();
+    return send_on_loop(from, HeldReply{held->corr, snap.held, snap.unfinished});
   }
-  q.type = string_field(j.value(), "type", 64);
-  q.limit = std::clamp<size_t>(uint_field(j.value(), "limit", 50), 1, 1'000);
-  q.cursor = string_field(j.value(), "cursor", 128);
-  auto page = list_local(q);
-  if (!page.is_ok()) return page.status();
-  std::string out = "{\"records\":[";
-  for (size_t i = 0; i < page.value().records.size(); ++i) {
-    if (i > 0) out += ',';
-    out += record_to_json(page.value().records[i]).dump();
+  if (auto* list = std::get_if<ListRequest>(&m)) {
+    {
+      std::lock_guard lock(work_mu_);
+      if (!stopping_ && work_.size() < kListQueueMax) {
+        work_.emplace_back(from, std::move(*list));
+        work_cv_.notify_one();
+        return;
+      }
+    }
+    lists_dropped_++;
+    return;
   }
-  return out + "],\"next_cursor\":" +
-         nlohmann::json(page.value().next_cursor)
-             .dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) +
-         "}";
+  const uint64_t corr = corr_of(m);
+  settle(corr, &from, std::move(m));
 }
 
-std::string ClusterView::answer_held() const {
-  const auto snap = driver_.snapshot();
-  return nlohmann::json{{"held", snap.held}, {"unfinished", snap.unfinished}}.dump();
+// The worker: one list request at a time, in the order they came.
+void ClusterView::work() {
+  std::unique_lock lock(work_mu_);
+  for (;;) {
+    work_cv_.wait(lock, [this] { return stopping_ || !work_.empty(); });
+    if (stopping_) return;
+    auto [to, q] = std::move(work_.front());
+    work_.pop_front();
+    lock.unlock();
+    answer_list(to, q);
+    lock.lock();
+  }
+}
+
+// One page of this node's records for `to`; a page past kListReplyBytesMax ends early, its cursor
+// at its last record. A store error sends nothing: the asker skips this member.
+void ClusterView::answer_list(const std::string& to, const ListRequest& q) const {
+  auto page = list_local(ListQuery{q.state, q.type, q.limit, q.cursor});
+  if (!page.is_ok()) return;
+  ListReply reply{q.corr, {}, std::move(page.value().next_cursor)};
+  size_t bytes = 0;
+  for (JobRecord& r : page.value().records) {
+    SharedRecord s = SharedRecord::of(std::move(r));
+    if (!reply.records.empty() && bytes + s.bytes->size() > kListReplyBytesMax) {
+      reply.next_cursor = position_of(*reply.records.back());
+      break;
+    }
+    bytes += s.bytes->size();
+    reply.records.push_back(std::move(s));
+  }
+  send_on_loop(to, reply);
+}
+
+// Encodes here, sends on the loop (PeerTransport::send is the loop's). A reply that cannot be
+// delivered is not retried: the asker skips this member.
+void ClusterView::send_on_loop(const std::string& to, const Message& m) const {
+  asio::post(io_, [this, to, bytes = encode_message(m)]() mutable {
+    transport_.send(to, std::move(bytes), [](const Status&) {});
+    transport_.flush();
+  });
 }
 
 }  // namespace meshwork

@@ -127,8 +127,8 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
   cert->needs(key);
   key->needs(cert);
   node->add_option("--tls-ca", cfg.tls_ca_file,
-                   "PEM CA certificates that verify other nodes' API certificates (default: the "
-                   "system's trust store)")
+                   "PEM CA certificates for the mesh's API certificates; checked at start only "
+                   "(nodes talk to each other over the peer transport, not HTTPS)")
       ->check(CLI::ExistingFile)
       ->needs(cert);
   node->add_option("--data", cfg.data_dir, "data directory (default: data/<name>)");

@@ -196,24 +196,28 @@ Status Node::open() {
     name_this_thread("mw-loop");
     io_.run();
   });
-  mac_keys_ = std::make_unique<PeerMacKeys>(*identity_);
   auto key_of = [this](std::string_view n) -> std::optional<std::string> {
     return driver_ ? driver_->public_key_of(n) : std::nullopt;
   };
-  // The mesh is all HTTPS or all HTTP: a node that serves HTTPS calls its peers over HTTPS.
-  PeerOptions po;
-  po.tls = tls;
-  po.ca_file = config_.tls_ca_file;
-  peers_ = std::make_unique<PeerClient>(*identity_, config_.name, po, mac_keys_.get(), key_of);
-  // Nothing reaches the transport before start_gossip() listens, after the driver exists.
+  // Nothing reaches the transport before start_gossip() listens, after the driver and the
+  // cluster view exist. The cluster view's requests and answers never reach the replica core.
   transport_ = std::make_unique<PeerTransport>(
       io_, *identity_, config_.name, TransportOptions{}, key_of,
       [this](const std::string& from, std::vector<Message>&& messages) {
-        driver_->receive(from, std::move(messages));
+        std::vector<Message> core;
+        core.reserve(messages.size());
+        for (Message& m : messages) {
+          if (is_replica_message(m)) {
+            core.push_back(std::move(m));
+          } else {
+            cluster_->receive(from, std::move(m));
+          }
+        }
+        if (!core.empty()) driver_->receive(from, std::move(core));
       });
   const ReplicaConfig rc = replica_config();
   driver_ = std::make_unique<ReplicaDriver>(
-      io_, config_.name, rc, *store_, *transport_, *peers_, *identity_,
+      io_, config_.name, rc, *store_, *transport_, *identity_,
       [admission = admission_.get()](const JobRecord& r) { return admission->check(r); },
       config_.test_clock_offset_ms, result_signer(config_.test_break));
   driver_->set_events(&events_);
@@ -222,7 +226,7 @@ Status Node::open() {
   metrics_.add_collector([this](api::metrics::Writer& w) {
     api::write_job_metrics(w, store_->counts(), driver_->snapshot());
   });
-  cluster_ = std::make_unique<ClusterView>(*store_, *peers_, *driver_, advertised_api(),
+  cluster_ = std::make_unique<ClusterView>(io_, *store_, *transport_, *driver_, advertised_api(),
                                            rc.peer_timeout_ms);
 
   if (Status s = start_api(std::move(https), std::move(admin_keys)); !s.is_ok()) return s;
@@ -270,8 +274,7 @@ Status Node::start_api(std::unique_ptr<httplib::Server> https, std::set<std::str
     return keys;
   };
   api_ = std::make_unique<api::ApiServer>(
-      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, events_, *mac_keys_,
-                               config_.name, metrics_},
+      api::ApiServer::Services{*admission_, *driver_, *cluster_, *store_, events_, metrics_},
       api_options, std::move(providers), std::move(https));
   api_port_ = api_->bind(config_.api_host, config_.api_port);
   if (api_port_ < 0)
@@ -362,11 +365,11 @@ void Node::stop() {
   events_.close();  // wakes the event streams and long-polls, so the API's threads can end
   if (api_) api_->stop();
   if (api_thread_.joinable()) api_thread_.join();
+  if (cluster_) cluster_->stop();  // no HTTP thread asks any more; it must not read a stopped store
   if (driver_) driver_->stop();
   // Leaving gracefully tells the mesh at once instead of after a suspicion timeout.
   if (gossip_) gossip_->leave(kLeaveGraceMs);
   if (transport_) transport_->stop();
-  if (peers_) peers_->stop();
   work_.reset();
   io_.stop();
   if (io_thread_.joinable()) io_thread_.join();
@@ -376,7 +379,6 @@ void Node::stop() {
   cluster_.reset();
   driver_.reset();
   transport_.reset();
-  peers_.reset();
   store_.reset();
 }
 
@@ -457,7 +459,7 @@ nlohmann::json Node::info() const {
             {"superseded_stops", s.superseded_stops},
             {"refused_records", s.refused_records},
             {"refused_messages", s.refused_messages},
-            {"bad_peer_bodies", api_->bad_peer_bodies()},
+            {"peer_lists_dropped", cluster_->lists_dropped()},
             {"bad_peer_frames", transport["bad_frames"]},
             {"peer_handshakes_refused", transport["handshakes_refused"]},
             {"peer_connections_in", transport["inbound"]},

@@ -26,7 +26,6 @@
 #include "node/event_hub.h"
 #include "node/gossip_driver.h"
 #include "node/log.h"
-#include "node/peer_client.h"
 #include "node/peer_transport.h"
 #include "node/replica_driver.h"
 #include "node/store.h"
@@ -40,8 +39,8 @@ struct NodeConfig {
   // The host other nodes and clients reach this node at: its API address and gossip address as
   // announced. Empty: each announces the host it binds; then neither may bind 0.0.0.0.
   std::string advertise;
-  // HTTPS on the API (api/tls.h): both files or neither. tls_ca_file verifies other nodes'
-  // certificates when this node calls their APIs (empty: the system's trust store).
+  // HTTPS on the API (api/tls.h): both files or neither. tls_ca_file is only checked at start:
+  // nodes do not call each other's APIs (the peer transport carries their traffic).
   std::string tls_cert_file, tls_key_file, tls_ca_file;
   std::string data_dir;  // default: ./data/<name>
   size_t workers = 0;    // 0: one per core
@@ -118,9 +117,7 @@ class Node {
   std::optional<asio::executor_work_guard<asio::io_context::executor_type>> work_;
   std::thread io_thread_;
   std::unique_ptr<Admission> admission_;
-  std::unique_ptr<PeerMacKeys> mac_keys_;     // outlives peers_ and api_, which use it
-  std::unique_ptr<PeerClient> peers_;         // scatter-gather calls (HTTP)
-  std::unique_ptr<PeerTransport> transport_;  // replica-core messages (framed TCP)
+  std::unique_ptr<PeerTransport> transport_;  // peer messages (framed TCP)
   EventHub events_;  // outlives the driver and the API, which publish to and read from it
   std::unique_ptr<ReplicaDriver> driver_;
   std::unique_ptr<ClusterView> cluster_;

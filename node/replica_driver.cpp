@@ -53,16 +53,14 @@ MemberState member_state_of(gossip::MemberState s) {
 }
 
 ReplicaDriver::ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config,
-                             Store& store, PeerTransport& transport, PeerClient& calls,
-                             const Identity& key, EnvelopeCheck check, int64_t wall_offset_ms,
-                             JobRunner::Signer sign)
+                             Store& store, PeerTransport& transport, const Identity& key,
+                             EnvelopeCheck check, int64_t wall_offset_ms, JobRunner::Signer sign)
     : io_(io),
       self_(std::move(self)),
       config_(config),
       wall_offset_ms_(wall_offset_ms),
       store_(store),
       transport_(transport),
-      calls_(calls),
       key_(key),
       sign_(sign),
       runner_(self_, config_.workers, [this](Outcome o) { report(std::move(o)); },
@@ -242,7 +240,7 @@ void ReplicaDriver::on_member(const gossip::MemberInfo& m) {
   if (stopped_ || m.name == self_) return;
   if (events_ != nullptr)
     events_->publish_member(m.name, gossip::to_string(m.state), m.incarnation, m.meta.api);
-  std::map<std::string, std::string> apis, peers;
+  std::map<std::string, std::string> peers;
   {
     std::lock_guard lock(members_mu_);
     auto key = from_base64(m.meta.public_key);
@@ -251,12 +249,10 @@ void ReplicaDriver::on_member(const gossip::MemberInfo& m) {
                                   member_state_of(m.state)};
     for (const auto& [name, v] : members_) {
       if (!usable(v.state)) continue;
-      apis.emplace(name, v.api);
       peers.emplace(name, v.peer);
     }
   }
   transport_.set_peers(peers);
-  calls_.set_peers(std::move(apis));
   replica_->set_member(now(), m.name, member_state_of(m.state));
   drain();
 }

@@ -25,9 +25,9 @@
 // core's wall clock off by wall_offset_ms (meshwork node --test-clock-offset-ms) to stage a node
 // whose clock is wrong: it then writes shifted times into claims, leases, retries and history.
 //
-// The driver also keeps what the transports and peer authentication need to know of each member —
-// its gossip address (where PeerTransport connects), API address (PeerClient's scatter-gather
-// calls) and public key, from gossip — in a directory other threads may read.
+// The driver also keeps what the transport and the views need to know of each member —
+// its gossip address (where PeerTransport connects), API address (the ring view shows it) and
+// public key, from gossip — in a directory other threads may read.
 //
 // Thread-safety: submit/cancel/read/snapshot/public_key_of/members from any thread (they post to
 // the loop or read mutex-guarded copies); receive, on_member and everything private on the loop;
@@ -58,7 +58,6 @@
 #include "gossip/membership.h"
 #include "node/event_hub.h"
 #include "node/job_runner.h"
-#include "node/peer_client.h"
 #include "node/peer_transport.h"
 #include "node/store.h"
 
@@ -97,9 +96,8 @@ class ReplicaDriver {
   // what authenticated members send without it (docs/protocol.md, trust model). `sign` signs the
   // runner's results in batches on the loop (a broken one only under --test-break lie|forge).
   ReplicaDriver(asio::io_context& io, std::string self, ReplicaConfig config, Store& store,
-                PeerTransport& transport, PeerClient& calls, const Identity& key,
-                EnvelopeCheck check, int64_t wall_offset_ms = 0,
-                JobRunner::Signer sign = &JobRunner::sign_batch);
+                PeerTransport& transport, const Identity& key, EnvelopeCheck check,
+                int64_t wall_offset_ms = 0, JobRunner::Signer sign = &JobRunner::sign_batch);
   ~ReplicaDriver();
   ReplicaDriver(const ReplicaDriver&) = delete;
   ReplicaDriver& operator=(const ReplicaDriver&) = delete;
@@ -153,7 +151,6 @@ class ReplicaDriver {
   const int64_t wall_offset_ms_;  // tests only: this node's wall clock set off (signed)
   Store& store_;
   PeerTransport& transport_;
-  PeerClient& calls_;
   const Identity& key_;
   const JobRunner::Signer sign_;
   JobRunner runner_;

@@ -130,6 +130,18 @@ bool same_body(const Digest& a, const Digest& b) {
 bool same_body(const DigestReply& a, const DigestReply& b) {
   return a.differ == b.differ && a.entries == b.entries;
 }
+bool same_body(const ListRequest& a, const ListRequest& b) {
+  return a.state == b.state && a.type == b.type && a.limit == b.limit && a.cursor == b.cursor;
+}
+bool same_body(const ListReply& a, const ListReply& b) {
+  return same_list(a.records, b.records, same_record) && a.next_cursor == b.next_cursor;
+}
+bool same_body(const HeldRequest&, const HeldRequest&) {
+  return true;
+}
+bool same_body(const HeldReply& a, const HeldReply& b) {
+  return a.held == b.held && a.unfinished == b.unfinished;
+}
 
 bool same(const Message& a, const Message& b) {
   if (a.index() != b.index() || corr_of(a) != corr_of(b)) return false;
@@ -150,6 +162,9 @@ bool records_carry_their_bytes(const Message& m) {
       if (!fits(a.copy)) return false;
   if (const auto* x = std::get_if<FetchReply>(&m))
     for (const auto& r : x->records)
+      if (!fits(r)) return false;
+  if (const auto* x = std::get_if<ListReply>(&m))
+    for (const SharedRecord& r : x->records)
       if (!fits(r)) return false;
   return true;
 }
@@ -181,11 +196,17 @@ std::vector<Message> samples() {
       Digest{11, digest_buckets(11)},
       DigestReply{
           UINT64_MAX, {0, 17, kDigestBuckets - 1}, {{queued->id, 1}, {done->id, 1ull << 63}}},
+      ListRequest{12, "scheduled", "echo", 1'000, std::string(81, 'c')},
+      ListReply{13, {done, retrying, queued}, "0000018bcfe9d400/" + queued->id},
+      HeldRequest{14},
+      HeldReply{15, 30, UINT64_MAX},
       Replicate{1, {}},
       ReplicateAck{1, {}},
       Fetch{1, {}},
       FetchReply{1, {}},
       DigestReply{1, {}, {}},
+      ListRequest{1, "", "", 1, ""},
+      ListReply{1, {}, ""},
   };
 }
 
@@ -252,8 +273,9 @@ TEST_CASE("SharedRecord::of encodes the record once and shares both") {
 
 TEST_CASE("message names and correlation ids") {
   const std::vector<Message> m = samples();
-  const std::vector<std::string_view> names = {"replicate",   "replicate_ack", "fetch",
-                                               "fetch_reply", "digest",        "digest_reply"};
+  const std::vector<std::string_view> names = {
+      "replicate",    "replicate_ack", "fetch",      "fetch_reply",  "digest",
+      "digest_reply", "list_request",  "list_reply", "held_request", "held_reply"};
   for (size_t i = 0; i < names.size(); ++i) {
     CHECK(m[i].index() == i);
     CHECK(message_name(m[i]) == names[i]);
@@ -261,6 +283,8 @@ TEST_CASE("message names and correlation ids") {
   CHECK(corr_of(m[0]) == 7);
   CHECK(corr_of(m[4]) == 11);
   CHECK(corr_of(m[5]) == UINT64_MAX);
+  CHECK(corr_of(m[8]) == 14);
+  for (size_t i = 0; i < names.size(); ++i) CHECK(is_replica_message(m[i]) == (i < 6));
 }
 
 TEST_CASE("every message kind round-trips with its fields") {
@@ -313,6 +337,18 @@ TEST_CASE("decoded fields, one by one") {
   CHECK(dr.differ == std::vector<uint32_t>{0, 17, kDigestBuckets - 1});
   REQUIRE(dr.entries.size() == 2);
   CHECK(dr.entries[1].second == 1ull << 63);
+
+  const auto lr = std::get<ListRequest>(decoded(6));
+  CHECK((lr.state == "scheduled" && lr.type == "echo" && lr.limit == 1'000));
+  CHECK(lr.cursor == std::string(81, 'c'));
+  const auto page = std::get<ListReply>(decoded(7));
+  REQUIRE(page.records.size() == 3);
+  CHECK(page.records[0]->status.state == JobState::succeeded);
+  CHECK(page.records[2]->id == std::get<ListReply>(m[7]).records[2]->id);
+  CHECK(page.next_cursor == std::get<ListReply>(m[7]).next_cursor);
+  CHECK(std::holds_alternative<HeldRequest>(decoded(8)));
+  const auto held = std::get<HeldReply>(decoded(9));
+  CHECK((held.held == 30 && held.unfinished == UINT64_MAX));
 }
 
 TEST_CASE("lists of exactly kMessageItemsMax items are accepted") {
@@ -473,6 +509,56 @@ TEST_CASE("ids must be job ids, and a digest must have exactly kDigestBuckets bu
   CHECK(detail_says(out_of_range.s, "out of range"));
 }
 
+TEST_CASE("list requests and replies: every field is checked against its bounds") {
+  auto request = [](std::string_view state, std::string_view type, uint32_t limit,
+                    std::string_view cursor) {
+    Bytes b = header(6);
+    b.str(state).str(type).u32(limit).str(cursor);
+    return b.s;
+  };
+  CHECK(refusal(request("", "", 1, "")) == Code::ok);
+  CHECK(refusal(request("failed", std::string(kListTypeBytesMax, 't'), kListLimitMax,
+                        std::string(kListCursorBytesMax, 'c'))) == Code::ok);
+  for (const std::string_view state : {"retry_wait", "QUEUED", "bogus", "queued "}) {
+    INFO(state);
+    CHECK(refusal(request(state, "", 1, "")) == Code::malformed);
+  }
+  CHECK(detail_says(request("bogus", "", 1, ""), "not a public state name"));
+  CHECK(detail_says(request(std::string(kListStateBytesMax + 1, 'q'), "", 1, ""), "list state"));
+  CHECK(refusal(request("", std::string(kListTypeBytesMax + 1, 't'), 1, "")) == Code::malformed);
+  CHECK(detail_says(request("", "", 0, ""), "list limit 0"));
+  CHECK(detail_says(request("", "", kListLimitMax + 1, ""), "list limit 1001"));
+  CHECK(refusal(request("", "", UINT32_MAX, "")) == Code::malformed);
+  CHECK(refusal(request("", "", 1, std::string(kListCursorBytesMax + 1, 'c'))) == Code::malformed);
+
+  Bytes cursor = header(7);
+  cursor.u32(0).str(std::string(kListCursorBytesMax + 1, 'c'));
+  CHECK(detail_says(cursor.s, "next cursor"));
+  // A page of more than kListLimitMax records is too large, whatever the bytes hold.
+  Bytes many = header(7);
+  many.u32(kListLimitMax + 1);
+  const SharedRecord r = SharedRecord::of(job(0));
+  for (size_t i = 0; i <= kListLimitMax; ++i) many.str(*r.bytes);
+  many.str("");
+  CHECK(refusal(many.s) == Code::too_large);
+  CHECK(detail_says(many.s, "exceed kListLimitMax"));
+  // One of exactly kListLimitMax is fine.
+  ListReply full{3, std::vector<SharedRecord>(kListLimitMax, r),
+                 std::string(kListCursorBytesMax, 'c')};
+  Result<Message> back = decode_message(encode_message(full));
+  REQUIRE(back.is_ok());
+  CHECK(same(back.value(), full));
+  // A listed record in the JSON form is refused, as in every other kind.
+  Bytes json = header(7);
+  json.u32(1).str(record_to_json(*r).dump()).str("");
+  CHECK(refusal(json.s) == Code::malformed);
+  // Held: no body at all in a request, exactly two u64 in a reply.
+  CHECK(detail_says(header(8).s + "x", "1 trailing bytes"));
+  Bytes short_reply = header(9);
+  short_reply.u64(1);
+  CHECK(refusal(short_reply.s) == Code::malformed);
+}
+
 namespace {
 
 // Random valid messages from a pool of records, and their mutations.
@@ -508,9 +594,14 @@ struct Gen {
                    maybe_record(),
                    below(2) == 1};
   }
+  std::string text(size_t bytes_max) {
+    std::string s(below(bytes_max + 1), '\0');
+    for (char& c : s) c = static_cast<char>(rng());
+    return s;
+  }
   Message message() {
     const size_t n = below(5);
-    switch (below(6)) {
+    switch (below(10)) {
       case 0: {
         Replicate m{corr(), {}};
         for (size_t i = 0; i < n; ++i) m.records.push_back(record());
@@ -533,12 +624,28 @@ struct Gen {
       }
       case 4:
         return Digest{corr(), digest_buckets(rng())};
-      default: {
+      case 5: {
         DigestReply m{corr(), {}, {}};
         for (size_t i = 0; i < 2 * n; ++i) m.differ.push_back(static_cast<uint32_t>(below(256)));
         for (size_t i = 0; i < 2 * n; ++i) m.entries.emplace_back(id(), rng());
         return m;
       }
+      case 6: {
+        static constexpr const char* kStates[] = {"",          "queued", "scheduled", "running",
+                                                  "succeeded", "failed", "cancelled"};
+        return ListRequest{corr(), kStates[below(std::size(kStates))], text(kListTypeBytesMax),
+                           static_cast<uint32_t>(1 + below(kListLimitMax)),
+                           text(kListCursorBytesMax)};
+      }
+      case 7: {
+        ListReply m{corr(), {}, text(kListCursorBytesMax)};
+        for (size_t i = 0; i < n; ++i) m.records.push_back(record());
+        return m;
+      }
+      case 8:
+        return HeldRequest{corr()};
+      default:
+        return HeldReply{corr(), rng(), rng()};
     }
   }
   // Where to hit: often the header and the first fields, where the codec's own checks are.
@@ -572,7 +679,7 @@ struct Gen {
     for (char& c : b) c = static_cast<char>(rng());
     if (b.size() >= 2 && below(2) == 0) {
       b[0] = static_cast<char>(kMessageVersion);
-      b[1] = static_cast<char>(below(7));
+      b[1] = static_cast<char>(below(std::variant_size_v<Message> + 1));
     }
     return b;
   }

@@ -1,6 +1,7 @@
 """The replicated mesh with real node processes on 127.0.0.1: quorum writes, reads from any node,
 takeover when an owner is killed, catch-up by anti-entropy after a restart, the batch endpoint,
-the ring view, and peer-only endpoints that refuse strangers and malformed messages.
+the ring view and the cluster-wide list over the peer transport (no peer endpoints over HTTP), and a
+peer port that refuses strangers and malformed messages.
 
 These tests check the guarantees of docs/guarantees.md, not the code: every acknowledged job reaches a
 terminal state; every node answers the same for every job; every preference-list node ends up
@@ -241,20 +242,47 @@ class Endpoints(Mesh):
             m["jobs_held"] == 30 for m in self.client(nodes[0]).get("/v1/cluster/ring").json()["members"]),
             30)
 
-    def test_peer_endpoints_refuse_unsigned_and_forged_requests(self):
+    def test_a_list_shows_jobs_held_only_on_other_members_and_asks_them_over_frames(self):
+        # R=1: each job is on one member only, so a node lists the others' jobs only by asking
+        # them, over the framed peer transport (docs/protocol.md, "Cluster view requests").
+        nodes = self.start_mesh(3, ["--replicas", 1, "--write-quorum", 1])
+        r = self.client(nodes[0]).post("/v1/jobs/batch",
+                                   json.dumps({"jobs": [{"type": "echo", "payload": {"i": i}}
+                                                        for i in range(30)]}))
+        self.assertEqual(r.json()["accepted"], 30)
+        ids = {x["id"] for x in r.json()["results"]}
+        local = {n.name: {j["id"] for j in self.client(n).get("/v1/jobs?scope=local&limit=1000")
+                          .json()["jobs"]} for n in nodes}
+        self.assertEqual(sum(len(v) for v in local.values()), 30, local)
+        self.assertTrue(all(len(v) < 30 for v in local.values()), "the jobs are spread out")
+
+        def received(node):
+            return self.client(node).get("/v1/node").json()["mesh"]["peer_messages_received"]
+
+        for n in nodes:
+            before = {m.name: received(m) for m in nodes if m is not n}
+            listed = self.client(n).get("/v1/jobs?limit=1000").json()
+            self.assertEqual({j["id"] for j in listed["jobs"]}, ids, n.name)
+            self.assertIsNone(listed["next_cursor"])
+            for m in nodes:
+                if m is not n:
+                    self.assertGreater(received(m), before[m.name], "%s asked %s" % (n.name, m.name))
+        held = {name: len(v) for name, v in local.items()}
+        self.wait_until("the ring view to show what each member holds", lambda: {
+            m["name"]: m["jobs_held"]
+            for m in self.client(nodes[1]).get("/v1/cluster/ring").json()["members"]} == held, 30)
+
+    def test_no_peer_endpoints_over_http(self):
         nodes = self.start_mesh(2)
         c = nodes[0].client()
-        r = c.post("/internal/v1/list", json.dumps({}))
-        self.assertEqual(r.status, 401, r)
         forged = {"X-Meshwork-Node": "n2", "X-Meshwork-Time": str(int(time.time() * 1000)),
                   "X-Meshwork-Signature": "A" * 86 + "=="}
-        r = c.post("/internal/v1/list", json.dumps({}), headers=forged)
-        self.assertEqual(r.status, 401, r)
-        stranger = dict(forged, **{"X-Meshwork-Node": "mallory"})
-        r = c.post("/internal/v1/held", "{}", headers=stranger)
-        self.assertEqual(r.status, 401, r)
-        r = c.post("/internal/v1/msg", b"\x00\x00\x00\x00")  # peer messages are not HTTP any more
-        self.assertIn(r.status, (401, 404), r)
+        for path, body in [("/internal/v1/list", json.dumps({})), ("/internal/v1/held", "{}"),
+                           ("/internal/v1/msg", b"\x00\x00\x00\x00")]:
+            r = c.post(path, body)
+            self.assertEqual(r.status, 404, (path, r))
+            r = c.post(path, body, headers=forged)
+            self.assertEqual(r.status, 404, (path, r))
 
     def test_peer_port_refuses_garbage_and_strangers_and_counts_them(self):
         # The peer transport listens on TCP at the gossip address (docs/protocol.md). Anything but

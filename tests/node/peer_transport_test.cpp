@@ -42,8 +42,10 @@ std::string message(uint64_t n) {
   return encode_message(d);
 }
 
+// A digest's first bucket; any other kind's correlation id.
 uint64_t number_of(const Message& m) {
-  return std::get<Digest>(m).buckets[0];
+  if (const auto* d = std::get_if<Digest>(&m)) return d->buckets[0];
+  return corr_of(m);
 }
 
 std::string frame_of(FrameSealer& sealer, const std::vector<std::string>& messages,
@@ -208,6 +210,8 @@ TEST_CASE("fuzz: the handshake, frame and item decoders never crash or read past
   const std::string frame = frame_of(sealer, {message(1), message(2)});
   std::string items;
   append_item(items, message(3));
+  append_item(items, encode_message(ListRequest{4, "queued", "echo", 50, ""}));
+  append_item(items, encode_message(HeldReply{5, 7, 2}));
   append_item(items, "x");
   std::mt19937_64 rng(11);
   size_t opened = 0;
@@ -396,6 +400,35 @@ TEST_CASE("messages reach the peer once each, in frames, and are acknowledged") 
   CHECK(stats["unacked_frames"] == 0);
   CHECK(f.calls.empty());
   CHECK(stat(m, 1, "messages_received") == kMessages);
+  CHECK(stat(m, 1, "bad_frames") == 0);
+}
+
+TEST_CASE("the cluster view's kinds travel in the same frames as the core's") {
+  Mesh m(2);
+  Failures f;
+  m.on_loop([&] {
+    m.transports[0]->set_peers({{"n2", m.address(1)}});
+    m.transports[1]->set_peers({{"n1", m.address(0)}});
+  });
+  const std::vector<std::string> sent = {
+      message(1),
+      encode_message(ListRequest{101, "", "", kListLimitMax, ""}),
+      encode_message(HeldRequest{102}),
+      encode_message(ListReply{103, {}, "c"}),
+      encode_message(HeldReply{104, 5, 1}),
+      message(2)};
+  m.on_loop([&] {
+    for (size_t k = 0; k < sent.size(); ++k) m.transports[0]->send("n2", sent[k], f.for_message(k));
+    m.transports[0]->flush();
+  });
+  REQUIRE(m.wait_received("n2", sent.size()));
+  {
+    std::lock_guard lk(m.mu);
+    std::vector<uint64_t> numbers;
+    for (const auto& [from, n] : m.got["n2"]) numbers.push_back(n);
+    CHECK(numbers == std::vector<uint64_t>{1, 101, 102, 103, 104, 2});
+  }
+  CHECK(f.calls.empty());
   CHECK(stat(m, 1, "bad_frames") == 0);
 }
 

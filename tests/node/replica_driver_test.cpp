@@ -22,7 +22,7 @@
 namespace meshwork {
 namespace {
 
-// One node: loop thread, store, peer transport and client (no peers) and driver, booted from
+// One node: loop thread, store, peer transport (no peers) and driver, booted from
 // `dir`.
 struct OneNode {
   explicit OneNode(test::TempDir& dir, const Identity& node_key, ReceiptChecker check = {},
@@ -30,7 +30,6 @@ struct OneNode {
       : key(node_key), admission(node_key, "n1", {}) {
     store = std::move(Store::open(dir.str(), {}).value());
     loop = std::thread([this] { io.run(); });
-    peers = std::make_unique<PeerClient>(key, "n1", PeerOptions{});
     transport = std::make_unique<PeerTransport>(
         io, key, "n1", TransportOptions{},
         [](std::string_view) -> std::optional<std::string> { return std::nullopt; },
@@ -41,7 +40,7 @@ struct OneNode {
     rc.backoff_max_ms = 40;
     rc.receipt_check = std::move(check);
     driver =
-        std::make_unique<ReplicaDriver>(io, "n1", rc, *store, *transport, *peers, key,
+        std::make_unique<ReplicaDriver>(io, "n1", rc, *store, *transport, key,
                                         [this](const JobRecord& r) { return admission.check(r); });
     driver->set_receipt_linger_ms(receipt_linger_ms);
     REQUIRE(driver->boot().is_ok());
@@ -49,7 +48,6 @@ struct OneNode {
   ~OneNode() {
     driver->stop();
     transport->stop();
-    peers->stop();
     work.reset();
     io.stop();
     loop.join();
@@ -88,7 +86,6 @@ struct OneNode {
   asio::io_context io;
   asio::executor_work_guard<asio::io_context::executor_type> work{io.get_executor()};
   std::thread loop;
-  std::unique_ptr<PeerClient> peers;
   std::unique_ptr<PeerTransport> transport;
   std::unique_ptr<ReplicaDriver> driver;
 };
