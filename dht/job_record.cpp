@@ -158,6 +158,10 @@ std::optional<JobRecord> retried(const JobRecord& cur, const std::string& node, 
   return next;
 }
 
+bool status_before(const JobStatus& a, const JobStatus& b) {
+  return status_key(a) < status_key(b);
+}
+
 bool submitted_before(const JobRecord& held, const std::vector<HistoryEntry>& incoming) {
   auto submission = [](const HistoryEntry& e) {
     return e.state == JobState::queued && e.attempt == 0 && e.reason == kSubmittedReason;

@@ -203,6 +203,9 @@ struct JobRecord {
 // the envelopes of one job, so the lesser of two is a semilattice join.
 [[nodiscard]] bool envelope_before(const Envelope& a, const Envelope& b);
 
+// The status register's order (status_key in job_record.cpp): true when `b` beats `a`.
+[[nodiscard]] bool status_before(const JobStatus& a, const JobStatus& b);
+
 // The join. Precondition: a.id == b.id (asserted).
 [[nodiscard]] JobRecord merge(const JobRecord& a, const JobRecord& b);
 

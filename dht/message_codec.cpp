@@ -5,7 +5,9 @@
 // byte holding a JobState, "record" a str holding encode_record's binary form, "opt<T>" a bool
 // then T when it is 1:
 //
-//   0 replicate      list<record>
+//   0 replicate      list<record>, list<if_claimed>; if_claimed: u32 index (strictly increasing,
+//                    < the records), u32 attempt, str node (<= kNodeNameBytesMax), u64 at_ms,
+//                    str error, u64 retry_at_ms, u32 round, u32 base (a running status)
 //   1 replicate_ack  list<ack>; ack: bool ok, bool existed, state, u32 attempt,
 //                    str node (<= kNodeNameBytesMax), bool cancel_requested, opt<record> copy,
 //                    bool deleted
@@ -53,6 +55,7 @@ constexpr size_t kJobIdBytes = 2 * kHashBytes;
 // The smallest encoding of one valid item of each list, to refuse a count the bytes cannot hold.
 constexpr size_t kRecordItemBytesMin = kLengthBytes + 1;
 constexpr size_t kAckItemBytesMin = 1 + 1 + 1 + 4 + kLengthBytes + 1 + 1 + 1;
+constexpr size_t kIfClaimedItemBytes = 4 + 4 + kLengthBytes + 8 + kLengthBytes + 8 + 4 + 4;
 constexpr size_t kOptionalRecordBytesMin = 1;
 constexpr size_t kIdItemBytesMin = kLengthBytes + kJobIdBytes;
 constexpr size_t kBucketItemBytes = 8;
@@ -126,6 +129,23 @@ struct BodyWriter {
   void operator()(const Replicate& m) {
     w.count(m.records.size());
     for (const SharedRecord& r : m.records) w.record(r);
+    w.count(m.if_claimed.size());
+    for (size_t i = 0; i < m.if_claimed.size(); ++i) {
+      const IfClaimed& c = m.if_claimed[i];
+      require(c.index < m.records.size() && (i == 0 || c.index > m.if_claimed[i - 1].index),
+              "if_claimed indexes not increasing within the records");
+      require(c.claim.state == JobState::running, "an if_claimed status that is not running");
+      require(c.claim.node.size() <= kNodeNameBytesMax,
+              "if_claimed node name longer than kNodeNameBytesMax");
+      w.u32(c.index);
+      w.u32(c.claim.attempt);
+      w.str(c.claim.node);
+      w.u64(c.claim.at_ms);
+      w.str(c.claim.error);
+      w.u64(c.claim.retry_at_ms);
+      w.u32(c.claim.round);
+      w.u32(c.claim.base);
+    }
   }
   void operator()(const ReplicateAck& m) {
     w.count(m.items.size());
@@ -187,6 +207,8 @@ size_t size_hint(const Message& m) {
   size_t n = kHeaderBytes + 2 * kLengthBytes;
   if (const auto* r = std::get_if<Replicate>(&m)) {
     for (const SharedRecord& s : r->records) n += kLengthBytes + record_bytes(s);
+    for (const IfClaimed& c : r->if_claimed)
+      n += kIfClaimedItemBytes + c.claim.node.size() + c.claim.error.size();
   } else if (const auto* a = std::get_if<ReplicateAck>(&m)) {
     for (const ItemAck& i : a->items)
       n += kAckItemBytesMin + i.node.size() + kLengthBytes + record_bytes(i.copy);
@@ -329,6 +351,26 @@ Replicate read_replicate(Reader& in) {
   for (size_t i = 0; i < n && in.ok(); ++i) {
     std::optional<SharedRecord> r = read_record(in, {"record", i});
     if (r) m.records.push_back(std::move(*r));
+  }
+  const size_t conditions = in.count(kIfClaimedItemBytes, "if_claimed conditions");
+  m.if_claimed.reserve(conditions);
+  for (size_t i = 0; i < conditions && in.ok(); ++i) {
+    IfClaimed c;
+    c.index = in.u32("if_claimed index");
+    c.claim.state = JobState::running;
+    c.claim.attempt = in.u32("if_claimed attempt");
+    c.claim.node = in.str(kNodeNameBytesMax, "if_claimed node name");
+    c.claim.at_ms = in.u64("if_claimed at_ms");
+    c.claim.error = in.str(kMessageBytesMax, "if_claimed error");
+    c.claim.retry_at_ms = in.u64("if_claimed retry_at_ms");
+    c.claim.round = in.u32("if_claimed round");
+    c.claim.base = in.u32("if_claimed base");
+    if (in.ok() && (c.index >= m.records.size() ||
+                    (!m.if_claimed.empty() && c.index <= m.if_claimed.back().index)))
+      in.fail(Code::malformed, "if_claimed index " + std::to_string(c.index) +
+                                   " is not increasing within the " +
+                                   std::to_string(m.records.size()) + " records");
+    if (in.ok()) m.if_claimed.push_back(std::move(c));
   }
   return m;
 }

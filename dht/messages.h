@@ -44,7 +44,7 @@
 
 namespace meshwork {
 
-inline constexpr uint8_t kMessageVersion = 2;          // 2: ItemAck::deleted
+inline constexpr uint8_t kMessageVersion = 3;          // 2: ItemAck::deleted; 3: if_claimed
 inline constexpr size_t kMessageItemsMax = 4'096;      // records, ids, acks or entries per message
 inline constexpr size_t kMessageBytesMax = 64u << 20;  // a larger message is refused whole
 inline constexpr unsigned kDigestBits = 8;             // 256 arcs per anti-entropy digest
@@ -70,9 +70,18 @@ struct SharedRecord {
   [[nodiscard]] const JobRecord* operator->() const { return record.get(); }
 };
 
+// An outcome shipped together with the claim it ends (dht/replica_run.cpp, ship_outcome): the
+// receiver merges records[index] only when its copy, merged with the claim's status, would still
+// hold that claim (status_before); otherwise it keeps its copy and its ack says what it holds.
+struct IfClaimed {
+  uint32_t index = 0;  // into Replicate::records; strictly increasing within a message
+  JobStatus claim;     // state running
+};
+
 struct Replicate {
   uint64_t corr = 0;
   std::vector<SharedRecord> records;
+  std::vector<IfClaimed> if_claimed;  // conditions on some of the records (usually none)
 };
 
 struct ItemAck {

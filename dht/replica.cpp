@@ -290,6 +290,12 @@ Replica::Merged Replica::merge_into(Now now, const JobRecord& incoming,
 // whose job was cancelled; start or stop a co-run; end an attempt whose verdict is in; queue or
 // schedule a job it owns.
 void Replica::react(Now now, const JobRecord& r) {
+  if (auto u = unsettled_.find(r.id); u != unsettled_.end()) {
+    if (!status_before(r.status, u->second) && !status_before(u->second, r.status))
+      count_end(r.status.state);  // this node's outcome won after all
+    if (r.status.state != JobState::running && r.status.state != JobState::retry_wait)
+      unsettled_.erase(u);  // decided, one way or the other
+  }
   bool awaiting = false;
   if (auto it = running_.find(r.id); it != running_.end()) {
     Attempt& a = it->second;
@@ -373,6 +379,7 @@ void Replica::tick(Now now) {
     if (owns(now, id)) enqueue(now, id);
   }
   watch_deadlines(now);
+  release_holds(now);
   if (now.mono_ms >= next_renewal_ms_) {
     renew_leases(now);
     next_renewal_ms_ = now.mono_ms + std::max<uint64_t>(1, config_.lease_ms / 3);
@@ -401,6 +408,7 @@ uint64_t Replica::next_deadline_ms() const {
   for (const auto& [id, a] : running_) {
     if (a.handler_running && !a.stopped) t = std::min(t, a.deadline_ms);
     if (a.awaiting) t = std::min(t, a.deadline_ms + config_.peer_timeout_ms);
+    if (a.held) t = std::min(t, a.hold_until_ms);
   }
   for (const auto& [id, c] : co_runs_)
     if (!c.stopped) t = std::min(t, c.deadline_ms);

@@ -107,6 +107,9 @@ static_assert(kBatchJobsMax <= kMessageItemsMax);
 static_assert(kResultsMax * kResultBytesMax + 2 * kJobTextBytesMax < kReplicateBytesMax,
               "a record with kResultsMax results of the largest size fits one replicate message");
 
+inline constexpr uint64_t kClaimHoldMsDefault = 25;  // ReplicaConfig::claim_hold_ms
+inline constexpr uint64_t kClaimHoldMsMax = 1'000;
+
 struct Now {
   uint64_t mono_ms = 0;  // timers
   uint64_t wall_ms = 0;  // records
@@ -130,6 +133,10 @@ struct ReplicaConfig {
   // own monotonic clocks.
   uint64_t lease_ms = 15'000;
   uint64_t lease_skew_ms = 2'000;  // slack for renewals delayed in transit or by a busy loop
+  // A claim of a job of redundancy 1 stays here (persisted, its handler running) for up to this
+  // long before it is sent; a handler whose outcome comes within it ships that outcome together
+  // with the claim, one record instead of two (ship_outcome in replica_run.cpp). 0: never held.
+  uint64_t claim_hold_ms = kClaimHoldMsDefault;
   uint64_t backoff_base_ms = 500;
   uint64_t backoff_max_ms = 30'000;
   size_t record_cache_max = 32'768;  // durable records kept in memory (least recently used out)
@@ -250,6 +257,10 @@ struct ReplicaStats {
   uint64_t quorum_failures = 0, takeovers = 0, hints_stored = 0, hints_replayed = 0;
   uint64_t anti_entropy_rounds = 0, anti_entropy_pushed = 0, anti_entropy_pulled = 0;
   uint64_t read_repairs = 0, claims_confirmed = 0, claims_refused = 0;
+  // Outcomes that left together with their claim (claim_hold_ms), and of those the ones a
+  // majority took; copies a replica kept because the claim shipped with an outcome no longer held
+  // there.
+  uint64_t outcomes_with_claim = 0, outcomes_with_claim_taken = 0, outcomes_refused_here = 0;
   uint64_t backpressure_refusals = 0;  // submissions refused with 429: replication lagging
   uint64_t superseded_stops = 0;       // handlers stopped because another claim or state won
   uint64_t refused_records = 0;        // peer copies that are not of the job asked for
@@ -350,7 +361,17 @@ class Replica {
   void cache_drop(const std::string& id);
   // A record written to replicas and decided once `need` of them hold it (replica_write.cpp).
   struct Write {
-    enum class Kind : uint8_t { submit, cancel, claim, plain, hint, retry } kind = Kind::plain;
+    // outcome: an attempt's outcome shipped with its claim (ship_outcome): `record` is the outcome,
+    // sent on condition that the claim holds at each replica, and committed here once it is decided.
+    enum class Kind : uint8_t {
+      submit,
+      cancel,
+      claim,
+      plain,
+      hint,
+      retry,
+      outcome
+    } kind = Kind::plain;
     std::string id;
     uint64_t request = 0;  // submit/cancel: the client request; item: its index there
     size_t item = 0;
@@ -373,6 +394,7 @@ class Replica {
     std::vector<uint64_t> writes;       // replicate: write id per record (0: none)
     std::vector<std::string> ids;       // the records' or fetched ids
     std::vector<SharedRecord> records;  // replicate: the records sent
+    std::vector<bool> conditional;      // replicate: sent with an if_claimed condition
     uint64_t request = 0;               // fetch for a read: the client request
   };
   // A client read, cancel or retry gathering every replica's copy.
@@ -399,6 +421,11 @@ class Replica {
     // Redundancy k > 1: the handler ended and its result is committed; the claim holds (renewed)
     // until the verdict ends the attempt (settle_verdict).
     bool awaiting = false;
+    // The claim is persisted here but not sent yet (config.claim_hold_ms): until hold_until_ms
+    // (mono), an outcome leaves with it (ship_outcome); after, the claim goes alone (send_claim).
+    bool held = false;
+    uint64_t hold_until_ms = 0;
+    bool shipping = false;  // the outcome left with the claim: its write decides the attempt
   };
   // A co-run of a redundant job's attempt claimed by another runner (invariant 6).
   struct CoRun {
@@ -445,7 +472,9 @@ class Replica {
   // replica_write.cpp: quorum writes, client operations, acks
   uint64_t start_write(Now now, Write w, const SharedRecord& rec,
                        const std::vector<std::string>& replicas);
-  void queue_replicate(const std::string& peer, const SharedRecord& rec, uint64_t write);
+  // `if_claimed`: the record is merged there only while that claim status would hold (IfClaimed).
+  void queue_replicate(const std::string& peer, const SharedRecord& rec, uint64_t write,
+                       const JobStatus* if_claimed = nullptr);
   void flush(Now now);
   void answer(Now now, uint64_t write, int verdict, const ItemAck* ack);
   void decide(Now now, uint64_t write_id, Write& w);
@@ -472,6 +501,11 @@ class Replica {
   void pump(Now now);
   void claim(Now now, const JobRecord& r);
   void claim_settled(Now now, const std::string& id, uint32_t attempt, bool confirmed);
+  // The held claim of `id` leaves alone (its hold ran out), or with the outcome (the handler ended).
+  void send_claim(Now now, const std::string& id);
+  void ship_outcome(Now now, const std::string& id);
+  void outcome_settled(Now now, const Write& w, bool taken);
+  void release_holds(Now now);
   void finish_attempt(Now now, const std::string& id);
   void release_unconfirmed(Now now, const std::string& id, uint32_t attempt);
   void renew_leases(Now now);
@@ -495,6 +529,13 @@ class Replica {
   void end_attempt(Now now, const JobRecord& cur, uint32_t attempt, JobState outcome,
                    const std::string& error, const std::string& success_reason,
                    const NodeResult* own);
+  // The record end_attempt commits (the merge of `cur` with the attempt's end), and committing it
+  // (stats and the log line; sent to the other replicas when `send`).
+  JobRecord attempt_end(Now now, const JobRecord& cur, uint32_t attempt, JobState outcome,
+                        const std::string& error, const std::string& success_reason,
+                        const NodeResult* own);
+  void commit_end(Now now, JobRecord ended, uint32_t attempt, bool send);
+  void count_end(JobState state);  // the stats of an attempt's end
   // Redundant execution (invariants 6 and 7).
   [[nodiscard]] std::vector<std::string> runners(const std::string& id, const std::string& claimant,
                                                  uint32_t k) const;
@@ -604,6 +645,10 @@ class Replica {
   };
   std::unordered_map<std::string, Sighting> sightings_;
   std::set<std::string> adopted_;  // taken over from a live claimant: this node runs them
+  // Outcomes shipped with their claim that a majority did not take, by job (outcome_settled): one
+  // that a replica took anyway comes back by the merge and is counted then (react). Bounded.
+  static constexpr size_t kUnsettledMax = 4'096;
+  std::map<std::string, JobStatus> unsettled_;
 
   std::map<std::string, std::set<std::string>> hints_;  // target → ids
   std::set<std::pair<std::string, std::string>> hints_inflight_;

@@ -137,7 +137,9 @@ void Replica::pump(Now now) {
 
 // The claim (running, attempt+1, lease) is persisted and sent to the other replicas while the
 // handler already runs: handlers are pure, so nothing of the attempt is visible until its outcome
-// is recorded, and that waits until a majority confirmed the claim (claim_settled).
+// is recorded, and that waits until a majority confirmed the claim (claim_settled). The claim of a
+// job of redundancy 1 is held here up to config.claim_hold_ms first: an outcome that comes within
+// the hold leaves with it (ship_outcome), else it leaves alone (send_claim, from release_holds).
 void Replica::claim(Now now, const JobRecord& r) {
   const uint32_t attempt = r.status.attempt + 1;
   adopted_.erase(r.id);
@@ -158,12 +160,115 @@ void Replica::claim(Now now, const JobRecord& r) {
   const SharedRecord claimed = overlay_.at(r.id).record;
   out_.starts.push_back(Start{r.id, attempt, claimed.record});
   if (r.cancel_requested()) out_.stops.push_back(Stop{Stop::Why::cancelled, r.id, attempt});
-  const auto replicas = placement_.replicas(r.id);
+  // A handler that ends within the hold ships its outcome together with the claim. Not for a
+  // redundant job (its co-runners start on seeing the claim) nor one being cancelled.
+  if (config_.claim_hold_ms > 0 && r.redundancy <= 1 && !r.cancel_requested()) {
+    Attempt& held = running_.at(r.id);
+    held.held = true;
+    held.hold_until_ms = now.mono_ms + config_.claim_hold_ms;
+    return;
+  }
+  send_claim(now, r.id);
+}
+
+// The claim leaves alone, as a write a majority must confirm before the outcome counts
+// (claim_settled); the handler may still run.
+void Replica::send_claim(Now now, const std::string& id) {
+  Attempt& a = running_.at(id);
+  a.held = false;
+  auto rec = current_encoded(id);
+  if (!rec || !holds_claim(**rec, a.attempt, self_)) {  // superseded while held
+    claim_settled(now, id, a.attempt, false);
+    return;
+  }
+  const auto replicas = placement_.replicas(id);
   Write w;
   w.kind = Write::Kind::claim;
-  w.attempt = attempt;
+  w.attempt = a.attempt;
   w.need = Placement::majority(replicas.size());
-  start_write(now, std::move(w), claimed, replicas);
+  start_write(now, std::move(w), *rec, replicas);
+}
+
+// The handler ended while its claim was held: claim and outcome leave as one record, the outcome,
+// which each replica merges only where the claim, merged first, would still hold (IfClaimed). A
+// majority that took it (this node's persisted claim counting as one) decides the attempt as a
+// confirmed claim would; then the outcome is committed here too (outcome_settled). A replica that
+// holds something newer (a cancel of the still queued job, a later attempt) refuses it, exactly as
+// it would have refused the claim alone, so the outcome counts under the same condition as before:
+// a majority held this attempt's claim. One record crosses instead of two.
+void Replica::ship_outcome(Now now, const std::string& id) {
+  Attempt& a = running_.at(id);
+  a.held = false;
+  auto cur = current(id);
+  if (!cur || !a.result || !holds_claim(*cur, a.attempt, self_)) {
+    claim_settled(now, id, a.attempt, false);
+    return;
+  }
+  a.shipping = true;
+  const NodeResult result = *a.result;
+  JobRecord ended =
+      attempt_end(now, *cur, a.attempt, result.outcome, result.error, "succeeded", &result);
+  const auto replicas = placement_.replicas(id);
+  Write w;
+  w.kind = Write::Kind::outcome;
+  w.attempt = a.attempt;
+  w.need = Placement::majority(replicas.size());
+  const uint64_t wid = next_id_++;
+  w.deadline_ms = now.mono_ms + config_.peer_timeout_ms;
+  w.id = id;
+  const SharedRecord rec = SharedRecord::of(std::move(ended));
+  w.record = rec.record;
+  writes_.emplace(wid, std::move(w));
+  stats_.outcomes_with_claim++;
+  bool local = false;
+  for (const std::string& m : replicas) {
+    writes_.at(wid).asked++;
+    if (m == self_) {
+      local = true;
+    } else {
+      queue_replicate(m, rec, wid, &cur->status);
+    }
+  }
+  // This node's vote: its copy holds the claim (checked above) once that is on disk.
+  if (local) {
+    if (const uint64_t seq = pending_seq(id); seq == 0) {
+      answer(now, wid, 1, nullptr);
+    } else {
+      local_waits_.emplace(seq, wid);
+    }
+  }
+}
+
+void Replica::outcome_settled(Now now, const Write& w, bool taken) {
+  auto it = running_.find(w.id);
+  if (it == running_.end() || it->second.attempt != w.attempt || !it->second.shipping) return;
+  running_.erase(it);
+  auto cur = current(w.id);
+  // The outcome may be back here already, merged from a replica that took it (anti-entropy, a
+  // read) before the acks decided: it counts as taken.
+  const bool back = cur && cur->status.state == w.record->status.state &&
+                    cur->status.attempt == w.attempt && cur->status.node == self_;
+  if (cur && (back || (taken && holds_claim(*cur, w.attempt, self_)))) {
+    stats_.outcomes_with_claim_taken++;
+    commit_end(now, merge(*cur, *w.record), w.attempt, false);
+    return;
+  }
+  stats_.claims_refused++;
+  log(LogLine::Level::info, "claim_not_confirmed", w.id,
+      "attempt " + std::to_string(w.attempt) + " (shipped with its outcome)");
+  release_unconfirmed(now, w.id, w.attempt);
+  // A replica that took it while a majority did not (or did not answer in time) holds the
+  // outcome, which then wins everywhere by the merge: counted here when it comes back (react).
+  if (unsettled_.size() >= kUnsettledMax) unsettled_.erase(unsettled_.begin());
+  unsettled_[w.id] = w.record->status;
+}
+
+// Claims whose hold ran out leave alone.
+void Replica::release_holds(Now now) {
+  std::vector<std::string> due;
+  for (const auto& [id, a] : running_)
+    if (a.held && now.mono_ms >= a.hold_until_ms) due.push_back(id);
+  for (const std::string& id : due) send_claim(now, id);
 }
 
 void Replica::claim_settled(Now now, const std::string& id, uint32_t attempt, bool confirmed) {
@@ -208,6 +313,8 @@ void Replica::handler_done(Now now, Outcome outcome) {
   a.result = std::move(outcome.result);
   if (a.refused) {
     running_.erase(it);
+  } else if (a.held) {
+    ship_outcome(now, outcome.id);
   } else if (a.confirmed) {
     finish_attempt(now, outcome.id);
   }
@@ -251,7 +358,13 @@ void Replica::finish_attempt(Now now, const std::string& id) {
 void Replica::end_attempt(Now now, const JobRecord& cur, uint32_t attempt, JobState outcome,
                           const std::string& error, const std::string& success_reason,
                           const NodeResult* own) {
-  const std::string& id = cur.id;
+  commit_end(now, attempt_end(now, cur, attempt, outcome, error, success_reason, own), attempt,
+             true);
+}
+
+JobRecord Replica::attempt_end(Now now, const JobRecord& cur, uint32_t attempt, JobState outcome,
+                               const std::string& error, const std::string& success_reason,
+                               const NodeResult* own) {
   JobStatus next = cur.status.next(outcome, attempt, self_, now.wall_ms, error, 0);
   if (next.state == JobState::failed && may_retry(cur, attempt, false)) {
     next.state = JobState::retry_wait;
@@ -268,9 +381,11 @@ void Replica::end_attempt(Now now, const JobRecord& cur, uint32_t attempt, JobSt
   if (own != nullptr) delta.results = {{self_, *own}};
   delta.add_history(next.state, self_, attempt, now.wall_ms, reason);
   delta.updated_at_ms = std::max(delta.updated_at_ms, now.wall_ms);
-  commit(now, merge(cur, delta));
-  replicate_to_others(now, overlay_.at(id).record);
-  switch (next.state) {
+  return merge(cur, delta);
+}
+
+void Replica::count_end(JobState state) {
+  switch (state) {
     case JobState::succeeded:
       stats_.succeeded++;
       break;
@@ -284,6 +399,15 @@ void Replica::end_attempt(Now now, const JobRecord& cur, uint32_t attempt, JobSt
       stats_.retried++;
       break;
   }
+}
+
+void Replica::commit_end(Now now, JobRecord ended, uint32_t attempt, bool send) {
+  const std::string id = ended.id;
+  const JobStatus next = ended.status;
+  const std::string& error = next.error;
+  commit(now, std::move(ended));
+  if (send) replicate_to_others(now, overlay_.at(id).record);
+  count_end(next.state);
   log(next.state == JobState::succeeded ? LogLine::Level::debug : LogLine::Level::warn,
       "job_" + std::string(state_name(next.state)), id,
       "attempt " + std::to_string(attempt) + (error.empty() ? "" : ": " + error));

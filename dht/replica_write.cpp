@@ -44,8 +44,11 @@ uint64_t Replica::start_write(Now now, Write w, const SharedRecord& rec,
   return wid;
 }
 
-void Replica::queue_replicate(const std::string& peer, const SharedRecord& rec, uint64_t write) {
+void Replica::queue_replicate(const std::string& peer, const SharedRecord& rec, uint64_t write,
+                              const JobStatus* if_claimed) {
   auto& [msg, writes] = outbox_[peer];
+  if (if_claimed != nullptr)
+    msg.if_claimed.push_back(IfClaimed{static_cast<uint32_t>(msg.records.size()), *if_claimed});
   msg.records.push_back(rec);
   writes.push_back(write);
   stats_.replicate_sent++;
@@ -58,6 +61,7 @@ void Replica::flush(Now now) {
   for (auto& [peer, queued] : outbox_) {
     auto& [msg, writes] = queued;
     size_t i = 0;
+    size_t c = 0;  // the next condition in msg.if_claimed
     while (i < msg.records.size()) {
       const uint64_t corr = next_id_++;
       Outstanding o;
@@ -71,9 +75,16 @@ void Replica::flush(Now now) {
         const size_t size = msg.records[i].bytes->size();
         if (!part.records.empty() && bytes + size > kReplicateBytesMax) break;
         bytes += size;
+        const bool conditional = c < msg.if_claimed.size() && msg.if_claimed[c].index == i;
+        if (conditional) {
+          IfClaimed& cond = msg.if_claimed[c++];
+          cond.index = static_cast<uint32_t>(part.records.size());
+          part.if_claimed.push_back(std::move(cond));
+        }
         o.writes.push_back(writes[i]);
         o.ids.push_back(msg.records[i]->id);
         o.records.push_back(msg.records[i]);
+        o.conditional.push_back(conditional);
         part.records.push_back(std::move(msg.records[i]));
       }
       outstanding_.emplace(corr, std::move(o));
@@ -132,6 +143,9 @@ void Replica::decide(Now now, uint64_t write_id, Write& w) {
     }
     case Write::Kind::claim:
       claim_settled(now, done.id, done.attempt, ok);
+      break;
+    case Write::Kind::outcome:
+      outcome_settled(now, done, ok);
       break;
     case Write::Kind::hint:
       hints_inflight_.erase({done.target, done.id});
@@ -266,7 +280,11 @@ void Replica::on_replicate(Now now, const std::string& from, Replicate& m) {
   ReplicateAck ack;
   ack.corr = m.corr;
   uint64_t need_seq = 0;
-  for (const SharedRecord& rec : m.records) {
+  size_t c = 0;  // the next condition in m.if_claimed
+  for (size_t i = 0; i < m.records.size(); ++i) {
+    const SharedRecord& rec = m.records[i];
+    const IfClaimed* cond = nullptr;
+    if (c < m.if_claimed.size() && m.if_claimed[c].index == i) cond = &m.if_claimed[c++];
     ItemAck item;
     if (tombstones_.contains(rec->id)) {  // erased here: acknowledged, not stored, and said so
       stats_.tombstone_refusals++;
@@ -274,6 +292,24 @@ void Replica::on_replicate(Now now, const std::string& from, Replicate& m) {
       item.deleted = true;
       ack.items.push_back(std::move(item));
       continue;
+    }
+    // An outcome shipped with its claim: where this copy already beats the claim (the job was
+    // cancelled while queued, a later attempt runs, it finished), the copy stays as it is and the
+    // ack says what it holds; the claimant counts that as a refusal.
+    if (cond != nullptr) {
+      if (auto held = current_shared(rec->id); held && status_before(cond->claim, held->status)) {
+        stats_.outcomes_refused_here++;
+        item.ok = true;
+        item.existed = submitted_before(*held, rec->history);
+        item.state = held->status.state;
+        item.attempt = held->status.attempt;
+        item.node = held->status.node;
+        item.cancel_requested = held->cancel_requested();
+        if (item.existed) item.copy = SharedRecord::of(*held);
+        need_seq = std::max(need_seq, pending_seq(rec->id));
+        ack.items.push_back(std::move(item));
+        continue;
+      }
     }
     if (!receipts_pass(now, from, *rec)) {
       ack.items.push_back(std::move(item));
@@ -355,15 +391,20 @@ void Replica::on_replicate_ack(Now now, const std::string& from, ReplicateAck& m
     auto w = writes_.find(o.writes[i]);
     if (a.deleted) {  // the replica erased the job: so does this node, and a claim cannot win
       if (index_.contains(o.ids[i])) erase_soon_.insert(o.ids[i]);
-      const bool claim = w != writes_.end() && w->second.kind == Write::Kind::claim;
+      const bool claim = w != writes_.end() && (w->second.kind == Write::Kind::claim ||
+                                                w->second.kind == Write::Kind::outcome);
       answer(now, o.writes[i], claim ? -1 : 1, &a);
       continue;
     }
     if (!a.ok) stats_.replicate_failed++;
     if (a.ok) stand_in_acked(now, from, o.records[i], a);
     int verdict = a.ok ? 1 : 0;
-    if (a.ok && w != writes_.end() && w->second.kind == Write::Kind::claim &&
-        !(a.state == JobState::running && a.attempt == w->second.attempt && a.node == self_)) {
+    // A claim, or an outcome shipped with its claim, counts where the replica now holds it.
+    const bool claim = w != writes_.end() && w->second.kind == Write::Kind::claim;
+    const bool outcome = w != writes_.end() && w->second.kind == Write::Kind::outcome;
+    const JobState holding = outcome ? w->second.record->status.state : JobState::running;
+    if (a.ok && (claim || outcome) &&
+        !(a.state == holding && a.attempt == w->second.attempt && a.node == self_)) {
       verdict = -1;  // this replica holds something newer: pull it
       fetch_from(now, from, {o.ids[i]}, Outstanding::Why::pull, 0);
     }
@@ -382,6 +423,13 @@ void Replica::fail_outstanding(Now now, uint64_t corr) {
       open_replicates_[o.peer].erase(corr);
       for (size_t i = 0; i < o.ids.size(); ++i) {
         stats_.replicate_failed++;
+        // An outcome shipped with its claim is not this node's to keep unless the write decides
+        // so (outcome_settled): the hint replays whatever this node holds.
+        if (o.conditional[i]) {
+          remember_hint(o.peer, o.ids[i]);
+          answer(now, o.writes[i], 0, nullptr);
+          continue;
+        }
         // The record is owed to the peer: a node that does not hold it (an entry node outside the
         // replica list) keeps a copy as the peer's stand-in, so that the hint can be replayed. One
         // that holds an older copy merges it in too (a no-op where it already has it): the hint

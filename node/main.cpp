@@ -139,6 +139,11 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
                    "each batch as it comes); more saves signatures, less saves latency")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{0}, meshwork::kReceiptLingerMsMax));
+  node->add_option("--claim-hold-ms", cfg.claim_hold_ms,
+                   "keep a job's claim here this many ms for its outcome to leave with it, one "
+                   "record instead of two (0: send every claim at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, meshwork::kClaimHoldMsMax));
   node->add_option("--log-level", level, "trace|debug|info|warn|error|critical")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -105,6 +105,7 @@ ReplicaConfig Node::replica_config() const {
   rc.take_over = config_.test_break != "skip-takeover";
   rc.retain_ms = config_.retain_s * 1'000;
   rc.tombstone_ms = config_.tombstone_s * 1'000;
+  rc.claim_hold_ms = config_.claim_hold_ms;
   // Receipts are checked against the keys gossip announced (this node's own for its results).
   rc.receipt_check = receipt_checker([this](const std::string& node) -> std::optional<std::string> {
     if (node == config_.name) return identity_->public_key();
@@ -448,6 +449,9 @@ nlohmann::json Node::info() const {
             {"quorum_failures", s.quorum_failures},
             {"claims_confirmed", s.claims_confirmed},
             {"claims_refused", s.claims_refused},
+            {"outcomes_with_claim", s.outcomes_with_claim},
+            {"outcomes_with_claim_taken", s.outcomes_with_claim_taken},
+            {"outcomes_refused_here", s.outcomes_refused_here},
             {"takeovers", s.takeovers},
             {"hints_stored", s.hints_stored},
             {"hints_replayed", s.hints_replayed},

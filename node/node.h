@@ -46,6 +46,8 @@ struct NodeConfig {
   size_t workers = 0;    // 0: one per core
   // Outcomes are signed together at most once per this many ms (node/replica_driver.h).
   uint64_t receipt_linger_ms = kReceiptLingerMsDefault;
+  // A claim waits this long for its handler's outcome to leave with it (dht/replica.h).
+  uint64_t claim_hold_ms = kClaimHoldMsDefault;
   spdlog::level::level_enum log_level = spdlog::level::info;
   LogFormat log_format = LogFormat::text;
   bool require_signed = false;

@@ -45,6 +45,9 @@ void add(ReplicaStats& a, const ReplicaStats& b) {
   a.anti_entropy_pushed += b.anti_entropy_pushed, a.anti_entropy_pulled += b.anti_entropy_pulled;
   a.read_repairs += b.read_repairs, a.claims_confirmed += b.claims_confirmed;
   a.claims_refused += b.claims_refused, a.backpressure_refusals += b.backpressure_refusals;
+  a.outcomes_with_claim += b.outcomes_with_claim;
+  a.outcomes_with_claim_taken += b.outcomes_with_claim_taken;
+  a.outcomes_refused_here += b.outcomes_refused_here;
   a.superseded_stops += b.superseded_stops, a.refused_records += b.refused_records;
   a.refused_messages += b.refused_messages;
   a.expired += b.expired, a.tombstone_refusals += b.tombstone_refusals;
@@ -80,8 +83,10 @@ void drop_round(SharedRecord& r) {
 }
 
 void drop_rounds(Message& m) {
-  if (auto* rep = std::get_if<Replicate>(&m))
+  if (auto* rep = std::get_if<Replicate>(&m)) {
     for (SharedRecord& r : rep->records) drop_round(r);
+    for (IfClaimed& c : rep->if_claimed) c.claim.round = c.claim.base = 0;
+  }
   if (auto* ack = std::get_if<ReplicateAck>(&m))
     for (ItemAck& a : ack->items)
       if (a.copy) drop_round(*a.copy);
@@ -435,6 +440,8 @@ void ReplicaSim::start_handler(uint32_t i, const Start& s) {
   n.handlers[{s.id, s.attempt}] = Handler{serial, false, l.runs.size() - 1};
   const uint64_t run_ms = rng_.chance(o_.long_fraction)
                               ? rng_.between(o_.lease_ms * 11 / 10, o_.lease_ms * 5 / 2)
+                          : rng_.chance(o_.quick_fraction)
+                              ? rng_.between(0, o_.quick_ms_max)
                               : rng_.between(o_.run_ms_min, o_.run_ms_max);
   JobState outcome = rng_.chance(o_.fail_fraction) ? JobState::failed : JobState::succeeded;
   if (s.record->redundancy > 1) outcome = deterministic_outcome(s.id, s.attempt, o_.fail_fraction);

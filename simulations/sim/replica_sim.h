@@ -63,6 +63,10 @@ struct ReplicaOptions {
   uint64_t run_ms_min = 50;
   uint64_t run_ms_max = 2'000;
   double long_fraction = 0.05;  // handlers that run 1.1..2.5 leases
+  // Handlers that end within 0..quick_ms_max, most of them inside the core's claim hold (25 ms),
+  // so that outcomes shipped with their claim (ship_outcome) are as common as claims sent alone.
+  double quick_fraction = 0.4;
+  uint64_t quick_ms_max = 20;
   double fail_fraction = 0.1;   // handlers that end failed
   uint64_t clock_skew_ms_max = 250;  // each node's wall clock is this much ahead, at most
   uint64_t reap_after_ms = 86'400'000;  // a member dead this long gives up its ring tokens

@@ -168,7 +168,9 @@ void print_jobs(std::ostream& out, const JobFigures& f, const JobSide& jobs) {
       << " jobs)\n";
   out << "core: takeovers " << s.takeovers << ", hints stored " << s.hints_stored
       << ", hints replayed " << s.hints_replayed << ", claims " << s.claims_confirmed
-      << " confirmed " << s.claims_refused << " refused, superseded stops " << s.superseded_stops
+      << " confirmed " << s.claims_refused << " refused, outcomes with their claim "
+      << s.outcomes_with_claim << " (" << s.outcomes_with_claim_taken << " taken, "
+      << s.outcomes_refused_here << " refused by replicas), superseded stops " << s.superseded_stops
       << ", retried " << s.retried << ", quorum failures " << s.quorum_failures
       << ", read repairs " << s.read_repairs << ", anti-entropy " << s.anti_entropy_rounds
       << " rounds " << s.anti_entropy_pushed << " pushed " << s.anti_entropy_pulled

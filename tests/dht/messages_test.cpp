@@ -112,8 +112,16 @@ bool same_ack(const ItemAck& a, const ItemAck& b) {
          same_optional(a.copy, b.copy) && a.deleted == b.deleted;
 }
 
+bool same_if_claimed(const IfClaimed& a, const IfClaimed& b) {
+  const JobStatus &x = a.claim, &y = b.claim;
+  return a.index == b.index && x.state == y.state && x.attempt == y.attempt && x.node == y.node &&
+         x.at_ms == y.at_ms && x.error == y.error && x.retry_at_ms == y.retry_at_ms &&
+         x.round == y.round && x.base == y.base;
+}
+
 bool same_body(const Replicate& a, const Replicate& b) {
-  return same_list(a.records, b.records, same_record);
+  return same_list(a.records, b.records, same_record) &&
+         same_list(a.if_claimed, b.if_claimed, same_if_claimed);
 }
 bool same_body(const ReplicateAck& a, const ReplicateAck& b) {
   return same_list(a.items, b.items, same_ack);
@@ -185,7 +193,7 @@ std::vector<Message> samples() {
   const SharedRecord retrying = SharedRecord::of(progressed(2, 2));
   const SharedRecord done = SharedRecord::of(progressed(3, 4));
   return {
-      Replicate{7, {queued, running, retrying, done}},
+      Replicate{7, {queued, running, retrying, done}, {}},
       ReplicateAck{8,
                    {ItemAck{true, false, JobState::queued, 0, "n2", false, std::nullopt},
                     ItemAck{true, true, JobState::succeeded, 2, "n3", true, done},
@@ -200,13 +208,18 @@ std::vector<Message> samples() {
       ListReply{13, {done, retrying, queued}, "0000018bcfe9d400/" + queued->id},
       HeldRequest{14},
       HeldReply{15, 30, UINT64_MAX},
-      Replicate{1, {}},
+      Replicate{1, {}, {}},
       ReplicateAck{1, {}},
       Fetch{1, {}},
       FetchReply{1, {}},
       DigestReply{1, {}, {}},
       ListRequest{1, "", "", 1, ""},
       ListReply{1, {}, ""},
+      // An outcome shipped with its claim (the last record's condition), beside a plain record.
+      Replicate{16,
+                {running, done},
+                {IfClaimed{1, JobStatus{JobState::running, 4, "n3", 1'700'000'000'123, "boom",
+                                        0, 2, 3}}}},
   };
 }
 
@@ -349,6 +362,41 @@ TEST_CASE("decoded fields, one by one") {
   CHECK(std::holds_alternative<HeldRequest>(decoded(8)));
   const auto held = std::get<HeldReply>(decoded(9));
   CHECK((held.held == 30 && held.unfinished == UINT64_MAX));
+
+  CHECK(std::get<Replicate>(decoded(0)).if_claimed.empty());
+  const auto shipped = std::get<Replicate>(decoded(m.size() - 1));
+  REQUIRE(shipped.if_claimed.size() == 1);
+  const IfClaimed& c = shipped.if_claimed[0];
+  CHECK(c.index == 1);
+  CHECK((c.claim.state == JobState::running && c.claim.attempt == 4 && c.claim.node == "n3"));
+  CHECK((c.claim.at_ms == 1'700'000'000'123 && c.claim.error == "boom"));
+  CHECK((c.claim.round == 2 && c.claim.base == 3 && c.claim.retry_at_ms == 0));
+}
+
+TEST_CASE("a replicate's conditions must point at its records, in increasing order") {
+  const SharedRecord rec = SharedRecord::of(job(0));
+  // A replicate of `records` copies of rec, then conditions on the given indexes.
+  auto replicate = [&](size_t records, std::vector<uint32_t> indexes) {
+    Bytes b = header(0);
+    b.u32(static_cast<uint32_t>(records));
+    for (size_t i = 0; i < records; ++i) b.str(*rec.bytes);
+    b.u32(static_cast<uint32_t>(indexes.size()));
+    for (uint32_t i : indexes) b.u32(i).u32(1).str("n1").u64(5).str("").u64(0).u32(0).u32(0);
+    return b.s;
+  };
+  CHECK(refusal(replicate(2, {})) == Code::ok);
+  CHECK(refusal(replicate(2, {0, 1})) == Code::ok);
+  CHECK(refusal(replicate(2, {1})) == Code::ok);
+  for (const auto& bad : {std::vector<uint32_t>{2}, {1, 1}, {1, 0}, {UINT32_MAX}}) {
+    CHECK(refusal(replicate(2, bad)) == Code::malformed);
+    CHECK(detail_says(replicate(2, bad), "if_claimed index"));
+  }
+  CHECK(refusal(replicate(0, {0})) == Code::malformed);
+  // A node name past kNodeNameBytesMax.
+  Bytes long_name = header(0);
+  long_name.u32(1).str(*rec.bytes).u32(1).u32(0).u32(1).str(std::string(kNodeNameBytesMax + 1, 'n'));
+  CHECK(refusal(long_name.s) == Code::malformed);
+  CHECK(detail_says(long_name.s, "if_claimed node name"));
 }
 
 TEST_CASE("lists of exactly kMessageItemsMax items are accepted") {
@@ -461,7 +509,7 @@ TEST_CASE("a bad record inside refuses the whole message") {
   const SharedRecord good = SharedRecord::of(progressed(6, 3));
   auto replicate_with = [&](std::string bytes) {
     SharedRecord bad{good.record, std::make_shared<const std::string>(std::move(bytes))};
-    return encode_message(Replicate{3, {good, bad}});
+    return encode_message(Replicate{3, {good, bad}, {}});
   };
   std::string other_id = *good.bytes;
   other_id[5] = other_id[5] == 'a' ? 'b' : 'a';  // inside the hex id: it no longer matches
@@ -603,8 +651,16 @@ struct Gen {
     const size_t n = below(5);
     switch (below(10)) {
       case 0: {
-        Replicate m{corr(), {}};
-        for (size_t i = 0; i < n; ++i) m.records.push_back(record());
+        Replicate m{corr(), {}, {}};
+        for (size_t i = 0; i < n; ++i) {
+          m.records.push_back(record());
+          if (below(2) == 1)
+            m.if_claimed.push_back(IfClaimed{
+                static_cast<uint32_t>(i),
+                JobStatus{JobState::running, static_cast<uint32_t>(below(5)),
+                          "n" + std::to_string(below(12)), rng(), text(16), rng(),
+                          static_cast<uint32_t>(below(3)), static_cast<uint32_t>(below(3))}});
+        }
         return m;
       }
       case 1: {

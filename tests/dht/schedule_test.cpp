@@ -12,11 +12,8 @@ namespace {
 using stage::Stage;
 
 ReplicaConfig one_worker() {
-  ReplicaConfig c;
+  ReplicaConfig c = stage::quiet();
   c.workers = 1;
-  c.anti_entropy_interval_ms = 3'600'000;
-  c.anti_entropy_interval_ms_max = 3'600'000;
-  c.hint_replay_interval_ms = 3'600'000;
   return c;
 }
 
