@@ -331,6 +331,140 @@ TEST_CASE("a handler that ended frees its worker before its outcome is signed an
   for (size_t i = 0; i < 3; ++i) CHECK(s.copy(i, second)->status.state == JobState::succeeded);
 }
 
+// ---- the claim hold (ReplicaConfig::claim_hold_ms, ship_outcome in replica_run.cpp) ----
+
+namespace {
+
+ReplicaConfig holding(uint64_t hold_ms) {
+  ReplicaConfig c = quiet();
+  c.claim_hold_ms = hold_ms;
+  return c;
+}
+
+}  // namespace
+
+TEST_CASE("an outcome within the claim hold leaves with its claim: one record per replica") {
+  Stage s(3, holding(25));
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(1, r);
+  s.settle();
+  REQUIRE(s.node(0).running.contains(id));
+  CHECK(s.copy(0, id)->status.state == JobState::running);  // persisted where it runs
+  CHECK(s.copy(1, id)->status.state == JobState::queued);   // and held there
+  CHECK(s.copy(2, id)->status.state == JobState::queued);
+  const uint64_t got1 = s.core(1).stats().replicate_received;
+  const uint64_t got2 = s.core(2).stats().replicate_received;
+  s.finish(0, id);
+  s.settle();
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    const auto c = s.copy(i, id);
+    REQUIRE(c);
+    CHECK(c->status.state == JobState::succeeded);
+    CHECK(c->status.attempt == 1);
+    CHECK(c->results.contains("n1"));
+    CHECK(c->claim.node == "n1");
+    std::vector<JobState> states;
+    for (const HistoryEntry& h : c->history) states.push_back(h.state);
+    CHECK(states == std::vector<JobState>{JobState::queued, JobState::running,
+                                          JobState::succeeded});
+  }
+  CHECK(s.core(1).stats().replicate_received == got1 + 1);  // claim and outcome: one record
+  CHECK(s.core(2).stats().replicate_received == got2 + 1);
+  CHECK(s.core(0).stats().outcomes_with_claim == 1);
+  CHECK(s.core(0).stats().outcomes_with_claim_taken == 1);
+  CHECK(s.core(0).stats().claims_confirmed == 0);
+  CHECK(s.core(0).stats().succeeded == 1);
+  s.run(1'000);
+  CHECK(s.starts_of(id) == 1);
+  CHECK(s.core(0).running() == 0);
+}
+
+TEST_CASE("a claim whose hold runs out leaves alone, and the outcome follows as before") {
+  Stage s(3, holding(25));
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(1, r);
+  s.settle();
+  REQUIRE(s.node(0).running.contains(id));
+  s.run(40);  // a handler longer than the hold
+  CHECK(s.copy(1, id)->status.state == JobState::running);
+  CHECK(s.copy(2, id)->status.state == JobState::running);
+  CHECK(s.core(0).stats().claims_confirmed == 1);
+  s.finish(0, id);
+  s.settle();
+  for (size_t i = 0; i < 3; ++i) CHECK(s.copy(i, id)->status.state == JobState::succeeded);
+  CHECK(s.core(0).stats().outcomes_with_claim == 0);
+}
+
+TEST_CASE("an outcome shipped with its claim is refused where a cancel of the queued job won") {
+  // n1 holds its claim, cut off; a cancel through n2 reads n2's and n3's copies (queued) and
+  // cancels the job at once on both. n1's outcome then comes with its claim: merged there it would
+  // win (succeeded beats cancelled), so each replica must refuse it, as it would refuse the claim.
+  ReplicaConfig c = holding(1'000);
+  c.peer_timeout_ms = 300;
+  Stage s(3, c);
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(1, r);
+  s.settle();
+  REQUIRE(s.node(0).running.contains(id));
+  s.cut(0, 1);
+  s.cut(0, 2);
+  const uint64_t req = s.cancel(1, id);
+  s.run(400);
+  const Reply& rep = reply(s, 1, req);
+  REQUIRE(rep.items[0].status.is_ok());
+  CHECK(s.copy(1, id)->status.state == JobState::cancelled);
+  CHECK(s.copy(2, id)->status.state == JobState::cancelled);
+  s.heal();
+  s.finish(0, id);  // within n1's hold
+  s.settle();
+  s.run(100);
+  CHECK(s.core(0).stats().outcomes_with_claim == 1);
+  CHECK(s.core(0).stats().outcomes_with_claim_taken == 0);
+  CHECK(s.core(0).stats().claims_refused == 1);
+  CHECK(s.core(1).stats().outcomes_refused_here == 1);
+  CHECK(s.core(2).stats().outcomes_refused_here == 1);
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(s.copy(i, id)->status.state == JobState::cancelled);
+    CHECK(s.copy(i, id)->results.empty());
+  }
+}
+
+TEST_CASE("an outcome shipped with its claim loses to the takeover of the side that held on") {
+  // n1 is cut off holding its claim; gossip calls it dead, n2 owns the job (still queued there)
+  // and runs it as attempt 1 too. n1's outcome, shipped with its claim after the cut heals, meets
+  // n2's claim of the same attempt, which beats it on node order: refused, n2's result stands.
+  Stage s(3, holding(1'000));
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(1, r);
+  s.settle();
+  REQUIRE(s.node(0).running.contains(id));
+  s.cut(0, 1);
+  s.cut(0, 2);
+  for (size_t i = 1; i < 3; ++i) s.core(i).set_member(s.now(i), "n1", MemberState::dead);
+  s.run(100);
+  REQUIRE(s.node(1).running.contains(id));
+  s.finish(1, id);
+  s.settle();
+  CHECK(s.copy(2, id)->status.state == JobState::succeeded);
+  s.heal();
+  s.finish(0, id);
+  s.settle();
+  s.run(100);
+  CHECK(s.core(0).stats().outcomes_with_claim_taken == 0);
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(s.copy(i, id)->status.state == JobState::succeeded);
+    CHECK(s.copy(i, id)->status.node == "n2");
+    CHECK_FALSE(s.copy(i, id)->results.contains("n1"));
+  }
+}
+
 TEST_CASE("a restarted node ends the attempt it was running and runs the job again") {
   Stage s(3, quiet());
   JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
