@@ -3,6 +3,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "api/json_text.h"
+
 namespace meshwork::api {
 namespace {
 
@@ -51,14 +53,18 @@ void problem(httplib::Response& res, int status, std::string_view detail,
   res.status = status;
   if (status == 429 || status == 503)
     res.set_header("Retry-After", std::to_string(retry_after_s));
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                  "application/problem+json");
+  res.set_content(dump_json(body), "application/problem+json");
 }
 
 void send_json(httplib::Response& res, int status, const nlohmann::json& body) {
+  send_json_text(res, status, dump_json(body));
+}
+
+void send_json_text(httplib::Response& res, int status, std::string body) {
   res.status = status;
-  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace),
-                  "application/json");
+  res.body = std::move(body);  // no copy, where set_content would make one
+  res.headers.erase("Content-Type");
+  res.set_header("Content-Type", "application/json");
 }
 
 void problem(httplib::Response& res, const Status& s) { problem(res, http_status(s.code()), s.message()); }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <string_view>
 
 #include <httplib.h>
@@ -19,7 +20,9 @@ namespace meshwork::api {
 void problem(httplib::Response& res, int status, std::string_view detail,
              uint64_t retry_after_s = 1);
 void problem(httplib::Response& res, const Status& s);
-// A JSON answer (invalid UTF-8 in strings replaced, never thrown).
+// A JSON answer (invalid UTF-8 in strings replaced, never thrown: dump_json, api/json_text.h).
 void send_json(httplib::Response& res, int status, const nlohmann::json& body);
+// A JSON answer already written as text (api/json_text.h).
+void send_json_text(httplib::Response& res, int status, std::string body);
 
 }  // namespace meshwork::api

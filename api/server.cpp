@@ -9,6 +9,7 @@
 
 #include "api/dashboard.h"
 #include "api/idempotency.h"
+#include "api/json_text.h"
 #include "api/openapi.h"
 #include "api/params.h"
 #include "api/problem.h"
@@ -25,6 +26,10 @@ using nlohmann::json;
 constexpr uint64_t kIdempotencyExpireEvery = 1'024;  // new keys between sweeps of expired ones
 
 constexpr size_t kListLimitDefault = 50;
+// What an answer's text reserves up front: a job's view (about 700 bytes for a job just queued),
+// a batch's item (about 250).
+constexpr size_t kJobViewBytesReserve = 1'024;
+constexpr size_t kBatchItemBytesReserve = 256;
 // The peers' list requests carry the same bounds (dht/messages.h).
 constexpr size_t kCursorBytesMax = kListCursorBytesMax;
 
@@ -250,9 +255,14 @@ void ApiServer::post_job(const httplib::Request& req, httplib::Response& res) {
   if (!r.status.is_ok()) return problem(res, r.status);
   if (!r.record) return problem(res, 500, "the mesh answered without the job");
   res.set_header("Location", "/v1/jobs/" + r.record->id);
-  json view = job_view(*r.record, wall_ms());
-  view.update(services_.cluster.placement_json(r.record->id));
-  send_json(res, r.created ? 202 : 200, view);
+  send_job_view(res, r.created ? 202 : 200, *r.record);
+}
+
+void ApiServer::send_job_view(httplib::Response& res, int status, const JobRecord& r) const {
+  std::string body;
+  body.reserve(kJobViewBytesReserve);
+  append_job_view(body, r, wall_ms(), services_.cluster.replicas_of(r.id));
+  send_json_text(res, status, std::move(body));
 }
 
 ApiServer::IdempotencyClaim::IdempotencyClaim(ApiServer& server, std::string key_hash)
@@ -304,17 +314,6 @@ Status ApiServer::remember_idempotency_key(const std::string& key_hash,
     });
   }
   return Status::ok();
-}
-
-json ApiServer::item_json(const ItemResult& r) const {
-  if (!r.status.is_ok())
-    return {{"status", http_status(r.status.code())}, {"detail", r.status.message()}};
-  if (!r.record) return {{"status", 500}, {"detail", "the mesh answered without the job"}};
-  json j = {{"status", r.created ? 202 : 200},
-            {"id", r.record->id},
-            {"state", public_state(*r.record, wall_ms())}};
-  j.update(services_.cluster.placement_json(r.record->id));
-  return j;
 }
 
 // A batch body signed once is one Merkle tree (dht/envelope.h).
@@ -371,20 +370,16 @@ void ApiServer::post_batch(const httplib::Request& req, httplib::Response& res) 
       results[index[k]] = stored.is_ok() ? std::move(stored.value()[k])
                                          : ItemResult{stored.status(), false, std::nullopt};
   }
-  json items = json::array();
-  size_t accepted = 0, duplicates = 0;
+  std::vector<std::vector<std::string>> replicas(results.size());
   for (size_t i = 0; i < results.size(); ++i) {
     const ItemResult& r = results[i];
-    if (r.status.is_ok() && r.record) (r.created ? accepted : duplicates)++;
-    items.push_back(item_json(r));
-    if (retry_after_s[i] > 0) items.back()["retry_after"] = retry_after_s[i];
-    http_metrics_.submission(items.back()["status"].get<int>());
+    if (r.status.is_ok() && r.record) replicas[i] = services_.cluster.replicas_of(r.record->id);
+    http_metrics_.submission(batch_item_status(r));
   }
-  send_json(res, 200,
-            {{"results", std::move(items)},
-             {"accepted", accepted},
-             {"duplicates", duplicates},
-             {"rejected", results.size() - accepted - duplicates}});
+  std::string answer;
+  answer.reserve(kBatchItemBytesReserve * results.size());
+  append_batch_answer(answer, results, retry_after_s, replicas, wall_ms());
+  send_json_text(res, 200, std::move(answer));
 }
 
 void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {
@@ -402,9 +397,7 @@ void ApiServer::get_job(const httplib::Request& req, httplib::Response& res) {
   }
   auto got = wait_ms > 0 ? read_job_waiting(id, local, wait_ms) : read_job(id, local);
   if (!got.is_ok()) return problem(res, got.status());
-  json view = job_view(got.value(), wall_ms());
-  view.update(services_.cluster.placement_json(id));
-  send_json(res, 200, view);
+  send_job_view(res, 200, got.value());
 }
 
 // Each receipt of the job, merged from its replicas, checked against the keys gossip knows.
@@ -537,9 +530,7 @@ void ApiServer::change_job(const httplib::Request& req, httplib::Response& res,
   if (!got.is_ok()) return problem(res, got.status());
   if (!got.value().status.is_ok()) return problem(res, got.value().status);
   if (!got.value().record) return problem(res, 404, "no job with id " + id);
-  json view = job_view(*got.value().record, wall_ms());
-  view.update(services_.cluster.placement_json(id));
-  send_json(res, 200, view);
+  send_job_view(res, 200, *got.value().record);
 }
 
 }  // namespace meshwork::api

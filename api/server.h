@@ -151,7 +151,8 @@ class ApiServer {
   // else against the address); nullopt when allowed, else the seconds to wait.
   [[nodiscard]] std::optional<uint64_t> take_token(const httplib::Request& req, bool client_signed,
                                                    const JobRecord& admitted);
-  [[nodiscard]] nlohmann::json item_json(const ItemResult& r) const;
+  // A job's view with its placement (api/views.h), written directly.
+  void send_job_view(httplib::Response& res, int status, const JobRecord& r) const;
   // A plain submission with an Idempotency-Key (api/idempotency.h). reuse: when the key has an
   // entry within the window, fills `body`'s nonce and created_at from it (true), or Code::invalid
   // when the entry is for another body; false when there is none. remember: writes the entry of

@@ -184,12 +184,10 @@ void ClusterView::settle(uint64_t corr, const std::string* from, std::optional<M
   asked_.erase(it);
 }
 
-nlohmann::json ClusterView::placement_json(const std::string& id) const {
+std::vector<std::string> ClusterView::replicas_of(const std::string& id) const {
   const auto snap = driver_.snapshot();
-  std::vector<std::string> list;
-  if (snap.placement) list = snap.placement->replicas(id);
-  return {{"owner", list.empty() ? nlohmann::json(nullptr) : nlohmann::json(list.front())},
-          {"replicas", list}};
+  if (!snap.placement) return {};
+  return snap.placement->replicas(id);
 }
 
 nlohmann::json ClusterView::ring_json() {

@@ -20,7 +20,7 @@
 // A listing first waits for the store to write what the core had queued, so it never shows a job
 // older than a read through the core just did.
 //
-// Thread-safety: list, ring_json and placement_json from any thread; receive on the loop thread;
+// Thread-safety: list, ring_json and replicas_of from any thread; receive on the loop thread;
 // stop() from the thread that owns the node, before the loop stops. Answers to requests this view
 // no longer waits for (timed out) are dropped.
 #pragma once
@@ -73,8 +73,8 @@ class ClusterView {
   [[nodiscard]] Result<Store::Page> list(const ListQuery& q, bool local_only);
   // GET /v1/cluster/ring.
   [[nodiscard]] nlohmann::json ring_json();
-  // {"owner", "replicas"} of a job in the current placement.
-  [[nodiscard]] nlohmann::json placement_json(const std::string& id) const;
+  // The replicas of a job in the current placement, its owner first (none before a placement).
+  [[nodiscard]] std::vector<std::string> replicas_of(const std::string& id) const;
 
   // A message from an authenticated member that is not a replica message (loop thread).
   void receive(const std::string& from, Message&& m);
