@@ -42,7 +42,9 @@
 //   2. A handler is started only for a job this node owns, whose claim it has just persisted (or
 //      for a co-run of a redundant job: invariant 6), and at most config.workers at once; an
 //      outcome is recorded only for the attempt whose claim a majority of the replicas confirmed
-//      and that still holds the status (running, attempt, self).
+//      and that still holds the status (running, attempt, self). An outcome that ends a claim
+//      still held here (config.claim_hold_ms) leaves with it instead, merged by each replica only
+//      where that claim would hold (IfClaimed), and is recorded here once a majority took it.
 //   3. A record is only ever replaced by its merge with something (never overwritten), so every
 //      copy converges whatever the order of delivery.
 //   4. A handler whose claim this node learns is superseded (another attempt, a terminal state,
