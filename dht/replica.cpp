@@ -291,10 +291,9 @@ Replica::Merged Replica::merge_into(Now now, const JobRecord& incoming,
 // schedule a job it owns.
 void Replica::react(Now now, const JobRecord& r) {
   if (auto u = unsettled_.find(r.id); u != unsettled_.end()) {
-    if (!status_before(r.status, u->second) && !status_before(u->second, r.status))
-      count_end(r.status.state);  // this node's outcome won after all
-    if (r.status.state != JobState::running && r.status.state != JobState::retry_wait)
-      unsettled_.erase(u);  // decided, one way or the other
+    const bool won = !status_before(r.status, u->second) && !status_before(u->second, r.status);
+    if (won) count_end(r.status.state);  // this node's outcome came back: it won after all
+    if (won || status_before(u->second, r.status)) unsettled_.erase(u);  // or it never will
   }
   bool awaiting = false;
   if (auto it = running_.find(r.id); it != running_.end()) {

@@ -241,6 +241,13 @@ class Stage {
     }
   }
 
+  // One round of settle(): syncs every disk, then delivers what is on the wire (the answers that
+  // causes wait on the wire for the next round).
+  void step() {
+    for (size_t i = 0; i < nodes_.size(); ++i) sync(i);
+    deliver();
+  }
+
   // Lets `ms` pass in steps, ticking every up core at its deadline and settling after each step.
   void run(uint64_t ms, uint64_t step_ms = 10) {
     const uint64_t end = mono_ms_ + ms;

@@ -465,6 +465,37 @@ TEST_CASE("an outcome shipped with its claim loses to the takeover of the side t
   }
 }
 
+TEST_CASE("an outcome the replicas took but whose acks were lost is counted when it comes back") {
+  ReplicaConfig c = holding(1'000);
+  c.peer_timeout_ms = 300;
+  Stage s(3, c);
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(1, r);
+  s.settle();
+  REQUIRE(s.node(0).running.contains(id));
+  s.finish(0, id);  // the outcome leaves with the claim: n2 and n3 take it
+  s.step();
+  s.cut(0, 1);  // and their acks are lost
+  s.cut(0, 2);
+  s.settle();
+  s.run(400);  // n1 decides without them: not taken, the attempt released
+  CHECK(s.core(0).stats().outcomes_with_claim_taken == 0);
+  CHECK(s.core(0).stats().succeeded == 0);
+  CHECK(s.copy(1, id)->status.state == JobState::succeeded);
+  CHECK(s.copy(2, id)->status.state == JobState::succeeded);
+  s.heal();
+  s.read(0, id);  // the read merges their copies here: n1's own outcome won after all
+  s.settle();
+  s.run(2'000);
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    CHECK(s.copy(i, id)->status.state == JobState::succeeded);
+    CHECK(s.copy(i, id)->status.attempt == 1);
+  }
+  CHECK(s.core(0).stats().succeeded == 1);  // counted once, when it came back
+}
+
 TEST_CASE("a restarted node ends the attempt it was running and runs the job again") {
   Stage s(3, quiet());
   JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
