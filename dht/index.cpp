@@ -24,7 +24,15 @@ uint32_t bucket_of(std::string_view id, unsigned bits) {
 }
 
 void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
-  IndexEntry& e = entries_[r.id];  // keeps the placement cache of a record already here
+  IndexEntry* found = nullptr;
+  if (auto it = by_id_.find(r.id); it != by_id_.end()) found = it->second;
+  const bool was_unfinished = found != nullptr && !is_terminal(found->state);
+  if (found == nullptr) {
+    auto [slot, added] = entries_.try_emplace(r.id);
+    found = &slot->second;
+    by_id_.emplace(std::string_view(slot->first), found);
+  }
+  IndexEntry& e = *found;  // keeps the placement cache of a record already here
   e.fingerprint = fingerprint;
   e.state = r.status.state;
   e.attempt = r.status.attempt;
@@ -37,21 +45,20 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   e.priority = r.priority;
   e.redundancy = r.redundancy;
   e.cancel_requested = r.cancel_requested();
-  if (is_terminal(e.state)) {
-    if (auto it = unfinished_.find(r.id); it != unfinished_.end()) unfinished_.erase(it);
-  } else {
-    unfinished_.insert(r.id);
-  }
+  const bool unfinished = !is_terminal(e.state);
+  if (unfinished && !was_unfinished) unfinished_.insert(r.id);
+  if (!unfinished && was_unfinished) unfinished_.erase(r.id);
 }
 
 void RecordIndex::erase(std::string_view id) {
+  if (by_id_.erase(id) == 0) return;
   if (auto it = entries_.find(id); it != entries_.end()) entries_.erase(it);
   if (auto it = unfinished_.find(id); it != unfinished_.end()) unfinished_.erase(it);
 }
 
 const IndexEntry* RecordIndex::find(std::string_view id) const {
-  auto it = entries_.find(id);
-  return it == entries_.end() ? nullptr : &it->second;
+  auto it = by_id_.find(id);
+  return it == by_id_.end() ? nullptr : it->second;
 }
 
 std::vector<uint64_t> RecordIndex::digests(unsigned bits, const Keep& keep) const {

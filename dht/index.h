@@ -17,6 +17,7 @@
 #include <set>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 #include "dht/job_record.h"
@@ -55,6 +56,13 @@ class RecordIndex {
  public:
   using Keep = std::function<bool(const std::string& id, const IndexEntry& e)>;
 
+  RecordIndex() = default;
+  // by_id_ points into entries_: moving keeps the nodes, copying would not.
+  RecordIndex(const RecordIndex&) = delete;
+  RecordIndex& operator=(const RecordIndex&) = delete;
+  RecordIndex(RecordIndex&&) = default;
+  RecordIndex& operator=(RecordIndex&&) = default;
+
   void put(const JobRecord& r, uint64_t fingerprint);
   void erase(std::string_view id);
   [[nodiscard]] const IndexEntry* find(std::string_view id) const;
@@ -74,6 +82,11 @@ class RecordIndex {
 
  private:
   std::map<std::string, IndexEntry, std::less<>> entries_;  // by id = by ring position
+  // The same entries hashed by id (views of entries_'s keys; map nodes do not move): a lookup
+  // without walking the tree, which compared ids for a tenth of the replica loop at 20,000 jobs.
+  std::unordered_map<std::string_view, IndexEntry*> by_id_;
+  // Ids whose entry is not terminal (kept in step by put: inserted or erased only when that
+  // changes).
   std::set<std::string, std::less<>> unfinished_;
 };
 

@@ -162,6 +162,49 @@ TEST_CASE("the index tracks unfinished records and digests that agree exactly wh
   for (uint64_t d : a.digests(8, none)) CHECK(d == 0);
 }
 
+TEST_CASE("the index finds, updates and erases entries, and keeps the unfinished set in step") {
+  RecordIndex idx;
+  std::vector<JobRecord> recs;
+  for (int i = 0; i < 200; ++i) {
+    recs.push_back(stage::job(i, 1000));
+    idx.put(recs.back(), static_cast<uint64_t>(i));
+  }
+  // Moves, states going back and forth, erasures: the hash and the ordered views must agree.
+  for (int round = 0; round < 3; ++round) {
+    for (size_t i = 0; i < recs.size(); i += 3) {
+      JobRecord r = recs[i];
+      r.status.state = (i + round) % 2 == 0 ? JobState::succeeded : JobState::running;
+      idx.put(r, 1000 + i);
+    }
+  }
+  for (size_t i = 1; i < recs.size(); i += 5) idx.erase(recs[i].id);
+  idx.erase(std::string(64, 'e'));  // not held: nothing happens
+  size_t held = 0, unfinished = 0;
+  for (size_t i = 0; i < recs.size(); ++i) {
+    CAPTURE(i);
+    const IndexEntry* e = idx.find(recs[i].id);
+    if (i % 5 == 1) {
+      CHECK(e == nullptr);
+      CHECK_FALSE(idx.unfinished().contains(recs[i].id));
+      continue;
+    }
+    REQUIRE(e != nullptr);
+    ++held;
+    CHECK(e == &idx.entries().at(recs[i].id));  // the same entry either way
+    CHECK(idx.unfinished().contains(recs[i].id) == !is_terminal(e->state));
+    if (!is_terminal(e->state)) ++unfinished;
+  }
+  CHECK(idx.size() == held);
+  CHECK(idx.unfinished_count() == unfinished);
+  // An erased record put back is found again.
+  idx.put(recs[1], 7);
+  REQUIRE(idx.find(recs[1].id) != nullptr);
+  CHECK(idx.find(recs[1].id)->fingerprint == 7);
+  RecordIndex moved = std::move(idx);
+  REQUIRE(moved.find(recs[1].id) != nullptr);
+  CHECK(moved.find(recs[1].id)->fingerprint == 7);
+}
+
 TEST_CASE("bucket_of takes the leading bits of the id") {
   const std::string id(64, 'f');
   CHECK(bucket_of(id, 8) == 255);
