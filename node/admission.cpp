@@ -16,7 +16,7 @@ Admission::Admission(const Identity& key, std::string node_name, AdmissionOption
 // The spec of a client's envelope once it verifies (a batch's root through verified_) and its key
 // is allowed here.
 Result<JobSpec> Admission::open_signed(const Envelope& env) const {
-  auto opened = open_envelope(env, options_.limits, &verified_);
+  auto opened = open_envelope(env, options_.limits, &verified_, &verified_jobs_);
   if (!opened.is_ok()) return opened;
   if (options_.allowed_keys && !options_.allowed_keys->contains(env.public_key))
     return Result<JobSpec>(Code::forbidden, "the signing key is not allowed to submit jobs here");
@@ -29,7 +29,9 @@ Result<Envelope> Admission::envelope_for(const nlohmann::json& body, JobSpec& sp
     if (options_.require_signed || options_.allowed_keys)
       return Result<Envelope>(Code::unauthorized,
                               "this node accepts only signed jobs: send a signed envelope");
-    return sign_plain_job(body, key_, wall_ms(), options_.limits, &spec);
+    auto env = sign_plain_job(body, key_, wall_ms(), options_.limits, &spec);
+    if (env.is_ok()) remember_signed(env.value());
+    return env;
   }
   auto env = parse_envelope(body);
   if (!env.is_ok()) return env;
@@ -104,6 +106,7 @@ std::vector<Result<JobRecord>> Admission::admit_batch(const nlohmann::json& item
   } else {
     envs = sign_job_batch(texts, key_);
   }
+  remember_signed(envs.front());
   for (size_t k = 0; k < plain.size(); ++k)
     out[plain[k]] = counted(record_for(std::move(envs[k]), specs[k]));
   return out;
@@ -167,7 +170,16 @@ Result<std::vector<Result<JobRecord>>> Admission::admit_signed_batch(const nlohm
 }
 
 bool Admission::check(const JobRecord& r) const {
-  return open_envelope(r.envelope, options_.limits, &verified_).is_ok();
+  return open_envelope(r.envelope, options_.limits, &verified_, &verified_jobs_).is_ok();
+}
+
+// What this node signed verifies by construction: its check here is a lookup.
+void Admission::remember_signed(const Envelope& env) const {
+  if (env.batched()) {
+    verified_.remember(env.signed_message(), env.signature, env.public_key);
+  } else {
+    verified_jobs_.remember(env.job, env.signature, env.public_key);
+  }
 }
 
 }  // namespace meshwork

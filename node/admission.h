@@ -77,11 +77,14 @@ class Admission {
   [[nodiscard]] uint64_t rejected() const { return rejected_.load(); }
   // Ed25519 verifications of batch roots actually run (not remembered), admission and check.
   [[nodiscard]] uint64_t root_verifications() const { return verified_.verifications(); }
+  // ... and of jobs signed alone.
+  [[nodiscard]] uint64_t job_verifications() const { return verified_jobs_.verifications(); }
   [[nodiscard]] const AdmissionOptions& options() const { return options_; }
 
  private:
   Result<Envelope> envelope_for(const nlohmann::json& body, JobSpec& spec) const;
   Result<JobSpec> open_signed(const Envelope& env) const;
+  void remember_signed(const Envelope& env) const;
   // A record for a verified (or freshly signed) envelope and its spec: its submission time, the
   // delay and redundancy bounds.
   Result<JobRecord> record_for(Envelope env, const JobSpec& spec);
@@ -91,7 +94,10 @@ class Admission {
   const std::string node_;
   const AdmissionOptions options_;
   std::atomic<uint64_t> rejected_{0};
-  mutable VerifiedSignatures verified_;
+  mutable VerifiedSignatures verified_;  // batch roots
+  // Jobs signed alone: verified at admission, or signed here (remembered), so that the worker's
+  // check of a job that entered through this node costs no second Ed25519 verification.
+  mutable VerifiedSignatures verified_jobs_;
   std::mutex mu_;
   uint64_t last_submission_ms_ = 0;  // guarded by mu_
 };

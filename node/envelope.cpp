@@ -83,7 +83,7 @@ Result<Envelope> parse_envelope(const nlohmann::json& body) {
 }
 
 Result<JobSpec> open_envelope(const Envelope& env, const Limits& limits,
-                              VerifiedSignatures* verified) {
+                              VerifiedSignatures* verified, VerifiedSignatures* verified_jobs) {
   if (env.batched()) {
     if (!env.proof_holds())
       return Result<JobSpec>(Code::unauthorized,
@@ -93,7 +93,8 @@ Result<JobSpec> open_envelope(const Envelope& env, const Limits& limits,
                    : verify_signature(message, env.signature, env.public_key)))
       return Result<JobSpec>(Code::unauthorized,
                              "the signature does not match the batch's root and key");
-  } else if (!verify_signature(env.job, env.signature, env.public_key)) {
+  } else if (!(verified_jobs ? verified_jobs->verify(env.job, env.signature, env.public_key)
+                            : verify_signature(env.job, env.signature, env.public_key))) {
     return Result<JobSpec>(Code::unauthorized, "the signature does not match the job and key");
   }
   auto spec = parse_json_bounded(env.job);

@@ -31,10 +31,11 @@ class VerifiedSignatures;  // node/receipt_check.h
 
 // Verifies the envelope (401: the signature over the job text; or, signed in a batch, the proof
 // from the job's leaf to its root and the signature over the root — through `verified` when given,
-// so that the jobs of one batch cost one Ed25519 verification) and parses and validates the spec
-// inside (400/413/422).
+// so that the jobs of one batch cost one Ed25519 verification; a job signed alone through
+// `verified_jobs` when given) and parses and validates the spec inside (400/413/422).
 [[nodiscard]] Result<JobSpec> open_envelope(const Envelope& env, const Limits& limits,
-                                            VerifiedSignatures* verified = nullptr);
+                                            VerifiedSignatures* verified = nullptr,
+                                            VerifiedSignatures* verified_jobs = nullptr);
 
 // Parses and validates a spec object: known type, payload accepted by its handler, bounded fields.
 [[nodiscard]] Result<JobSpec> parse_spec(const nlohmann::json& spec, const Limits& limits);

@@ -155,15 +155,27 @@ bool VerifiedSignatures::verify(std::string_view message, std::string_view signa
     ++verifications_;
   }
   if (!verify_signature(message, signature, key)) return false;
+  keep(std::move(triple));
+  return true;
+}
+
+void VerifiedSignatures::remember(std::string_view message, std::string_view signature,
+                                  std::string_view key) {
+  std::string triple;
+  triple.reserve(key.size() + signature.size() + message.size() + 2);
+  triple.append(key).append(1, '|').append(signature).append(1, '|').append(message);
+  keep(std::move(triple));
+}
+
+void VerifiedSignatures::keep(std::string triple) {
   std::lock_guard lock(mu_);
-  if (index_.count(triple) != 0 || capacity_ == 0) return true;
+  if (index_.count(triple) != 0 || capacity_ == 0) return;
   order_.push_front(triple);
   index_.emplace(std::move(triple), order_.begin());
   if (order_.size() > capacity_) {
     index_.erase(order_.back());
     order_.pop_back();
   }
-  return true;
 }
 
 uint64_t VerifiedSignatures::verifications() const {

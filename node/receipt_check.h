@@ -73,10 +73,15 @@ class VerifiedSignatures {
   // verify_signature(message, signature, key), from memory when the triple verified before.
   [[nodiscard]] bool verify(std::string_view message, std::string_view signature,
                             std::string_view key);
+  // A triple this process signed itself (it verifies by construction): remembered as verified, so
+  // that checking its own signature later costs a lookup. Never for a signature from outside.
+  void remember(std::string_view message, std::string_view signature, std::string_view key);
   [[nodiscard]] uint64_t verifications() const;  // Ed25519 verifications actually run
   [[nodiscard]] size_t size() const;
 
  private:
+  void keep(std::string triple);  // as verified, least recently used out past capacity_
+
   const size_t capacity_;
   mutable std::mutex mu_;
   uint64_t verifications_ = 0;    // guarded by mu_

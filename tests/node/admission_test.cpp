@@ -37,6 +37,35 @@ TEST_CASE("a plain job is signed by the node; an envelope is verified and kept a
   CHECK_FALSE(a.check(forged));
 }
 
+TEST_CASE("a job that entered through this node costs its worker's check no second verification") {
+  const Identity node_key = Identity::generate(), other_key = Identity::generate();
+  const Identity client = Identity::generate();
+  Admission here(node_key, "n1", {}), there(other_key, "n2", {});
+  auto plain = here.admit({{"type", "echo"}, {"payload", {{"x", 1}}}});
+  REQUIRE(plain.is_ok());
+  CHECK(here.check(plain.value()));
+  CHECK(here.job_verifications() == 0);  // signed here: remembered, not verified
+  CHECK(there.check(plain.value()));
+  CHECK(there.check(plain.value()));
+  CHECK(there.job_verifications() == 1);  // another node verifies it, once
+
+  auto env = sign_plain_job({{"type", "echo"}, {"payload", 2}}, client, 5, Limits{});
+  auto admitted = here.admit(env.value().to_json());
+  REQUIRE(admitted.is_ok());
+  CHECK(here.job_verifications() == 1);  // verified at admission
+  CHECK(here.check(admitted.value()));
+  CHECK(here.job_verifications() == 1);  // and not again at the check
+
+  // What it neither signed nor verified is verified, and fails when it should.
+  JobRecord altered = plain.value();
+  altered.envelope.job += " ";
+  CHECK_FALSE(here.check(altered));
+  JobRecord forged = admitted.value();
+  forged.envelope.signature[0] ^= 1;
+  CHECK_FALSE(here.check(forged));
+  CHECK(here.job_verifications() == 3);
+}
+
 TEST_CASE("signed-only nodes refuse plain jobs; allowed keys restrict signers") {
   const Identity node_key = Identity::generate(), allowed = Identity::generate(),
                  stranger = Identity::generate();
@@ -224,7 +253,11 @@ TEST_CASE("the plain jobs of a batch are signed together by the node, once") {
   }
   CHECK(roots.size() == 1);
   CHECK(signatures.size() == 1);
-  CHECK(a.root_verifications() == 1);  // the workers' checks of the ten: one verification
+  CHECK(a.root_verifications() == 0);  // signed here: the workers' checks of the ten look it up
+  const Identity other_key = Identity::generate();
+  Admission other(other_key, "n2", {});
+  for (int i = 0; i < 10; ++i) CHECK(other.check(got[i].value()));
+  CHECK(other.root_verifications() == 1);  // another node's checks of the ten: one verification
   REQUIRE(got[10].is_ok());
   CHECK(got[10].value().id == env.value().id());
   CHECK_FALSE(got[10].value().envelope.batched());
