@@ -161,8 +161,12 @@ void Replica::claim(Now now, const JobRecord& r) {
   out_.starts.push_back(Start{r.id, attempt, claimed.record});
   if (r.cancel_requested()) out_.stops.push_back(Stop{Stop::Why::cancelled, r.id, attempt});
   // A handler that ends within the hold ships its outcome together with the claim. Not for a
-  // redundant job (its co-runners start on seeing the claim) nor one being cancelled.
-  if (config_.claim_hold_ms > 0 && r.redundancy <= 1 && !r.cancel_requested()) {
+  // redundant job (its co-runners start on seeing the claim), one being cancelled, nor a job
+  // coming out of retry_wait: after a takeover that record has already gone out, and a claim held
+  // behind it would leave the old claimant (alive, in a view that disagrees) a window to claim
+  // the same attempt again and win — a duel that burns an attempt per round (docs/chaos.md).
+  if (config_.claim_hold_ms > 0 && r.redundancy <= 1 && !r.cancel_requested() &&
+      r.status.state == JobState::queued) {
     Attempt& held = running_.at(r.id);
     held.held = true;
     held.hold_until_ms = now.mono_ms + config_.claim_hold_ms;

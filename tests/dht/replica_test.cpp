@@ -465,6 +465,31 @@ TEST_CASE("an outcome shipped with its claim loses to the takeover of the side t
   }
 }
 
+TEST_CASE("a claim out of retry_wait is never held: it leaves at once") {
+  // After a takeover the retry_wait record goes out at once; a claim held behind it would give the
+  // claimant taken from (alive, in a view that disagrees) time to claim the same attempt and win
+  // the tie, round after round (the chaos finding of 30 November, seed 2). So only a claim out of
+  // queued is held. Here the retry_wait comes from a failed attempt; the rule is the same.
+  Stage s(3, holding(60'000));
+  JobRecord r = job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms);
+  const std::string id = r.id;
+  s.submit(1, r);
+  s.settle();
+  REQUIRE(s.node(0).running.contains(id));
+  CHECK(s.copy(1, id)->status.state == JobState::queued);  // the first claim is held
+  s.finish(0, id, JobState::failed);                       // its outcome leaves with it
+  s.settle();
+  for (size_t i = 0; i < 3; ++i) CHECK(s.copy(i, id)->status.state == JobState::retry_wait);
+  s.run(2'000);  // the backoff of attempt 1 passes; attempt 2 is claimed out of retry_wait
+  REQUIRE(s.node(0).starts.size() == 2);
+  for (size_t i = 0; i < 3; ++i) {
+    CAPTURE(i);
+    const auto c = s.copy(i, id);
+    CHECK(c->status.state == JobState::running);
+    CHECK(c->status.attempt == 2);
+  }
+}
+
 TEST_CASE("an outcome the replicas took but whose acks were lost is counted when it comes back") {
   ReplicaConfig c = holding(1'000);
   c.peer_timeout_ms = 300;
