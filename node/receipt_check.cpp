@@ -141,11 +141,21 @@ ReceiptVerdict check_node_result(const std::string& job_id, const std::string& f
   return v;
 }
 
-bool VerifiedSignatures::verify(std::string_view message, std::string_view signature,
-                                std::string_view key) {
+namespace {
+
+// The cache's key for a (message, signature, key) triple.
+std::string triple_of(std::string_view message, std::string_view signature, std::string_view key) {
   std::string triple;
   triple.reserve(key.size() + signature.size() + message.size() + 2);
   triple.append(key).append(1, '|').append(signature).append(1, '|').append(message);
+  return triple;
+}
+
+}  // namespace
+
+bool VerifiedSignatures::verify(std::string_view message, std::string_view signature,
+                                std::string_view key) {
+  std::string triple = triple_of(message, signature, key);
   {
     std::lock_guard lock(mu_);
     if (auto it = index_.find(triple); it != index_.end()) {
@@ -161,10 +171,7 @@ bool VerifiedSignatures::verify(std::string_view message, std::string_view signa
 
 void VerifiedSignatures::remember(std::string_view message, std::string_view signature,
                                   std::string_view key) {
-  std::string triple;
-  triple.reserve(key.size() + signature.size() + message.size() + 2);
-  triple.append(key).append(1, '|').append(signature).append(1, '|').append(message);
-  keep(std::move(triple));
+  keep(triple_of(message, signature, key));
 }
 
 void VerifiedSignatures::keep(std::string triple) {
