@@ -1,9 +1,27 @@
 // The record index; see index.h.
 #include "dht/index.h"
 
+#include <algorithm>
+
 #include "dht/hash.h"
 
 namespace meshwork {
+namespace {
+
+bool hex_led(std::string_view id) {
+  if (id.size() < 3) return false;
+  for (size_t i = 0; i < 3; ++i)
+    if (!((id[i] >= '0' && id[i] <= '9') || (id[i] >= 'a' && id[i] <= 'f'))) return false;
+  return true;
+}
+
+// The smallest 3-digit id prefix of 12-bit value v (v < 4096).
+std::string hex3(uint32_t v) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  return {kDigits[(v >> 8) & 0xf], kDigits[(v >> 4) & 0xf], kDigits[v & 0xf]};
+}
+
+}  // namespace
 
 uint64_t record_fingerprint(std::string_view encoded) {
   const std::string h = blake2b(encoded);
@@ -28,11 +46,14 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   if (auto it = by_id_.find(r.id); it != by_id_.end()) found = it->second;
   const bool was_unfinished = found != nullptr && !is_terminal(found->state);
   if (found == nullptr) {
-    auto [slot, added] = entries_.try_emplace(r.id);
+    auto slot = entries_.try_emplace(r.id).first;
     found = &slot->second;
     by_id_.emplace(std::string_view(slot->first), found);
+    placed_[0]++;
+    if (!hex_led(r.id)) odd_ids_++;
   }
   IndexEntry& e = *found;  // keeps the placement cache of a record already here
+  if (e.fingerprint != fingerprint) share(r.id, e, e.fingerprint ^ fingerprint, 0);
   e.fingerprint = fingerprint;
   e.state = r.status.state;
   e.attempt = r.status.attempt;
@@ -51,9 +72,61 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
 }
 
 void RecordIndex::erase(std::string_view id) {
-  if (by_id_.erase(id) == 0) return;
+  auto at = by_id_.find(id);
+  if (at == by_id_.end()) return;
+  const IndexEntry& e = *at->second;
+  share(id, e, e.fingerprint, -1);
+  if (auto p = placed_.find(e.placed_version); p != placed_.end() && --p->second == 0)
+    placed_.erase(p);
+  if (!hex_led(id)) odd_ids_--;
+  by_id_.erase(at);
   if (auto it = entries_.find(id); it != entries_.end()) entries_.erase(it);
   if (auto it = unfinished_.find(id); it != unfinished_.end()) unfinished_.erase(it);
+}
+
+void RecordIndex::place(std::string_view id, std::vector<std::string> replicas, uint64_t version) {
+  auto at = by_id_.find(id);
+  if (at == by_id_.end()) return;
+  IndexEntry& e = *at->second;
+  share(id, e, e.fingerprint, -1);
+  if (auto p = placed_.find(e.placed_version); p != placed_.end() && --p->second == 0)
+    placed_.erase(p);
+  e.replicas = std::move(replicas);
+  e.placed_version = version;
+  placed_[version]++;
+  share(id, e, e.fingerprint, +1);
+}
+
+void RecordIndex::share_as(std::string self, unsigned bits) {
+  self_ = std::move(self);
+  share_bits_ = std::min(bits, kDigestBitsMax);
+}
+
+void RecordIndex::share(std::string_view id, const IndexEntry& e, uint64_t fp, int sign) {
+  if (self_.empty() || std::find(e.replicas.begin(), e.replicas.end(), self_) == e.replicas.end())
+    return;
+  const uint32_t bucket = bucket_of(id, share_bits_);
+  for (auto m = e.replicas.begin(); m != e.replicas.end(); ++m) {
+    if (*m == self_ || std::find(e.replicas.begin(), m, *m) != m) continue;  // each peer once
+    auto it = shared_.find(*m);
+    if (it == shared_.end()) {
+      if (sign <= 0) continue;  // not counted there (cannot happen while in step)
+      it = shared_.emplace(*m, Shared{std::vector<uint64_t>(size_t(1) << share_bits_, 0), 0}).first;
+    }
+    it->second.digests[bucket] ^= fp;
+    if (sign > 0) it->second.records++;
+    if (sign < 0 && --it->second.records == 0) shared_.erase(it);
+  }
+}
+
+bool RecordIndex::all_placed_at(uint64_t version) const {
+  return entries_.empty() || (placed_.size() == 1 && placed_.begin()->first == version);
+}
+
+std::vector<uint64_t> RecordIndex::shared_digests(const std::string& peer) const {
+  auto it = shared_.find(peer);
+  return it == shared_.end() ? std::vector<uint64_t>(size_t(1) << share_bits_, 0)
+                             : it->second.digests;
 }
 
 const IndexEntry* RecordIndex::find(std::string_view id) const {
@@ -71,9 +144,27 @@ std::vector<uint64_t> RecordIndex::digests(unsigned bits, const Keep& keep) cons
 std::vector<std::pair<std::string, uint64_t>> RecordIndex::entries_in(
     unsigned bits, const std::set<uint32_t>& buckets, const Keep& keep, size_t max) const {
   std::vector<std::pair<std::string, uint64_t>> out;
-  for (const auto& [id, e] : entries_) {
-    if (out.size() == max) break;
-    if (buckets.contains(bucket_of(id, bits)) && keep(id, e)) out.emplace_back(id, e.fingerprint);
+  if (bits > kDigestBitsMax) bits = kDigestBitsMax;
+  if (odd_ids_ > 0) {  // an id outside the arcs' order: walk everything
+    for (const auto& [id, e] : entries_) {
+      if (out.size() == max) break;
+      if (buckets.contains(bucket_of(id, bits)) && keep(id, e)) out.emplace_back(id, e.fingerprint);
+    }
+    return out;
+  }
+  // Every id is led by 3 lowercase hex digits, so bucket b holds exactly the ids from
+  // hex3(b << (12 - bits)) up to the next bucket's first prefix, in the map's order.
+  const unsigned shift = kDigestBitsMax - bits;
+  for (uint32_t b : buckets) {
+    if (b >= (uint32_t{1} << bits)) continue;
+    auto it = entries_.lower_bound(hex3(b << shift));
+    const uint32_t next = (b + 1) << shift;
+    auto end = next >= (uint32_t{1} << kDigestBitsMax) ? entries_.end()
+                                                        : entries_.lower_bound(hex3(next));
+    for (; it != end; ++it) {
+      if (out.size() == max) return out;
+      if (keep(it->first, it->second)) out.emplace_back(it->first, it->second.fingerprint);
+    }
   }
   return out;
 }

@@ -27,7 +27,9 @@ Replica::Replica(std::string self, ReplicaConfig config, const RecordReader& rea
       placement_(self_, {}, config_.placement, 1),
       reputation_(config_.score_threshold_percent),
       rng_state_(config_.seed ^ 0x9e3779b97f4a7c15ull),
-      ae_interval_ms_(config_.anti_entropy_interval_ms) {}
+      ae_interval_ms_(config_.anti_entropy_interval_ms) {
+  index_.share_as(self_, kDigestBits);
+}
 
 void Replica::load(const JobRecord& r, std::string_view encoded) {
   index_.put(r, record_fingerprint(encoded));
@@ -207,8 +209,7 @@ uint64_t Replica::commit(Now now, SharedRecord rec) {
   const IndexEntry* e = index_.find(id);
   if (e->placed_version != placement_.version() &&
       (e->placed_version == 0 || handed_version_ == placement_.version())) {
-    e->replicas = placement_.replicas(id);
-    e->placed_version = placement_.version();
+    index_.place(id, placement_.replicas(id), placement_.version());
   }
   // Its replicas are anti-entropy partners from now on, not only after the next placement change:
   // a record that arrives after hand_off ran (a hint replayed to a node back from a crash) would

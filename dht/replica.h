@@ -560,6 +560,7 @@ class Replica {
   void drop_hint(const std::string& peer, const std::string& id);
   void replay_hints(Now now);
   RecordIndex::Keep shared_with(const std::string& peer) const;
+  std::vector<uint64_t> digests_with(const std::string& peer) const;
   void hand_off(Now now);
   void anti_entropy_round(Now now);
   void on_digest(Now now, const std::string& from, Digest& m);

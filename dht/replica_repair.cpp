@@ -123,6 +123,13 @@ RecordIndex::Keep Replica::shared_with(const std::string& peer) const {
   };
 }
 
+// The digests of the records shared with `peer`: kept by the index while every entry's list is
+// the current placement's (between a membership change and the hand-off after it, a walk).
+std::vector<uint64_t> Replica::digests_with(const std::string& peer) const {
+  if (index_.all_placed_at(placement_.version())) return index_.shared_digests(peer);
+  return index_.digests(kDigestBits, shared_with(peer));
+}
+
 // After the placement changed, every record this node holds goes to the members of its new replica
 // list that were not in its old one — a member back or joined takes its ranges back, a stand-in
 // steps in for a dead one — so R copies are restored in one round trip instead of waiting for
@@ -145,8 +152,7 @@ void Replica::hand_off(Now now) {
                          std::find(e.replicas.begin(), e.replicas.end(), m) != e.replicas.end();
       if (!known) pushes.emplace_back(m, id);
     }
-    e.replicas = std::move(next);
-    e.placed_version = placement_.version();
+    index_.place(id, std::move(next), placement_.version());
     track_stand_in(id, e);
   }
   co_replicas_.assign(co.begin(), co.end());
@@ -175,7 +181,7 @@ void Replica::anti_entropy_round(Now now) {
   }
   Digest d;
   d.corr = next_id_++;
-  d.buckets = index_.digests(kDigestBits, shared_with(peer));
+  d.buckets = digests_with(peer);
   Outstanding o;
   o.kind = Outstanding::Kind::digest;
   o.peer = peer;
@@ -191,7 +197,7 @@ void Replica::on_digest(Now, const std::string& from, Digest& m) {
     return;
   }
   const RecordIndex::Keep keep = shared_with(from);
-  const auto mine = index_.digests(kDigestBits, keep);
+  const auto mine = digests_with(from);
   DigestReply reply;
   reply.corr = m.corr;
   std::set<uint32_t> differ;

@@ -205,6 +205,103 @@ TEST_CASE("the index finds, updates and erases entries, and keeps the unfinished
   CHECK(moved.find(recs[1].id)->fingerprint == 7);
 }
 
+namespace {
+
+// The walk both kept views must agree with: bucket digests over the records whose placed list
+// names both this node and `peer`.
+std::vector<uint64_t> walked_shared(const RecordIndex& idx, const std::string& self,
+                                    const std::string& peer, unsigned bits) {
+  return idx.digests(bits, [&](const std::string&, const IndexEntry& e) {
+    const auto named = [&](const std::string& m) {
+      return std::find(e.replicas.begin(), e.replicas.end(), m) != e.replicas.end();
+    };
+    return named(self) && named(peer);
+  });
+}
+
+std::vector<std::pair<std::string, uint64_t>> walked_entries(const RecordIndex& idx, unsigned bits,
+                                                             const std::set<uint32_t>& buckets,
+                                                             size_t max) {
+  std::vector<std::pair<std::string, uint64_t>> out;
+  for (const auto& [id, e] : idx.entries()) {
+    if (out.size() == max) break;
+    if (buckets.contains(bucket_of(id, bits)) && e.fingerprint % 3 != 0)
+      out.emplace_back(id, e.fingerprint);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("the kept shared digests and the arc walk agree with a walk of every record") {
+  const std::vector<std::string> members{"n1", "n2", "n3", "n4", "n5"};
+  uint64_t rng = 0x5eed;
+  const auto next = [&](uint64_t n) {
+    rng = rng * 6364136223846793005ull + 1442695040888963407ull;
+    return (rng >> 33) % n;
+  };
+  RecordIndex idx;
+  idx.share_as("n1", 8);
+  std::vector<JobRecord> recs;
+  for (int i = 0; i < 400; ++i) recs.push_back(stage::job(i, 1000));
+  recs[17].id = "zz" + recs[17].id.substr(2);  // not led by hex: entries_in must walk everything
+  uint64_t version = 1;
+  for (int step = 0; step < 6000; ++step) {
+    const JobRecord& r = recs[next(recs.size())];
+    switch (next(5)) {
+      case 0:
+      case 1:
+        idx.put(r, next(1u << 30) + 1);  // a new fingerprint (or a new entry)
+        break;
+      case 2: {  // a list of 1–4 members, sometimes naming one twice
+        std::vector<std::string> list;
+        for (uint64_t k = 0, n = 1 + next(4); k < n; ++k) list.push_back(members[next(5)]);
+        idx.place(r.id, std::move(list), version);
+        break;
+      }
+      case 3:
+        idx.erase(r.id);
+        break;
+      default:
+        if (next(50) == 0) ++version;
+    }
+    if (step % 500 != 499) continue;
+    CAPTURE(step);
+    for (const std::string& peer : members)
+      if (peer != "n1") CHECK(idx.shared_digests(peer) == walked_shared(idx, "n1", peer, 8));
+    const RecordIndex::Keep some = [](const std::string&, const IndexEntry& e) {
+      return e.fingerprint % 3 != 0;
+    };
+    for (unsigned bits : {4u, 6u, 8u, 12u}) {
+      std::set<uint32_t> buckets;
+      for (int k = 0; k < 12; ++k) buckets.insert(static_cast<uint32_t>(next(1u << bits)));
+      for (size_t max : {size_t{0}, size_t{5}, size_t{4096}})
+        CHECK(idx.entries_in(bits, buckets, some, max) == walked_entries(idx, bits, buckets, max));
+    }
+  }
+  // Placed at one version, and not at it once a single entry is left behind.
+  for (size_t i = 0; i < recs.size(); ++i) idx.put(recs[i], 100 + i);
+  for (const JobRecord& r : recs) idx.place(r.id, {"n1", "n2", "n3"}, 9);
+  CHECK(idx.all_placed_at(9));
+  CHECK_FALSE(idx.all_placed_at(8));
+  CHECK(idx.shared_digests("n2") == walked_shared(idx, "n1", "n2", 8));
+  for (uint64_t d : idx.shared_digests("n5")) CHECK(d == 0);
+  idx.place(recs[3].id, {"n1", "n2", "n4"}, 10);
+  CHECK_FALSE(idx.all_placed_at(9));
+  CHECK_FALSE(idx.all_placed_at(10));
+  idx.erase(recs[17].id);  // the odd id gone: entries_in walks arcs and still agrees
+  const RecordIndex::Keep some = [](const std::string&, const IndexEntry& e) {
+    return e.fingerprint % 3 != 0;
+  };
+  const auto arcs = idx.entries_in(8, {0, 1, 2, 200, 255}, some, 4096);
+  CHECK_FALSE(arcs.empty());
+  CHECK(arcs == walked_entries(idx, 8, {0, 1, 2, 200, 255}, 4096));
+  CHECK(idx.shared_digests("n4") == walked_shared(idx, "n1", "n4", 8));
+  for (const JobRecord& r : recs) idx.erase(r.id);
+  CHECK(idx.all_placed_at(1));  // nothing held
+  for (uint64_t d : idx.shared_digests("n2")) CHECK(d == 0);
+}
+
 TEST_CASE("bucket_of takes the leading bits of the id") {
   const std::string id(64, 'f');
   CHECK(bucket_of(id, 8) == 255);
