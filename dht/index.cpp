@@ -43,12 +43,17 @@ uint32_t bucket_of(std::string_view id, unsigned bits) {
 
 void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   IndexEntry* found = nullptr;
-  if (auto it = by_id_.find(r.id); it != by_id_.end()) found = it->second;
+  std::string_view key;
+  if (auto it = by_id_.find(r.id); it != by_id_.end()) {
+    key = it->first;
+    found = it->second;
+  }
   const bool was_unfinished = found != nullptr && !is_terminal(found->state);
   if (found == nullptr) {
     auto slot = entries_.try_emplace(r.id).first;
     found = &slot->second;
-    by_id_.emplace(std::string_view(slot->first), found);
+    key = slot->first;
+    by_id_.emplace(key, found);
     placed_[0]++;
     if (!hex_led(r.id)) odd_ids_++;
   }
@@ -67,8 +72,8 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   e.redundancy = r.redundancy;
   e.cancel_requested = r.cancel_requested();
   const bool unfinished = !is_terminal(e.state);
-  if (unfinished && !was_unfinished) unfinished_.insert(r.id);
-  if (!unfinished && was_unfinished) unfinished_.erase(r.id);
+  if (unfinished && !was_unfinished) unfinished_.emplace(key, found);
+  if (!unfinished && was_unfinished) unfinished_.erase(key);
 }
 
 void RecordIndex::erase(std::string_view id) {
@@ -80,8 +85,8 @@ void RecordIndex::erase(std::string_view id) {
     placed_.erase(p);
   if (!hex_led(id)) odd_ids_--;
   by_id_.erase(at);
-  if (auto it = entries_.find(id); it != entries_.end()) entries_.erase(it);
   if (auto it = unfinished_.find(id); it != unfinished_.end()) unfinished_.erase(it);
+  if (auto it = entries_.find(id); it != entries_.end()) entries_.erase(it);  // the keys' storage
 }
 
 void RecordIndex::place(std::string_view id, std::vector<std::string> replicas, uint64_t version) {

@@ -90,8 +90,9 @@ class RecordIndex {
     return entries_;
   }
   [[nodiscard]] size_t unfinished_count() const { return unfinished_.size(); }
-  // Unfinished record ids, in id order.
-  [[nodiscard]] const std::set<std::string, std::less<>>& unfinished() const { return unfinished_; }
+  // Unfinished records (id → entry), in id order.
+  using Unfinished = std::map<std::string_view, const IndexEntry*, std::less<>>;
+  [[nodiscard]] const Unfinished& unfinished() const { return unfinished_; }
   // 2^bits bucket digests over the records `keep` accepts.
   [[nodiscard]] std::vector<uint64_t> digests(unsigned bits, const Keep& keep) const;
   // (id, fingerprint) of the kept records in the given buckets, at most `max` in all, in id order.
@@ -104,9 +105,9 @@ class RecordIndex {
   // The same entries hashed by id (views of entries_'s keys; map nodes do not move): a lookup
   // without walking the tree, which compared ids for a tenth of the replica loop at 20,000 jobs.
   std::unordered_map<std::string_view, IndexEntry*> by_id_;
-  // Ids whose entry is not terminal (kept in step by put: inserted or erased only when that
-  // changes).
-  std::set<std::string, std::less<>> unfinished_;
+  // The entries that are not terminal, by views of entries_'s keys (kept in step by put: inserted
+  // or erased only when that changes).
+  Unfinished unfinished_;
 
   // XORs `fp` into the shared digests of every peer that e's placed list names with self_;
   // `sign` is +1 when e starts counting there, -1 when it stops, 0 for a change of fingerprint.

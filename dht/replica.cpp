@@ -133,9 +133,17 @@ bool Replica::ready(Now now) const {
 // A node that just joined waits a moment before running jobs, so that it first learns the
 // membership (and with it who owns what) instead of running everything it holds as a mesh of one.
 bool Replica::owns(Now now, const std::string& id) const {
+  return owns(now, id, nullptr);
+}
+
+// With `e` (id's index entry) placed by the current placement, the owner is read from its list
+// instead of walking the ring: the placement's version moves whenever a list may move.
+bool Replica::owns(Now now, std::string_view id, const IndexEntry* e) const {
   if (!started_ || !ready(now)) return false;
   if (config_.joining && now.mono_ms < started_ms_ + config_.settle_ms) return false;
   if (adopted_.contains(id)) return true;
+  if (e != nullptr && e->placed_version == placement_.version())
+    return !e->replicas.empty() && e->replicas.front() == self_;
   auto owner = placement_.owner(id);
   return owner && *owner == self_;
 }

@@ -452,6 +452,7 @@ class Replica {
 
   // replica.cpp: records, reactions, timers
   bool owns(Now now, const std::string& id) const;
+  bool owns(Now now, std::string_view id, const IndexEntry* e) const;
   uint64_t commit(Now now, JobRecord next);
   uint64_t commit(Now now, SharedRecord rec);  // `rec` is already encoded: no second encoding
   void forward(const IndexEntry& e, const SharedRecord& rec);
@@ -625,8 +626,8 @@ class Replica {
   RunQueue run_queue_;  // owned jobs due now, by priority with ageing (run_queue.h)
   // Owned jobs not due yet (retry_wait before retry_at, delayed before run_after): mono due → id.
   std::multimap<uint64_t, std::string> wake_timers_;
-  std::set<std::string> wake_scheduled_;
-  std::map<std::string, Attempt> running_;  // attempts claimed here, until settled
+  std::set<std::string, std::less<>> wake_scheduled_;
+  std::map<std::string, Attempt, std::less<>> running_;  // attempts claimed here, until settled
   std::map<std::string, CoRun> co_runs_;    // co-runs whose handlers run here (invariant 6)
   std::set<std::string> co_queued_;         // ids in run_queue_ waiting to start a co-run
   size_t handlers_running_ = 0;
@@ -647,7 +648,7 @@ class Replica {
     uint64_t seen_ms = 0;   // mono
   };
   std::unordered_map<std::string, Sighting> sightings_;
-  std::set<std::string> adopted_;  // taken over from a live claimant: this node runs them
+  std::set<std::string, std::less<>> adopted_;  // taken over from a live claimant: this node runs them
   // Outcomes shipped with their claim that a majority did not take, by job (outcome_settled): one
   // that a replica took anyway comes back by the merge and is counted then (react). Bounded.
   static constexpr size_t kUnsettledMax = 4'096;

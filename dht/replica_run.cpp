@@ -487,7 +487,18 @@ void Replica::sweep(Now now) {
   last_sweep_ms_ = now.mono_ms;
   if (!ready(now)) return;
   hand_off(now);
-  std::vector<std::string> ids(index_.unfinished().begin(), index_.unfinished().end());
+  // A deep backlog is mostly queued jobs that wait in this node's run queue or belong to another
+  // owner: those are passed over here, before their ids are copied (the loop below commits, which
+  // changes the unfinished set), by the same test the loop applies, with the owner read from the
+  // index entry's placed list while that is current.
+  std::vector<std::string> ids;
+  for (const auto& [id, e] : index_.unfinished()) {
+    if ((e->state == JobState::queued || e->state == JobState::retry_wait) &&
+        (run_queue_.contains(id) || running_.contains(id) || wake_scheduled_.contains(id) ||
+         !owns(now, id, e)))
+      continue;
+    ids.emplace_back(id);
+  }
   std::set<std::string> taking_over;
   for (const std::string& id : ids) {
     const IndexEntry* e = index_.find(id);
@@ -608,10 +619,8 @@ void Replica::take_over(Now now, const std::string& id, const std::string& reaso
 // again (as the next attempt) once this node owns them, or fail past the interrupted allowance.
 void Replica::recover(Now now) {
   std::vector<std::string> interrupted;
-  for (const std::string& id : index_.unfinished()) {
-    const IndexEntry* e = index_.find(id);
-    if (e->state == JobState::running && e->status_node == self_) interrupted.push_back(id);
-  }
+  for (const auto& [id, e] : index_.unfinished())
+    if (e->state == JobState::running && e->status_node == self_) interrupted.emplace_back(id);
   for (const std::string& id : interrupted) {
     auto cur = current(id);
     if (!cur || cur->status.state != JobState::running || cur->status.node != self_) continue;

@@ -23,6 +23,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <unordered_map>
 
@@ -40,7 +41,7 @@ class RunQueue {
   bool push(const std::string& id, uint32_t priority, uint64_t now_ms, bool front);
   // Takes out the best job; nullopt when empty.
   [[nodiscard]] std::optional<std::string> pop();
-  [[nodiscard]] bool contains(const std::string& id) const { return by_id_.contains(id); }
+  [[nodiscard]] bool contains(std::string_view id) const { return by_id_.contains(id); }
   [[nodiscard]] size_t size() const { return by_id_.size(); }
   [[nodiscard]] bool empty() const { return by_id_.empty(); }
 
@@ -48,7 +49,11 @@ class RunQueue {
   // (0 for front else 1, virtual time, order put in, id): std::set keeps them best first.
   using Key = std::tuple<uint8_t, int64_t, uint64_t, std::string>;
   std::set<Key> order_;
-  std::unordered_map<std::string, std::set<Key>::iterator> by_id_;
+  struct IdHash {  // lookups by string_view without building a string
+    using is_transparent = void;
+    size_t operator()(std::string_view id) const { return std::hash<std::string_view>{}(id); }
+  };
+  std::unordered_map<std::string, std::set<Key>::iterator, IdHash, std::equal_to<>> by_id_;
   uint64_t next_ = 0;
 };
 
