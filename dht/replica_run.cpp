@@ -494,8 +494,8 @@ void Replica::sweep(Now now) {
   std::vector<std::string> ids;
   for (const auto& [id, e] : index_.unfinished()) {
     if ((e->state == JobState::queued || e->state == JobState::retry_wait) &&
-        (run_queue_.contains(id) || running_.contains(id) || wake_scheduled_.contains(id) ||
-         !owns(now, id, e)))
+        (!owns(now, id, e) || run_queue_.contains(id) || running_.contains(id) ||
+         wake_scheduled_.contains(id)))
       continue;
     ids.emplace_back(id);
   }
