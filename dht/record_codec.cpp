@@ -573,6 +573,17 @@ std::string encode_record(const JobRecord& r) {
   return encode_binary(r);
 }
 
+// encode_binary writes, field by field, what decode_binary_unchecked reads for version 5: the same
+// fixed-width integers, length-prefixed strings and raw keys, a state as its byte, the batch fields
+// as read_batch reads them (0, or 1 and the root, index and siblings that to_hex and from_hex carry
+// back unchanged), results in the strictly ascending order the decoder demands and the map keeps,
+// and history in its order; decode_binary derives the spec fields, which are not written, and
+// changes nothing else. So version 5 bytes that decode re-encode to themselves.
+bool is_encode_record_form(std::string_view decoded_bytes) {
+  return !decoded_bytes.empty() &&
+         static_cast<uint8_t>(decoded_bytes.front()) == kBinaryRecordVersion;
+}
+
 Result<JobRecord> decode_record(std::string_view bytes) {
   const uint8_t first = bytes.empty() ? 0 : static_cast<uint8_t>(bytes.front());
   if (first >= kBinaryRecordVersionNoRounds && first <= kBinaryRecordVersion)
