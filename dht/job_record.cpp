@@ -98,8 +98,12 @@ std::optional<JobState> parse_state(std::string_view name) {
 }
 
 std::string Receipt::message() const {
-  return "meshwork-receipt-v1|" + job_id + "|" + node + "|" + std::to_string(attempt) + "|" +
-         result_hash;
+  constexpr std::string_view kPrefix = "meshwork-receipt-v1|";
+  const std::string n = std::to_string(attempt);
+  std::string m;
+  m.reserve(kPrefix.size() + job_id.size() + node.size() + n.size() + result_hash.size() + 3);
+  m.append(kPrefix).append(job_id).append(1, '|').append(node).append(1, '|').append(n);
+  return m.append(1, '|').append(result_hash);
 }
 
 std::string Receipt::signed_message() const {
@@ -107,7 +111,10 @@ std::string Receipt::signed_message() const {
 }
 
 std::string root_message(const std::string& node, const std::string& root_hex) {
-  return "meshwork-receipts-v2|" + node + "|" + root_hex;
+  constexpr std::string_view kPrefix = "meshwork-receipts-v2|";
+  std::string m;
+  m.reserve(kPrefix.size() + node.size() + 1 + root_hex.size());
+  return m.append(kPrefix).append(node).append(1, '|').append(root_hex);
 }
 
 const NodeResult* JobRecord::final_result() const {

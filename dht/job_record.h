@@ -219,6 +219,12 @@ struct JobRecord {
 // never throws, whatever the bytes.
 [[nodiscard]] std::string encode_record(const JobRecord& r);
 [[nodiscard]] Result<JobRecord> decode_record(std::string_view bytes);
+// Whether bytes that decode_record accepted are exactly encode_record of the record they decode
+// to, without encoding it: true for the current binary form, whose decoder reads every field back
+// as the encoder wrote it, in order, with nothing left over; false for the older binary forms and
+// the JSON form, which encode_record writes as the current one. Precondition: decode_record(bytes)
+// is ok (else the answer means nothing).
+[[nodiscard]] bool is_encode_record_form(std::string_view decoded_bytes);
 // JSON form: the `fetch` and `list` peer answers, and records stored before the binary form.
 [[nodiscard]] nlohmann::json record_to_json(const JobRecord& r);
 // A receipt as both JSON forms show it (records and job views): its six fields, and root, index

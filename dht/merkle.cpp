@@ -4,20 +4,31 @@
 #include "dht/require.h"
 
 namespace meshwork {
+namespace {
+
+// The tree's two hashes (merkle.h) as arrays, which merkle_proof_holds uses without allocating.
+RawHash leaf_hash(uint32_t index, std::string_view message) {
+  char prefix[5] = {'\0'};
+  for (int i = 0; i < 4; ++i) prefix[1 + i] = static_cast<char>((index >> (8 * i)) & 0xff);
+  return blake2b_raw(std::string_view(prefix, sizeof prefix), message);
+}
+
+RawHash node_hash(std::string_view left, std::string_view right) {
+  return blake2b_raw("\x01", left, right);
+}
+
+std::string_view view(const RawHash& h) {
+  return {h.data(), h.size()};
+}
+
+}  // namespace
 
 std::string merkle_leaf(uint32_t index, std::string_view message) {
-  std::string prefix(5, '\0');
-  for (int i = 0; i < 4; ++i) prefix[1 + i] = static_cast<char>((index >> (8 * i)) & 0xff);
-  return blake2b(prefix, message);
+  return std::string(view(leaf_hash(index, message)));
 }
 
 std::string merkle_node(std::string_view left, std::string_view right) {
-  std::string children;
-  children.reserve(1 + left.size() + right.size());
-  children.push_back('\x01');
-  children.append(left);
-  children.append(right);
-  return blake2b(children);
+  return std::string(view(node_hash(left, right)));
 }
 
 MerkleTree merkle_tree(const std::vector<std::string>& leaves) {
@@ -54,20 +65,24 @@ std::optional<std::string> merkle_root_of(std::string_view leaf, uint32_t index,
   return node;
 }
 
+// merkle_root_of over the decoded proof, compared with the decoded root, hash by hash on the stack:
+// false in exactly the cases where one of them fails to decode to 32 bytes, the proof is malformed
+// (invariant 2) or the roots differ.
 bool merkle_proof_holds(std::string_view message, uint32_t index,
                         const std::vector<std::string>& proof_hex, std::string_view root_hex) {
   if (proof_hex.size() > kMerkleLevelsMax) return false;
-  const std::optional<std::string> root = from_hex(root_hex);
-  if (!root || root->size() != kHashBytes) return false;
-  std::vector<std::string> proof;
-  proof.reserve(proof_hex.size());
-  for (const std::string& sibling : proof_hex) {
-    std::optional<std::string> raw = from_hex(sibling);
-    if (!raw) return false;
-    proof.push_back(std::move(*raw));
+  if (proof_hex.size() < kMerkleLevelsMax && (uint64_t{index} >> proof_hex.size()) != 0)
+    return false;
+  RawHash root;
+  if (!hash_from_hex(root_hex, root)) return false;
+  RawHash node = leaf_hash(index, message);
+  RawHash sibling;
+  for (size_t k = 0; k < proof_hex.size(); ++k) {
+    if (!hash_from_hex(proof_hex[k], sibling)) return false;
+    node = (index >> k) & 1 ? node_hash(view(sibling), view(node))
+                            : node_hash(view(node), view(sibling));
   }
-  const auto reached = merkle_root_of(merkle_leaf(index, message), index, proof);
-  return reached && *reached == *root;
+  return node == root;
 }
 
 }  // namespace meshwork

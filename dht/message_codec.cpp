@@ -24,10 +24,11 @@
 // Decoding trusts nothing: every count is checked against kMessageItemsMax and against the bytes
 // left (count × the smallest valid item) before anything is reserved, every length against the
 // bytes left before a string is built, and every record goes through decode_record. A record must
-// also be in encode_record's binary form exactly (decode_record would accept the JSON form too, and
-// the received bytes must equal encode_record of what they decode to): a decoded SharedRecord's
-// bytes are then both what came in and encode_record(*record), and a message has exactly one
-// encoding, so decode(encode(m)) == m and encode(decode(b)) == b.
+// also be in encode_record's binary form exactly (decode_record would accept the JSON form and the
+// older binary forms too, and the received bytes must equal encode_record of what they decode to,
+// which is_encode_record_form tells without encoding): a decoded SharedRecord's bytes are then
+// both what came in and encode_record(*record), and a message has exactly one encoding, so
+// decode(encode(m)) == m and encode(decode(b)) == b.
 //
 // Encoding checks the same shape (a caller that builds a message the decoder would refuse has a
 // bug, and the process stops) except the total size: the sender splits batches by bytes, and a
@@ -324,13 +325,12 @@ std::optional<SharedRecord> read_record(Reader& in, Label label) {
     in.fail(Code::malformed, label.str() + ": " + r.status().message());
     return std::nullopt;
   }
-  std::string canonical = encode_record(r.value());
-  if (canonical != bytes) {
+  if (!is_encode_record_form(bytes)) {  // what encode_record would write, without writing it
     in.fail(Code::malformed, label.str() + " is not in encode_record's binary form");
     return std::nullopt;
   }
   return SharedRecord{std::make_shared<const JobRecord>(std::move(r).value()),
-                      std::make_shared<const std::string>(std::move(canonical))};
+                      std::make_shared<const std::string>(bytes)};
 }
 
 std::optional<SharedRecord> read_optional_record(Reader& in, Label label) {

@@ -66,6 +66,13 @@ using SignatureCheck =
                                           const std::optional<std::string>& known_key_b64,
                                           const SignatureCheck& verify = {});
 
+// check_result against `known_key` raw, as membership announced it: the same finding as
+// check_result with to_base64(*known_key), without the round trip through base64 (the replica
+// core's check of every result a peer sends).
+[[nodiscard]] ReceiptFinding check_result_raw_key(const std::string& job_id, const NodeResult& r,
+                                                  const std::optional<std::string>& known_key,
+                                                  const SignatureCheck& verify = {});
+
 // Whether a batched receipt's proof leads from the leaf of its message() to its root; true for a
 // receipt without a root. False for a root or sibling that is not 32 bytes of hex, a proof longer
 // than kMerkleLevelsMax or an index past it.

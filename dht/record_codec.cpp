@@ -149,7 +149,8 @@ Status check_record(const JobRecord& r) {
   if (r.envelope.public_key.size() != kPublicKeyBytes ||
       r.envelope.signature.size() != kSignatureBytes)
     return {Code::corruption, "record " + r.id + " has a malformed envelope"};
-  if (r.id != r.envelope.id()) return {Code::corruption, "record id does not match its envelope"};
+  if (!is_blake2b_hex_of(r.id, r.envelope.job, r.envelope.public_key))  // r.envelope.id()
+    return {Code::corruption, "record id does not match its envelope"};
   if (!proof_form_ok(r.envelope.root, r.envelope.index, r.envelope.proof))
     return {Code::corruption, "record " + r.id + " has a malformed batch-signed envelope"};
   if (r.history.size() > kHistoryMax || r.results.size() > kResultsMax)
@@ -231,15 +232,17 @@ class Reader {
   uint8_t u8() { return static_cast<uint8_t>(fixed(1)); }
   uint32_t u32() { return static_cast<uint32_t>(fixed(4)); }
   uint64_t u64() { return fixed(8); }
-  std::string raw(size_t n) {
+  // The next n bytes, viewed in the input.
+  std::string_view view(size_t n) {
     if (failed_ || in_.size() - pos_ < n) {
       fail();
       return {};
     }
-    std::string s(in_.substr(pos_, n));
+    const std::string_view s = in_.substr(pos_, n);
     pos_ += n;
     return s;
   }
+  std::string raw(size_t n) { return std::string(view(n)); }
   // Text: valid UTF-8, as the JSON form guarantees, so any record can be shown as JSON.
   std::string str(size_t bytes_max = kRecordStringBytesMax) {
     const uint32_t n = u32();
@@ -301,11 +304,13 @@ bool read_batch(Reader& in, std::string& root, uint32_t& index, std::vector<std:
   const uint8_t batched = in.u8();
   if (batched > 1) return false;
   if (batched == 0) return !in.failed();
-  root = to_hex(in.raw(kHashBytes));
+  root = public_to_hex(in.view(kHashBytes));
   index = in.u32();
   const uint8_t n = in.u8();
   if (n > kMerkleLevelsMax) return false;
-  for (uint8_t i = 0; i < n && !in.failed(); ++i) proof.push_back(to_hex(in.raw(kHashBytes)));
+  proof.reserve(n);
+  for (uint8_t i = 0; i < n && !in.failed(); ++i)
+    proof.push_back(public_to_hex(in.view(kHashBytes)));
   return !in.failed();
 }
 
@@ -566,6 +571,17 @@ Result<JobRecord> record_from_json(const json& j) {
 
 std::string encode_record(const JobRecord& r) {
   return encode_binary(r);
+}
+
+// encode_binary writes, field by field, what decode_binary_unchecked reads for version 5: the same
+// fixed-width integers, length-prefixed strings and raw keys, a state as its byte, the batch fields
+// as read_batch reads them (0, or 1 and the root, index and siblings that to_hex and from_hex carry
+// back unchanged), results in the strictly ascending order the decoder demands and the map keeps,
+// and history in its order; decode_binary derives the spec fields, which are not written, and
+// changes nothing else. So version 5 bytes that decode re-encode to themselves.
+bool is_encode_record_form(std::string_view decoded_bytes) {
+  return !decoded_bytes.empty() &&
+         static_cast<uint8_t>(decoded_bytes.front()) == kBinaryRecordVersion;
 }
 
 Result<JobRecord> decode_record(std::string_view bytes) {

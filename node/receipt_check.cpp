@@ -202,10 +202,7 @@ ReceiptChecker receipt_checker(KeyOf key_of, std::shared_ptr<VerifiedSignatures>
   };
   return [key_of = std::move(key_of), verify = std::move(verify)](const std::string& job_id,
                                                                   const NodeResult& r) {
-    const std::optional<std::string> raw = key_of(r.receipt.node);
-    const std::optional<std::string> known =
-        raw ? std::optional<std::string>(to_base64(*raw)) : std::nullopt;
-    return check_result(job_id, r, known, verify).check;
+    return check_result_raw_key(job_id, r, key_of(r.receipt.node), verify).check;
   };
 }
 

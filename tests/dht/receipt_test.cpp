@@ -228,6 +228,46 @@ TEST_CASE("the rule for a batched receipt: its proof leads to a root the node si
   CHECK(calls == 1);
 }
 
+TEST_CASE("check_result_raw_key finds what check_result finds with the key as base64") {
+  const std::vector<std::string> ids = {std::string(64, 'a'), std::string(64, 'b'),
+                                        std::string(64, 'c')};
+  const std::vector<NodeResult> batch = batch_of(ids, "n2");
+  std::vector<NodeResult> variants = {batch[1], signed_result(ids[1], "n2", 1, "{}"),
+                                      signed_result(ids[1], "n1", 1, "{}"),
+                                      signed_result(ids[1], "ghost", 1, "{}")};
+  const auto vary = [&](auto&& change) {
+    NodeResult r = batch[1];
+    change(r);
+    variants.push_back(r);
+  };
+  vary([](NodeResult& r) { r.result += " "; });
+  vary([](NodeResult& r) { r.attempt = 2; });
+  vary([](NodeResult& r) { r.receipt.index = 0; });
+  vary([](NodeResult& r) { r.receipt.root = "not hex"; });
+  vary([](NodeResult& r) { r.receipt.public_key = to_base64(keys_of("n3").pk); });
+  vary([](NodeResult& r) { r.receipt.public_key.pop_back(); });
+  vary([](NodeResult& r) { r.receipt.signature[3] = r.receipt.signature[3] == 'A' ? 'B' : 'A'; });
+  vary([](NodeResult& r) { r.receipt.signature = "not base64"; });
+  vary([](NodeResult& r) { r.receipt.signature = to_base64("short"); });
+  vary([](NodeResult& r) { r.result.assign(kResultBytesMax + 1, 'x'); });
+  size_t valid = 0;
+  for (const NodeResult& r : variants) {
+    for (const std::string& id : {ids[1], ids[0]}) {
+      for (const std::string& as : {std::string("n1"), std::string("n2"), std::string("ghost")}) {
+        const std::optional<std::string> b64 = known(as);
+        const std::optional<std::string> raw =
+            b64 ? std::optional<std::string>(keys_of(as).pk) : std::nullopt;
+        const ReceiptFinding want = check_result(id, r, b64);
+        const ReceiptFinding got = check_result_raw_key(id, r, raw);
+        CHECK(got.check == want.check);
+        CHECK(got.why == want.why);
+        valid += want.check == ReceiptCheck::valid;
+      }
+    }
+  }
+  CHECK(valid > 0);
+}
+
 TEST_CASE("a forged receipt in a replicate is refused whole, counted, and its sender distrusted") {
   Stage s(3, checked());
   const JobRecord base = held_job(s);

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "dht/job_record.h"
+#include "dht/messages.h"
 #include "tests/node/test_util.h"
 
 namespace meshwork {
@@ -669,6 +670,121 @@ TEST_CASE("a malformed batched receipt is refused in either form") {
   REQUIRE(bytes[count_at] == '\x01');
   bytes[count_at] = '\xff';
   CHECK(!decode_record(bytes).is_ok());
+}
+
+// ---- one encoding per record: the message codec takes the current binary form only ----
+
+namespace {
+
+// Every form decode_record reads of (a variation of) `r`: the current binary form, the JSON form
+// and versions 4, 3 and 2 (each of the record as it could have been stored then).
+std::vector<std::string> every_form(const JobRecord& r) {
+  JobRecord v2 = unbatched(r);
+  v2.status.round = v2.status.base = 0;
+  v2.cancel_round = std::min<uint32_t>(v2.cancel_round, 1);
+  return {encode_record(r), record_to_json(r).dump(), as_version_4(unbatched_envelope(r)),
+          as_version_3(unbatched(r)), as_version_2(v2)};
+}
+
+// `bytes` with one to three bytes changed, cut short, or spliced with another form's tail.
+std::string mutated(std::string bytes, const std::vector<std::string>& others,
+                    std::mt19937_64& rng) {
+  switch (small(rng, 2)) {
+    case 0:
+      for (uint32_t k = 1 + small(rng, 2); k > 0 && !bytes.empty(); --k)
+        bytes[small(rng, uint32_t(bytes.size() - 1))] ^= char(1 + small(rng, 254));
+      return bytes;
+    case 1:
+      return bytes.substr(0, small(rng, uint32_t(bytes.size())));
+    default: {
+      const std::string& tail = others[small(rng, uint32_t(others.size() - 1))];
+      return bytes.substr(0, small(rng, uint32_t(bytes.size()))) +
+             tail.substr(std::min<size_t>(tail.size(), small(rng, 300)));
+    }
+  }
+}
+
+// How decode_message answered a replicate of one record with `bytes` when it encoded the decoded
+// record again and compared (before is_encode_record_form): "" when accepted, else the status's
+// code and message.
+std::string answer_by_reencoding(std::string_view bytes) {
+  Result<JobRecord> r = decode_record(bytes);
+  if (!r.is_ok()) return "malformed: replicate: record 0: " + r.status().message();
+  if (encode_record(r.value()) != bytes)
+    return "malformed: replicate: record 0 is not in encode_record's binary form";
+  return "";
+}
+
+std::string answer_now(const JobRecord& any, const std::string& bytes) {
+  SharedRecord carried{std::make_shared<const JobRecord>(any),
+                       std::make_shared<const std::string>(bytes)};
+  Result<Message> m = decode_message(encode_message(Replicate{1, {carried}, {}}));
+  if (m.is_ok()) return "";
+  return (m.status().code() == Code::malformed ? "malformed: " : "other: ") + m.status().message();
+}
+
+}  // namespace
+
+TEST_CASE("is_encode_record_form: exactly the decoded bytes that re-encode to themselves") {
+  const Identity key = Identity::generate();
+  std::mt19937_64 rng(1212);
+  const JobRecord base = test::queued_record(key);
+  size_t current = 0, older = 0, mutants = 0;
+  for (int i = 0; i < 300; ++i) {
+    const std::vector<std::string> forms = every_form(random_record(base, rng));
+    for (size_t f = 0; f < forms.size(); ++f) {
+      Result<JobRecord> r = decode_record(forms[f]);
+      REQUIRE(r.is_ok());
+      const bool reencodes = encode_record(r.value()) == forms[f];
+      CHECK(reencodes == (f == 0));  // only the current binary form is encode_record's
+      CHECK(is_encode_record_form(forms[f]) == reencodes);
+      (f == 0 ? current : older)++;
+    }
+    for (int k = 0; k < 40; ++k) {  // non-canonical variations: refused, or accepted as written
+      const std::string m = mutated(forms[small(rng, uint32_t(forms.size() - 1))], forms, rng);
+      Result<JobRecord> r = decode_record(m);
+      if (!r.is_ok()) continue;
+      ++mutants;
+      CHECK(is_encode_record_form(m) == (encode_record(r.value()) == m));
+    }
+  }
+  MESSAGE(current, " current and ", older, " older forms, ", mutants, " mutants decoded");
+  CHECK(mutants > 0);
+}
+
+TEST_CASE("a record inside a message is refused or taken exactly as when it was re-encoded") {
+  const Identity key = Identity::generate();
+  std::mt19937_64 rng(1313);
+  const JobRecord base = test::queued_record(key);
+  size_t accepted = 0, refused_form = 0, refused_decode = 0;
+  const auto same_answer = [&](const std::string& bytes) {
+    const std::string before = answer_by_reencoding(bytes);
+    CHECK(answer_now(base, bytes) == before);
+    if (before.empty())
+      ++accepted;
+    else if (before.find("binary form") != std::string::npos)
+      ++refused_form;
+    else
+      ++refused_decode;
+  };
+  for (int i = 0; i < 150; ++i) {
+    const std::vector<std::string> forms = every_form(random_record(base, rng));
+    for (const std::string& form : forms) same_answer(form);
+    for (int k = 0; k < 40; ++k)
+      same_answer(mutated(forms[small(rng, uint32_t(forms.size() - 1))], forms, rng));
+  }
+  // The older binary forms and JSON, which decode_record still reads from the store, travel as
+  // the current form only: refused by name, as before.
+  const JobRecord r = unbatched(random_record(base, rng));
+  for (const std::string& form : every_form(r))
+    if (form != encode_record(r))
+      CHECK(answer_now(base, form) ==
+            "malformed: replicate: record 0 is not in encode_record's binary form");
+  MESSAGE(accepted, " accepted, ", refused_form, " refused as another form, ", refused_decode,
+          " refused by decode_record");
+  CHECK(accepted > 0);
+  CHECK(refused_form > 0);
+  CHECK(refused_decode > 0);
 }
 
 }  // namespace meshwork
