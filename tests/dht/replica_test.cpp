@@ -896,9 +896,11 @@ TEST_CASE("waiting submissions are admitted in arrival order; a new one never ov
   CHECK(s.core(0).stats().submissions_parked == 2);
   s.node(2).slow_disk = false;
   s.step();  // n3 syncs and acks; n1 admits both, in order
-  std::vector<std::string> written;  // first writes only (n1 owns `clear`: its claim follows)
+  // What n1 writes first of each (it owns `clear`: its claim follows at once).
+  std::vector<std::string> written;
   for (const Persist& p : s.node(0).disk.pending)
-    if ((p.id == behind.id || p.id == clear.id) && std::ranges::find(written, p.id) == written.end())
+    if ((p.id == behind.id || p.id == clear.id) &&
+        std::ranges::find(written, p.id) == written.end())
       written.push_back(p.id);
   CHECK(written == std::vector<std::string>{behind.id, clear.id});
   s.settle();
@@ -922,6 +924,26 @@ TEST_CASE("a submission that does not fit the waiting room is answered 429 at on
   CHECK_FALSE(stored_anywhere(s, third.id));
   CHECK(reply(s, 0, waiting).items.size() == 2);
   for (const JobRecord& r : two) CHECK(s.copy(0, r.id));
+}
+
+TEST_CASE("items refused for another reason are decided on arrival, never made to wait") {
+  Stage s(3, admitting(1'000));
+  lag_behind_n3(s);
+  JobRecord removed = stage::job(6, s.now().wall_ms);
+  s.core(0).load_tombstone(removed.id, s.now().wall_ms);  // finished and erased by retention
+  JobRecord fresh = stage::job(7, s.now().wall_ms);
+  // In one batch, `fresh` waits for n3; alone, `removed` leaves nothing to write or wait for.
+  const uint64_t batch = s.submit_all(0, {removed, fresh});
+  const uint64_t alone = s.submit(0, removed);
+  CHECK(reply(s, 0, alone).items[0].status.code() == Code::conflict);
+  CHECK_FALSE(s.node(0).replies.contains(batch));
+  s.node(2).slow_disk = false;
+  s.settle();
+  const Reply& rep = reply(s, 0, batch);
+  REQUIRE(rep.items.size() == 2);
+  CHECK(rep.items[0].status.code() == Code::conflict);
+  CHECK(rep.items[1].created);
+  CHECK_FALSE(stored_anywhere(s, removed.id));
 }
 
 TEST_CASE("admission_wait_ms 0 refuses a submission for a lagging replica at once, as before") {
