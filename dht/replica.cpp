@@ -423,6 +423,7 @@ uint64_t Replica::next_deadline_ms() const {
   for (const auto& [request, op] : reads_) t = std::min(t, op.deadline_ms);
   // Every submission waits as long: the first in line runs out first.
   if (!parked_.empty()) t = std::min(t, parked_.front().until_ms);
+  if (admit_soon_) t = 0;
   return t;
 }
 

@@ -671,6 +671,7 @@ class Replica {
   // config.parked_items_max).
   std::deque<Admission> parked_;
   size_t parked_items_ = 0;
+  bool admit_soon_ = false;  // one was admitted and the next may be too: tick at once
   std::map<uint64_t, ReadOp> reads_;
 
   RunQueue run_queue_;  // owned jobs due now, by priority with ageing (run_queue.h)

@@ -12,8 +12,9 @@
 //   3. parked_ holds at most config.parked_items_max open items; a submission that does not fit
 //      is decided at once, as without waiting.
 //   4. The head leaves once no open item of it would be refused for lag alone (checked where acks
-//      arrive, where requests fail, and in tick), or at its until_ms, when it is decided as it
-//      would have been at once: its lagging items get the same 429. next_deadline_ms() counts it.
+//      arrive, where requests fail, and in tick; one such per input), or at its until_ms, when it
+//      is decided as it would have been at once: its lagging items get the same 429.
+//      next_deadline_ms() counts both.
 #include "dht/replica.h"
 
 namespace meshwork {
@@ -143,12 +144,23 @@ void Replica::admit(Now now, Admission a, bool waited) {
   }
 }
 
+// One submission whose lag cleared per input, then a tick at once for the next (admit_soon_):
+// all of them at the instant the lag clears would hand each replica one message of up to
+// parked_items_max records and its loop (gossip included) one long turn to merge them; one per
+// turn, the replicas take them as they took the submissions arriving, and the lag is checked again
+// before each. Submissions whose wait ran out are all decided at once (mostly refused).
 void Replica::admit_parked(Now now) {
+  admit_soon_ = false;
   while (!parked_.empty() && !must_wait(now, parked_.front())) {
+    const bool waited_out = now.mono_ms >= parked_.front().until_ms;
     Admission a = std::move(parked_.front());
     parked_.pop_front();
     parked_items_ -= a.open.size();
     admit(now, std::move(a), true);
+    if (!waited_out) {
+      admit_soon_ = !parked_.empty();
+      return;
+    }
   }
 }
 
