@@ -1,5 +1,6 @@
-// The replica core: construction, boot, membership, records and timers; see replica.h. The write
-// side is in replica_write.cpp, running jobs in replica_run.cpp, repair in replica_repair.cpp.
+// The replica core: construction, boot, membership, records and timers; see replica.h. Admission
+// is in replica_admit.cpp, the write side in replica_write.cpp, running jobs in replica_run.cpp,
+// repair in replica_repair.cpp.
 #include "dht/replica.h"
 
 #include <algorithm>
@@ -379,6 +380,7 @@ void Replica::durable(Now now, uint64_t seq, const Status& status) {
 
 void Replica::tick(Now now) {
   expire(now);
+  admit_parked(now);
   reap_dead(now);
   while (!wake_timers_.empty() && wake_timers_.begin()->first <= now.mono_ms) {
     const std::string id = wake_timers_.begin()->second;
@@ -428,6 +430,9 @@ uint64_t Replica::next_deadline_ms() const {
   // Write ids grow with time and every write waits the same timeout: the first ends first.
   if (!writes_.empty()) t = std::min(t, writes_.begin()->second.deadline_ms);
   for (const auto& [request, op] : reads_) t = std::min(t, op.deadline_ms);
+  // Every submission waits as long: the first in line runs out first.
+  if (!parked_.empty()) t = std::min(t, parked_.front().until_ms);
+  if (admit_soon_) t = 0;
   return t;
 }
 
@@ -463,6 +468,7 @@ void Replica::receive(Now now, const std::string& from, Message message) {
         if constexpr (std::is_same_v<T, DigestReply>) on_digest_reply(now, from, m);
       },
       message);
+  admit_parked(now);  // an ack may have ended a replica's lag
   pump(now);
   flush(now);
 }
@@ -472,6 +478,7 @@ void Replica::undeliverable(Now now, const std::string& to, const Message& messa
   auto it = outstanding_.find(corr);
   if (it == outstanding_.end() || it->second.peer != to) return;  // an answer, or settled
   fail_outstanding(now, corr);
+  admit_parked(now);
   pump(now);
   flush(now);
 }

@@ -67,6 +67,9 @@
 //      its dissenting ones `disagreed`; a host whose trust changes is distrusted (or trusted
 //      again) in placement_ (Placement::set_distrusted), which moves its ranges and takes over its
 //      claims as a dead member's.
+//   8. A submission writes nothing before it is admitted (replica_admit.cpp): one that waits for a
+//      lagging replica is written, or refused, only when it leaves the wait, and submissions leave
+//      it in the order they arrived.
 #pragma once
 
 #include <cstdint>
@@ -112,6 +115,19 @@ static_assert(kResultsMax * kResultBytesMax + 2 * kJobTextBytesMax < kReplicateB
 inline constexpr uint64_t kClaimHoldMsDefault = 25;  // ReplicaConfig::claim_hold_ms
 inline constexpr uint64_t kClaimHoldMsMax = 1'000;
 
+// Admission waiting (replica_admit.cpp; ReplicaConfig::admission_wait_ms, parked_items_max). The
+// default wait is as long as the lag that refuses a submission (peer_timeout_ms / 5 by default): a
+// replica that still answers clears such a lag within about that, and one that went silent runs
+// into the peer timeout however long a submission waits. At most 2.5 s: a node's HTTP thread waits
+// peer timeout + this + 1 s for a submission's reply (node/replica_driver.h), 8.5 s at most, well
+// inside a client's read timeout (the CLI's 30 s). The queue holds 8,192 items: twice the ~4,000
+// jobs in flight of issue 12, so that all of them may wait at one entry node.
+inline constexpr uint64_t kAdmissionWaitMsDefault = 1'000;
+inline constexpr uint64_t kAdmissionWaitMsMax = 2'500;
+inline constexpr size_t kParkedItemsMaxDefault = 8'192;
+static_assert(kAdmissionWaitMsDefault <= kAdmissionWaitMsMax);
+static_assert(kParkedItemsMaxDefault >= kBatchJobsMax, "a full batch can wait");
+
 struct Now {
   uint64_t mono_ms = 0;  // timers
   uint64_t wall_ms = 0;  // records
@@ -139,6 +155,13 @@ struct ReplicaConfig {
   // long before it is sent; a handler whose outcome comes within it ships that outcome together
   // with the claim, one record instead of two (ship_outcome in replica_run.cpp). 0: never held.
   uint64_t claim_hold_ms = kClaimHoldMsDefault;
+  // A submission that would be refused (429) only because a replica's acks lag waits here instead,
+  // in arrival order behind every submission already waiting, for up to admission_wait_ms: it is
+  // written once the lag clears, else decided as it would have been at once (429). At most
+  // parked_items_max items wait; a submission past that is decided at once. 0: never wait. A
+  // node's driver waits this much longer for a submission's reply (node/replica_driver.cpp).
+  uint64_t admission_wait_ms = kAdmissionWaitMsDefault;
+  size_t parked_items_max = kParkedItemsMaxDefault;
   uint64_t backoff_base_ms = 500;
   uint64_t backoff_max_ms = 30'000;
   size_t record_cache_max = 32'768;  // durable records kept in memory (least recently used out)
@@ -264,6 +287,9 @@ struct ReplicaStats {
   // there.
   uint64_t outcomes_with_claim = 0, outcomes_with_claim_taken = 0, outcomes_refused_here = 0;
   uint64_t backpressure_refusals = 0;  // submissions refused with 429: replication lagging
+  // Submissions that waited for admission (config.admission_wait_ms), and items of theirs refused
+  // with 429 when the wait ran out before the lag cleared (counted in backpressure_refusals too).
+  uint64_t submissions_parked = 0, parked_refusals = 0;
   uint64_t superseded_stops = 0;       // handlers stopped because another claim or state won
   uint64_t refused_records = 0;        // peer copies that are not of the job asked for
   uint64_t refused_messages = 0;       // answers nobody asked for, from the wrong peer, etc.
@@ -412,6 +438,24 @@ class Replica {
     std::vector<ItemResult> items;
     size_t left = 0;
   };
+  // A submission before it is written: the answers of the items already decided (refused), and
+  // the records still open with the replica lists they had when it arrived.
+  struct Admission {
+    uint64_t request = 0;
+    uint64_t until_ms = 0;  // mono: when waiting, decided as it would have been at once by then
+    std::vector<ItemResult> items;
+    struct Open {
+      size_t item = 0;
+      JobRecord record;
+      std::vector<std::string> replicas;
+    };
+    std::vector<Open> open;
+  };
+  // Why an item cannot be written now (refusal), in the order it is checked.
+  struct Refusal {
+    enum class Why : uint8_t { backlog, lagging, replicas } why = Why::backlog;
+    Status status;
+  };
   // An attempt this node claimed (replica_run.cpp).
   struct Attempt {
     uint32_t attempt = 0;
@@ -482,9 +526,13 @@ class Replica {
   void answer(Now now, uint64_t write, int verdict, const ItemAck* ack);
   void decide(Now now, uint64_t write_id, Write& w);
   void finish_submit_item(Now now, const Write& w, bool ok);
-  std::optional<Status> lagging(Now now, const std::vector<std::string>& replicas);
-  std::optional<Status> refusal(Now now, const JobRecord& r,
-                                const std::vector<std::string>& replicas);
+  // replica_admit.cpp: which submissions are written at once, refused, or wait (admission waiting)
+  std::optional<Status> lagging(Now now, const std::vector<std::string>& replicas) const;
+  std::optional<Refusal> refusal(Now now, const std::vector<std::string>& replicas) const;
+  void refuse(ItemResult& item, Refusal no, bool waited);
+  [[nodiscard]] bool must_wait(Now now, const Admission& a) const;
+  void admit(Now now, Admission a, bool waited);
+  void admit_parked(Now now);
   void on_replicate(Now now, const std::string& from, Replicate& m);
   void on_replicate_ack(Now now, const std::string& from, ReplicateAck& m);
   void fail_outstanding(Now now, uint64_t corr);
@@ -621,6 +669,11 @@ class Replica {
   std::map<std::string, std::set<uint64_t>> open_replicates_;  // peer → corrs (back-pressure)
   std::map<std::string, std::pair<Replicate, std::vector<uint64_t>>> outbox_;
   std::map<uint64_t, SubmitOp> submits_;
+  // Submissions waiting for admission, in arrival order, and their open items (≤
+  // config.parked_items_max).
+  std::deque<Admission> parked_;
+  size_t parked_items_ = 0;
+  bool admit_soon_ = false;  // one was admitted and the next may be too: tick at once
   std::map<uint64_t, ReadOp> reads_;
 
   RunQueue run_queue_;  // owned jobs due now, by priority with ageing (run_queue.h)

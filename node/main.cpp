@@ -144,6 +144,11 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
                    "record instead of two (0: send every claim at once)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{0}, meshwork::kClaimHoldMsMax));
+  node->add_option("--admission-wait-ms", cfg.admission_wait_ms,
+                   "a submission that would get 429 only because replication to a replica lags "
+                   "waits up to this many ms, in arrival order, to be admitted (0: 429 at once)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, meshwork::kAdmissionWaitMsMax));
   node->add_option("--log-level", level, "trace|debug|info|warn|error|critical")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

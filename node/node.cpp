@@ -106,6 +106,7 @@ ReplicaConfig Node::replica_config() const {
   rc.retain_ms = config_.retain_s * 1'000;
   rc.tombstone_ms = config_.tombstone_s * 1'000;
   rc.claim_hold_ms = config_.claim_hold_ms;
+  rc.admission_wait_ms = config_.admission_wait_ms;
   // Receipts are checked against the keys gossip announced (this node's own for its results).
   rc.receipt_check = receipt_checker([this](const std::string& node) -> std::optional<std::string> {
     if (node == config_.name) return identity_->public_key();
@@ -460,6 +461,8 @@ nlohmann::json Node::info() const {
             {"anti_entropy_pulled", s.anti_entropy_pulled},
             {"read_repairs", s.read_repairs},
             {"backpressure_refusals", s.backpressure_refusals},
+            {"submissions_parked", s.submissions_parked},
+            {"parked_refusals", s.parked_refusals},
             {"superseded_stops", s.superseded_stops},
             {"refused_records", s.refused_records},
             {"refused_messages", s.refused_messages},

@@ -48,6 +48,8 @@ struct NodeConfig {
   uint64_t receipt_linger_ms = kReceiptLingerMsDefault;
   // A claim waits this long for its handler's outcome to leave with it (dht/replica.h).
   uint64_t claim_hold_ms = kClaimHoldMsDefault;
+  // A submission refused only for a lagging replica waits this long to be admitted (dht/replica.h).
+  uint64_t admission_wait_ms = kAdmissionWaitMsDefault;
   spdlog::level::level_enum log_level = spdlog::level::info;
   LogFormat log_format = LogFormat::text;
   bool require_signed = false;

@@ -129,7 +129,7 @@ void ReplicaDriver::stop() {
 
 // ---- inputs from other threads ----
 
-Result<Reply> ReplicaDriver::request(Input input) {
+Result<Reply> ReplicaDriver::request(Input input, uint64_t extra_ms) {
   if (stopping_) return Status(Code::unavailable, "the node is stopping");
   auto waiter = std::make_shared<std::promise<Reply>>();
   auto answer = waiter->get_future();
@@ -140,7 +140,7 @@ Result<Reply> ReplicaDriver::request(Input input) {
     input(*replica_, now(), id);
     drain();
   });
-  const auto wait = std::chrono::milliseconds(config_.peer_timeout_ms + kReplyMarginMs);
+  const auto wait = std::chrono::milliseconds(config_.peer_timeout_ms + extra_ms + kReplyMarginMs);
   if (answer.wait_for(wait) != std::future_status::ready) {
     asio::post(io_, [this, id] { waiters_.erase(id); });
     return Status(Code::unavailable, "the mesh did not answer in time; retry shortly");
@@ -156,7 +156,8 @@ Result<std::vector<ItemResult>> ReplicaDriver::submit(std::vector<JobRecord> adm
   const size_t n = admitted.size();
   auto records = std::make_shared<std::vector<JobRecord>>(std::move(admitted));
   auto reply =
-      request([records](Replica& r, Now t, uint64_t id) { r.submit(t, id, std::move(*records)); });
+      request([records](Replica& r, Now t, uint64_t id) { r.submit(t, id, std::move(*records)); },
+              config_.admission_wait_ms);
   if (!reply.is_ok()) return reply.status();
   if (reply.value().items.size() != n) return Status(Code::unavailable, "the node is stopping");
   return std::move(reply.value().items);

@@ -35,7 +35,9 @@
 // Invariants:
 //   1. Only the loop thread calls the Replica; no lock is held while it runs.
 //   2. Every client request gets exactly one answer: the core's Reply, or Code::unavailable when
-//      none came within peer_timeout_ms + kReplyMarginMs (or the node is stopping).
+//      none came within peer_timeout_ms + kReplyMarginMs (or the node is stopping); a submission
+//      also waits the core's admission_wait_ms, which it may spend waiting to be admitted before
+//      its quorum write starts (dht/replica_admit.cpp).
 //   3. An action is carried out in the order the core emitted it within its kind; persists reach
 //      the store in seq order.
 #pragma once
@@ -134,7 +136,8 @@ class ReplicaDriver {
 
  private:
   using Input = std::function<void(Replica&, Now, uint64_t request)>;
-  [[nodiscard]] Result<Reply> request(Input input);
+  // Waits peer_timeout_ms + `extra_ms` + kReplyMarginMs for the reply.
+  [[nodiscard]] Result<Reply> request(Input input, uint64_t extra_ms = 0);
   void drain();
   void send(Send& s);
   void publish();

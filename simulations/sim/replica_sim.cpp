@@ -45,6 +45,7 @@ void add(ReplicaStats& a, const ReplicaStats& b) {
   a.anti_entropy_pushed += b.anti_entropy_pushed, a.anti_entropy_pulled += b.anti_entropy_pulled;
   a.read_repairs += b.read_repairs, a.claims_confirmed += b.claims_confirmed;
   a.claims_refused += b.claims_refused, a.backpressure_refusals += b.backpressure_refusals;
+  a.submissions_parked += b.submissions_parked, a.parked_refusals += b.parked_refusals;
   a.outcomes_with_claim += b.outcomes_with_claim;
   a.outcomes_with_claim_taken += b.outcomes_with_claim_taken;
   a.outcomes_refused_here += b.outcomes_refused_here;

@@ -171,11 +171,12 @@ void print_jobs(std::ostream& out, const JobFigures& f, const JobSide& jobs) {
       << " confirmed " << s.claims_refused << " refused, outcomes with their claim "
       << s.outcomes_with_claim << " (" << s.outcomes_with_claim_taken << " taken, "
       << s.outcomes_refused_here << " refused by replicas), superseded stops " << s.superseded_stops
-      << ", retried " << s.retried << ", quorum failures " << s.quorum_failures
-      << ", read repairs " << s.read_repairs << ", anti-entropy " << s.anti_entropy_rounds
-      << " rounds " << s.anti_entropy_pushed << " pushed " << s.anti_entropy_pulled
-      << " pulled, refused " << s.refused_records << " records " << s.refused_messages
-      << " messages, 429s " << s.backpressure_refusals << "\n";
+      << ", retried " << s.retried << ", quorum failures " << s.quorum_failures << ", read repairs "
+      << s.read_repairs << ", anti-entropy " << s.anti_entropy_rounds << " rounds "
+      << s.anti_entropy_pushed << " pushed " << s.anti_entropy_pulled << " pulled, refused "
+      << s.refused_records << " records " << s.refused_messages << " messages, 429s "
+      << s.backpressure_refusals << ", parked " << s.submissions_parked << " (" << s.parked_refusals
+      << " refused)\n";
   out << "clients: " << w.submits << " submits (" << w.refused << " refused, "
       << w.unanswered_retries << " unanswered), " << w.cancels << " cancels (" << w.cancels_ok
       << " ok), " << w.reads << " reads (" << w.reads_ok << " ok, " << w.reads_not_found

@@ -97,6 +97,7 @@ struct Node {
   std::unique_ptr<Replica> core;
   bool up = true;
   bool frozen = false;  // a stalled process: no input reaches it, nothing leaves it
+  bool slow_disk = false;  // its writes wait unsynced, and so do the acks that need them
   std::map<uint64_t, Reply> replies;
   std::vector<Start> starts;
   std::vector<Stop> stops;
@@ -169,10 +170,14 @@ class Stage {
   }
 
   uint64_t submit(size_t i, JobRecord r) {
-    const uint64_t request = next_request_++;
     std::vector<JobRecord> v;
     v.push_back(std::move(r));
-    core(i).submit(now(i), request, std::move(v));
+    return submit_all(i, std::move(v));
+  }
+  // One submission of several records (a batch).
+  uint64_t submit_all(size_t i, std::vector<JobRecord> records) {
+    const uint64_t request = next_request_++;
+    core(i).submit(now(i), request, std::move(records));
     drain(i);
     return request;
   }
@@ -308,7 +313,7 @@ class Stage {
 
   bool sync(size_t i) {
     Node& n = node(i);
-    if (!n.up || n.frozen || n.disk.pending.empty()) return false;
+    if (!n.up || n.frozen || n.slow_disk || n.disk.pending.empty()) return false;
     uint64_t last = 0;
     for (const Persist& p : n.disk.pending) {
       last = p.seq;

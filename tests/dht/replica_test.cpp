@@ -794,3 +794,172 @@ TEST_CASE("each node reaps on its own clock; the lists agree all the while") {
 }
 
 }  // namespace meshwork
+
+// ---- admission waiting (ReplicaConfig::admission_wait_ms, replica_admit.cpp) ----
+
+namespace meshwork {
+namespace {
+
+// Sweeps an hour apart, so that nothing but a waiting submission's own deadline wakes a core within
+// the few seconds these stories take.
+ReplicaConfig admitting(uint64_t wait_ms, size_t parked_items_max = kParkedItemsMaxDefault) {
+  ReplicaConfig c = quiet();
+  c.admission_wait_ms = wait_ms;
+  c.parked_items_max = parked_items_max;
+  c.sweep_interval_ms = 3'600'000;
+  return c;
+}
+
+// n3's disk stops syncing, a first job through n1 is acknowledged by n1 and n2, and 1.1 s later
+// n1's replication to n3 lags past the limit (a fifth of the 5 s peer timeout).
+void lag_behind_n3(Stage& s) {
+  s.node(2).slow_disk = true;
+  const uint64_t req = s.submit(0, job_placed(s, {"n1", "n2", "n3"}, s.now().wall_ms));
+  s.settle();
+  REQUIRE(reply(s, 0, req).items[0].status.is_ok());
+  s.run(1'100);
+}
+
+// Held, synced or waiting to sync, on any node.
+bool stored_anywhere(Stage& s, const std::string& id) {
+  for (size_t i = 0; i < s.size(); ++i) {
+    if (s.copy(i, id) || s.node(i).disk.records.contains(id)) return true;
+    for (const Persist& p : s.node(i).disk.pending)
+      if (p.id == id) return true;
+  }
+  return false;
+}
+
+bool lag_refusal(const ItemResult& item) {
+  return item.status.code() == Code::overloaded &&
+         item.status.message().starts_with("replication to n3 is ") &&
+         item.status.message().ends_with(" ms behind; retry later");
+}
+
+}  // namespace
+
+TEST_CASE("a submission held back only by a lagging replica waits, then is written") {
+  Stage s(3, admitting(1'000));
+  lag_behind_n3(s);
+  JobRecord r = stage::job(7, s.now().wall_ms);
+  const uint64_t req = s.submit(0, r);
+  s.run(500);
+  CHECK_FALSE(s.node(0).replies.contains(req));  // neither refused nor written: waiting
+  CHECK_FALSE(stored_anywhere(s, r.id));
+  CHECK(s.core(0).stats().submissions_parked == 1);
+  s.node(2).slow_disk = false;  // n3 syncs; its acks end the lag, and n1 admits the submission
+  s.settle();
+  const Reply& rep = reply(s, 0, req);
+  REQUIRE(rep.items.size() == 1);
+  CHECK(rep.items[0].status.is_ok());
+  CHECK(rep.items[0].created);
+  for (size_t i = 0; i < 3; ++i) CHECK(s.copy(i, r.id));
+  CHECK(s.core(0).stats().backpressure_refusals == 0);
+  CHECK(s.core(0).stats().parked_refusals == 0);
+}
+
+TEST_CASE("a waiting submission still lagging after its wait gets 429; nothing is stored") {
+  Stage s(3, admitting(1'000));
+  lag_behind_n3(s);
+  JobRecord r = stage::job(7, s.now().wall_ms);
+  const uint64_t req = s.submit(0, r);
+  // Nothing else is due on n1 for seconds: only the waiting submission's deadline wakes it.
+  CHECK(s.core(0).next_deadline_ms() <= s.now().mono_ms + 1'000);
+  s.run(990);
+  CHECK_FALSE(s.node(0).replies.contains(req));
+  s.run(20);
+  const Reply& rep = reply(s, 0, req);
+  REQUIRE(rep.items.size() == 1);
+  CHECK(lag_refusal(rep.items[0]));
+  CHECK(s.core(0).stats().parked_refusals == 1);
+  CHECK(s.core(0).stats().backpressure_refusals == 1);
+  s.node(2).slow_disk = false;
+  s.run(2'000);
+  CHECK_FALSE(stored_anywhere(s, r.id));
+  CHECK(s.starts_of(r.id) == 0);
+}
+
+TEST_CASE("waiting submissions are admitted in arrival order; a new one never overtakes them") {
+  Stage s(4, admitting(1'000));
+  lag_behind_n3(s);
+  JobRecord behind = job_placed(s, {"n2", "n1", "n3"}, s.now().wall_ms);  // waits for n3
+  JobRecord clear = job_placed(s, {"n1", "n2", "n4"}, s.now().wall_ms);   // n3 is not a replica
+  const uint64_t first = s.submit(0, behind);
+  const uint64_t second = s.submit(0, clear);
+  s.run(500);
+  // `clear` could be written at once, but it arrived after `behind`: it waits its turn.
+  CHECK_FALSE(s.node(0).replies.contains(first));
+  CHECK_FALSE(s.node(0).replies.contains(second));
+  CHECK_FALSE(stored_anywhere(s, clear.id));
+  CHECK(s.core(0).stats().submissions_parked == 2);
+  s.node(2).slow_disk = false;
+  s.step();  // n3 syncs and its acks reach n1: n1 admits the first in line, and only it
+  CHECK(s.copy(0, behind.id));
+  CHECK_FALSE(stored_anywhere(s, clear.id));
+  CHECK(s.core(0).next_deadline_ms() <= s.now().mono_ms);  // the next one at once
+  s.run(10);
+  CHECK(reply(s, 0, first).items[0].created);
+  CHECK(reply(s, 0, second).items[0].created);
+}
+
+TEST_CASE("a submission that does not fit the waiting room is answered 429 at once") {
+  Stage s(3, admitting(1'000, 2));
+  lag_behind_n3(s);
+  std::vector<JobRecord> two{stage::job(7, s.now().wall_ms), stage::job(8, s.now().wall_ms)};
+  const uint64_t waiting = s.submit_all(0, two);  // two items: the room is full
+  JobRecord third = stage::job(9, s.now().wall_ms);
+  const uint64_t req = s.submit(0, third);
+  const Reply& rep = reply(s, 0, req);  // at once, as without waiting
+  CHECK(lag_refusal(rep.items[0]));
+  CHECK(s.core(0).stats().submissions_parked == 1);
+  CHECK(s.core(0).stats().parked_refusals == 0);
+  s.node(2).slow_disk = false;
+  s.settle();
+  CHECK_FALSE(stored_anywhere(s, third.id));
+  CHECK(reply(s, 0, waiting).items.size() == 2);
+  for (const JobRecord& r : two) CHECK(s.copy(0, r.id));
+}
+
+TEST_CASE("items refused for another reason are decided on arrival, never made to wait") {
+  Stage s(3, admitting(1'000));
+  lag_behind_n3(s);
+  JobRecord removed = stage::job(6, s.now().wall_ms);
+  s.core(0).load_tombstone(removed.id, s.now().wall_ms);  // finished and erased by retention
+  JobRecord fresh = stage::job(7, s.now().wall_ms);
+  // In one batch, `fresh` waits for n3; alone, `removed` leaves nothing to write or wait for.
+  const uint64_t batch = s.submit_all(0, {removed, fresh});
+  const uint64_t alone = s.submit(0, removed);
+  CHECK(reply(s, 0, alone).items[0].status.code() == Code::conflict);
+  CHECK_FALSE(s.node(0).replies.contains(batch));
+  s.node(2).slow_disk = false;
+  s.settle();
+  const Reply& rep = reply(s, 0, batch);
+  REQUIRE(rep.items.size() == 2);
+  CHECK(rep.items[0].status.code() == Code::conflict);
+  CHECK(rep.items[1].created);
+  CHECK_FALSE(stored_anywhere(s, removed.id));
+}
+
+TEST_CASE("admission_wait_ms 0 refuses a submission for a lagging replica at once, as before") {
+  for (uint64_t wait_ms : {uint64_t{0}, uint64_t{1'000}}) {
+    CAPTURE(wait_ms);
+    Stage s(3, admitting(wait_ms));
+    lag_behind_n3(s);
+    JobRecord r = stage::job(7, s.now().wall_ms);
+    const uint64_t req = s.submit(0, r);
+    if (wait_ms == 0) {
+      REQUIRE(s.node(0).replies.contains(req));
+      CHECK(lag_refusal(s.node(0).replies.at(req).items[0]));
+      CHECK(s.core(0).stats().submissions_parked == 0);
+      CHECK(s.core(0).stats().backpressure_refusals == 1);
+    } else {
+      CHECK_FALSE(s.node(0).replies.contains(req));
+      CHECK(s.core(0).stats().submissions_parked == 1);
+    }
+    s.node(2).slow_disk = false;
+    s.settle();
+    CHECK(stored_anywhere(s, r.id) == (wait_ms > 0));
+  }
+}
+
+}  // namespace meshwork
