@@ -443,6 +443,7 @@ class Replica {
   struct Admission {
     uint64_t request = 0;
     uint64_t until_ms = 0;  // mono: when waiting, decided as it would have been at once by then
+    uint64_t placed_version = 0;  // the placement that listed the open items' replicas
     std::vector<ItemResult> items;
     struct Open {
       size_t item = 0;

@@ -64,6 +64,7 @@ void Replica::submit(Now now, uint64_t request, std::vector<JobRecord> admitted)
   Admission a;
   a.request = request;
   a.until_ms = now.mono_ms + config_.admission_wait_ms;
+  a.placed_version = placement_.version();
   a.items.resize(admitted.size());
   bool lag = false;
   for (size_t i = 0; i < admitted.size(); ++i) {
@@ -99,11 +100,15 @@ void Replica::submit(Now now, uint64_t request, std::vector<JobRecord> admitted)
 
 // Whether the submission at the head of parked_ waits on: its time is not up, and an open item
 // would be refused for a lagging replica alone (one refused for anything else gains nothing by
-// waiting). Placement is read again: a replica declared dead meanwhile no longer holds it back.
+// waiting). Placement is read again once it changed: a replica declared dead meanwhile no longer
+// holds it back. (This runs on every input while a submission waits: the lists are not walked
+// again while the placement stands.)
 bool Replica::must_wait(Now now, const Admission& a) const {
   if (now.mono_ms >= a.until_ms) return false;
+  const bool placed = a.placed_version == placement_.version();
   for (const Admission::Open& o : a.open) {
-    const auto no = refusal(now, placement_.replicas(o.record.id));
+    const auto no = placed ? refusal(now, o.replicas)
+                           : refusal(now, placement_.replicas(o.record.id));
     if (no && no->why == Refusal::Why::lagging) return true;
   }
   return false;
@@ -121,7 +126,8 @@ void Replica::admit(Now now, Admission a, bool waited) {
       op.items[o.item].status = removed(o.record.id);
       continue;
     }
-    if (waited) o.replicas = placement_.replicas(o.record.id);
+    if (waited && a.placed_version != placement_.version())
+      o.replicas = placement_.replicas(o.record.id);
     if (auto no = refusal(now, o.replicas)) {
       refuse(op.items[o.item], std::move(*no), waited);
       continue;
