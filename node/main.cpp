@@ -149,6 +149,12 @@ CLI::App* add_node_command(CLI::App& app, NodeConfig& cfg, std::string& level, s
                    "waits up to this many ms, in arrival order, to be admitted (0: 429 at once)")
       ->capture_default_str()
       ->check(CLI::Range(uint64_t{0}, meshwork::kAdmissionWaitMsMax));
+  node->add_option("--sync-interval-ms", cfg.sync_interval_ms,
+                   "0: a job is acknowledged only once fsync'd on W replicas; N: once written to "
+                   "their OS (it survives kill -9, not a power loss), fsync'd at most N ms later, "
+                   "as NATS JetStream's sync_interval (docs/operations.md)")
+      ->capture_default_str()
+      ->check(CLI::Range(uint64_t{0}, meshwork::kSyncIntervalMsMax));
   node->add_option("--log-level", level, "trace|debug|info|warn|error|critical")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "critical", "off"}));

@@ -183,12 +183,13 @@ Status Node::open() {
   admission_ = std::make_unique<Admission>(*identity_, config_.name, std::move(ao));
   auto& fsync = metrics_
                     .histogram("meshwork_store_fsync_seconds",
-                               "Duration of the store's synced group writes (LevelDB Write with "
-                               "sync=true, one fsync per group).",
+                               "Duration of the store's synced writes (LevelDB Write with "
+                               "sync=true: one fsync per group, or per --sync-interval-ms).",
                                {kFsyncBounds.begin(), kFsyncBounds.end()})
                     .with({});
   auto store = Store::open(config_.data_dir + "/jobs",
                            StoreOptions{.sync = config_.fsync,
+                                        .sync_interval_ms = config_.sync_interval_ms,
                                         .observe_sync = [&fsync](double s) { fsync.observe(s); }});
   if (!store.is_ok()) return store.status();
   store_ = std::move(store).value();
@@ -425,7 +426,9 @@ nlohmann::json Node::info() const {
             {"updates", store_->persists_written()},
             {"queue_depth", store_->queue_depth()},
             {"corrupt_records", store_->corrupt_records()},
-            {"compactions", store_->compactions()}}},
+            {"compactions", store_->compactions()},
+            {"syncs", store_->syncs()},
+            {"sync_interval_ms", config_.fsync ? config_.sync_interval_ms : 0}}},
           {"gossip", gossip_->stats_json()},
           {"events",
            {{"streams", events_.streams()},

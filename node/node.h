@@ -63,6 +63,8 @@ struct NodeConfig {
   size_t http_threads = 64;
   size_t events_max = 32;  // GET /v1/events streams at once
   bool fsync = true;
+  // 0: every store group is synced before it counts as durable; N: periodic sync (node/store.h).
+  uint64_t sync_interval_ms = 0;
   // Membership (gossip/): where to listen, whom to join, how to seal, how fast to detect.
   std::string gossip_bind;  // HOST:PORT; empty: the API host with an ephemeral port
   std::vector<std::string> join;

@@ -148,15 +148,30 @@ void Store::wait_written(uint64_t timeout_ms) const {
 }
 
 // Takes everything queued (up to batch_max), writes it as one group, reports it; the queue fills
-// with the next group meanwhile.
+// with the next group meanwhile. Periodic sync: also syncs once the interval since the last sync
+// has passed with something unsynced, whether or not more is queued, and before it returns.
 void Store::writer_loop() {
   name_this_thread("mw-store");
+  const bool periodic = options_.sync && options_.sync_interval_ms > 0;
   std::vector<Queued> group;
   for (;;) {
     {
       std::unique_lock lock(mu_);
-      cv_.wait(lock, [&] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty()) return;  // stopping and drained
+      const auto ready = [&] { return stopping_ || !queue_.empty(); };
+      if (periodic && unsynced_) {
+        cv_.wait_until(
+            lock, std::chrono::steady_clock::time_point(std::chrono::milliseconds(sync_due_ms())),
+            ready);
+      } else {
+        cv_.wait(lock, ready);
+      }
+      if (queue_.empty()) {
+        const bool stopping = stopping_;
+        lock.unlock();
+        if (periodic && unsynced_) (void)sync_now();  // the interval ran out, or the last one
+        if (stopping) return;                         // stopping and drained
+        continue;
+      }
       const size_t n = std::min(queue_.size(), options_.batch_max);
       group.assign(std::make_move_iterator(queue_.begin()),
                    std::make_move_iterator(queue_.begin() + static_cast<long>(n)));
@@ -170,7 +185,25 @@ void Store::writer_loop() {
     written_cv_.notify_all();
     if (durable_) durable_(group.back().persist.seq, written);
     group.clear();
+    if (periodic && unsynced_ && steady_ms() >= sync_due_ms()) (void)sync_now();
   }
+}
+
+// An empty synced write: LevelDB appends an empty batch to its log and syncs the log, and with it
+// every write before it in that log.
+Status Store::sync_now() {
+  leveldb::WriteBatch empty;
+  leveldb::WriteOptions wo;
+  wo.sync = true;
+  const auto began = std::chrono::steady_clock::now();
+  Status s = from_leveldb(db_->Write(wo, &empty));
+  if (options_.observe_sync)
+    options_.observe_sync(
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+  syncs_++;
+  unsynced_ = false;
+  last_sync_ms_ = steady_ms();
+  return s;
 }
 
 Status Store::write_group(const std::vector<Queued>& group) {
@@ -204,12 +237,14 @@ Status Store::write_group(const std::vector<Queued>& group) {
     }
   }
   leveldb::WriteOptions wo;
-  wo.sync = options_.sync;
+  wo.sync = options_.sync && options_.sync_interval_ms == 0;
   const auto began = std::chrono::steady_clock::now();
   Status s = from_leveldb(db_->Write(wo, &batch));
-  if (options_.sync && options_.observe_sync)
+  if (wo.sync && options_.observe_sync)
     options_.observe_sync(
         std::chrono::duration<double>(std::chrono::steady_clock::now() - began).count());
+  if (wo.sync) syncs_++;
+  if (!wo.sync && options_.sync) unsynced_ = true;
   batches_++;
   if (s.is_ok()) persists_ += group.size();
   if (s.is_ok()) maybe_compact(deleted);
@@ -390,8 +425,7 @@ size_t Store::queue_depth() const {
   return queue_.size();
 }
 
-Status Store::put_idempotency(std::string_view key_hash, std::string_view value,
-                              uint64_t at_ms) {
+Status Store::put_idempotency(std::string_view key_hash, std::string_view value, uint64_t at_ms) {
   leveldb::WriteBatch batch;
   batch.Put(std::string(kIdempotencyPrefix) + std::string(key_hash),
             leveldb::Slice(value.data(), value.size()));
@@ -417,12 +451,11 @@ size_t Store::expire_idempotency(uint64_t before_ms,
   std::unique_ptr<leveldb::Iterator> it(db_->NewIterator(leveldb::ReadOptions()));
   const std::string prefix(kIdempotencyOrderPrefix);
   const std::string end = idempotency_order_key(before_ms, "");
-  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) &&
-                         it->key().ToString() < end;
+  for (it->Seek(prefix); it->Valid() && it->key().starts_with(prefix) && it->key().ToString() < end;
        it->Next()) {
     const std::string order_key = it->key().ToString();
-    const std::string key = std::string(kIdempotencyPrefix) +
-                            order_key.substr(order_key.rfind('/') + 1);
+    const std::string key =
+        std::string(kIdempotencyPrefix) + order_key.substr(order_key.rfind('/') + 1);
     batch.Delete(order_key);
     std::string value;
     if (db_->Get(leveldb::ReadOptions(), key, &value).ok() && expired(value)) {

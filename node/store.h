@@ -7,6 +7,15 @@
 // start_writer(). While one group syncs, the next one fills in the queue: one fsync for many
 // persists, and never more than one group in flight.
 //
+// Periodic sync (StoreOptions::sync_interval_ms > 0, the node's --sync-interval-ms): each group is
+// written without sync=true — into the OS's page cache — and reported at once; the writer then
+// syncs LevelDB's log (an empty synced write) at most once per interval, and only when something
+// was written since the last sync, and once more when it stops. That is NATS JetStream's
+// sync_interval and Cassandra's periodic commit log: a reported write survives the process's
+// crash (kill -9), but may be lost with the machine (power, kernel) until the next sync, or, for
+// a write in a log LevelDB has since retired, until that log's memtable is flushed (a synced
+// table file). The default, 0, syncs every group before reporting it (docs/operations.md).
+//
 // Layout:
 //   "j/<id>"                          the record, in encode_record's binary form
 //   "c/<created_at 16 hex>/<id>"      "" (newest-first listing; written with a record's first copy)
@@ -31,7 +40,8 @@
 // Thread-safety: write() from one thread (the loop); everything else from any thread.
 // Invariants:
 //   1. Persists are written in the order of their seq, which increases strictly; durable(seq) is
-//      reported in increasing seq order, once per group, after the group's fsync.
+//      reported in increasing seq order, once per group, after the group's fsync (periodic sync:
+//      after its write, and a sync follows within sync_interval_ms).
 //   2. A record is checked (decode_record, id matches its key) on every read; one that fails is
 //      counted in corrupt_records() and never returned.
 //   3. counts() are this node's records by state as handed to write() (so they agree at once with
@@ -66,10 +76,15 @@ namespace meshwork {
 
 inline constexpr uint64_t kCompactDeletionsMin = 10'000;
 inline constexpr uint64_t kCompactIntervalMs = 10 * 60'000;
+// --sync-interval-ms at most: JetStream's default sync_interval (2.10 on; 2.9 syncs every minute).
+inline constexpr uint64_t kSyncIntervalMsMax = 120'000;
 
 struct StoreOptions {
   size_t batch_max = 2'048;  // persists per fsync'd group
   bool sync = true;          // fsync every group (recovery tests need it on)
+  // With sync: 0 syncs every group before it is reported; N > 0 reports groups once written and
+  // syncs at most every N ms (see Periodic sync above).
+  uint64_t sync_interval_ms = 0;
   // With sync: called on the writer thread with the seconds each group's synced write took
   // (LevelDB's Write with sync=true: the fsync latency the node's metrics report).
   std::function<void(double seconds)> observe_sync;
@@ -127,6 +142,8 @@ class Store final : public RecordReader {
   [[nodiscard]] uint64_t batches_written() const { return batches_.load(); }
   [[nodiscard]] uint64_t persists_written() const { return persists_.load(); }
   [[nodiscard]] uint64_t compactions() const { return compactions_.load(); }
+  // Synced writes: one per group by default; periodic sync: the interval's syncs.
+  [[nodiscard]] uint64_t syncs() const { return syncs_.load(); }
 
   // Idempotency-Key entries (api/idempotency.h), outside the persist pipeline: any thread.
   // `at_ms`: when the entry was written (its expiry order).
@@ -150,6 +167,11 @@ class Store final : public RecordReader {
     bool first = false;
   };
   Status write_group(const std::vector<Queued>& group);
+  Status sync_now();  // periodic sync: one synced empty write; writer thread
+  // Periodic sync: when the next sync is due (steady ms); 0 before the first, which is due at once.
+  [[nodiscard]] uint64_t sync_due_ms() const {
+    return last_sync_ms_ == 0 ? 0 : last_sync_ms_ + options_.sync_interval_ms;
+  }
   bool count(const JobRecord& r);
   void uncount(const std::string& id);
   void maybe_compact(uint64_t deleted);  // writer thread, after a group
@@ -177,6 +199,10 @@ class Store final : public RecordReader {
   mutable std::atomic<uint64_t> corrupt_{0};
   std::atomic<uint64_t> batches_{0};
   std::atomic<uint64_t> persists_{0};
+  std::atomic<uint64_t> syncs_{0};
+  // Periodic sync, writer thread only: written since the last sync, and when that sync was.
+  bool unsynced_ = false;
+  uint64_t last_sync_ms_ = 0;
 
   // Compaction (see Removal above). deletions_ and first_deletion_ms_: writer thread only.
   uint64_t deletions_ = 0;

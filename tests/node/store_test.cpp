@@ -4,7 +4,10 @@
 
 #include <leveldb/db.h>
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <set>
@@ -92,6 +95,7 @@ TEST_CASE("persists are written in fsync'd groups, reported in order, and surviv
     CHECK(w.store->persists_written() == 601);
     CHECK(w.store->batches_written() < 601);
     CHECK(w.reports == w.store->batches_written());
+    CHECK(w.store->syncs() == w.store->batches_written());  // one fsync per group
     MESSAGE("groups: " << w.store->batches_written() << " for 601 persists");
     auto got = w.store->read(running.id);
     REQUIRE(got.has_value());
@@ -110,6 +114,44 @@ TEST_CASE("persists are written in fsync'd groups, reported in order, and surviv
   CHECK(scanned == 600);
   auto listed = reopened->list(nullptr, 1'000, "");
   CHECK(listed.value().records.size() == 600);  // one listing key per record
+}
+
+TEST_CASE(
+    "with a sync interval, groups are reported once written and synced at most per interval") {
+  test::TempDir dir;
+  const Identity key = Identity::generate();
+  const JobRecord a = test::queued_record(key, "echo", {{"p", 1}});
+  const JobRecord b = test::queued_record(key, "echo", {{"p", 2}});
+  const JobRecord c = test::queued_record(key, "echo", {{"p", 3}});
+  std::atomic<uint64_t> observed{0};
+  const auto poll = [](const std::function<bool()>& done) {
+    for (int i = 0; i < 400 && !done(); ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return done();
+  };
+  {
+    // Long enough that the next steps run well inside one interval on a loaded machine.
+    Written w(dir,
+              StoreOptions{.sync_interval_ms = 4'000, .observe_sync = [&](double) { observed++; }});
+    w.put(a);
+    w.wait_durable();
+    // The first group after a quiet spell is synced at once: its interval has long run out.
+    REQUIRE(poll([&] { return w.store->syncs() == 1; }));
+    w.put(b);
+    w.wait_durable();
+    // Reported, and readable, before any sync covers it.
+    CHECK(w.store->syncs() == 1);
+    CHECK(w.store->read(b.id).has_value());
+    // With nothing more written, the interval's sync still comes.
+    CHECK(poll([&] { return w.store->syncs() == 2; }));
+    CHECK(w.store->batches_written() == 2);
+    w.put(c);
+    w.wait_durable();
+    CHECK(w.store->syncs() == 2);
+  }  // stop(): the last group is synced before the writer returns
+  CHECK(observed.load() == 3);
+  auto reopened = std::move(Store::open(dir.str(), {}).value());
+  for (const JobRecord* r : {&a, &b, &c}) CHECK(reopened->read(r->id).has_value());
 }
 
 TEST_CASE("wait_written returns once everything queued before it is readable") {
