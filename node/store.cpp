@@ -80,6 +80,9 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, StoreOptions 
   lo.block_cache = store->cache_.get();
   lo.filter_policy = store->filter_.get();
   lo.write_buffer_size = 16 << 20;
+  // Records are mostly hex and base64 that snappy shrinks by ~17 %, at ~20 % of the store thread's
+  // CPU under load (compacting and reading back): not worth it (docs/benchmarks.md).
+  lo.compression = leveldb::kNoCompression;
   leveldb::DB* db = nullptr;
   if (Status s = from_leveldb(leveldb::DB::Open(lo, dir, &db)); !s.is_ok()) return s;
   store->db_.reset(db);
