@@ -84,8 +84,7 @@ struct JobStatus {
   // The status that follows this one in the same round (every transition but a retry).
   [[nodiscard]] JobStatus next(JobState s, uint32_t attempt_, std::string node_, uint64_t at,
                                std::string error_, uint64_t retry_at) const {
-    return JobStatus{s,           attempt_, std::move(node_), at, std::move(error_),
-                     retry_at,    round,    base};
+    return JobStatus{s, attempt_, std::move(node_), at, std::move(error_), retry_at, round, base};
   }
 };
 
@@ -150,7 +149,7 @@ struct JobRecord {
 
   JobStatus status;
   Claim claim;
-  uint32_t cancel_round = 0;  // 1 + the round a cancel was requested in; 0: never
+  uint32_t cancel_round = 0;                  // 1 + the round a cancel was requested in; 0: never
   std::map<std::string, NodeResult> results;  // by producing node
   std::vector<HistoryEntry> history;          // sorted ascending, at most kHistoryMax
   uint64_t updated_at_ms = 0;
@@ -231,5 +230,13 @@ struct JobRecord {
 // and proof when it was signed in a batch.
 [[nodiscard]] nlohmann::json receipt_to_json(const Receipt& r);
 [[nodiscard]] Result<JobRecord> record_from_json(const nlohmann::json& j);
+
+namespace detail {
+// The spec fields decode_record derives from r.envelope.job (type, max_attempts, timeout_ms,
+// created_at_ms, priority, delay_ms, redundancy), read by a SAX pass where it can, or (`dom`) by
+// parsing the whole document, as before the SAX pass; throws nlohmann::json::exception for a text
+// without them. Both ways give the same fields or the same exception (a differential test).
+void fill_spec_fields(JobRecord& r, bool dom);
+}  // namespace detail
 
 }  // namespace meshwork

@@ -96,8 +96,156 @@ JobState state_from_json(const json& j) {
   return *s;
 }
 
-// The fields of the spec the record needs, read from the signed job text.
-void fill_spec_fields(JobRecord& r) {
+// A job's spec fields as a record holds them; the defaults are the spec's.
+struct SpecFields {
+  std::string type;
+  uint32_t max_attempts = kMaxAttemptsDefault;
+  uint64_t timeout_ms = kTimeoutMsDefault, created_at_ms = 0;
+  uint32_t priority = kPriorityDefault;
+  uint64_t delay_ms = 0;
+  uint32_t redundancy = kRedundancyDefault;
+};
+
+// The spec fields of a job text, read by one SAX pass that builds no document (the job text is
+// parsed on every decode the spec cache misses: the record of a job in a long backlog comes back
+// long after its first copy). It answers only where it reads exactly what fill_spec_fields would:
+// a top-level object whose last "type" is a string and whose last max_attempts, timeout_ms,
+// created_at, priority, delay_ms and redundancy, where present, are unsigned integers (nlohmann
+// casts those with static_cast, as here). Anything else — a parse error, a negative, fractional or
+// boolean number, a missing type — is left to the document parse, which returns or throws what it
+// always did.
+class SpecSax {
+ public:
+  explicit SpecSax(SpecFields& r) : r_(r) {}
+  [[nodiscard]] bool complete() const { return has_type_ && !bad_; }
+
+  bool null() { return other(); }
+  bool boolean(bool) { return other(); }
+  bool number_integer(json::number_integer_t) { return other(); }
+  bool number_float(json::number_float_t, const json::string_t&) { return other(); }
+  bool number_unsigned(json::number_unsigned_t v) {
+    if (depth_ != 1) return true;
+    switch (field_) {
+      case Field::max_attempts:
+        r_.max_attempts = static_cast<uint32_t>(v);
+        break;
+      case Field::timeout_ms:
+        r_.timeout_ms = static_cast<uint64_t>(v);
+        break;
+      case Field::created_at:
+        r_.created_at_ms = static_cast<uint64_t>(v);
+        break;
+      case Field::priority:
+        r_.priority = static_cast<uint32_t>(v);
+        break;
+      case Field::delay_ms:
+        r_.delay_ms = static_cast<uint64_t>(v);
+        break;
+      case Field::redundancy:
+        r_.redundancy = static_cast<uint32_t>(v);
+        break;
+      case Field::type:
+        bad_ = true;
+        break;
+      case Field::none:
+        break;
+    }
+    field_ = Field::none;
+    return true;
+  }
+  bool string(json::string_t& v) {
+    if (depth_ != 1) return true;
+    if (field_ == Field::type) {
+      r_.type = v;
+      has_type_ = true;
+    } else if (field_ != Field::none) {
+      bad_ = true;
+    }
+    field_ = Field::none;
+    return true;
+  }
+  bool binary(json::binary_t&) { return false; }
+  bool start_object(std::size_t) {
+    if (depth_ == 0 && seen_top_) return false;
+    seen_top_ = true;
+    if (depth_ == 1) other();
+    ++depth_;
+    return true;
+  }
+  bool key(json::string_t& k) {
+    if (depth_ == 1) field_ = field_of(k);
+    return true;
+  }
+  bool end_object() {
+    --depth_;
+    return true;
+  }
+  bool start_array(std::size_t) {
+    if (depth_ == 0) return false;  // a top-level array: no spec
+    if (depth_ == 1) other();
+    ++depth_;
+    return true;
+  }
+  bool end_array() {
+    --depth_;
+    return true;
+  }
+  bool parse_error(std::size_t, const std::string&, const json::exception&) { return false; }
+
+ private:
+  enum class Field : uint8_t {
+    none,
+    type,
+    max_attempts,
+    timeout_ms,
+    created_at,
+    priority,
+    delay_ms,
+    redundancy
+  };
+  static Field field_of(const std::string& k) {
+    if (k == "type") return Field::type;
+    if (k == "max_attempts") return Field::max_attempts;
+    if (k == "timeout_ms") return Field::timeout_ms;
+    if (k == "created_at") return Field::created_at;
+    if (k == "priority") return Field::priority;
+    if (k == "delay_ms") return Field::delay_ms;
+    if (k == "redundancy") return Field::redundancy;
+    return Field::none;
+  }
+  // A top-level value the fast path does not read: fine for other keys, not for the spec's.
+  bool other() {
+    if (depth_ == 0) return false;  // a top-level scalar: no spec
+    if (depth_ == 1) {
+      if (field_ != Field::none) bad_ = true;
+      field_ = Field::none;
+    }
+    return true;
+  }
+
+  SpecFields& r_;
+  size_t depth_ = 0;
+  bool seen_top_ = false, has_type_ = false, bad_ = false;
+  Field field_ = Field::none;
+};
+
+// The fields of the spec the record needs, read from the signed job text: by SpecSax where it can,
+// else (or with `dom`) by parsing the document; throws json::exception for a text without them.
+void fill_spec_fields(JobRecord& r, bool dom = false) {
+  if (!dom) {
+    SpecFields fast;
+    SpecSax sax(fast);
+    if (json::sax_parse(r.envelope.job, &sax) && sax.complete()) {
+      r.type = std::move(fast.type);
+      r.max_attempts = fast.max_attempts;
+      r.timeout_ms = fast.timeout_ms;
+      r.created_at_ms = fast.created_at_ms;
+      r.priority = fast.priority;
+      r.delay_ms = fast.delay_ms;
+      r.redundancy = std::clamp(fast.redundancy, 1u, kRedundancyMax);
+      return;
+    }
+  }
   json spec = json::parse(r.envelope.job);
   r.type = spec.at("type").get<std::string>();
   r.max_attempts = spec.value("max_attempts", kMaxAttemptsDefault);
@@ -469,14 +617,6 @@ std::optional<JobRecord> decode_binary_unchecked(std::string_view bytes) {
 // set of spec fields: the cache changes what a decode costs (a JSON parse of the job text, the
 // largest part of decoding a record that travels three times per job), never what it returns.
 // Cleared when full, so it stays bounded.
-struct SpecFields {
-  std::string type;
-  uint32_t max_attempts = 0;
-  uint64_t timeout_ms = 0, created_at_ms = 0;
-  uint32_t priority = kPriorityDefault;
-  uint64_t delay_ms = 0;
-  uint32_t redundancy = kRedundancyDefault;
-};
 constexpr size_t kSpecCacheMax = 8'192;
 
 void fill_spec_fields_cached(JobRecord& r) {
@@ -510,6 +650,10 @@ Result<JobRecord> decode_binary(std::string_view bytes) {
 }
 
 }  // namespace
+
+void detail::fill_spec_fields(JobRecord& r, bool dom) {
+  meshwork::fill_spec_fields(r, dom);
+}
 
 json receipt_to_json(const Receipt& r) {
   json j = {{"job_id", r.job_id},         {"node", r.node},

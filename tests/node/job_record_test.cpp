@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <functional>
 #include <random>
 
 #include "dht/job_record.h"
@@ -360,8 +361,8 @@ std::string as_version_3(const JobRecord& r) {
     const Receipt& rc = res.receipt;
     REQUIRE(rc.root.empty());
     const size_t n = 4 + node.size() + 4 + 1 + 4 + res.result.size() + 4 + res.error.size() + 8 +
-                     4 + rc.job_id.size() + 4 + rc.node.size() + 4 + 4 + rc.result_hash.size() +
-                     4 + rc.public_key.size() + 4 + rc.signature.size();
+                     4 + rc.job_id.size() + 4 + rc.node.size() + 4 + 4 + rc.result_hash.size() + 4 +
+                     rc.public_key.size() + 4 + rc.signature.size();
     v3 += v4.substr(at, n);
     REQUIRE(v4[at + n] == '\0');  // not batched
     at += n + 1;
@@ -377,8 +378,8 @@ std::string as_version_2(const JobRecord& r) {
   REQUIRE(r.status.round == 0);
   REQUIRE(r.cancel_round <= 1);
   std::string v3 = as_version_3(r);
-  const size_t status_end = 1 + 4 + r.id.size() + 4 + r.envelope.job.size() + 32 + 64 + 1 + 4 +
-                            4 + r.status.node.size() + 8 + 4 + r.status.error.size() + 8;
+  const size_t status_end = 1 + 4 + r.id.size() + 4 + r.envelope.job.size() + 32 + 64 + 1 + 4 + 4 +
+                            r.status.node.size() + 8 + 4 + r.status.error.size() + 8;
   const size_t cancel_at = status_end + 8 + 4 + 4 + r.claim.node.size() + 8;
   std::string v2 = v3.substr(0, status_end) + v3.substr(status_end + 8, cancel_at - status_end - 8);
   v2 += static_cast<char>(r.cancel_round);
@@ -392,8 +393,8 @@ std::string as_version_2(const JobRecord& r) {
 TEST_CASE("retried() queues a failed or cancelled job again in the next round, nothing else") {
   const Identity key = Identity::generate();
   const JobRecord base = test::queued_record(key);
-  for (JobState s : {JobState::queued, JobState::running, JobState::retry_wait,
-                     JobState::succeeded}) {
+  for (JobState s :
+       {JobState::queued, JobState::running, JobState::retry_wait, JobState::succeeded}) {
     CAPTURE(state_name(s));
     CHECK(!retried(in_round(base, 0, 0, s, 1, "n1", 10), "n2", 20));
   }
@@ -657,7 +658,8 @@ TEST_CASE("a malformed batched receipt is refused in either form") {
   CHECK(refused([](json& rc) { rc["root"] = "zz"; }));
   CHECK(refused([](json& rc) { rc["root"] = std::string(64, 'A'); }));  // not lowercase
   CHECK(refused([](json& rc) { rc["proof"] = json::array({"00"}); }));
-  CHECK(refused([](json& rc) { rc["proof"] = std::vector<std::string>(33, std::string(64, '0')); }));
+  CHECK(
+      refused([](json& rc) { rc["proof"] = std::vector<std::string>(33, std::string(64, '0')); }));
   CHECK(refused([](json& rc) { rc["index"] = -1; }));
   CHECK(refused([](json& rc) { rc.erase("proof"); }));
   CHECK(refused([](json& rc) {  // a proof without a root
@@ -785,6 +787,143 @@ TEST_CASE("a record inside a message is refused or taken exactly as when it was 
   CHECK(accepted > 0);
   CHECK(refused_form > 0);
   CHECK(refused_decode > 0);
+}
+
+namespace {
+
+// A job text for the spec reader: mostly spec-like objects, with every kind of value, duplicates,
+// nesting, escapes and damage, so that both readers meet each case.
+std::string spec_text(std::mt19937_64& rng) {
+  const auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+  static const std::vector<std::string> keys = {
+      "type",       "max_attempts", "timeout_ms", "created_at", "priority",  "delay_ms",
+      "redundancy", "payload",      "nonce",      "ty\\u0070e", "priority ", "TYPE"};
+  std::function<std::string(int)> value = [&](int depth) -> std::string {
+    switch (pick(depth > 2 ? 12 : 14)) {
+      case 0:
+        return "null";
+      case 1:
+        return pick(2) ? "true" : "false";
+      case 2:
+        return std::to_string(rng() % 20);
+      case 3:
+        return std::to_string(rng());  // any u64
+      case 4:
+        return "18446744073709551616";  // past u64: a float
+      case 5:
+        return "-" + std::to_string(1 + rng() % 1000);  // negative
+      case 6:
+        return std::to_string(rng() % 100) + ".5";  // fractional
+      case 7:
+        return pick(2) ? "1e3" : "0.0";
+      case 8:
+        return "\"echo\"";
+      case 9:
+        return "\"e\\u0063ho \\\"x\\\"\"";
+      case 10:
+        return "\"\"";
+      case 11:
+        return std::to_string(1 + rng() % 9);
+      case 12: {
+        std::string o = "{";
+        for (uint32_t i = 0, n = pick(4); i < n; ++i)
+          o += (i ? "," : "") + ("\"" + keys[pick(uint32_t(keys.size()))] + "\":") +
+               value(depth + 1);
+        return o + "}";
+      }
+      default: {
+        std::string a = "[";
+        for (uint32_t i = 0, n = pick(4); i < n; ++i) a += (i ? "," : "") + value(depth + 1);
+        return a + "]";
+      }
+    }
+  };
+  std::string t;
+  if (pick(20) == 0) {
+    t = value(0);  // any top-level value
+  } else {
+    t = "{";
+    const uint32_t n = 1 + pick(9);
+    for (uint32_t i = 0; i < n; ++i) {
+      // Mostly a well-formed spec: "type" first as a string, the numbers small and unsigned.
+      std::string k = i == 0 && pick(8) ? "type" : keys[pick(uint32_t(keys.size()))];
+      std::string v = k == "type" && pick(4) ? "\"echo\""
+                      : pick(3)              ? std::to_string(rng() % 50)
+                                             : value(1);
+      t += (i ? "," : "") + (pick(10) ? "" : std::string(" \n")) + "\"" + k + "\":" + v;
+    }
+    t += "}";
+  }
+  switch (pick(12)) {  // damage, now and then
+    case 0:
+      t = t.substr(0, pick(uint32_t(t.size()) + 1));
+      break;
+    case 1:
+      t += pick(2) ? " " : " x";
+      break;
+    case 2:
+      if (!t.empty()) t[pick(uint32_t(t.size()))] = "{}[]\",:0-"[pick(9)];
+      break;
+    default:
+      break;
+  }
+  return t;
+}
+
+struct SpecAnswer {
+  bool threw = false;
+  std::string what, type;
+  uint32_t max_attempts = 0, priority = 0, redundancy = 0;
+  uint64_t timeout_ms = 0, created_at_ms = 0, delay_ms = 0;
+  bool operator==(const SpecAnswer&) const = default;
+};
+
+SpecAnswer spec_answer(const std::string& text, bool dom) {
+  JobRecord r;
+  r.envelope.job = text;
+  SpecAnswer a;
+  try {
+    detail::fill_spec_fields(r, dom);
+  } catch (const nlohmann::json::exception& e) {
+    a.threw = true;
+    a.what = e.what();
+    return a;
+  }
+  a.type = r.type;
+  a.max_attempts = r.max_attempts;
+  a.priority = r.priority;
+  a.redundancy = r.redundancy;
+  a.timeout_ms = r.timeout_ms;
+  a.created_at_ms = r.created_at_ms;
+  a.delay_ms = r.delay_ms;
+  return a;
+}
+
+}  // namespace
+
+TEST_CASE("the SAX spec reader gives what parsing the job text gives, fields or exception") {
+  std::mt19937_64 rng(20261130);
+  size_t read = 0, threw = 0;
+  for (int i = 0; i < 30'000; ++i) {
+    const std::string text = spec_text(rng);
+    const SpecAnswer fast = spec_answer(text, false), dom = spec_answer(text, true);
+    if (!(fast == dom)) {
+      FAIL_CHECK("differ on " << text << ": fast " << (fast.threw ? fast.what : fast.type)
+                              << " / dom " << (dom.threw ? dom.what : dom.type));
+    }
+    (dom.threw ? threw : read)++;
+  }
+  // Both kinds of answer are well represented.
+  CHECK(read > 5'000);
+  CHECK(threw > 5'000);
+  // The cases the SAX pass answers itself, and one it leaves to the document (a later duplicate
+  // "type" wins).
+  CHECK(
+      spec_answer(R"({"type":"echo","priority":9,"redundancy":12,"payload":{"type":1}})", false) ==
+      spec_answer(R"({"type":"echo","priority":9,"redundancy":12,"payload":{"type":1}})", true));
+  CHECK(spec_answer(R"({"type":1,"type":"echo"})", false).type == "echo");
+  CHECK(spec_answer(R"({"type":"echo","priority":-1})", false).priority == uint32_t(-1));
+  MESSAGE("texts read: " << read << ", refused: " << threw);
 }
 
 }  // namespace meshwork
