@@ -188,6 +188,8 @@ class Cluster:
                "--replicas", str(self.args.replicas), "--profile", self.args.profile]
         if self.args.retain_s:
             cmd += ["--retain-s", str(self.args.retain_s), "--tombstone-s", "3600"]
+        if self.args.sync_interval_ms:
+            cmd += ["--sync-interval-ms", str(self.args.sync_interval_ms)]
         if n.test_break or self.args.test_break:
             cmd += ["--test-break", n.test_break or self.args.test_break]
         if self.netns:

@@ -62,6 +62,9 @@ def parse_args(argv):
     p.add_argument("--retain-s", type=int, default=0,
                    help="nodes remove finished jobs after this many seconds (0: the node default, "
                         "7 days); checks that no removed job comes back")
+    p.add_argument("--sync-interval-ms", type=int, default=0,
+                   help="the nodes' --sync-interval-ms (0: fsync before every ack, the default); "
+                        "kill -9 must lose nothing either way")
     p.add_argument("--profile", default="lan")
     p.add_argument("--bin", default=None)
     p.add_argument("--run-dir", default=None)
@@ -256,6 +259,7 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
         "crashes": [dict(c, t=rel(c["t"])) for c in cluster.crashes],
         "wall_s": round(wall, 1),
         "retain_s": a.retain_s,
+        "sync_interval_ms": a.sync_interval_ms,
         "expired": len(retention.gone) if retention else 0,
         "came_back": len(retention.back) if retention else 0,
         "came_back_jobs": [{"id": k, "why": v}
@@ -266,8 +270,9 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
 
 def print_summary(r, report_path, svg_path):
     fo = r["failover_ms"]
-    print("chaos: seed %d, %d nodes, %.0f s at %.1f jobs/s, faults %s" % (
-        r["seed"], r["nodes"], r["duration_s"], r["rate"], ",".join(r["faults_enabled"]) or "none"))
+    print("chaos: seed %d, %d nodes, %.0f s at %.1f jobs/s, faults %s%s" % (
+        r["seed"], r["nodes"], r["duration_s"], r["rate"], ",".join(r["faults_enabled"]) or "none",
+        ", --sync-interval-ms %d" % r["sync_interval_ms"] if r.get("sync_interval_ms") else ""))
     print("  faults injected   %d (%s)" % (len(r["faults"]), ", ".join(
         "%s %s@%.0fs" % (f["kind"], "+".join(f["nodes"]), f["at_s"]) for f in r["faults"])))
     print("  acknowledged      %d (of %d submitted; %d never acknowledged)" % (
