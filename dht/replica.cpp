@@ -152,7 +152,7 @@ bool Replica::owns(Now now, std::string_view id, const IndexEntry* e) const {
 std::shared_ptr<const JobRecord> Replica::current_shared(const std::string& id) const {
   if (auto it = overlay_.find(id); it != overlay_.end()) return it->second.record.record;
   if (!index_.contains(id)) return nullptr;
-  if (auto it = cache_.find(id); it != cache_.end()) return it->second.first.record;
+  if (auto it = cache_.find(id); it != cache_.end()) return it->second.rec.record;
   auto stored = reader_.read(id);
   return stored ? std::make_shared<const JobRecord>(std::move(*stored)) : nullptr;
 }
@@ -160,7 +160,7 @@ std::shared_ptr<const JobRecord> Replica::current_shared(const std::string& id) 
 std::optional<SharedRecord> Replica::current_encoded(const std::string& id) const {
   if (auto it = overlay_.find(id); it != overlay_.end()) return it->second.record;
   if (!index_.contains(id)) return std::nullopt;
-  if (auto it = cache_.find(id); it != cache_.end()) return it->second.first;
+  if (auto it = cache_.find(id); it != cache_.end()) return it->second.rec;
   auto stored = reader_.read(id);
   if (!stored) return std::nullopt;
   return SharedRecord::of(std::move(*stored));
@@ -169,29 +169,42 @@ std::optional<SharedRecord> Replica::current_encoded(const std::string& id) cons
 std::optional<JobRecord> Replica::current(const std::string& id) const {
   if (auto it = overlay_.find(id); it != overlay_.end()) return *it->second.record;
   if (!index_.contains(id)) return std::nullopt;
-  if (auto it = cache_.find(id); it != cache_.end()) return *it->second.first;
+  if (auto it = cache_.find(id); it != cache_.end()) return *it->second.rec;
   return reader_.read(id);
 }
 
 void Replica::cache_put(const SharedRecord& rec) {
   if (config_.record_cache_max == 0) return;
+  const bool finished = is_terminal(rec->status.state);
   if (auto it = cache_.find(rec->id); it != cache_.end()) {
-    it->second.first = rec;
-    cache_order_.splice(cache_order_.begin(), cache_order_, it->second.second);
+    Cached& c = it->second;
+    c.rec = rec;
+    if (c.finished) cache_finished_.erase(c.at);
+    if (!c.finished && finished) cache_unfinished_.erase(c.at);
+    if (finished) {
+      cache_finished_.push_front(rec->id);
+      c.at = cache_finished_.begin();
+    } else if (c.finished) {  // retried: unfinished again, behind the others
+      cache_unfinished_.push_back(rec->id);
+      c.at = std::prev(cache_unfinished_.end());
+    }
+    c.finished = finished;
     return;
   }
   if (cache_.size() >= config_.record_cache_max) {
-    cache_.erase(cache_order_.back());
-    cache_order_.pop_back();
+    if (cache_finished_.empty()) return;  // full of unfinished records, each wanted before this
+    cache_.erase(cache_finished_.back());
+    cache_finished_.pop_back();
   }
-  cache_order_.push_front(rec->id);
-  cache_.emplace(rec->id, std::pair{rec, cache_order_.begin()});
+  std::list<std::string>& list = finished ? cache_finished_ : cache_unfinished_;
+  const auto at = finished ? list.insert(list.begin(), rec->id) : list.insert(list.end(), rec->id);
+  cache_.emplace(rec->id, Cached{rec, finished, at});
 }
 
 void Replica::cache_drop(const std::string& id) {
   auto it = cache_.find(id);
   if (it == cache_.end()) return;
-  cache_order_.erase(it->second.second);
+  (it->second.finished ? cache_finished_ : cache_unfinished_).erase(it->second.at);
   cache_.erase(it);
 }
 
@@ -231,7 +244,8 @@ uint64_t Replica::commit(Now now, SharedRecord rec) {
   }
   overlay_[id] = Overlay{rec, seq};
   overlay_order_.emplace_back(seq, id);
-  cache_drop(id);  // the overlay serves it now, the cache again once it is durable
+  // A cached copy keeps its place: the overlay serves the record until the change is durable, and
+  // cache_put then replaces the copy (a failed write leaves it, as the store's copy stands).
   out_.persists.push_back(Persist{seq, Persist::Kind::record, rec, "", id});
   ae_interval_ms_ = config_.anti_entropy_interval_ms;
   track_stand_in(id, *e);

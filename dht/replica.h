@@ -32,8 +32,8 @@
 // Durability: a record this core changes goes out as a Persist with a sequence number; the store
 // writes persists in sequence order and calls durable(seq) once every persist up to seq is on
 // disk. Until then the core keeps the record in memory (the overlay) and reads through it; after,
-// the last config.record_cache_max durable records stay in a cache (least recently used out) and
-// the rest are read through the RecordReader (the store). Nothing is acknowledged — to a client
+// up to config.record_cache_max durable records stay in a cache (cache_put: the records wanted
+// soonest) and the rest are read through the RecordReader (the store). Nothing is acknowledged — to a client
 // (202) or to a peer (ReplicateAck) — before the persists it depends on are durable.
 //
 // Thread-safety: none; one thread owns a Replica. Invariants (checked, counted on violation):
@@ -164,7 +164,7 @@ struct ReplicaConfig {
   size_t parked_items_max = kParkedItemsMaxDefault;
   uint64_t backoff_base_ms = 500;
   uint64_t backoff_max_ms = 30'000;
-  size_t record_cache_max = 32'768;  // durable records kept in memory (least recently used out)
+  size_t record_cache_max = 32'768;  // durable records kept in memory (unfinished ones first)
   uint64_t seed = 1;                // jitter and peer order
   bool take_over = true;            // false only in the deliberately broken build of the chaos test
   // A member dead this long in this node's view gives up its ring tokens (Placement::reap); after
@@ -384,7 +384,8 @@ class Replica {
   [[nodiscard]] std::optional<JobRecord> current(const std::string& id) const;
 
  private:
-  // The durable-record cache (cache_): keep `rec` as the newest use; forget `id`.
+  // The durable-record cache (cache_): keep `rec` if it is among the records wanted soonest;
+  // forget `id`.
   void cache_put(const SharedRecord& rec);
   void cache_drop(const std::string& id);
   // A record written to replicas and decided once `need` of them hold it (replica_write.cpp).
@@ -650,10 +651,21 @@ class Replica {
   // Records written but not yet durable, newest per id, and the order they became so.
   std::unordered_map<std::string, Overlay> overlay_;
   std::deque<std::pair<uint64_t, std::string>> overlay_order_;
-  // Records that left the overlay durable, newest use first: a job's claim and outcome follow
-  // its submission within moments, and would otherwise each read and decode it from the store.
-  std::list<std::string> cache_order_;
-  std::unordered_map<std::string, std::pair<SharedRecord, std::list<std::string>::iterator>> cache_;
+  // Records that left the overlay durable, kept so that the next change of a job does not read
+  // and decode it from the store (and, with LevelDB, does not charge the files it searched towards
+  // a compaction). Unfinished records come first, because a claim, an outcome or a co-run's result
+  // will merge into each of them: they are kept in the order they came (cache_unfinished_) and a
+  // new one is admitted only while there is room or a finished record to evict — with a backlog
+  // larger than the cache, the oldest jobs, which run first, stay cached rather than the newest.
+  // Finished records fill the room left, newest first (cache_finished_), and are evicted oldest
+  // first. A record that a commit changes keeps its place; the overlay serves it meanwhile.
+  struct Cached {
+    SharedRecord rec;
+    bool finished = false;
+    std::list<std::string>::iterator at;  // into cache_finished_ or cache_unfinished_
+  };
+  std::list<std::string> cache_unfinished_, cache_finished_;
+  std::unordered_map<std::string, Cached> cache_;
   uint64_t next_seq_ = 1;
   uint64_t durable_seq_ = 0;
   std::multimap<uint64_t, uint64_t> local_waits_;  // seq → write waiting for this node's copy

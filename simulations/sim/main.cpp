@@ -93,6 +93,11 @@ void add_flags(CLI::App& app, Flags& f) {
       ->capture_default_str();
   app.add_option("--workers", o.replicas.workers, "handlers running at once per node (1..64)")
       ->capture_default_str();
+  app.add_option("--record-cache", o.replicas.record_cache,
+                 "durable records each replica core keeps in memory (0: none); the trace must not "
+                 "change with it")
+      ->capture_default_str()
+      ->check(CLI::Range(size_t{0}, size_t{1} << 20));
   app.add_option("--vnodes", o.replicas.vnodes, "ring tokens per member in the replica cores")
       ->capture_default_str();
   app.add_option("--lease", f.lease_s, "a claim's lease, virtual seconds (1..600)")

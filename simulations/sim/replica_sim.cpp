@@ -154,6 +154,7 @@ void ReplicaSim::boot(uint32_t i) {
   ReplicaConfig cfg;
   cfg.placement.vnodes = o_.vnodes;
   cfg.workers = o_.workers;
+  cfg.record_cache_max = o_.record_cache;
   cfg.lease_ms = o_.lease_ms;
   cfg.take_over = o_.take_over;
   cfg.reap_after_ms = o_.reap_after_ms;

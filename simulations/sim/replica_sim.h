@@ -57,6 +57,7 @@ inline constexpr uint64_t wall_base_ms = 1'767'225'600'000;
 
 struct ReplicaOptions {
   uint32_t workers = 2;
+  size_t record_cache = 32'768;  // each core's durable-record cache (never changes a decision)
   uint32_t vnodes = 16;  // the node's default is 512; see docs/simulation.md for why not here
   uint64_t lease_ms = 15'000;
   bool take_over = true;  // false: the deliberately broken build (lost/terminal must fail)

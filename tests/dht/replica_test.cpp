@@ -83,6 +83,41 @@ TEST_CASE("a job's claim and outcome find its record in memory, not read back fr
   }
 }
 
+TEST_CASE("with a backlog larger than the cache, the oldest jobs stay cached for their outcomes") {
+  ReplicaConfig c = quiet();
+  c.record_cache_max = 8;
+  c.workers = 32;  // every job is claimed as it comes
+  Stage s(3, c);
+  std::vector<std::string> ids;
+  for (int n = 0; n < 20; ++n) {  // one at a time: every node sees them in this order
+    JobRecord r = stage::job(n, s.now().wall_ms);
+    ids.push_back(r.id);
+    (void)s.submit(0, r);
+    s.settle();
+  }
+  const auto reads = [&] {
+    size_t n = 0;
+    for (size_t i = 0; i < 3; ++i) n += s.node(i).disk.reads;
+    return n;
+  };
+  const size_t before = reads();
+  CHECK(before > 0);  // the jobs past the first 8 were read back for their claims
+  // The 8 oldest jobs, which a run queue takes first, end without a read: the newer ones did not
+  // push them out (a least-recently-written cache would hold the 8 newest instead).
+  for (size_t n = 0; n < 8; ++n) s.finish(owner_of(s, ids[n]), ids[n]);
+  s.settle();
+  CHECK(reads() == before);
+  // The rest end all the same, read back where they were not cached.
+  for (size_t n = 8; n < 20; ++n) s.finish(owner_of(s, ids[n]), ids[n]);
+  s.settle();
+  for (const std::string& id : ids)
+    for (size_t i = 0; i < 3; ++i) {
+      auto copy = s.copy(i, id);
+      REQUIRE(copy);
+      CHECK(copy->status.state == JobState::succeeded);
+    }
+}
+
 TEST_CASE("fewer than W reachable replicas: 503, never a false acknowledgement") {
   Stage s(3, quiet());
   s.crash(1);
