@@ -3,7 +3,7 @@
 # 3-server NATS JetStream cluster (R3, file storage, work-queue stream), in one run, on 127.0.0.1,
 # compared at equal concurrency. Prints a table; exits non-zero only when the harness fails.
 #
-#   usage: simulations/bench/throughput.sh [seconds=10] [batch=64]     (~1.5 min with the defaults)
+#   usage: simulations/bench/throughput.sh [seconds=10] [batch=64]     (~2 min with the defaults)
 #
 #   meshwork single : 64 keep-alive connections spread over the 3 nodes, each posting one `echo`
 #                     job (POST /v1/jobs) at a time  -> 64 jobs in flight
