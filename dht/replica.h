@@ -33,8 +33,8 @@
 // writes persists in sequence order and calls durable(seq) once every persist up to seq is on
 // disk. Until then the core keeps the record in memory (the overlay) and reads through it; after,
 // up to config.record_cache_max durable records stay in a cache (cache_put: the records wanted
-// soonest) and the rest are read through the RecordReader (the store). Nothing is acknowledged — to a client
-// (202) or to a peer (ReplicateAck) — before the persists it depends on are durable.
+// soonest) and the rest are read through the RecordReader (the store). Nothing is acknowledged —
+// to a client (202) or to a peer (ReplicateAck) — before the persists it depends on are durable.
 //
 // Thread-safety: none; one thread owns a Replica. Invariants (checked, counted on violation):
 //   1. A client is told `ok` for a write only after W replicas (this node's disk counting as one)
