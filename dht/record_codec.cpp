@@ -104,6 +104,20 @@ struct SpecFields {
   uint32_t priority = kPriorityDefault;
   uint64_t delay_ms = 0;
   uint32_t redundancy = kRedundancyDefault;
+
+  [[nodiscard]] static SpecFields of(const JobRecord& r) {
+    return {r.type, r.max_attempts, r.timeout_ms, r.created_at_ms, r.priority, r.delay_ms,
+            r.redundancy};
+  }
+  void apply_to(JobRecord& r) const {
+    r.type = type;
+    r.max_attempts = max_attempts;
+    r.timeout_ms = timeout_ms;
+    r.created_at_ms = created_at_ms;
+    r.priority = priority;
+    r.delay_ms = delay_ms;
+    r.redundancy = redundancy;
+  }
 };
 
 // The spec fields of a job text, read by one SAX pass that builds no document (the job text is
@@ -236,13 +250,8 @@ void fill_spec_fields(JobRecord& r, bool dom = false) {
     SpecFields fast;
     SpecSax sax(fast);
     if (json::sax_parse(r.envelope.job, &sax) && sax.complete()) {
-      r.type = std::move(fast.type);
-      r.max_attempts = fast.max_attempts;
-      r.timeout_ms = fast.timeout_ms;
-      r.created_at_ms = fast.created_at_ms;
-      r.priority = fast.priority;
-      r.delay_ms = fast.delay_ms;
-      r.redundancy = std::clamp(fast.redundancy, 1u, kRedundancyMax);
+      fast.redundancy = std::clamp(fast.redundancy, 1u, kRedundancyMax);
+      fast.apply_to(r);
       return;
     }
   }
@@ -622,19 +631,12 @@ constexpr size_t kSpecCacheMax = 8'192;
 void fill_spec_fields_cached(JobRecord& r) {
   thread_local std::unordered_map<std::string, SpecFields> cache;
   if (auto it = cache.find(r.id); it != cache.end()) {
-    r.type = it->second.type;
-    r.max_attempts = it->second.max_attempts;
-    r.timeout_ms = it->second.timeout_ms;
-    r.created_at_ms = it->second.created_at_ms;
-    r.priority = it->second.priority;
-    r.delay_ms = it->second.delay_ms;
-    r.redundancy = it->second.redundancy;
+    it->second.apply_to(r);
     return;
   }
   fill_spec_fields(r);  // throws on a bad spec: nothing is cached then
   if (cache.size() >= kSpecCacheMax) cache.clear();
-  cache.emplace(r.id, SpecFields{r.type, r.max_attempts, r.timeout_ms, r.created_at_ms, r.priority,
-                                 r.delay_ms, r.redundancy});
+  cache.emplace(r.id, SpecFields::of(r));
 }
 
 Result<JobRecord> decode_binary(std::string_view bytes) {
