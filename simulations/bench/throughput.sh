@@ -280,12 +280,10 @@ def f0(x):
     return "n/a" if x is None else f"{x:,.0f}"
 def ratio(a, b):
     return "n/a" if a is None or not b else f"{a / b:.2f}"
-s_acc, s_done = num(single.get("accepted_per_s")), num(single.get("completed_per_s"))
-b_acc, b_done = num(batchd.get("accepted_per_s")), num(batchd.get("completed_per_s"))
-if single.get("completed_all") != "yes":
-    s_done = None
-if batchd.get("completed_all") != "yes":
-    b_done = None
+def done_of(d):  # completed/s, once every accepted job succeeded
+    return num(d.get("completed_per_s")) if d.get("completed_all") == "yes" else None
+s_acc, s_done = num(single.get("accepted_per_s")), done_of(single)
+b_acc, b_done = num(batchd.get("accepted_per_s")), done_of(batchd)
 print()
 print(f"Replicated submission throughput, loopback: 3 meshwork nodes (R=3, W=2, fsync before the ack, "
       f"echo jobs, {secs} s per phase) vs NATS JetStream R3 (file storage, work-queue stream; "
@@ -301,8 +299,6 @@ rows = [
     (f"JetStream async publish, {binflight} pending", f"{binflight} msgs", js4k, js4kp,
      "1.00" if js4k else "n/a"),
 ]
-def done_of(d):
-    return num(d.get("completed_per_s")) if d.get("completed_all") == "yes" else None
 if periodic[0] is not None:
     p_acc = num(periodic[0].get("accepted_per_s"))
     rows.append((f"meshwork single, sync every {sync_ms} ms", f"{sconns} jobs", p_acc, done_of(periodic[0]),
