@@ -18,7 +18,9 @@
 //                        final attempt's results count fewer liars than a majority of k, shows the
 //                        honest result as its final_result(), or none (--redundancy, --liars;
 //                        none: the majority's results were replaced by a later attempt's, which
-//                        ran concurrently in another view — counted and reported)
+//                        ran concurrently in another view — counted and reported; or that later
+//                        attempt's honest result, when a majority of its runners agree on it —
+//                        counted and reported too)
 // and what is reported, not failed: duplicate starts and duplicate completions, each counted
 // within one retry round (a retried job legitimately runs again), of jobs of redundancy 1 (a
 // redundant job's co-runs are not duplicates).
@@ -47,6 +49,7 @@ struct JobFigures {
   size_t retry_undone = 0;  // retried (answered ok), terminal, but in round 0 in the merge
   size_t redundant = 0, redundant_succeeded = 0;  // acknowledged with k > 1; of them, succeeded
   size_t redundant_unshown = 0;  // succeeded, k >= 3, but no majority left in the record
+  size_t redundant_later = 0;    // succeeded, k >= 3, showing a later attempt's honest majority
   size_t dishonest = 0;          // invariant 13: succeeded with a result not the honest one
   size_t stale_honest_copies = 0;  // with --liars: honest copies not the merge (or erased there)
   std::string first_lost, first_unfinished, first_diverged, first_retry_undone, first_dishonest;

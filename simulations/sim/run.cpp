@@ -134,7 +134,8 @@ void print_redundancy(std::ostream& out, const Cluster& c, const JobFigures& f,
     const ReplicaStats s = replicas.stats();
     out << "redundancy: " << f.redundant << " acknowledged jobs at k=" << kSimRedundancy << " ("
         << f.redundant_succeeded << " succeeded, " << f.redundant_unshown
-        << " without a majority left to show), " << s.co_runs_started << " co-runs, verdicts "
+        << " without a majority left to show, " << f.redundant_later
+        << " showing a later attempt's), " << s.co_runs_started << " co-runs, verdicts "
         << s.verdicts_decided << " decided " << s.verdicts_disagreed << " disagreed\n";
   }
   if (replicas.liars().empty()) return;
