@@ -50,9 +50,10 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   }
   const bool was_unfinished = found != nullptr && !is_terminal(found->state);
   if (found == nullptr) {
-    auto slot = entries_.try_emplace(r.id).first;
+    auto slot = entries_.try_emplace(IdKey<std::string>(r.id)).first;
     found = &slot->second;
-    key = slot->first;
+    key = slot->first.id;
+    found->id = key;
     by_id_.emplace(key, found);
     placed_[0]++;
     if (!hex_led(r.id)) odd_ids_++;
@@ -72,20 +73,37 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   e.redundancy = r.redundancy;
   e.cancel_requested = r.cancel_requested();
   const bool unfinished = !is_terminal(e.state);
-  if (unfinished && !was_unfinished) unfinished_.emplace(key, found);
-  if (!unfinished && was_unfinished) unfinished_.erase(key);
+  if (unfinished && !was_unfinished) link_unfinished(e);
+  if (!unfinished && was_unfinished) unlink_unfinished(e);
+}
+
+void RecordIndex::link_unfinished(IndexEntry& e) {
+  e.unfinished_prev = unfinished_.tail;
+  e.unfinished_next = nullptr;
+  (unfinished_.tail != nullptr ? unfinished_.tail->unfinished_next : unfinished_.head) = &e;
+  unfinished_.tail = &e;
+  unfinished_.size++;
+}
+
+void RecordIndex::unlink_unfinished(IndexEntry& e) {
+  (e.unfinished_prev != nullptr ? e.unfinished_prev->unfinished_next : unfinished_.head) =
+      e.unfinished_next;
+  (e.unfinished_next != nullptr ? e.unfinished_next->unfinished_prev : unfinished_.tail) =
+      e.unfinished_prev;
+  e.unfinished_prev = e.unfinished_next = nullptr;
+  unfinished_.size--;
 }
 
 void RecordIndex::erase(std::string_view id) {
   auto at = by_id_.find(id);
   if (at == by_id_.end()) return;
-  const IndexEntry& e = *at->second;
+  IndexEntry& e = *at->second;
   share(id, e, e.fingerprint, -1);
   if (auto p = placed_.find(e.placed_version); p != placed_.end() && --p->second == 0)
     placed_.erase(p);
   if (!hex_led(id)) odd_ids_--;
+  if (!is_terminal(e.state)) unlink_unfinished(e);
   by_id_.erase(at);
-  if (auto it = unfinished_.find(id); it != unfinished_.end()) unfinished_.erase(it);
   if (auto it = entries_.find(id); it != entries_.end()) entries_.erase(it);  // the keys' storage
 }
 
@@ -141,8 +159,8 @@ const IndexEntry* RecordIndex::find(std::string_view id) const {
 
 std::vector<uint64_t> RecordIndex::digests(unsigned bits, const Keep& keep) const {
   std::vector<uint64_t> d(size_t(1) << bits, 0);
-  for (const auto& [id, e] : entries_)
-    if (keep(id, e)) d[bucket_of(id, bits)] ^= e.fingerprint;
+  for (const auto& [key, e] : entries_)
+    if (keep(key.id, e)) d[bucket_of(key.id, bits)] ^= e.fingerprint;
   return d;
 }
 
@@ -151,9 +169,10 @@ std::vector<std::pair<std::string, uint64_t>> RecordIndex::entries_in(
   std::vector<std::pair<std::string, uint64_t>> out;
   if (bits > kDigestBitsMax) bits = kDigestBitsMax;
   if (odd_ids_ > 0) {  // an id outside the arcs' order: walk everything
-    for (const auto& [id, e] : entries_) {
+    for (const auto& [key, e] : entries_) {
       if (out.size() == max) break;
-      if (buckets.contains(bucket_of(id, bits)) && keep(id, e)) out.emplace_back(id, e.fingerprint);
+      if (buckets.contains(bucket_of(key.id, bits)) && keep(key.id, e))
+        out.emplace_back(key.id, e.fingerprint);
     }
     return out;
   }
@@ -168,7 +187,7 @@ std::vector<std::pair<std::string, uint64_t>> RecordIndex::entries_in(
                                                         : entries_.lower_bound(hex3(next));
     for (; it != end; ++it) {
       if (out.size() == max) return out;
-      if (keep(it->first, it->second)) out.emplace_back(it->first, it->second.fingerprint);
+      if (keep(it->first.id, it->second)) out.emplace_back(it->first.id, it->second.fingerprint);
     }
   }
   return out;

@@ -143,7 +143,8 @@ void Replica::hand_off(Now now) {
   next_hand_off_ms_ = now.mono_ms + config_.sweep_interval_ms;
   std::set<std::string> co;
   std::vector<std::pair<std::string, std::string>> pushes;  // (member, id)
-  for (const auto& [id, e] : index_.entries()) {
+  for (const auto& [key, e] : index_.entries()) {
+    const std::string& id = key.id;
     std::vector<std::string> next = placement_.replicas(id);
     for (const std::string& m : next) {
       if (m == self_) continue;

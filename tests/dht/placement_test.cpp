@@ -179,23 +179,28 @@ TEST_CASE("the index finds, updates and erases entries, and keeps the unfinished
   }
   for (size_t i = 1; i < recs.size(); i += 5) idx.erase(recs[i].id);
   idx.erase(std::string(64, 'e'));  // not held: nothing happens
+  std::map<std::string, const IndexEntry*> listed;  // the unfinished list, each id once
+  for (const auto& [id, e] : idx.unfinished()) CHECK(listed.emplace(std::string(id), e).second);
   size_t held = 0, unfinished = 0;
   for (size_t i = 0; i < recs.size(); ++i) {
     CAPTURE(i);
     const IndexEntry* e = idx.find(recs[i].id);
     if (i % 5 == 1) {
       CHECK(e == nullptr);
-      CHECK_FALSE(idx.unfinished().contains(recs[i].id));
+      CHECK_FALSE(listed.contains(recs[i].id));
       continue;
     }
     REQUIRE(e != nullptr);
     ++held;
-    CHECK(e == &idx.entries().at(recs[i].id));  // the same entry either way
-    CHECK(idx.unfinished().contains(recs[i].id) == !is_terminal(e->state));
+    REQUIRE(idx.entries().find(recs[i].id) != idx.entries().end());
+    CHECK(e == &idx.entries().find(recs[i].id)->second);  // the same entry either way
+    CHECK(listed.contains(recs[i].id) == !is_terminal(e->state));
+    if (listed.contains(recs[i].id)) CHECK(listed.at(recs[i].id) == e);
     if (!is_terminal(e->state)) ++unfinished;
   }
   CHECK(idx.size() == held);
   CHECK(idx.unfinished_count() == unfinished);
+  CHECK(listed.size() == unfinished);
   // An erased record put back is found again.
   idx.put(recs[1], 7);
   REQUIRE(idx.find(recs[1].id) != nullptr);
@@ -223,10 +228,10 @@ std::vector<std::pair<std::string, uint64_t>> walked_entries(const RecordIndex& 
                                                              const std::set<uint32_t>& buckets,
                                                              size_t max) {
   std::vector<std::pair<std::string, uint64_t>> out;
-  for (const auto& [id, e] : idx.entries()) {
+  for (const auto& [key, e] : idx.entries()) {
     if (out.size() == max) break;
-    if (buckets.contains(bucket_of(id, bits)) && e.fingerprint % 3 != 0)
-      out.emplace_back(id, e.fingerprint);
+    if (buckets.contains(bucket_of(key.id, bits)) && e.fingerprint % 3 != 0)
+      out.emplace_back(key.id, e.fingerprint);
   }
   return out;
 }
@@ -300,6 +305,92 @@ TEST_CASE("the kept shared digests and the arc walk agree with a walk of every r
   for (const JobRecord& r : recs) idx.erase(r.id);
   CHECK(idx.all_placed_at(1));  // nothing held
   for (uint64_t d : idx.shared_digests("n2")) CHECK(d == 0);
+}
+
+TEST_CASE("id keys order exactly as their ids, whatever their length or bytes") {
+  // Short ids, ids that are prefixes of others, NUL and high bytes within and past the lead's 8.
+  std::vector<std::string> ids = {"", "a", "ab", std::string("ab\0", 3), std::string("ab\0\0", 4),
+                                  "abcdefgh", "abcdefg", "abcdefgh0", "abcdefgh\xff", "\xff",
+                                  std::string(8, '\0'), std::string(9, '\0'), "zzzzzzzz"};
+  uint64_t x = 88172645463325252ull;  // xorshift: ids that share long leads, and random ones
+  for (int i = 0; i < 400; ++i) {
+    x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+    std::string s = i % 2 == 0 ? std::string("00000000") : std::string();
+    for (size_t n = x % 12; n > 0; --n) s.push_back(i % 3 == 0 ? char("\0a\xff"[x % 3]) : char(x >> 8));
+    ids.push_back(s);
+    ids.push_back(id_of(i));
+  }
+  const IdKeyLess less;
+  for (const std::string& a : ids) {
+    for (const std::string& b : ids) {
+      CAPTURE(a);
+      CAPTURE(b);
+      const IdKey<std::string> ka(a);
+      const IdKey<std::string_view> kb(b);
+      CHECK(less(ka, kb) == (a < b));
+      CHECK(less(ka, std::string_view(b)) == (a < b));
+      CHECK(less(std::string_view(a), kb) == (a < b));
+    }
+  }
+  // An index walks its entries in id order.
+  RecordIndex idx;
+  std::vector<std::string> held;
+  for (int i = 0; i < 300; ++i) {
+    JobRecord r = stage::job(i, 1000);  // the index reads only the id and the status fields
+    r.id = i % 2 == 0 ? id_of(i) : id_of(i).substr(0, 5 + i % 60);
+    idx.put(r, uint64_t(i));
+    held.push_back(r.id);
+  }
+  std::sort(held.begin(), held.end());
+  held.erase(std::unique(held.begin(), held.end()), held.end());
+  std::vector<std::string> walked;
+  for (const auto& [key, e] : idx.entries()) walked.push_back(key.id);
+  CHECK(walked == held);
+}
+
+TEST_CASE("the unfinished list runs in the order records became unfinished") {
+  RecordIndex idx;
+  std::vector<JobRecord> recs;
+  for (int i = 0; i < 12; ++i) {
+    recs.push_back(stage::job(i, 1000));
+    idx.put(recs.back(), uint64_t(i));
+  }
+  const auto listed = [&] {
+    std::vector<std::string> ids;
+    for (const auto& [id, e] : idx.unfinished()) {
+      CHECK(e->id == id);
+      ids.emplace_back(id);
+    }
+    return ids;
+  };
+  const auto ids_of = [&](std::initializer_list<int> at) {
+    std::vector<std::string> ids;
+    for (int i : at) ids.push_back(recs[size_t(i)].id);
+    return ids;
+  };
+  CHECK(listed() == ids_of({0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11}));
+  // A change that keeps a record unfinished keeps its place; the first, a middle one and the last
+  // finish; an erased record leaves; a finished one retried joins at the end.
+  JobRecord running = recs[3];
+  running.status.state = JobState::running;
+  idx.put(running, 100);
+  for (int i : {0, 5, 11}) {
+    JobRecord done = recs[size_t(i)];
+    done.status.state = JobState::succeeded;
+    idx.put(done, 200);
+  }
+  idx.erase(recs[7].id);
+  CHECK(listed() == ids_of({1, 2, 3, 4, 6, 8, 9, 10}));
+  idx.put(recs[5], 300);
+  idx.put(recs[0], 300);
+  idx.erase(recs[1].id);
+  idx.erase(recs[0].id);
+  CHECK(listed() == ids_of({2, 3, 4, 6, 8, 9, 10, 5}));
+  CHECK(idx.unfinished_count() == 8);
+  RecordIndex moved = std::move(idx);
+  std::vector<std::string> after;
+  for (const auto& [id, e] : moved.unfinished()) after.emplace_back(id);
+  CHECK(after == ids_of({2, 3, 4, 6, 8, 9, 10, 5}));
 }
 
 TEST_CASE("bucket_of takes the leading bits of the id") {
