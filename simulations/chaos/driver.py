@@ -197,6 +197,15 @@ def honesty_report(a, cluster, load, records, detected):
     }
 
 
+def failed_job(r):
+    """A failed record for the report: its id, type, error and history (ms from submission)."""
+    hist = r.get("history") or []
+    t0 = hist[0]["at"] if hist else 0
+    return {"id": r.get("id"), "type": r.get("type"), "error": r.get("error"),
+            "history": ["%+d ms %s %s a%s %s" % (h["at"] - t0, h["state"], h["node"],
+                                                  h["attempt"], h["reason"]) for h in hist]}
+
+
 def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t0, wall,
               retention=None, detected=({}, 0)):
     acks = load.acks
@@ -229,6 +238,10 @@ def summarize(a, load, plan, faults, cluster, records, lost, disagree, deaths, t
         "client_tries": load.tries,
         "succeeded": states["succeeded"],
         "failed": states["failed"],
+        # What a failed job went through (none of the load's jobs fails with no fault: a flaky
+        # one fails only attempts 1..fail_times of max_attempts 3), times from its submission.
+        "failed_jobs": [failed_job(r) for _, r in sorted(records.items())
+                        if r.get("state") == "failed"][:20],
         "cancelled": states["cancelled"],
         "lost": len(lost),
         "lost_jobs": [{"id": k, "why": v} for k, v in sorted(lost.items())][:50],
@@ -279,6 +292,10 @@ def print_summary(r, report_path, svg_path):
         r["acknowledged"], r["submitted"], r["not_acknowledged"]))
     print("  succeeded/failed/cancelled  %d / %d / %d" % (r["succeeded"], r["failed"],
                                                           r["cancelled"]))
+    for j in r["failed_jobs"][:3]:
+        print("    failed %s (%s): %s" % (j["id"][:12], j["type"], j["error"]))
+        for h in j["history"]:
+            print("      %s" % h)
     print("  lost              %d" % r["lost"])
     for j in r["lost_jobs"][:10]:
         print("    %s  %s" % (j["id"], j["why"]))
