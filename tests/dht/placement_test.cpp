@@ -316,7 +316,10 @@ TEST_CASE("id keys order exactly as their ids, whatever their length or bytes") 
   for (int i = 0; i < 400; ++i) {
     x ^= x << 13, x ^= x >> 7, x ^= x << 17;
     std::string s = i % 2 == 0 ? std::string("00000000") : std::string();
-    for (size_t n = x % 12; n > 0; --n) s.push_back(i % 3 == 0 ? char("\0a\xff"[x % 3]) : char(x >> 8));
+    for (size_t n = x % 12; n > 0; --n) {
+      x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+      s.push_back(i % 3 == 0 ? "\0a\xff"[x % 3] : char(x >> 8));
+    }
     ids.push_back(s);
     ids.push_back(id_of(i));
   }
