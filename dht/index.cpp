@@ -50,7 +50,7 @@ void RecordIndex::put(const JobRecord& r, uint64_t fingerprint) {
   }
   const bool was_unfinished = found != nullptr && !is_terminal(found->state);
   if (found == nullptr) {
-    auto slot = entries_.try_emplace(IdKey<std::string>(r.id)).first;
+    auto slot = entries_.try_emplace(IdKey(r.id)).first;
     found = &slot->second;
     key = slot->first.id;
     found->id = key;

@@ -13,7 +13,7 @@
 // the arcs, not a walk of every record held — which, at ~40,000 records, was 12 % of the replica
 // loop's CPU under load.
 //
-// Thread-safety: none (the core's thread). Memory: about 200 bytes per record held, plus
+// Thread-safety: none (the core's thread). Memory: about 210 bytes per record held, plus
 // 8 × 2^bits bytes per peer that shares a record with this node.
 #pragma once
 
@@ -47,26 +47,22 @@ inline constexpr unsigned kDigestBitsMax = 12;
   for (size_t i = 0; i < 8; ++i) v = (v << 8) | (i < id.size() ? uint8_t(id[i]) : 0);
   return v;
 }
-template <typename Text>
 struct IdKey {
   uint64_t lead = 0;
-  Text id;
+  std::string id;
   explicit IdKey(std::string_view s) : lead(id_lead(s)), id(s) {}
 };
 // Compares keys with keys, and keys with plain ids (lookups), in the ids' order.
 struct IdKeyLess {
   using is_transparent = void;
-  template <typename A, typename B>
-  bool operator()(const IdKey<A>& a, const IdKey<B>& b) const {
-    return a.lead != b.lead ? a.lead < b.lead : std::string_view(a.id) < std::string_view(b.id);
+  bool operator()(const IdKey& a, const IdKey& b) const {
+    return a.lead != b.lead ? a.lead < b.lead : a.id < b.id;
   }
-  template <typename A>
-  bool operator()(const IdKey<A>& a, std::string_view b) const {
+  bool operator()(const IdKey& a, std::string_view b) const {
     const uint64_t lb = id_lead(b);
     return a.lead != lb ? a.lead < lb : std::string_view(a.id) < b;
   }
-  template <typename B>
-  bool operator()(std::string_view a, const IdKey<B>& b) const {
+  bool operator()(std::string_view a, const IdKey& b) const {
     const uint64_t la = id_lead(a);
     return la != b.lead ? la < b.lead : a < std::string_view(b.id);
   }
@@ -127,7 +123,7 @@ class RecordIndex {
   [[nodiscard]] bool contains(std::string_view id) const { return find(id) != nullptr; }
   [[nodiscard]] size_t size() const { return entries_.size(); }
   // Every entry, in id order (key.id).
-  using Entries = std::map<IdKey<std::string>, IndexEntry, IdKeyLess>;
+  using Entries = std::map<IdKey, IndexEntry, IdKeyLess>;
   [[nodiscard]] const Entries& entries() const { return entries_; }
   [[nodiscard]] size_t unfinished_count() const { return unfinished_.size; }
   // The unfinished records as (id, entry), in the order they became unfinished (oldest first): a

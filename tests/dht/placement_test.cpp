@@ -328,8 +328,7 @@ TEST_CASE("id keys order exactly as their ids, whatever their length or bytes") 
     for (const std::string& b : ids) {
       CAPTURE(a);
       CAPTURE(b);
-      const IdKey<std::string> ka(a);
-      const IdKey<std::string_view> kb(b);
+      const IdKey ka(a), kb(b);
       CHECK(less(ka, kb) == (a < b));
       CHECK(less(ka, std::string_view(b)) == (a < b));
       CHECK(less(std::string_view(a), kb) == (a < b));
